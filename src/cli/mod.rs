@@ -1,0 +1,590 @@
+//! The command line: parse arguments into plain data (clap), resolve the
+//! repository and key, call the engine, format its results for people or,
+//! with `--json`, for machines.
+
+mod output;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use lifeboat::config::{Config, Source};
+use lifeboat::engine::{self, BackupOptions, RestoreOptions, VerifyOptions};
+use lifeboat::repo::{KeySource, LocalBackend, Repository};
+use output::{human_bytes, Progress};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "lifeboat", version, about = "Backups you have restored before you need them.", long_about = None)]
+struct Cli {
+    /// Configuration file [default: /etc/lifeboat/lifeboat.toml, then ~/.config/lifeboat/lifeboat.toml]
+    #[arg(long, global = true, env = "LIFEBOAT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Repository: a directory, or the name of a repository in the config
+    #[arg(long, global = true, env = "LIFEBOAT_REPO", value_name = "REPO")]
+    repo: Option<String>,
+    /// Key file: an age identity, or a write-only key
+    #[arg(long, global = true, env = "LIFEBOAT_KEY", value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print only errors and warnings
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a repository and an admin key (an age identity, mode 0600)
+    Init(InitArgs),
+    /// Back up services from the config, or paths given on the command line
+    Backup(BackupArgs),
+    /// List restore points
+    Snapshots(SnapshotsArgs),
+    /// List the files in a restore point
+    Ls(LsArgs),
+    /// Restore a restore point (or some paths of it) into a directory
+    Restore(RestoreArgs),
+    /// Check that every restore point can be restored
+    Verify(VerifyArgs),
+    /// Manage who can open the repository
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Remove stale repository locks
+    Unlock(UnlockArgs),
+    /// Check the configuration file
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Where to write the new admin key, or an existing identity to reuse
+    /// [default: ~/.config/lifeboat/keys/<repository id>.key]
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Services from the config, or paths (anything containing `/`) for an ad-hoc backup
+    #[arg(value_name = "SERVICE|PATH")]
+    targets: Vec<String>,
+    /// Back up every service in the config, most critical first
+    #[arg(long, conflicts_with = "targets")]
+    all: bool,
+    /// Name recorded for an ad-hoc backup of paths
+    #[arg(long, default_value = "adhoc", value_name = "NAME")]
+    name: String,
+    /// Exclude pattern for an ad-hoc backup (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Read every file even when unchanged since the last backup
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(Args)]
+struct SnapshotsArgs {
+    /// Only this service's restore points
+    service: Option<String>,
+}
+
+#[derive(Args)]
+struct LsArgs {
+    /// Snapshot id (or unique prefix), `latest`, or `SERVICE:latest`
+    snapshot: String,
+    /// Only entries at or below this path
+    path: Option<String>,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// Snapshot id (or unique prefix), `latest`, or `SERVICE:latest`
+    snapshot: String,
+    /// Restore only these paths (as shown by `lifeboat ls`)
+    paths: Vec<String>,
+    /// Directory to restore into (created if missing)
+    #[arg(long, short, value_name = "DIR")]
+    target: PathBuf,
+    /// Restore into a non-empty target, moving what the restore replaces aside
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Also decrypt and hash stored data: all of it, or a random share of packs (e.g. 10%)
+    #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100%", require_equals = true)]
+    read_data: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List the recipients that can open the repository
+    List,
+    /// Let another age recipient (e.g. a break-glass key) open the repository
+    Add {
+        /// An age recipient (age1…)
+        recipient: String,
+        #[arg(long, default_value = "break-glass")]
+        label: String,
+    },
+    /// Write a key that can back up but never read (for backed-up hosts)
+    WriteOnly {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct UnlockArgs {
+    /// Also remove locks whose holder cannot be confirmed gone (another host)
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Parse and validate the configuration, printing file:line:col for problems
+    Check,
+}
+
+struct Ctx {
+    cli_repo: Option<String>,
+    cli_key: Option<PathBuf>,
+    config: Option<Config>,
+    json: bool,
+    quiet: bool,
+}
+
+pub fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let config = load_config(cli.config.as_deref())?;
+    let ctx = Ctx {
+        cli_repo: cli.repo,
+        cli_key: cli.key,
+        config,
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    match cli.command {
+        Command::Init(a) => init(&ctx, a),
+        Command::Backup(a) => backup(&ctx, a),
+        Command::Snapshots(a) => snapshots(&ctx, a),
+        Command::Ls(a) => ls(&ctx, a),
+        Command::Restore(a) => restore(&ctx, a),
+        Command::Verify(a) => verify(&ctx, a),
+        Command::Keys(k) => keys(&ctx, k),
+        Command::Unlock(a) => unlock(&ctx, a),
+        Command::Config(ConfigCommand::Check) => config_check(&ctx),
+    }
+}
+
+fn load_config(explicit: Option<&std::path::Path>) -> Result<Option<Config>> {
+    if let Some(p) = explicit {
+        return Config::load(p).map(Some);
+    }
+    let mut candidates = vec![PathBuf::from("/etc/lifeboat/lifeboat.toml")];
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(home).join(".config/lifeboat/lifeboat.toml"));
+    }
+    match candidates.into_iter().find(|p| p.exists()) {
+        Some(p) => Config::load(&p).map(Some),
+        None => Ok(None),
+    }
+}
+
+impl Ctx {
+    /// The repository location and key for a command, from (in order) the
+    /// command line, the service's repository, the config's only repository.
+    fn location(&self, service_repo: Option<&str>) -> Result<(PathBuf, KeySource)> {
+        let named = |name: &str| self.config.as_ref().and_then(|c| c.repositories.get(name));
+        let repo = match (&self.cli_repo, service_repo) {
+            (Some(r), _) => match named(r) {
+                Some(r) => (r.path.clone(), r.key_file.clone()),
+                None => (PathBuf::from(r), None),
+            },
+            (None, Some(name)) => match named(name) {
+                Some(r) => (r.path.clone(), r.key_file.clone()),
+                None => bail!("no repository named `{name}` in the config"),
+            },
+            (None, None) => match self.config.as_ref().map(|c| c.repositories.values().collect::<Vec<_>>()) {
+                Some(v) if v.len() == 1 => (v[0].path.clone(), v[0].key_file.clone()),
+                Some(v) if v.len() > 1 => bail!(
+                    "the config has several repositories; choose one with --repo ({})",
+                    v.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                _ => bail!("no repository given: pass --repo DIR (or set LIFEBOAT_REPO), or write a config (see config/lifeboat.example.toml)"),
+            },
+        };
+        let key = match (&self.cli_key, repo.1) {
+            (Some(k), _) => KeySource::File(k.clone()),
+            (None, Some(k)) => KeySource::File(k),
+            (None, None) => KeySource::Default,
+        };
+        Ok((repo.0, key))
+    }
+
+    fn open(&self, service_repo: Option<&str>) -> Result<Repository> {
+        let (path, key) = self.location(service_repo)?;
+        Repository::open(Box::new(LocalBackend::new(path)), key)
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.config
+            .as_ref()
+            .map(|c| c.cache_dir.clone())
+            .unwrap_or_else(lifeboat::paths::cache_dir)
+    }
+
+    fn say(&self, line: impl AsRef<str>) {
+        if !self.quiet && !self.json {
+            println!("{}", line.as_ref());
+        }
+    }
+}
+
+fn init(ctx: &Ctx, a: InitArgs) -> Result<ExitCode> {
+    let (path, _) = ctx.location(None)?;
+    let key_file = a.key_file.or_else(|| ctx.cli_key.clone());
+    let created = Repository::init(Box::new(LocalBackend::new(&path)), key_file)?;
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "repository": path, "id": created.repo_id, "recipient": created.recipient,
+            "key_file": created.key_file, "key_file_created": created.key_file_created,
+        }))?;
+    } else if !ctx.quiet {
+        println!(
+            "created repository {} at {}",
+            created.repo_id,
+            path.display()
+        );
+        println!("admin recipient: {}", created.recipient);
+        if created.key_file_created {
+            println!(
+                "admin key written to {} (mode 0600)",
+                created.key_file.display()
+            );
+        } else {
+            println!("admin key reused from {}", created.key_file.display());
+        }
+        println!();
+        println!(
+            "Keep a copy of that key away from this host: without it nothing can be restored."
+        );
+        println!("Add a break-glass key with `lifeboat keys add age1…`; give backed-up hosts a");
+        println!("key that cannot read backups with `lifeboat keys write-only --out FILE`.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
+    let cache_dir = ctx.cache_dir();
+    let mut jobs: Vec<(Option<String>, BackupOptions)> = Vec::new();
+    let (paths, services): (Vec<&String>, Vec<&String>) =
+        a.targets.iter().partition(|t| t.contains('/'));
+    if a.all || !services.is_empty() {
+        let config = ctx.config.as_ref().context("backing up services needs a config (pass --config FILE), or give paths for an ad-hoc backup")?;
+        if !paths.is_empty() {
+            bail!("give either services or paths, not both");
+        }
+        let chosen: Vec<&lifeboat::config::Service> = if a.all {
+            config.services.iter().collect()
+        } else {
+            services
+                .iter()
+                .map(|s| config.service(s))
+                .collect::<Result<_>>()?
+        };
+        for svc in chosen {
+            let mut opts = BackupOptions::new(&svc.name, Vec::new());
+            for src in &svc.sources {
+                match src {
+                    Source::Files { paths, exclude } => {
+                        opts.paths.extend(paths.iter().cloned());
+                        opts.excludes.extend(exclude.iter().cloned());
+                    }
+                }
+            }
+            opts.host = svc.host.clone();
+            jobs.push((Some(svc.repository.clone()), opts));
+        }
+    } else if !paths.is_empty() {
+        let mut opts = BackupOptions::new(&a.name, paths.iter().map(PathBuf::from).collect());
+        opts.excludes = a.exclude.clone();
+        jobs.push((None, opts));
+    } else {
+        bail!("nothing to back up: name services, --all, or paths");
+    }
+    let mut failed = 0;
+    for (repo_name, mut opts) in jobs {
+        opts.use_files_cache = !a.no_cache;
+        opts.cache_dir = cache_dir.clone();
+        let result = (|| -> Result<lifeboat::repo::Snapshot> {
+            let repo = ctx.open(repo_name.as_deref())?;
+            let backend_root = ctx.location(repo_name.as_deref())?.0;
+            opts.skip_paths = vec![backend_root, cache_dir.clone()];
+            let progress =
+                Progress::start(ctx.quiet || ctx.json, &format!("backup {}", opts.service));
+            let r = engine::backup(&repo, &opts, &progress.reporter());
+            progress.finish();
+            r
+        })();
+        match result {
+            Ok(snap) => {
+                if ctx.json {
+                    output::json(&output::snapshot_json(&snap))?;
+                } else {
+                    let st = &snap.stats;
+                    let secs = st.duration_ms as f64 / 1000.0;
+                    ctx.say(format!(
+                        "snapshot {} of {}: {} files, {} ({} unchanged files), {} added in {:.1} s ({}/s)",
+                        snap.short_id(),
+                        snap.service,
+                        st.files,
+                        human_bytes(st.bytes),
+                        st.files_unchanged,
+                        human_bytes(st.bytes_added),
+                        secs,
+                        human_bytes((st.bytes as f64 / secs.max(0.001)) as u64),
+                    ));
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: backup of {} failed: {e:#}", opts.service);
+                if let Some(h) = lifeboat::error::hint_for(&e) {
+                    eprintln!("  hint: {h}");
+                }
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> Result<ExitCode> {
+    let repo = ctx.open(service_repo(ctx, a.service.as_deref()))?;
+    let (snaps, damaged) = repo.list_snapshots()?;
+    let snaps: Vec<_> = snaps
+        .into_iter()
+        .filter(|s| a.service.as_ref().is_none_or(|svc| &s.service == svc))
+        .collect();
+    if ctx.json {
+        output::json(&snaps.iter().map(output::snapshot_json).collect::<Vec<_>>())?;
+    } else {
+        println!(
+            "{:<10} {:<20} {:<16} {:<12} {:>8} {:>10} {:>10}",
+            "ID", "TIME", "SERVICE", "HOST", "FILES", "SIZE", "ADDED"
+        );
+        for s in &snaps {
+            println!(
+                "{:<10} {:<20} {:<16} {:<12} {:>8} {:>10} {:>10}",
+                s.short_id(),
+                s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
+                s.service,
+                s.host,
+                s.stats.files,
+                human_bytes(s.stats.bytes),
+                human_bytes(s.stats.bytes_added)
+            );
+        }
+        if snaps.is_empty() {
+            println!("(no restore points yet)");
+        }
+    }
+    for (name, why) in &damaged {
+        eprintln!("warning: snapshot {name} is unreadable: {why} (run `lifeboat verify`)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn service_repo<'a>(ctx: &'a Ctx, service: Option<&str>) -> Option<&'a str> {
+    let config = ctx.config.as_ref()?;
+    let svc = config
+        .services
+        .iter()
+        .find(|s| Some(s.name.as_str()) == service)?;
+    Some(svc.repository.as_str())
+}
+
+fn ls(ctx: &Ctx, a: LsArgs) -> Result<ExitCode> {
+    let repo = ctx.open(None)?;
+    let snap = repo.find_snapshot(&a.snapshot, None)?;
+    let (index, _) = repo.load_index()?;
+    let nodes = repo.read_tree(&index, &snap)?;
+    let prefix = a
+        .path
+        .as_deref()
+        .map(|p| p.trim_matches('/').to_string())
+        .unwrap_or_default();
+    let under = |p: &str| {
+        prefix.is_empty()
+            || p == prefix
+            || p.strip_prefix(prefix.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+    };
+    let mut shown = 0;
+    for n in nodes.iter().filter(|n| under(&n.path)) {
+        shown += 1;
+        if ctx.json {
+            output::json(&serde_json::json!({
+                "path": format!("/{}", n.path), "kind": n.kind, "mode": format!("{:o}", n.mode),
+                "size": n.size, "mtime_ns": n.mtime_ns, "uid": n.uid, "gid": n.gid, "target": n.target,
+            }))?;
+        } else {
+            println!("{}", output::ls_line(n));
+        }
+    }
+    if shown == 0 && !prefix.is_empty() {
+        bail!("/{prefix} is not in snapshot {}", snap.short_id());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
+    let repo = ctx.open(None)?;
+    let snap = repo.find_snapshot(&a.snapshot, None)?;
+    let mut opts = RestoreOptions::new(&a.target);
+    opts.include = a.paths;
+    opts.force = a.force;
+    let progress = Progress::start(
+        ctx.quiet || ctx.json,
+        &format!("restore {}", snap.short_id()),
+    );
+    let report = engine::restore(&repo, &snap, &opts, &progress.reporter());
+    progress.finish();
+    let report = report?;
+    if ctx.json {
+        output::json(&report)?;
+    } else {
+        let secs = report.duration_ms as f64 / 1000.0;
+        ctx.say(format!(
+            "restored snapshot {} of {} into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s; every file matches its recorded hash",
+            snap.short_id(),
+            snap.service,
+            report.target.display(),
+            report.files,
+            report.dirs,
+            report.symlinks,
+            human_bytes(report.bytes),
+            secs
+        ));
+        if let Some(r) = &report.rollback {
+            ctx.say(format!(
+                "what was there before is kept in {} (delete it once you are happy)",
+                r.display()
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
+    let percent = match a.read_data.as_deref() {
+        None => 0.0,
+        Some(p) => {
+            let n: f64 = p
+                .trim_end_matches('%')
+                .parse()
+                .with_context(|| format!("--read-data={p}: expected a percentage like 10%"))?;
+            if !(n > 0.0 && n <= 100.0) {
+                bail!("--read-data={p}: the percentage must be above 0 and at most 100");
+            }
+            n
+        }
+    };
+    let repo = ctx.open(None)?;
+    let progress = Progress::start(ctx.quiet || ctx.json, "verify");
+    let report = engine::verify(
+        &repo,
+        &VerifyOptions {
+            read_data_percent: percent,
+        },
+        &progress.reporter(),
+    );
+    progress.finish();
+    let report = report?;
+    if ctx.json {
+        output::json(&report)?;
+    } else {
+        output::print_verify(&report, percent);
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn keys(ctx: &Ctx, k: KeysCommand) -> Result<ExitCode> {
+    let repo = ctx.open(None)?;
+    match k {
+        KeysCommand::List => {
+            let keys = repo.list_keys()?;
+            if ctx.json {
+                output::json(&keys.iter().map(|(id, k)| serde_json::json!({"id": id, "recipient": k.recipient, "label": k.label, "created": k.created, "host": k.host})).collect::<Vec<_>>())?;
+            } else {
+                for (id, k) in keys {
+                    println!(
+                        "{}  {:<12} {}  (added {} on {})",
+                        &id[..8],
+                        k.label,
+                        k.recipient,
+                        k.created,
+                        k.host
+                    );
+                }
+            }
+        }
+        KeysCommand::Add { recipient, label } => {
+            repo.add_recipient(&recipient, &label)?;
+            ctx.say(format!(
+                "{recipient} ({label}) can now open every restore point, old and new"
+            ));
+        }
+        KeysCommand::WriteOnly { out } => {
+            let text = repo.write_only_key()?;
+            lifeboat::repo::keys::write_secret_file(&out, &text)?;
+            ctx.say(format!("wrote write-only key {} (mode 0600): it can back up into this repository but cannot read from it", out.display()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
+    let (path, _) = ctx.location(None)?;
+    let backend = LocalBackend::new(path);
+    Repository::read_config(&backend)?;
+    let remaining = lifeboat::repo::lock::list(&backend)?;
+    let removed = lifeboat::repo::lock::unlock(&backend, a.all)?;
+    for l in &removed {
+        ctx.say(format!("removed {}", l.describe()));
+    }
+    let left = remaining.len() - removed.len();
+    if left > 0 {
+        eprintln!("{left} lock(s) held by live or unconfirmable processes were kept; `lifeboat unlock --all` removes them too");
+    } else if removed.is_empty() {
+        ctx.say("no locks");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_check(ctx: &Ctx) -> Result<ExitCode> {
+    let Some(config) = &ctx.config else {
+        bail!("no config file found (pass --config FILE; config/lifeboat.example.toml is a starting point)");
+    };
+    ctx.say(format!(
+        "{}: ok — {} repositories, {} services",
+        config.path.display(),
+        config.repositories.len(),
+        config.services.len()
+    ));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,171 @@
+//! Human and JSON output, and the progress bar that turns engine events
+//! into something a person can watch (only on a terminal).
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lifeboat::engine::VerifyReport;
+use lifeboat::progress::{Event, Reporter};
+use lifeboat::repo::tree::{Node, NodeKind};
+use lifeboat::repo::Snapshot;
+use std::io::{IsTerminal, Write};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+pub fn human_bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub fn snapshot_json(s: &Snapshot) -> serde_json::Value {
+    serde_json::json!({
+        "id": s.id, "short_id": s.short_id(), "time": s.time, "host": s.host,
+        "service": s.service, "paths": s.paths, "stats": s.stats,
+    })
+}
+
+pub fn ls_line(n: &Node) -> String {
+    let kind = match n.kind {
+        NodeKind::Dir => 'd',
+        NodeKind::File => '-',
+        NodeKind::Symlink => 'l',
+    };
+    let secs = n.mtime_ns.div_euclid(1_000_000_000);
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    let when = humantime::format_rfc3339_seconds(when).to_string();
+    let mut line = format!(
+        "{kind}{:04o} {:>5}:{:<5} {:>10}  {}  /{}",
+        n.mode,
+        n.uid,
+        n.gid,
+        n.size,
+        &when[..19.min(when.len())].replace('T', " "),
+        n.path
+    );
+    if let Some(t) = &n.target {
+        line.push_str(&format!(" -> {t}"));
+    }
+    line
+}
+
+pub fn print_verify(r: &VerifyReport, percent: f64) {
+    println!(
+        "{} snapshots, {} packs, {} chunks checked{}",
+        r.snapshots,
+        r.packs,
+        r.chunks,
+        if percent > 0.0 {
+            format!(
+                "; read {} chunks ({}) from {} packs",
+                r.chunks_read,
+                human_bytes(r.bytes_read),
+                r.packs_read
+            )
+        } else {
+            String::new()
+        }
+    );
+    if r.unreferenced_packs > 0 {
+        println!(
+            "{} unreferenced pack(s), left by interrupted backups: harmless, prune removes them",
+            r.unreferenced_packs
+        );
+    }
+    if r.problems.is_empty() {
+        println!("no problems found");
+        return;
+    }
+    for p in &r.problems {
+        println!("PROBLEM {}: {}", p.object, p.problem);
+        for a in p.affects.iter().take(20) {
+            println!("  affects {a}");
+        }
+        if p.affects.len() > 20 {
+            println!("  … and {} more", p.affects.len() - 20);
+        }
+    }
+    println!(
+        "{} problem(s); restore points unaffected: {}",
+        r.problems.len(),
+        if r.good_snapshots.is_empty() {
+            "none".to_string()
+        } else {
+            r.good_snapshots.join(", ")
+        }
+    );
+}
+
+/// A progress bar on stderr fed by engine events. Off the terminal it only
+/// prints warnings.
+pub struct Progress {
+    tx: Option<UnboundedSender<Event>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    pub fn start(quiet: bool, label: &str) -> Progress {
+        let (tx, mut rx) = unbounded_channel::<Event>();
+        let show = !quiet && std::io::stderr().is_terminal();
+        let label = label.to_string();
+        let thread = std::thread::spawn(move || {
+            let bar = if show {
+                ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8))
+            } else {
+                ProgressBar::hidden()
+            };
+            let style = ProgressStyle::with_template(
+                "{msg:20!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {prefix}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_message(label.clone());
+            while let Some(ev) = rx.blocking_recv() {
+                match ev {
+                    Event::Progress { counters, current } => {
+                        if counters.bytes_total > 0 {
+                            bar.set_length(counters.bytes_total);
+                        }
+                        bar.set_position(counters.bytes_done);
+                        let phase = format!("{label} ({:?})", counters.phase).to_lowercase();
+                        bar.set_message(phase);
+                        if let Some(c) = current {
+                            let tail: String = c
+                                .chars()
+                                .rev()
+                                .take(30)
+                                .collect::<Vec<_>>()
+                                .into_iter()
+                                .rev()
+                                .collect();
+                            bar.set_prefix(tail);
+                        }
+                    }
+                    Event::Warning { message } => bar.suspend(|| eprintln!("warning: {message}")),
+                }
+            }
+            bar.finish_and_clear();
+        });
+        Progress {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn reporter(&self) -> Reporter {
+        match &self.tx {
+            Some(tx) => Reporter::new(tx.clone()),
+            None => Reporter::silent(),
+        }
+    }
+
+    pub fn finish(mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

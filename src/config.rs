@@ -1,0 +1,446 @@
+//! The configuration file: repositories, tiers and services.
+//!
+//! Unknown keys are errors, and every error names `file:line:col`.
+//! Secrets are never written in the file, only referenced: a path, or
+//! `env:NAME` for a path (or value) held in an environment variable.
+
+use crate::Error;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Critical,
+    Important,
+    Supporting,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Critical, Tier::Important, Tier::Supporting];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Critical => "critical",
+            Tier::Important => "important",
+            Tier::Supporting => "supporting",
+        }
+    }
+
+    /// Defaults from the plans our users wrote: critical data back within
+    /// two hours, everything at most a day (two for supporting) old.
+    pub fn default_policy(self) -> Policy {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        match self {
+            Tier::Critical => Policy {
+                rpo: h(24),
+                rto: h(2),
+            },
+            Tier::Important => Policy {
+                rpo: h(24),
+                rto: h(8),
+            },
+            Tier::Supporting => Policy {
+                rpo: h(48),
+                rto: h(24),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Maximum age of the newest good backup.
+    pub rpo: Duration,
+    /// Maximum time to restore.
+    pub rto: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cache_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    tiers: BTreeMap<String, Spanned<RawTier>>,
+    #[serde(default)]
+    repositories: BTreeMap<String, Spanned<RawRepository>>,
+    #[serde(default)]
+    services: BTreeMap<String, Spanned<RawService>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    rpo: Option<Spanned<String>>,
+    rto: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepository {
+    path: Spanned<String>,
+    key_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    tier: Tier,
+    repository: Option<Spanned<String>>,
+    host: Option<String>,
+    description: Option<String>,
+    rpo: Option<Spanned<String>>,
+    rto: Option<Spanned<String>>,
+    sources: Spanned<Vec<Spanned<RawSource>>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum RawSource {
+    Files {
+        paths: Vec<Spanned<String>>,
+        #[serde(default)]
+        exclude: Vec<Spanned<String>>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub cache_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub repositories: BTreeMap<String, Repository>,
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub name: String,
+    pub path: PathBuf,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub tier: Tier,
+    pub repository: String,
+    pub host: String,
+    pub description: String,
+    pub policy: Policy,
+    pub sources: Vec<Source>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    Files {
+        paths: Vec<PathBuf>,
+        exclude: Vec<String>,
+    },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        Ok(Self::parse(path, &text)?)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
+        let at = |offset: usize, message: String| {
+            let (line, col) = line_col(text, offset);
+            Error::Config {
+                path: path.to_path_buf(),
+                line,
+                col,
+                message,
+            }
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            at(offset, e.message().trim().replace('\n', " "))
+        })?;
+
+        let mut tiers: BTreeMap<Tier, Policy> =
+            Tier::ALL.iter().map(|t| (*t, t.default_policy())).collect();
+        for (name, t) in &raw.tiers {
+            let tier = Tier::ALL
+                .iter()
+                .copied()
+                .find(|x| x.name() == name)
+                .ok_or_else(|| {
+                    at(
+                        t.span().start,
+                        format!(
+                            "unknown tier `{name}`; tiers are critical, important and supporting"
+                        ),
+                    )
+                })?;
+            let policy = tiers
+                .get_mut(&tier)
+                .ok_or_else(|| at(0, "internal: tier table".into()))?;
+            if let Some(d) = &t.get_ref().rpo {
+                policy.rpo = duration(d, &at)?;
+            }
+            if let Some(d) = &t.get_ref().rto {
+                policy.rto = duration(d, &at)?;
+            }
+        }
+
+        let mut repositories = BTreeMap::new();
+        for (name, r) in &raw.repositories {
+            check_name(name)
+                .map_err(|m| at(r.span().start, format!("repository `{name}`: {m}")))?;
+            let rr = r.get_ref();
+            let p = rr.path.get_ref();
+            if p.is_empty() {
+                return Err(at(
+                    rr.path.span().start,
+                    format!("repository `{name}`: path is empty"),
+                ));
+            }
+            let key_file = match &rr.key_file {
+                None => None,
+                Some(k) => Some(
+                    secret_path(k.get_ref())
+                        .map_err(|m| at(k.span().start, format!("repository `{name}`: {m}")))?,
+                ),
+            };
+            repositories.insert(
+                name.clone(),
+                Repository {
+                    name: name.clone(),
+                    path: PathBuf::from(p),
+                    key_file,
+                },
+            );
+        }
+
+        let mut services = Vec::new();
+        for (name, s) in &raw.services {
+            let start = s.span().start;
+            check_name(name).map_err(|m| at(start, format!("service `{name}`: {m}")))?;
+            let rs = s.get_ref();
+            let repository = match &rs.repository {
+                Some(r) => {
+                    if !repositories.contains_key(r.get_ref()) {
+                        return Err(at(
+                            r.span().start,
+                            format!("service `{name}`: no repository named `{}` (defined: {})", r.get_ref(), names(&repositories)),
+                        ));
+                    }
+                    r.get_ref().clone()
+                }
+                None if repositories.len() == 1 => repositories.keys().next().cloned().unwrap_or_default(),
+                None => {
+                    return Err(at(
+                        start,
+                        format!("service `{name}`: say which repository it uses (`repository = \"…\"`; defined: {})", names(&repositories)),
+                    ))
+                }
+            };
+            let mut policy = tiers[&rs.tier];
+            if let Some(d) = &rs.rpo {
+                policy.rpo = duration(d, &at)?;
+            }
+            if let Some(d) = &rs.rto {
+                policy.rto = duration(d, &at)?;
+            }
+            if rs.sources.get_ref().is_empty() {
+                return Err(at(
+                    rs.sources.span().start,
+                    format!("service `{name}` has no sources"),
+                ));
+            }
+            let mut sources = Vec::new();
+            for src in rs.sources.get_ref() {
+                match src.get_ref() {
+                    RawSource::Files { paths, exclude } => {
+                        if paths.is_empty() {
+                            return Err(at(
+                                src.span().start,
+                                format!("service `{name}`: a files source needs at least one path"),
+                            ));
+                        }
+                        for p in paths {
+                            if !p.get_ref().starts_with('/') {
+                                return Err(at(
+                                    p.span().start,
+                                    format!(
+                                        "service `{name}`: source paths must be absolute, not {:?}",
+                                        p.get_ref()
+                                    ),
+                                ));
+                            }
+                        }
+                        for g in exclude {
+                            crate::source::files::Excludes::new(std::slice::from_ref(g.get_ref()))
+                                .map_err(|e| {
+                                    at(g.span().start, format!("service `{name}`: {e:#}"))
+                                })?;
+                        }
+                        sources.push(Source::Files {
+                            paths: paths.iter().map(|p| PathBuf::from(p.get_ref())).collect(),
+                            exclude: exclude.iter().map(|g| g.get_ref().clone()).collect(),
+                        });
+                    }
+                }
+            }
+            services.push(Service {
+                name: name.clone(),
+                tier: rs.tier,
+                repository,
+                host: rs.host.clone().unwrap_or_else(crate::paths::hostname),
+                description: rs.description.clone().unwrap_or_default(),
+                policy,
+                sources,
+            });
+        }
+        services.sort_by(|a, b| a.tier.cmp(&b.tier).then(a.name.cmp(&b.name)));
+        Ok(Config {
+            path: path.to_path_buf(),
+            cache_dir: raw.cache_dir.unwrap_or_else(crate::paths::cache_dir),
+            state_dir: raw
+                .state_dir
+                .unwrap_or_else(|| crate::paths::cache_dir().join("state")),
+            repositories,
+            services,
+        })
+    }
+
+    pub fn service(&self, name: &str) -> anyhow::Result<&Service> {
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no service named `{name}` in {} (services: {})",
+                    self.path.display(),
+                    self.services
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+}
+
+fn names<T>(m: &BTreeMap<String, T>) -> String {
+    if m.is_empty() {
+        "none".into()
+    } else {
+        m.keys()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err("names may contain only letters, digits, `-`, `_` and `.`".into());
+    }
+    Ok(())
+}
+
+fn duration(d: &Spanned<String>, at: &dyn Fn(usize, String) -> Error) -> Result<Duration, Error> {
+    humantime::parse_duration(d.get_ref()).map_err(|e| {
+        at(
+            d.span().start,
+            format!(
+                "{:?} is not a duration like \"24h\" or \"90m\": {e}",
+                d.get_ref()
+            ),
+        )
+    })
+}
+
+/// A path to a secret: a literal path, or `env:NAME` naming an environment
+/// variable that holds the path.
+pub fn secret_path(s: &str) -> Result<PathBuf, String> {
+    match s.strip_prefix("env:") {
+        Some(var) => std::env::var_os(var)
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("environment variable {var} is not set")),
+        None if s.is_empty() => Err("empty path".into()),
+        None => Ok(PathBuf::from(s)),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(Path::new("lb.toml"), text)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let e = err("[repositories.local]\npath = \"/r\"\ncolour = 1\n");
+        assert!(e.starts_with("lb.toml:3:1: unknown field `colour`"), "{e}");
+    }
+
+    #[test]
+    fn bad_tier_and_duration_are_located() {
+        let base = "[repositories.local]\npath = \"/r\"\n[services.a]\n";
+        let e = err(&format!(
+            "{base}tier = \"vital\"\nsources = [{{ kind = \"files\", paths = [\"/a\"] }}]\n"
+        ));
+        assert!(e.starts_with("lb.toml:4:8: unknown variant `vital`"), "{e}");
+        let e = err(&format!("{base}tier = \"critical\"\nrpo = \"soon\"\nsources = [{{ kind = \"files\", paths = [\"/a\"] }}]\n"));
+        assert!(e.starts_with("lb.toml:5:7:"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_and_unknown_repositories_are_rejected() {
+        let e = err("[repositories.local]\npath = \"/r\"\n[services.a]\ntier = \"critical\"\nsources = [{ kind = \"files\", paths = [\"srv\"] }]\n");
+        assert!(
+            e.contains("lb.toml:5:39: service `a`: source paths must be absolute"),
+            "{e}"
+        );
+        let e = err("[repositories.local]\npath = \"/r\"\n[services.a]\ntier = \"critical\"\nrepository = \"nas\"\nsources = [{ kind = \"files\", paths = [\"/srv\"] }]\n");
+        assert!(
+            e.contains("lb.toml:5:14: service `a`: no repository named `nas`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tiers_default_and_services_override() {
+        let c = Config::parse(
+            Path::new("lb.toml"),
+            "[tiers.important]\nrto = \"4h\"\n[repositories.local]\npath = \"/r\"\n[services.a]\ntier = \"important\"\nrpo = \"12h\"\nsources = [{ kind = \"files\", paths = [\"/srv\"] }]\n",
+        )
+        .unwrap();
+        let s = c.service("a").unwrap();
+        assert_eq!(s.policy.rto, Duration::from_secs(4 * 3600));
+        assert_eq!(s.policy.rpo, Duration::from_secs(12 * 3600));
+        assert_eq!(s.repository, "local");
+    }
+}

@@ -1,0 +1,558 @@
+//! Restore: plan, then execute. The plan maps every chunk to the places it
+//! goes; packs are read once each, on all cores; files are written with
+//! positional writes into a staging directory, checked against their
+//! BLAKE3 hashes, and only then moved into the target.
+//!
+//! A restore never writes outside its target: paths with `..`, absolute
+//! paths, and paths through a symlink are refused before anything is
+//! written, and symlinks are created last, so nothing is ever written
+//! through one.
+
+use crate::progress::{Counters, Phase, Reporter};
+use crate::repo::tree::{Node, NodeKind};
+use crate::repo::{pack, ChunkId, Location, Repository, Snapshot};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    /// Paths inside the snapshot to restore (with everything below them);
+    /// empty restores everything.
+    pub include: Vec<String>,
+    /// Move existing content of a non-empty target aside instead of refusing.
+    pub force: bool,
+    /// Restore file ownership (on by default when running as root).
+    pub owners: bool,
+}
+
+impl RestoreOptions {
+    pub fn new(target: impl Into<PathBuf>) -> Self {
+        RestoreOptions {
+            target: target.into(),
+            include: Vec::new(),
+            force: false,
+            owners: unsafe { libc::geteuid() } == 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreReport {
+    pub snapshot: String,
+    pub target: PathBuf,
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    /// Where the target's previous content was moved (with --force).
+    pub rollback: Option<PathBuf>,
+    pub duration_ms: u64,
+}
+
+/// Checks a snapshot path and returns its components.
+fn safe_components<'a>(snap: &Snapshot, node: &Node, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>> {
+    let unsafe_path = |why| crate::Error::UnsafePath {
+        snapshot: snap.short_id(),
+        path: node.path.clone(),
+        why,
+    };
+    if bytes.is_empty() {
+        return Err(unsafe_path("empty path").into());
+    }
+    if bytes[0] == b'/' {
+        return Err(unsafe_path("absolute path").into());
+    }
+    if bytes.contains(&0) {
+        return Err(unsafe_path("NUL byte in path").into());
+    }
+    let parts: Vec<&[u8]> = bytes.split(|b| *b == b'/').collect();
+    for p in &parts {
+        match *p {
+            b"" => return Err(unsafe_path("empty path component").into()),
+            b"." | b".." => return Err(unsafe_path("`.` or `..` in path").into()),
+            _ => {}
+        }
+    }
+    Ok(parts)
+}
+
+fn matches_include(path: &str, kind: NodeKind, include: &[String]) -> bool {
+    include.is_empty()
+        || include.iter().any(|inc| {
+            path == inc
+                || path.strip_prefix(inc.as_str()).is_some_and(|r| r.starts_with('/'))
+                // Ancestors of an included path, so it lands where it was.
+                || (kind == NodeKind::Dir && inc.strip_prefix(path).is_some_and(|r| r.starts_with('/')))
+        })
+}
+
+struct Dest {
+    file: usize,
+    offset: u64,
+}
+
+pub fn restore(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+    reporter: &Reporter,
+) -> Result<RestoreReport> {
+    let started = Instant::now();
+    repo.data_identity()?;
+    let target = std::path::absolute(&opts.target)
+        .with_context(|| format!("target {}", opts.target.display()))?;
+    // Refuse before doing any work.
+    let target_state = target_state(&target)?;
+    if target_state == TargetState::NonEmpty && !opts.force {
+        return Err(crate::Error::TargetNotEmpty { target }.into());
+    }
+    let _lock = crate::repo::lock::Lock::shared(
+        repo.backend(),
+        &format!("restore of {}", snap.short_id()),
+    )?;
+    reporter.progress(
+        Counters {
+            phase: Phase::Restore,
+            ..Default::default()
+        },
+        None,
+        true,
+    );
+    let (index, _) = repo.load_index()?;
+    let nodes = repo.read_tree(&index, snap)?;
+
+    let include: Vec<String> = opts
+        .include
+        .iter()
+        .map(|p| p.trim_matches('/').to_string())
+        .collect();
+    let nodes: Vec<Node> = nodes
+        .into_iter()
+        .filter(|n| matches_include(&n.path, n.kind, &include))
+        .collect();
+    for inc in &include {
+        if !nodes
+            .iter()
+            .any(|n| &n.path == inc || n.path.starts_with(&format!("{inc}/")))
+        {
+            bail!(
+                "{inc:?} is not in snapshot {} (list it with `lifeboat ls {} /`)",
+                snap.short_id(),
+                snap.short_id()
+            );
+        }
+    }
+
+    // Validate every path before writing anything.
+    let mut kinds: HashMap<Vec<u8>, NodeKind> = HashMap::new();
+    let mut rels = Vec::with_capacity(nodes.len());
+    for n in &nodes {
+        let bytes = n.path_bytes()?;
+        safe_components(snap, n, &bytes)?;
+        if kinds.insert(bytes.clone(), n.kind).is_some() {
+            return Err(crate::Error::UnsafePath {
+                snapshot: snap.short_id(),
+                path: n.path.clone(),
+                why: "listed twice",
+            }
+            .into());
+        }
+        rels.push(bytes);
+    }
+    for (n, rel) in nodes.iter().zip(&rels) {
+        let mut prefix_end = 0;
+        for (i, b) in rel.iter().enumerate() {
+            if *b == b'/' {
+                prefix_end = i;
+                if kinds
+                    .get(&rel[..prefix_end])
+                    .is_some_and(|k| *k != NodeKind::Dir)
+                {
+                    return Err(crate::Error::UnsafePath {
+                        snapshot: snap.short_id(),
+                        path: n.path.clone(),
+                        why: "a parent is not a directory (symlink escape)",
+                    }
+                    .into());
+                }
+            }
+        }
+        let _ = prefix_end;
+    }
+
+    // Plan: where each chunk goes.
+    let mut plan: HashMap<u32, Vec<(ChunkId, Location, Vec<Dest>)>> = HashMap::new();
+    let mut by_chunk: HashMap<ChunkId, (u32, usize)> = HashMap::new();
+    let mut files: Vec<usize> = Vec::new();
+    let mut bytes_total = 0u64;
+    for (i, n) in nodes.iter().enumerate() {
+        if n.kind != NodeKind::File {
+            continue;
+        }
+        let file = files.len();
+        files.push(i);
+        bytes_total += n.size;
+        let mut offset = 0u64;
+        for id in &n.chunks {
+            let loc = index.get(id).ok_or_else(|| {
+                anyhow!(
+                    "{}: chunk {} is missing from the repository (run `lifeboat verify`)",
+                    n.path,
+                    id.short()
+                )
+            })?;
+            let dest = Dest { file, offset };
+            offset += loc.raw_len as u64;
+            match by_chunk.get(id) {
+                Some(&(p, k)) => plan.get_mut(&p).map(|v| v[k].2.push(dest)).unwrap_or(()),
+                None => {
+                    let v = plan.entry(loc.pack).or_default();
+                    by_chunk.insert(*id, (loc.pack, v.len()));
+                    v.push((*id, loc, vec![dest]));
+                }
+            }
+        }
+        if offset != n.size {
+            bail!("{}: its chunks add up to {offset} bytes but the snapshot says {} (damaged snapshot)", n.path, n.size);
+        }
+    }
+    drop(by_chunk);
+
+    let parent = target
+        .parent()
+        .ok_or_else(|| anyhow!("cannot restore onto /; choose a directory"))?;
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = parent.join(format!(
+        ".{name}.lifeboat-staging-{:08x}",
+        rand::random::<u32>()
+    ));
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .with_context(|| format!("creating staging directory {}", staging.display()))?;
+
+    let result = (|| -> Result<RestoreReport> {
+        let path_of = |rel: &[u8]| staging.join(OsStr::from_bytes(rel));
+        // Directories and empty files first.
+        for (n, rel) in nodes.iter().zip(&rels) {
+            let p = path_of(rel);
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            match n.kind {
+                NodeKind::Dir => match fs::DirBuilder::new().mode(0o700).create(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && p.is_dir() => {}
+                    Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
+                },
+                NodeKind::File => {
+                    let f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(&p)
+                        .with_context(|| format!("creating {}", p.display()))?;
+                    f.set_len(n.size)
+                        .with_context(|| format!("allocating {}", p.display()))?;
+                }
+                NodeKind::Symlink => {}
+            }
+        }
+
+        // Contents: each pack read once, packs spread over all cores.
+        let done = AtomicU64::new(0);
+        let files_done = AtomicU64::new(0);
+        let mut packs: Vec<(u32, Vec<(ChunkId, Location, Vec<Dest>)>)> = plan.into_iter().collect();
+        packs.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
+        for (_, chunks) in packs.iter_mut() {
+            chunks.sort_by_key(|(_, l, _)| l.offset);
+        }
+        let queue = Mutex::new(packs);
+        let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+        let counters = |phase| Counters {
+            phase,
+            files_done: files_done.load(Ordering::Relaxed),
+            files_total: files.len() as u64,
+            bytes_done: done.load(Ordering::Relaxed),
+            bytes_total,
+            bytes_stored: 0,
+        };
+        std::thread::scope(|s| {
+            for _ in 0..super::workers() {
+                s.spawn(|| {
+                    let mut scratch = Vec::new();
+                    loop {
+                        if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                            return;
+                        }
+                        let Some((pack_no, chunks)) = queue.lock().ok().and_then(|mut q| q.pop())
+                        else {
+                            return;
+                        };
+                        let res = (|| -> Result<()> {
+                            let pack_id = index.pack_id(pack_no);
+                            let mut r = repo.open_pack(&pack_id)?;
+                            for (id, loc, dests) in &chunks {
+                                let data = pack::read_chunk(
+                                    &mut r,
+                                    repo.chunk_key(),
+                                    id,
+                                    loc,
+                                    &mut scratch,
+                                )
+                                .map_err(|e| {
+                                    let paths: Vec<&str> = dests
+                                        .iter()
+                                        .map(|d| nodes[files[d.file]].path.as_str())
+                                        .collect();
+                                    e.context(format!(
+                                        "pack {}, needed by {}",
+                                        pack_id.short(),
+                                        paths.join(", ")
+                                    ))
+                                })?;
+                                for d in dests {
+                                    let p = path_of(&rels[files[d.file]]);
+                                    let f = fs::OpenOptions::new()
+                                        .write(true)
+                                        .custom_flags(libc::O_NOFOLLOW)
+                                        .open(&p)
+                                        .with_context(|| format!("opening {}", p.display()))?;
+                                    f.write_all_at(&data, d.offset)
+                                        .with_context(|| format!("writing {}", p.display()))?;
+                                    done.fetch_add(data.len() as u64, Ordering::Relaxed);
+                                }
+                                reporter.progress(counters(Phase::Restore), None, false);
+                            }
+                            Ok(())
+                        })();
+                        if let Err(e) = res {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = failure
+            .into_inner()
+            .map_err(|_| anyhow!("restore state poisoned"))?
+        {
+            return Err(e);
+        }
+
+        // Check every file against the hash recorded at backup time.
+        reporter.progress(counters(Phase::Checking), None, true);
+        let next = AtomicU64::new(0);
+        let bad: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..super::workers() {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(&ni) = files.get(i) else { return };
+                    let n = &nodes[ni];
+                    let ok = hash_file(&path_of(&rels[ni])).ok().as_deref() == n.hash.as_deref();
+                    if !ok {
+                        if let Ok(mut b) = bad.lock() {
+                            b.push(n.path.clone());
+                        }
+                    }
+                    files_done.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+        });
+        let bad = bad
+            .into_inner()
+            .map_err(|_| anyhow!("restore state poisoned"))?;
+        if !bad.is_empty() {
+            bail!(
+                "{} restored file(s) do not match their recorded hash: {}",
+                bad.len(),
+                bad.join(", ")
+            );
+        }
+
+        // Symlinks last: nothing is written after them, so none is followed.
+        let mut report = RestoreReport {
+            snapshot: snap.id.clone(),
+            target: target.clone(),
+            files: 0,
+            dirs: 0,
+            symlinks: 0,
+            bytes: bytes_total,
+            rollback: None,
+            duration_ms: 0,
+        };
+        for (n, rel) in nodes.iter().zip(&rels) {
+            let p = path_of(rel);
+            match n.kind {
+                NodeKind::Symlink => {
+                    let t = n.target_bytes()?;
+                    std::os::unix::fs::symlink(OsStr::from_bytes(&t), &p)
+                        .with_context(|| format!("creating symlink {}", p.display()))?;
+                    report.symlinks += 1;
+                }
+                NodeKind::File => report.files += 1,
+                NodeKind::Dir => report.dirs += 1,
+            }
+        }
+        // Metadata, deepest first so a directory's mtime is set after its content.
+        for (n, rel) in nodes.iter().zip(&rels).rev() {
+            apply_metadata(&path_of(rel), n, opts.owners)?;
+        }
+        Ok(report)
+    })();
+
+    let mut report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e.context(format!(
+                "restore of snapshot {} failed; {} was not changed",
+                snap.short_id(),
+                target.display()
+            )));
+        }
+    };
+    report.rollback = move_into_place(&staging, &target, target_state)?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    reporter.progress(
+        Counters {
+            phase: Phase::Done,
+            files_done: report.files,
+            files_total: report.files,
+            bytes_done: report.bytes,
+            bytes_total: report.bytes,
+            bytes_stored: 0,
+        },
+        None,
+        true,
+    );
+    Ok(report)
+}
+
+pub(crate) fn hash_file(p: &Path) -> Result<String> {
+    let mut f = fs::File::open(p)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+fn apply_metadata(p: &Path, n: &Node, owners: bool) -> Result<()> {
+    if owners {
+        std::os::unix::fs::lchown(p, Some(n.uid), Some(n.gid))
+            .with_context(|| format!("setting owner of {}", p.display()))?;
+    }
+    let mtime = filetime::FileTime::from_unix_time(
+        n.mtime_ns.div_euclid(1_000_000_000),
+        n.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    );
+    if n.kind == NodeKind::Symlink {
+        filetime::set_symlink_file_times(p, mtime, mtime)
+            .with_context(|| format!("setting times of {}", p.display()))?;
+        return Ok(());
+    }
+    fs::set_permissions(p, fs::Permissions::from_mode(n.mode & 0o7777))
+        .with_context(|| format!("setting mode of {}", p.display()))?;
+    filetime::set_file_times(p, mtime, mtime)
+        .with_context(|| format!("setting times of {}", p.display()))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetState {
+    Missing,
+    Empty,
+    NonEmpty,
+}
+
+fn target_state(target: &Path) -> Result<TargetState> {
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TargetState::Missing),
+        Err(e) => Err(e).with_context(|| format!("target {}", target.display())),
+        Ok(m) if !m.is_dir() => bail!("target {} exists and is not a directory", target.display()),
+        Ok(_) => {
+            let mut rd =
+                fs::read_dir(target).with_context(|| format!("target {}", target.display()))?;
+            Ok(if rd.next().is_some() {
+                TargetState::NonEmpty
+            } else {
+                TargetState::Empty
+            })
+        }
+    }
+}
+
+/// Swaps the checked staging directory into place. With a non-empty target,
+/// whatever the restore replaces is moved to a rollback directory beside it.
+fn move_into_place(staging: &Path, target: &Path, state: TargetState) -> Result<Option<PathBuf>> {
+    match state {
+        TargetState::Missing => {
+            fs::rename(staging, target)
+                .with_context(|| format!("moving the restore into {}", target.display()))?;
+            Ok(None)
+        }
+        TargetState::Empty => {
+            fs::remove_dir(target)
+                .with_context(|| format!("replacing empty {}", target.display()))?;
+            fs::rename(staging, target)
+                .with_context(|| format!("moving the restore into {}", target.display()))?;
+            Ok(None)
+        }
+        TargetState::NonEmpty => {
+            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string()
+                .replace(':', "");
+            let name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let rollback = target.with_file_name(format!(".{name}.lifeboat-rollback-{stamp}"));
+            fs::create_dir(&rollback)
+                .with_context(|| format!("creating rollback directory {}", rollback.display()))?;
+            let mut moved_aside = HashSet::new();
+            for e in fs::read_dir(staging)? {
+                let e = e?;
+                let dest = target.join(e.file_name());
+                if fs::symlink_metadata(&dest).is_ok() {
+                    fs::rename(&dest, rollback.join(e.file_name()))
+                        .with_context(|| format!("moving {} aside", dest.display()))?;
+                    moved_aside.insert(e.file_name());
+                }
+                fs::rename(e.path(), &dest)
+                    .with_context(|| format!("moving the restore into {}", dest.display()))?;
+            }
+            fs::remove_dir(staging).ok();
+            if moved_aside.is_empty() {
+                fs::remove_dir(&rollback).ok();
+                return Ok(None);
+            }
+            Ok(Some(rollback))
+        }
+    }
+}

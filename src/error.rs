@@ -1,0 +1,80 @@
+//! Errors that an admin acts on. Each carries a guidance line: at 3 a.m. the
+//! next step matters more than the cause.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{path}:{line}:{col}: {message}")]
+    Config {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    #[error("the key {key} can write backups but cannot read them (it is a write-only key)")]
+    WriteOnlyKey { key: String },
+    #[error("no key in {key} opens the repository at {repo}")]
+    WrongKey { key: String, repo: String },
+    #[error("no key found for the repository at {repo} (looked in {looked})")]
+    NoKey { repo: String, looked: String },
+    #[error("{path} is not a Lifeboat repository")]
+    NotARepository { path: String },
+    #[error("the repository is locked: {holder}")]
+    Locked { holder: String, stale: bool },
+    #[error("restore target {target} is not empty")]
+    TargetNotEmpty { target: PathBuf },
+    #[error("snapshot {snapshot} refers to an unsafe path {path:?}: {why}")]
+    UnsafePath {
+        snapshot: String,
+        path: String,
+        why: &'static str,
+    },
+    #[error("no snapshot matches {query:?}")]
+    NoSnapshot { query: String },
+    #[error("{query:?} matches several snapshots: {candidates}")]
+    AmbiguousSnapshot { query: String, candidates: String },
+}
+
+impl Error {
+    /// What the admin should do next.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::Config { .. } => {
+                "fix the file and run `lifeboat config check`; config/lifeboat.example.toml documents every key".into()
+            }
+            Error::WriteOnlyKey { .. } => {
+                "restore and verify need the repository's age identity: pass it with --key or LIFEBOAT_KEY".into()
+            }
+            Error::WrongKey { .. } => {
+                "pass the identity printed by `lifeboat init` (or a break-glass key added with `lifeboat keys add`)".into()
+            }
+            Error::NoKey { .. } => "pass the key file with --key or LIFEBOAT_KEY".into(),
+            Error::NotARepository { .. } => {
+                "check the path, or create a repository there with `lifeboat init --repo PATH`".into()
+            }
+            Error::Locked { stale: true, .. } => {
+                "the process holding the lock is gone; remove the lock with `lifeboat unlock` once you are sure nothing is running".into()
+            }
+            Error::Locked { stale: false, .. } => {
+                "wait for that job to finish, or check it is still running before `lifeboat unlock`".into()
+            }
+            Error::TargetNotEmpty { .. } => {
+                "restore into a new or empty directory, or pass --force to move what is there aside as a rollback point".into()
+            }
+            Error::UnsafePath { .. } => {
+                "nothing was written outside the target; the snapshot may have been tampered with: run `lifeboat verify --read-data`".into()
+            }
+            Error::NoSnapshot { .. } => "list restore points with `lifeboat snapshots`".into(),
+            Error::AmbiguousSnapshot { .. } => "use more characters of the snapshot id".into(),
+        })
+    }
+}
+
+/// The guidance line for any error chain that contains a Lifeboat [`Error`].
+pub fn hint_for(err: &anyhow::Error) -> Option<String> {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Error>())
+        .and_then(Error::hint)
+}

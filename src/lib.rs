@@ -1,0 +1,27 @@
+//! Lifeboat: a disaster-recovery console for self-hosted services.
+//!
+//! The crate is the engine; the `lifeboat` binary is one front end over it.
+//! The engine never draws and never prints: long work reports
+//! [`progress::Event`]s on a channel that the CLI (or a TUI) consumes.
+//!
+//! ```no_run
+//! use lifeboat::{engine, repo};
+//! # fn main() -> anyhow::Result<()> {
+//! let backend = repo::LocalBackend::new("/mnt/nas/lifeboat");
+//! let repo = repo::Repository::open(Box::new(backend), repo::KeySource::File("/root/lb.key".into()))?;
+//! let sources = vec![std::path::PathBuf::from("/srv/paperless")];
+//! let opts = engine::BackupOptions::new("paperless", sources);
+//! let snap = engine::backup(&repo, &opts, &lifeboat::progress::Reporter::silent())?;
+//! println!("snapshot {}", snap.short_id());
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod paths;
+pub mod progress;
+pub mod repo;
+pub mod source;
+
+pub use error::Error;

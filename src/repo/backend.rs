@@ -1,0 +1,220 @@
+//! Where repository objects live. Objects are immutable and every write is
+//! atomic, so a crash at any instant leaves either the whole object or none.
+
+use anyhow::{Context, Result};
+use std::fs::{self, File};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// The kinds of object in a repository; each is a top-level folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Config,
+    Keys,
+    Data,
+    Index,
+    Snapshots,
+    Locks,
+}
+
+impl Kind {
+    pub fn dir(self) -> &'static str {
+        match self {
+            Kind::Config => "",
+            Kind::Keys => "keys",
+            Kind::Data => "data",
+            Kind::Index => "index",
+            Kind::Snapshots => "snapshots",
+            Kind::Locks => "locks",
+        }
+    }
+}
+
+pub trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
+
+/// A repository's storage. Implementations must make `put` atomic and must
+/// never expose a partially written object to `list`, `get` or `open`.
+pub trait Backend: Send + Sync {
+    /// Human-readable location for messages.
+    fn location(&self) -> String;
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
+    fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
+    /// Random access to an object (packs are read chunk by chunk).
+    fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>>;
+    /// Names and sizes of every object of a kind.
+    fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>>;
+    fn remove(&self, kind: Kind, name: &str) -> Result<()>;
+    fn exists(&self, kind: Kind, name: &str) -> Result<bool>;
+    /// Prepares an empty location for a new repository.
+    fn create(&self) -> Result<()>;
+}
+
+/// A repository in a local directory (a disk, a NAS mount, a USB drive).
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, kind: Kind, name: &str) -> PathBuf {
+        match kind {
+            Kind::Config => self.root.join("config"),
+            // Two-character fan-out keeps directories small on big repositories.
+            Kind::Data => self
+                .root
+                .join("data")
+                .join(&name[..2.min(name.len())])
+                .join(name),
+            _ => self.root.join(kind.dir()).join(name),
+        }
+    }
+}
+
+fn valid_name(name: &str) -> Result<()> {
+    anyhow::ensure!(
+        !name.is_empty()
+            && name.len() <= 128
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "invalid object name {name:?}"
+    );
+    Ok(())
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        valid_name(name)?;
+        let dest = self.path(kind, name);
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Temp file in the same directory so the rename is atomic; the
+        // leading dot keeps it out of listings if we crash before renaming.
+        let tmp = dir.join(format!(".tmp-{}-{}", name, rand::random::<u64>()));
+        let result = (|| -> Result<()> {
+            let mut f =
+                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            f.write_all(data)
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            fs::rename(&tmp, &dest).with_context(|| format!("renaming into {}", dest.display()))?;
+            fsync_dir(&dir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        valid_name(name)?;
+        let p = self.path(kind, name);
+        fs::read(&p).with_context(|| format!("reading {}", p.display()))
+    }
+
+    fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>> {
+        valid_name(name)?;
+        let p = self.path(kind, name);
+        let f = File::open(&p).with_context(|| format!("opening {}", p.display()))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)))
+    }
+
+    fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>> {
+        let dir = self.root.join(kind.dir());
+        let mut out = Vec::new();
+        let mut visit = |d: &Path| -> Result<()> {
+            let rd = match fs::read_dir(d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e).with_context(|| format!("listing {}", d.display())),
+            };
+            for entry in rd {
+                let entry = entry.with_context(|| format!("listing {}", d.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let ft = entry.file_type()?;
+                if ft.is_file() && !name.starts_with('.') {
+                    out.push((name, entry.metadata()?.len()));
+                }
+            }
+            Ok(())
+        };
+        if kind == Kind::Data {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+            };
+            for sub in rd {
+                let sub = sub?;
+                if sub.file_type()?.is_dir() {
+                    visit(&sub.path())?;
+                }
+            }
+        } else {
+            visit(&dir)?;
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn remove(&self, kind: Kind, name: &str) -> Result<()> {
+        valid_name(name)?;
+        let p = self.path(kind, name);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+    }
+
+    fn exists(&self, kind: Kind, name: &str) -> Result<bool> {
+        valid_name(name)?;
+        Ok(self.path(kind, name).exists())
+    }
+
+    fn create(&self) -> Result<()> {
+        if self.root.join("config").exists() {
+            anyhow::bail!(
+                "{} already holds a Lifeboat repository",
+                self.root.display()
+            );
+        }
+        if let Ok(mut rd) = fs::read_dir(&self.root) {
+            if rd.next().is_some() {
+                anyhow::bail!(
+                    "{} is not empty; a new repository needs an empty or new directory",
+                    self.root.display()
+                );
+            }
+        }
+        for k in [
+            Kind::Keys,
+            Kind::Data,
+            Kind::Index,
+            Kind::Snapshots,
+            Kind::Locks,
+        ] {
+            let d = self.root.join(k.dir());
+            fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! Where every chunk lives. In memory the index is one sorted array of
+//! fixed-size entries (48 bytes a chunk) searched by binary search, so a
+//! repository with millions of chunks opens fast and stays small.
+//!
+//! On storage an index file lists, per pack, the entries of that pack; see
+//! docs/format.md for the byte layout.
+
+use super::ChunkId;
+use anyhow::{bail, Context, Result};
+
+/// Where a chunk's stored bytes sit inside a pack's plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub pack: u32,
+    pub offset: u32,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub compressed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: ChunkId,
+    loc: Location,
+}
+
+/// One record of a pack's table, in index files and in pack trailers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackEntry {
+    pub id: ChunkId,
+    pub offset: u32,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub compressed: bool,
+}
+
+pub const ENTRY_LEN: usize = 32 + 4 + 4 + 4 + 1;
+
+impl PackEntry {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id.0);
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&self.stored_len.to_le_bytes());
+        out.extend_from_slice(&self.raw_len.to_le_bytes());
+        out.push(self.compressed as u8);
+    }
+
+    pub fn decode(b: &[u8]) -> Result<PackEntry> {
+        if b.len() < ENTRY_LEN {
+            bail!("truncated pack entry");
+        }
+        let u = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let flags = b[44];
+        if flags > 1 {
+            bail!("unknown compression flag {flags}");
+        }
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&b[..32]);
+        Ok(PackEntry {
+            id: ChunkId(id),
+            offset: u(32),
+            stored_len: u(36),
+            raw_len: u(40),
+            compressed: flags == 1,
+        })
+    }
+}
+
+const INDEX_MAGIC: &[u8; 8] = b"LBINDEX1";
+
+/// The plaintext of one index file: packs and their entries.
+pub fn encode_index_file(packs: &[(super::PackId, Vec<PackEntry>)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        8 + packs
+            .iter()
+            .map(|(_, e)| 36 + e.len() * ENTRY_LEN)
+            .sum::<usize>(),
+    );
+    out.extend_from_slice(INDEX_MAGIC);
+    for (pack, entries) in packs {
+        out.extend_from_slice(&pack.0);
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for e in entries {
+            e.encode(&mut out);
+        }
+    }
+    out
+}
+
+pub fn decode_index_file(b: &[u8]) -> Result<Vec<(super::PackId, Vec<PackEntry>)>> {
+    if b.len() < 8 || &b[..8] != INDEX_MAGIC {
+        bail!("not a Lifeboat index file");
+    }
+    let mut out = Vec::new();
+    let mut i = 8;
+    while i < b.len() {
+        if b.len() - i < 36 {
+            bail!("truncated index file");
+        }
+        let mut pack = [0u8; 32];
+        pack.copy_from_slice(&b[i..i + 32]);
+        let n = u32::from_le_bytes(b[i + 32..i + 36].try_into().context("index")?) as usize;
+        i += 36;
+        if n > (b.len() - i) / ENTRY_LEN {
+            bail!("truncated index file");
+        }
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            entries.push(PackEntry::decode(&b[i..i + ENTRY_LEN])?);
+            i += ENTRY_LEN;
+        }
+        out.push((super::PackId(pack), entries));
+    }
+    Ok(out)
+}
+
+/// The in-memory index: chunk id → location.
+#[derive(Default)]
+pub struct Index {
+    packs: Vec<super::PackId>,
+    entries: Vec<Entry>,
+}
+
+impl Index {
+    /// Builds the index from every index file's packs. When a chunk is in
+    /// several packs (two backups raced), any copy will do.
+    pub fn build(files: impl IntoIterator<Item = (super::PackId, Vec<PackEntry>)>) -> Index {
+        let mut pack_numbers = std::collections::HashMap::new();
+        let mut idx = Index::default();
+        for (pack, entries) in files {
+            let n = *pack_numbers.entry(pack).or_insert_with(|| {
+                idx.packs.push(pack);
+                (idx.packs.len() - 1) as u32
+            });
+            idx.entries.extend(entries.into_iter().map(|e| Entry {
+                id: e.id,
+                loc: Location {
+                    pack: n,
+                    offset: e.offset,
+                    stored_len: e.stored_len,
+                    raw_len: e.raw_len,
+                    compressed: e.compressed,
+                },
+            }));
+        }
+        idx.entries.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        idx.entries.dedup_by(|a, b| a.id == b.id);
+        idx.entries.shrink_to_fit();
+        idx
+    }
+
+    pub fn get(&self, id: &ChunkId) -> Option<Location> {
+        self.entries
+            .binary_search_by(|e| e.id.cmp(id))
+            .ok()
+            .map(|i| self.entries[i].loc)
+    }
+
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        self.get(id).is_some()
+    }
+
+    pub fn pack_id(&self, n: u32) -> super::PackId {
+        self.packs[n as usize]
+    }
+
+    pub fn packs(&self) -> &[super::PackId] {
+        &self.packs
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every (chunk, location), in chunk-id order.
+    pub fn iter(&self) -> impl Iterator<Item = (ChunkId, Location)> + '_ {
+        self.entries.iter().map(|e| (e.id, e.loc))
+    }
+}

@@ -1,0 +1,501 @@
+//! The repository: a deduplicating, compressed, age-encrypted store of
+//! snapshots on a [`Backend`]. docs/format.md describes every byte.
+
+pub mod backend;
+pub mod chunker;
+pub mod crypto;
+pub mod index;
+pub mod keys;
+pub mod lock;
+pub mod pack;
+pub mod snapshot;
+pub mod tree;
+
+pub use backend::{Backend, Kind, LocalBackend};
+pub use index::{Index, Location};
+pub use keys::Access;
+pub use snapshot::Snapshot;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+macro_rules! id32 {
+    ($name:ident) => {
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            pub fn hex(&self) -> String {
+                hex::encode(self.0)
+            }
+            pub fn short(&self) -> String {
+                hex::encode(&self.0[..4])
+            }
+            pub fn parse(s: &str) -> Result<Self> {
+                let v = hex::decode(s).map_err(|_| anyhow!("{s:?} is not a hex id"))?;
+                Ok($name(
+                    v.try_into()
+                        .map_err(|_| anyhow!("{s:?} is not a 32-byte id"))?,
+                ))
+            }
+            pub fn random() -> Self {
+                $name(rand::random())
+            }
+        }
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}", self.short())
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(&self.hex())
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+id32!(ChunkId);
+id32!(PackId);
+
+/// The plaintext `config` object: everything needed to write, nothing secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    pub format: String,
+    pub version: u32,
+    pub id: String,
+    pub created: String,
+    /// Packs are sealed to this age recipient.
+    pub data_recipient: String,
+    /// Indexes and snapshot summaries are sealed to this one.
+    pub meta_recipient: String,
+    pub chunker: chunker::Params,
+    pub pack_size: u32,
+    pub compression_level: i32,
+}
+
+pub const FORMAT: &str = "lifeboat-repository";
+pub const VERSION: u32 = 1;
+
+/// Where the key for opening a repository comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    File(PathBuf),
+    /// Look in the default key directory for `<repository id>.key`.
+    Default,
+}
+
+pub struct Repository {
+    backend: Box<dyn Backend>,
+    config: RepoConfig,
+    access: Access,
+    key_label: String,
+    data_recipient: crypto::Recipient,
+    meta_recipient: crypto::Recipient,
+}
+
+pub struct Created {
+    pub repo_id: String,
+    pub recipient: String,
+    pub key_file: PathBuf,
+    pub key_file_created: bool,
+}
+
+impl Repository {
+    /// Creates a repository. The admin identity is read from `key_file` if it
+    /// exists (one key may serve several repositories) or generated there.
+    pub fn init(backend: Box<dyn Backend>, key_file: Option<PathBuf>) -> Result<Created> {
+        let repo_id = hex::encode(rand::random::<[u8; 8]>());
+        let key_file =
+            key_file.unwrap_or_else(|| crate::paths::key_dir().join(format!("{repo_id}.key")));
+        let (identity, created) = if key_file.exists() {
+            match keys::KeyFile::load(&key_file)? {
+                keys::KeyFile::Identity(mut ids) => (ids.remove(0), false),
+                keys::KeyFile::WriteOnly { .. } => bail!(
+                    "{} is a write-only key; init needs an age identity",
+                    key_file.display()
+                ),
+            }
+        } else {
+            (crypto::Identity::generate(), true)
+        };
+        backend.create()?;
+        let master = keys::MasterKey::generate();
+        let config = RepoConfig {
+            format: FORMAT.into(),
+            version: VERSION,
+            id: repo_id.clone(),
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            data_recipient: master.data.to_public().to_string(),
+            meta_recipient: master.meta.to_public().to_string(),
+            chunker: chunker::Params::default(),
+            pack_size: 16 * 1024 * 1024,
+            compression_level: 3,
+        };
+        let recipient = identity.to_public();
+        let obj = keys::seal_master(&master, &recipient, "admin")?;
+        backend.put(
+            Kind::Keys,
+            &key_object_name(&recipient),
+            &serde_json::to_vec_pretty(&obj)?,
+        )?;
+        if created {
+            keys::write_secret_file(&key_file, &keys::identity_file_text(&identity))?;
+        }
+        // The config goes last: a directory with a config is a complete repository.
+        backend.put(Kind::Config, "config", &serde_json::to_vec_pretty(&config)?)?;
+        Ok(Created {
+            repo_id,
+            recipient: recipient.to_string(),
+            key_file,
+            key_file_created: created,
+        })
+    }
+
+    pub fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
+        let raw = match backend.get(Kind::Config, "config") {
+            Ok(raw) => raw,
+            Err(_) => {
+                return Err(crate::Error::NotARepository {
+                    path: backend.location(),
+                }
+                .into())
+            }
+        };
+        let config: RepoConfig = serde_json::from_slice(&raw).with_context(|| {
+            format!("the repository config at {} is damaged", backend.location())
+        })?;
+        if config.format != FORMAT {
+            return Err(crate::Error::NotARepository {
+                path: backend.location(),
+            }
+            .into());
+        }
+        if config.version != VERSION {
+            bail!(
+                "the repository at {} has format version {}; this Lifeboat reads version {VERSION}",
+                backend.location(),
+                config.version
+            );
+        }
+        config.chunker.validate()?;
+        Ok(config)
+    }
+
+    pub fn open(backend: Box<dyn Backend>, key: KeySource) -> Result<Repository> {
+        let config = Self::read_config(backend.as_ref())?;
+        let key_path = match key {
+            KeySource::File(p) => p,
+            KeySource::Default => {
+                let p = crate::paths::key_dir().join(format!("{}.key", config.id));
+                if !p.exists() {
+                    return Err(crate::Error::NoKey {
+                        repo: backend.location(),
+                        looked: p.display().to_string(),
+                    }
+                    .into());
+                }
+                p
+            }
+        };
+        let key_label = key_path.display().to_string();
+        let access = match keys::KeyFile::load(&key_path)? {
+            keys::KeyFile::WriteOnly {
+                repository,
+                meta,
+                chunk_key,
+            } => {
+                if repository != config.id {
+                    return Err(crate::Error::WrongKey {
+                        key: key_label,
+                        repo: backend.location(),
+                    }
+                    .into());
+                }
+                Access::WriteOnly { meta, chunk_key }
+            }
+            keys::KeyFile::Identity(ids) => {
+                let mut found = None;
+                for (name, _) in backend.list(Kind::Keys)? {
+                    let raw = backend.get(Kind::Keys, &name)?;
+                    let Ok(obj) = serde_json::from_slice::<keys::KeyObject>(&raw) else {
+                        continue;
+                    };
+                    if let Some(m) = ids.iter().find_map(|id| keys::unseal_master(&obj, id).ok()) {
+                        found = Some(m);
+                        break;
+                    }
+                }
+                match found {
+                    Some(m) => Access::Full(m),
+                    None => {
+                        return Err(crate::Error::WrongKey {
+                            key: key_label,
+                            repo: backend.location(),
+                        }
+                        .into())
+                    }
+                }
+            }
+        };
+        let data_recipient = crypto::parse_recipient(&config.data_recipient)?;
+        let meta_recipient = crypto::parse_recipient(&config.meta_recipient)?;
+        Ok(Repository {
+            backend,
+            config,
+            access,
+            key_label,
+            data_recipient,
+            meta_recipient,
+        })
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+    pub fn chunk_key(&self) -> &[u8; 32] {
+        self.access.chunk_key()
+    }
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// The data identity, or a clear error for a write-only key.
+    pub fn data_identity(&self) -> Result<&crypto::Identity> {
+        self.access.data().ok_or_else(|| {
+            crate::Error::WriteOnlyKey {
+                key: self.key_label.clone(),
+            }
+            .into()
+        })
+    }
+
+    pub fn master_key(&self) -> Result<&keys::MasterKey> {
+        match &self.access {
+            Access::Full(m) => Ok(m),
+            Access::WriteOnly { .. } => Err(crate::Error::WriteOnlyKey {
+                key: self.key_label.clone(),
+            }
+            .into()),
+        }
+    }
+
+    pub fn seal_data(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        crypto::seal(&[&self.data_recipient], plaintext)
+    }
+
+    pub fn seal_meta(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        crypto::seal(&[&self.meta_recipient], plaintext)
+    }
+
+    pub fn open_meta(&self, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        crypto::open(&[self.access.meta()], ciphertext)
+    }
+
+    /// Loads every index file. Damaged index files are returned by name
+    /// rather than failing the whole load: verify reports them, backup
+    /// simply cannot deduplicate against them.
+    pub fn load_index(&self) -> Result<(Index, Vec<(String, String)>)> {
+        let (files, damaged) = self.load_index_files()?;
+        Ok((
+            Index::build(files.into_iter().flat_map(|(_, packs)| packs)),
+            damaged,
+        ))
+    }
+
+    /// Every index file as stored, by name.
+    #[allow(clippy::type_complexity)]
+    pub fn load_index_files(
+        &self,
+    ) -> Result<(
+        Vec<(String, Vec<(PackId, Vec<index::PackEntry>)>)>,
+        Vec<(String, String)>,
+    )> {
+        let mut files = Vec::new();
+        let mut damaged = Vec::new();
+        for (name, _) in self.backend.list(Kind::Index)? {
+            let res = self
+                .backend
+                .get(Kind::Index, &name)
+                .and_then(|raw| self.open_meta(&raw))
+                .and_then(|plain| index::decode_index_file(&plain));
+            match res {
+                Ok(packs) => files.push((name, packs)),
+                Err(e) => damaged.push((name, format!("{e:#}"))),
+            }
+        }
+        Ok((files, damaged))
+    }
+
+    pub fn write_index(&self, packs: &[(PackId, Vec<index::PackEntry>)]) -> Result<String> {
+        let name = hex::encode(rand::random::<[u8; 32]>());
+        let sealed = self.seal_meta(&index::encode_index_file(packs))?;
+        self.backend.put(Kind::Index, &name, &sealed)?;
+        Ok(name)
+    }
+
+    /// Reads and checks one chunk (trees, small restores).
+    pub fn read_chunk(&self, index: &Index, id: &ChunkId) -> Result<Vec<u8>> {
+        let loc = index
+            .get(id)
+            .ok_or_else(|| anyhow!("chunk {} is not in the index", id.short()))?;
+        let pack = index.pack_id(loc.pack);
+        let mut r = self.open_pack(&pack)?;
+        pack::read_chunk(&mut r, self.chunk_key(), id, &loc, &mut Vec::new())
+            .with_context(|| format!("in pack {}", pack.short()))
+    }
+
+    /// A seekable plaintext view of a pack.
+    pub fn open_pack(
+        &self,
+        pack: &PackId,
+    ) -> Result<age::stream::StreamReader<Box<dyn backend::ReadSeek>>> {
+        let raw = self.backend.open(Kind::Data, &pack.hex())?;
+        crypto::reader(&[self.data_identity()?], raw)
+            .with_context(|| format!("pack {}", pack.short()))
+    }
+
+    pub fn list_snapshots(&self) -> Result<(Vec<Snapshot>, Vec<(String, String)>)> {
+        let mut snaps = Vec::new();
+        let mut damaged = Vec::new();
+        for (name, _) in self.backend.list(Kind::Snapshots)? {
+            match self.load_snapshot(&name) {
+                Ok(s) => snaps.push(s),
+                Err(e) => damaged.push((name, format!("{e:#}"))),
+            }
+        }
+        snaps.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+        Ok((snaps, damaged))
+    }
+
+    pub fn load_snapshot(&self, name: &str) -> Result<Snapshot> {
+        let raw = self.backend.get(Kind::Snapshots, name)?;
+        let plain = self
+            .open_meta(&raw)
+            .with_context(|| format!("snapshot {name} is damaged"))?;
+        let mut s: Snapshot = serde_json::from_slice(&plain)
+            .with_context(|| format!("snapshot {name} is damaged"))?;
+        s.id = name.to_string();
+        Ok(s)
+    }
+
+    pub fn save_snapshot(&self, snap: &mut Snapshot) -> Result<()> {
+        let name = hex::encode(rand::random::<[u8; 32]>());
+        let sealed = self.seal_meta(&serde_json::to_vec(snap)?)?;
+        self.backend.put(Kind::Snapshots, &name, &sealed)?;
+        snap.id = name;
+        Ok(())
+    }
+
+    /// Resolves `latest`, a full id or a unique id prefix, optionally
+    /// restricted to one service.
+    pub fn find_snapshot(&self, query: &str, service: Option<&str>) -> Result<Snapshot> {
+        let (snaps, _) = self.list_snapshots()?;
+        let snaps: Vec<_> = snaps
+            .into_iter()
+            .filter(|s| service.is_none_or(|svc| s.service == svc))
+            .collect();
+        let (svc_q, id_q) = match query.split_once(':') {
+            Some((svc, rest)) => (Some(svc), rest),
+            None => (None, query),
+        };
+        let candidates: Vec<&Snapshot> = snaps
+            .iter()
+            .filter(|s| svc_q.is_none_or(|svc| s.service == svc))
+            .collect();
+        if id_q == "latest" {
+            return candidates.last().map(|s| (*s).clone()).ok_or_else(|| {
+                crate::Error::NoSnapshot {
+                    query: query.into(),
+                }
+                .into()
+            });
+        }
+        let matches: Vec<&&Snapshot> = candidates
+            .iter()
+            .filter(|s| s.id.starts_with(id_q))
+            .collect();
+        match matches.as_slice() {
+            [] => Err(crate::Error::NoSnapshot {
+                query: query.into(),
+            }
+            .into()),
+            [one] => Ok((**one).clone()),
+            many => Err(crate::Error::AmbiguousSnapshot {
+                query: query.into(),
+                candidates: many
+                    .iter()
+                    .map(|s| s.short_id())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into()),
+        }
+    }
+
+    /// The snapshot's tree, as nodes in depth-first order.
+    pub fn read_tree(&self, index: &Index, snap: &Snapshot) -> Result<Vec<tree::Node>> {
+        self.data_identity()?;
+        let mut stream = Vec::new();
+        for id in &snap.tree {
+            let chunk = self.read_chunk(index, id).with_context(|| {
+                format!("reading the file list of snapshot {}", snap.short_id())
+            })?;
+            stream.extend_from_slice(&chunk);
+        }
+        tree::decode(&stream)
+            .with_context(|| format!("the file list of snapshot {} is damaged", snap.short_id()))
+    }
+
+    /// Adds an admin (or break-glass) recipient that can open everything.
+    pub fn add_recipient(&self, recipient: &str, label: &str) -> Result<String> {
+        let r = crypto::parse_recipient(recipient)?;
+        let name = key_object_name(&r);
+        if self.backend.exists(Kind::Keys, &name)? {
+            bail!("{recipient} can already open this repository");
+        }
+        let obj = keys::seal_master(self.master_key()?, &r, label)?;
+        self.backend
+            .put(Kind::Keys, &name, &serde_json::to_vec_pretty(&obj)?)?;
+        Ok(name)
+    }
+
+    pub fn list_keys(&self) -> Result<Vec<(String, keys::KeyObject)>> {
+        let mut out = Vec::new();
+        for (name, _) in self.backend.list(Kind::Keys)? {
+            let raw = self.backend.get(Kind::Keys, &name)?;
+            let obj: keys::KeyObject = serde_json::from_slice(&raw)
+                .with_context(|| format!("key object {name} is damaged"))?;
+            out.push((name, obj));
+        }
+        Ok(out)
+    }
+
+    /// The text of a write-only key file for this repository.
+    pub fn write_only_key(&self) -> Result<String> {
+        let m = self.master_key()?;
+        keys::write_only_file_text(&self.config.id, &m.meta, &m.chunk_key)
+    }
+}
+
+fn key_object_name(r: &crypto::Recipient) -> String {
+    hex::encode(&blake3::hash(r.to_string().as_bytes()).as_bytes()[..16])
+}

@@ -1,0 +1,112 @@
+//! Packs: many compressed chunks in one age-encrypted object.
+//!
+//! Plaintext layout (all integers little-endian):
+//! `"LBPACK01" | blob… | entry… | u32 entry count | "LBTRAIL1"`.
+//! The trailer repeats what the index says about the pack, so the index can
+//! be rebuilt from packs alone.
+
+use super::index::{PackEntry, ENTRY_LEN};
+use super::ChunkId;
+use anyhow::{bail, Context, Result};
+use std::io::{Read, Seek, SeekFrom};
+
+pub const PACK_MAGIC: &[u8; 8] = b"LBPACK01";
+pub const TRAILER_MAGIC: &[u8; 8] = b"LBTRAIL1";
+
+pub struct PackBuilder {
+    buf: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+impl PackBuilder {
+    pub fn new(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity + 4 * 1024 * 1024);
+        buf.extend_from_slice(PACK_MAGIC);
+        PackBuilder {
+            buf,
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, id: ChunkId, stored: &[u8], raw_len: u32, compressed: bool) {
+        self.entries.push(PackEntry {
+            id,
+            offset: self.buf.len() as u32,
+            stored_len: stored.len() as u32,
+            raw_len,
+            compressed,
+        });
+        self.buf.extend_from_slice(stored);
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The finished plaintext and the pack's table.
+    pub fn finish(mut self) -> (Vec<u8>, Vec<PackEntry>) {
+        self.buf.reserve(self.entries.len() * ENTRY_LEN + 12);
+        for e in &self.entries {
+            e.encode(&mut self.buf);
+        }
+        self.buf
+            .extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(TRAILER_MAGIC);
+        (self.buf, self.entries)
+    }
+}
+
+/// Reads the table at the end of a pack's plaintext.
+pub fn read_trailer<R: Read + Seek>(r: &mut R) -> Result<Vec<PackEntry>> {
+    let end = r.seek(SeekFrom::End(0)).context("pack too short")?;
+    if end < 20 {
+        bail!("pack too short");
+    }
+    let mut tail = [0u8; 12];
+    r.seek(SeekFrom::End(-12))?;
+    r.read_exact(&mut tail).context("reading pack trailer")?;
+    if &tail[4..] != TRAILER_MAGIC {
+        bail!("pack trailer is missing");
+    }
+    let n = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+    let table = n * ENTRY_LEN as u64;
+    if table + 20 > end {
+        bail!("pack trailer is damaged");
+    }
+    r.seek(SeekFrom::End(-12 - table as i64))?;
+    let mut b = vec![0u8; table as usize];
+    r.read_exact(&mut b).context("reading pack trailer")?;
+    b.chunks(ENTRY_LEN).map(PackEntry::decode).collect()
+}
+
+/// Reads one chunk's stored bytes and turns them back into the chunk,
+/// checking that its keyed hash is the id it is filed under.
+pub fn read_chunk<R: Read + Seek>(
+    r: &mut R,
+    key: &[u8; 32],
+    id: &ChunkId,
+    loc: &super::index::Location,
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<u8>> {
+    r.seek(SeekFrom::Start(loc.offset as u64))?;
+    scratch.resize(loc.stored_len as usize, 0);
+    r.read_exact(scratch)
+        .with_context(|| format!("chunk {}: cannot be decrypted (damaged)", id.short()))?;
+    let data = if loc.compressed {
+        zstd::bulk::decompress(scratch, loc.raw_len as usize)
+            .with_context(|| format!("chunk {}: cannot be decompressed (damaged)", id.short()))?
+    } else {
+        scratch.clone()
+    };
+    if data.len() != loc.raw_len as usize || super::crypto::chunk_id(key, &data) != *id {
+        bail!(
+            "chunk {}: content does not match its id (damaged)",
+            id.short()
+        );
+    }
+    Ok(data)
+}
