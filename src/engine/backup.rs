@@ -20,11 +20,12 @@ use crate::repo::{
     chunker, crypto, pack::PackBuilder, ChunkId, Index, PackId, Repository, Snapshot,
 };
 use crate::source::files::{self, Excludes};
-use crate::source::files_cache::{CachedFile, FilesCache, Stamp};
+use crate::source::files_cache::{self, CachedFile, FilesCache, Stamp};
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,8 +106,7 @@ struct Shared {
 pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> Result<Snapshot> {
     let started = Instant::now();
     let start_time = SystemTime::now();
-    let _lock =
-        crate::repo::lock::Lock::shared(repo.backend(), &format!("backup of {}", opts.service))?;
+    let _lock = crate::repo::lock::Lock::shared(repo.backend(), "backup")?;
     anyhow::ensure!(!opts.paths.is_empty(), "nothing to back up: no paths given");
     let mut roots = Vec::new();
     for p in &opts.paths {
@@ -153,8 +153,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
     let seed = chunker::seed(repo.chunk_key());
     let level = repo.config().compression_level;
     let pack_size = repo.config().pack_size as usize;
-    // Entries modified within this window of the start are not cached: a
-    // write in the same mtime tick as our read would go unnoticed next time.
+    // Files modified shortly before the start are not cached: a write in the
+    // same timestamp tick as our read would leave mtime unchanged and go
+    // unnoticed next time. (A later write moves mtime and ctime, so only
+    // mtime needs this margin.)
     let racy_after = start_time
         .checked_sub(std::time::Duration::from_secs(2))
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
@@ -251,7 +253,6 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
                     stats: Stats::default(),
                     cache: FilesCache::default(),
                     compressor: chunker::Compressor::new(level)?,
-                    racy_after,
                 };
                 for msg in msg_rx {
                     a.handle(msg)?;
@@ -454,9 +455,9 @@ fn read_all(
             return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
         }
         let stamp = Stamp::of(&e.meta);
-        let key = e.abs.to_str();
+        let key = files_cache::key(e.abs.as_os_str().as_bytes());
         let mut node = node_for(&e, NodeKind::File);
-        if let Some(hit) = key.and_then(|k| cache.lookup(k, &stamp)) {
+        if let Some(hit) = cache.lookup(&key, &stamp) {
             if hit.chunks.iter().all(|c| index.contains(c)) {
                 node.size = stamp.size;
                 node.chunks = hit.chunks.clone();
@@ -534,10 +535,7 @@ fn read_all(
         let unchanged = std::fs::symlink_metadata(e.abs)
             .map(|m| Stamp::of(&m) == stamp)
             .unwrap_or(false);
-        let cacheable = key.is_some()
-            && unchanged
-            && stamp.mtime_ns < racy_after
-            && stamp.ctime_ns < racy_after;
+        let cacheable = unchanged && stamp.mtime_ns < racy_after;
         msg_tx
             .send(Msg::FileEnd {
                 seq: this,
@@ -572,7 +570,6 @@ struct Assembler<'a> {
     stats: Stats,
     cache: FilesCache,
     compressor: chunker::Compressor,
-    racy_after: i64,
 }
 
 impl Assembler<'_> {
@@ -665,11 +662,9 @@ impl Assembler<'_> {
                 }
             }
             if let Some(c) = cached {
-                if c.stamp.mtime_ns < self.racy_after {
-                    if let Some(k) = node.raw_path.is_none().then(|| format!("/{}", node.path)) {
-                        self.cache.insert(k, c);
-                    }
-                }
+                let mut abs = b"/".to_vec();
+                abs.extend(node.path_bytes()?);
+                self.cache.insert(files_cache::key(&abs), c);
             }
             self.line.clear();
             crate::repo::tree::encode_line(&node, &mut self.line)?;

@@ -37,6 +37,15 @@ pub struct CachedFile {
     pub chunks: Vec<ChunkId>,
 }
 
+/// The cache key of an absolute path: the path itself when it is UTF-8,
+/// otherwise a NUL-prefixed hex form (NUL cannot occur in a path).
+pub fn key(abs: &[u8]) -> String {
+    match std::str::from_utf8(abs) {
+        Ok(s) => s.to_string(),
+        Err(_) => format!("\0{}", hex::encode(abs)),
+    }
+}
+
 #[derive(Default, Serialize, Deserialize)]
 pub struct FilesCache {
     files: HashMap<String, CachedFile>,

@@ -1,0 +1,224 @@
+//! A flipped byte anywhere in the repository is found by verify, reported
+//! with the restore points and files it affects, and other restore points
+//! still restore.
+
+mod common;
+
+use common::*;
+use predicates::prelude::*;
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn files_in(dir: &Path) -> HashSet<PathBuf> {
+    let mut out = HashSet::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(files_in(&p));
+            } else {
+                out.insert(p);
+            }
+        }
+    }
+    out
+}
+
+fn flip(p: &Path, at: usize) {
+    let mut b = fs::read(p).unwrap();
+    let i = at.min(b.len() - 1);
+    b[i] ^= 0x40;
+    fs::write(p, b).unwrap();
+}
+
+struct Setup {
+    env: Env,
+    repo: PathBuf,
+    key: PathBuf,
+    a: PathBuf,
+    b: PathBuf,
+    pack_a: PathBuf,
+}
+
+/// Two services backed up separately, so each has packs of its own.
+fn setup() -> Setup {
+    let env = Env::new();
+    let repo = env.path("repo");
+    let key = env.init(&repo);
+    let (a, b) = (env.path("photos"), env.path("configs"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    fs::write(a.join("IMG_0001.jpg"), bytes(1, 3_000_000)).unwrap();
+    fs::write(b.join("compose.yml"), bytes(2, 50_000)).unwrap();
+    env.lb()
+        .args(["backup", "--name", "photos", "--repo"])
+        .arg(&repo)
+        .arg(&a)
+        .assert()
+        .success();
+    let packs_a = files_in(&repo.join("data"));
+    env.lb()
+        .args(["backup", "--name", "configs", "--repo"])
+        .arg(&repo)
+        .arg(&b)
+        .assert()
+        .success();
+    let pack_a = packs_a.into_iter().next().unwrap();
+    Setup {
+        env,
+        repo,
+        key,
+        a,
+        b,
+        pack_a,
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_a_pack_is_reported_with_what_it_affects() {
+    let s = setup();
+    let env = &s.env;
+    env.lb()
+        .args(["verify", "--read-data", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no problems found"));
+    let len = fs::metadata(&s.pack_a).unwrap().len() as usize;
+    flip(&s.pack_a, len / 2);
+
+    // The structural check cannot see inside the data; reading it does.
+    let out = env
+        .lb()
+        .args(["verify", "--read-data", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .failure()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let pack_name = s.pack_a.file_name().unwrap().to_string_lossy().to_string();
+    assert!(out.contains(&format!("PROBLEM data/{pack_name}")), "{out}");
+    assert!(out.contains("damaged chunk"), "{out}");
+    assert!(
+        out.contains(&format!("(photos): {}/IMG_0001.jpg", s.a.display())),
+        "{out}"
+    );
+    assert!(!out.contains("compose.yml"), "{out}");
+
+    // JSON says the same for machines.
+    let json = env
+        .lb()
+        .args(["verify", "--read-data", "--json", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .failure()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["problems"].as_array().unwrap().len(), 1);
+    assert_eq!(v["good_snapshots"].as_array().unwrap().len(), 1);
+
+    // The other service still restores; the damaged one fails clearly and
+    // leaves no half-written target.
+    let ok = env.path("ok");
+    env.lb()
+        .args(["restore", "configs:latest", "--target"])
+        .arg(&ok)
+        .arg("--repo")
+        .arg(&s.repo)
+        .assert()
+        .success();
+    assert_same_tree(&s.b, &restored(&ok, &s.b));
+    let bad = env.path("bad");
+    env.lb()
+        .args(["restore", "photos:latest", "--target"])
+        .arg(&bad)
+        .arg("--repo")
+        .arg(&s.repo)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("IMG_0001.jpg").and(predicate::str::contains("damaged")));
+    assert!(!bad.exists());
+    let _ = &s.key;
+}
+
+#[test]
+fn a_damaged_pack_header_trailer_index_or_snapshot_is_reported() {
+    // The pack's age header: the whole pack is unreadable, found even without --read-data.
+    let s = setup();
+    flip(&s.pack_a, 40);
+    let out = s
+        .env
+        .lb()
+        .args(["verify", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .failure()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("trailer unreadable") && out.contains("IMG_0001.jpg"),
+        "{out}"
+    );
+
+    // The last bytes (the trailer): the structural check sees it.
+    let s = setup();
+    let len = fs::metadata(&s.pack_a).unwrap().len() as usize;
+    flip(&s.pack_a, len - 30);
+    s.env
+        .lb()
+        .args(["verify", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("PROBLEM data/"));
+
+    // An index file.
+    let s = setup();
+    let index = files_in(&s.repo.join("index")).into_iter().next().unwrap();
+    flip(&index, 200);
+    s.env
+        .lb()
+        .args(["verify", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("PROBLEM index/"));
+
+    // A snapshot summary: listed as unreadable, others still listed.
+    let s = setup();
+    let snaps: Vec<_> = files_in(&s.repo.join("snapshots")).into_iter().collect();
+    flip(&snaps[0], 150);
+    s.env
+        .lb()
+        .args(["verify", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("PROBLEM snapshots/"));
+    s.env
+        .lb()
+        .args(["snapshots", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("is unreadable"))
+        .stdout(predicate::str::contains("photos").or(predicate::str::contains("configs")));
+
+    // The config itself: every command says so instead of guessing.
+    let s = setup();
+    fs::write(s.repo.join("config"), b"{ not json").unwrap();
+    s.env
+        .lb()
+        .args(["snapshots", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("config").and(predicate::str::contains("damaged")));
+}
