@@ -98,15 +98,18 @@ struct RawService {
     sources: Spanned<Vec<Spanned<RawSource>>>,
 }
 
+/// One source table. A flat struct rather than a tagged enum: serde's
+/// tagged enums buffer their content and lose the spans that errors need.
+/// Which keys a kind accepts is checked in [`Config::parse`].
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-enum RawSource {
-    Files {
-        paths: Vec<Spanned<String>>,
-        #[serde(default)]
-        exclude: Vec<Spanned<String>>,
-    },
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    kind: Spanned<String>,
+    paths: Option<Spanned<Vec<Spanned<String>>>>,
+    exclude: Option<Vec<Spanned<String>>>,
 }
+
+const SOURCE_KINDS: &str = "files";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -258,35 +261,34 @@ impl Config {
             }
             let mut sources = Vec::new();
             for src in rs.sources.get_ref() {
-                match src.get_ref() {
-                    RawSource::Files { paths, exclude } => {
+                let raw = src.get_ref();
+                match raw.kind.get_ref().as_str() {
+                    "files" => {
+                        let paths = raw.paths.as_ref().map(|p| p.get_ref().as_slice()).unwrap_or_default();
                         if paths.is_empty() {
-                            return Err(at(
-                                src.span().start,
-                                format!("service `{name}`: a files source needs at least one path"),
-                            ));
+                            let at_ = raw.paths.as_ref().map(|p| p.span().start).unwrap_or(src.span().start);
+                            return Err(at(at_, format!("service `{name}`: a files source needs at least one path")));
                         }
                         for p in paths {
                             if !p.get_ref().starts_with('/') {
-                                return Err(at(
-                                    p.span().start,
-                                    format!(
-                                        "service `{name}`: source paths must be absolute, not {:?}",
-                                        p.get_ref()
-                                    ),
-                                ));
+                                return Err(at(p.span().start, format!("service `{name}`: source paths must be absolute, not {:?}", p.get_ref())));
                             }
                         }
-                        for g in exclude {
+                        let exclude = raw.exclude.clone().unwrap_or_default();
+                        for g in &exclude {
                             crate::source::files::Excludes::new(std::slice::from_ref(g.get_ref()))
-                                .map_err(|e| {
-                                    at(g.span().start, format!("service `{name}`: {e:#}"))
-                                })?;
+                                .map_err(|e| at(g.span().start, format!("service `{name}`: {e:#}")))?;
                         }
                         sources.push(Source::Files {
                             paths: paths.iter().map(|p| PathBuf::from(p.get_ref())).collect(),
                             exclude: exclude.iter().map(|g| g.get_ref().clone()).collect(),
                         });
+                    }
+                    other => {
+                        return Err(at(
+                            raw.kind.span().start,
+                            format!("service `{name}`: unknown source kind `{other}` (kinds: {SOURCE_KINDS})"),
+                        ))
                     }
                 }
             }

@@ -16,6 +16,12 @@
 //! # Ok(()) }
 //! ```
 
+// A recovery tool must not panic on what it reads: errors, not unwraps.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod config;
 pub mod engine;
 pub mod error;

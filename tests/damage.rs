@@ -51,14 +51,14 @@ fn setup() -> Setup {
     fs::create_dir_all(&b).unwrap();
     fs::write(a.join("IMG_0001.jpg"), bytes(1, 3_000_000)).unwrap();
     fs::write(b.join("compose.yml"), bytes(2, 50_000)).unwrap();
-    env.lb()
+    env.lbk()
         .args(["backup", "--name", "photos", "--repo"])
         .arg(&repo)
         .arg(&a)
         .assert()
         .success();
     let packs_a = files_in(&repo.join("data"));
-    env.lb()
+    env.lbk()
         .args(["backup", "--name", "configs", "--repo"])
         .arg(&repo)
         .arg(&b)
@@ -79,7 +79,7 @@ fn setup() -> Setup {
 fn a_flipped_byte_in_a_pack_is_reported_with_what_it_affects() {
     let s = setup();
     let env = &s.env;
-    env.lb()
+    env.lbk()
         .args(["verify", "--read-data", "--repo"])
         .arg(&s.repo)
         .assert()
@@ -90,7 +90,7 @@ fn a_flipped_byte_in_a_pack_is_reported_with_what_it_affects() {
 
     // The structural check cannot see inside the data; reading it does.
     let out = env
-        .lb()
+        .lbk()
         .args(["verify", "--read-data", "--repo"])
         .arg(&s.repo)
         .assert()
@@ -110,7 +110,7 @@ fn a_flipped_byte_in_a_pack_is_reported_with_what_it_affects() {
 
     // JSON says the same for machines.
     let json = env
-        .lb()
+        .lbk()
         .args(["verify", "--read-data", "--json", "--repo"])
         .arg(&s.repo)
         .assert()
@@ -125,7 +125,7 @@ fn a_flipped_byte_in_a_pack_is_reported_with_what_it_affects() {
     // The other service still restores; the damaged one fails clearly and
     // leaves no half-written target.
     let ok = env.path("ok");
-    env.lb()
+    env.lbk()
         .args(["restore", "configs:latest", "--target"])
         .arg(&ok)
         .arg("--repo")
@@ -134,7 +134,7 @@ fn a_flipped_byte_in_a_pack_is_reported_with_what_it_affects() {
         .success();
     assert_same_tree(&s.b, &restored(&ok, &s.b));
     let bad = env.path("bad");
-    env.lb()
+    env.lbk()
         .args(["restore", "photos:latest", "--target"])
         .arg(&bad)
         .arg("--repo")
@@ -153,7 +153,7 @@ fn a_damaged_pack_header_trailer_index_or_snapshot_is_reported() {
     flip(&s.pack_a, 40);
     let out = s
         .env
-        .lb()
+        .lbk()
         .args(["verify", "--repo"])
         .arg(&s.repo)
         .assert()
@@ -163,7 +163,9 @@ fn a_damaged_pack_header_trailer_index_or_snapshot_is_reported() {
         .clone();
     let out = String::from_utf8(out).unwrap();
     assert!(
-        out.contains("trailer unreadable") && out.contains("IMG_0001.jpg"),
+        out.contains("trailer unreadable")
+            && out.contains("(photos): every file")
+            && out.contains("damaged"),
         "{out}"
     );
 
@@ -172,7 +174,7 @@ fn a_damaged_pack_header_trailer_index_or_snapshot_is_reported() {
     let len = fs::metadata(&s.pack_a).unwrap().len() as usize;
     flip(&s.pack_a, len - 30);
     s.env
-        .lb()
+        .lbk()
         .args(["verify", "--repo"])
         .arg(&s.repo)
         .assert()
@@ -184,7 +186,7 @@ fn a_damaged_pack_header_trailer_index_or_snapshot_is_reported() {
     let index = files_in(&s.repo.join("index")).into_iter().next().unwrap();
     flip(&index, 200);
     s.env
-        .lb()
+        .lbk()
         .args(["verify", "--repo"])
         .arg(&s.repo)
         .assert()
@@ -196,14 +198,14 @@ fn a_damaged_pack_header_trailer_index_or_snapshot_is_reported() {
     let snaps: Vec<_> = files_in(&s.repo.join("snapshots")).into_iter().collect();
     flip(&snaps[0], 150);
     s.env
-        .lb()
+        .lbk()
         .args(["verify", "--repo"])
         .arg(&s.repo)
         .assert()
         .failure()
         .stdout(predicate::str::contains("PROBLEM snapshots/"));
     s.env
-        .lb()
+        .lbk()
         .args(["snapshots", "--repo"])
         .arg(&s.repo)
         .assert()
@@ -215,7 +217,7 @@ fn a_damaged_pack_header_trailer_index_or_snapshot_is_reported() {
     let s = setup();
     fs::write(s.repo.join("config"), b"{ not json").unwrap();
     s.env
-        .lb()
+        .lbk()
         .args(["snapshots", "--repo"])
         .arg(&s.repo)
         .assert()

@@ -101,6 +101,9 @@ struct Dest {
     offset: u64,
 }
 
+/// The chunks to read from one pack and where each one goes.
+type PackPlan = Vec<(ChunkId, Location, Vec<Dest>)>;
+
 pub fn restore(
     repo: &Repository,
     snap: &Snapshot,
@@ -169,29 +172,26 @@ pub fn restore(
         }
         rels.push(bytes);
     }
+    // Every parent must be a directory: a file under a symlink would be
+    // written through it.
     for (n, rel) in nodes.iter().zip(&rels) {
-        let mut prefix_end = 0;
-        for (i, b) in rel.iter().enumerate() {
-            if *b == b'/' {
-                prefix_end = i;
-                if kinds
-                    .get(&rel[..prefix_end])
-                    .is_some_and(|k| *k != NodeKind::Dir)
-                {
-                    return Err(crate::Error::UnsafePath {
-                        snapshot: snap.short_id(),
-                        path: n.path.clone(),
-                        why: "a parent is not a directory (symlink escape)",
-                    }
-                    .into());
-                }
+        let parent_not_dir = rel
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'/')
+            .any(|(i, _)| kinds.get(&rel[..i]).is_some_and(|k| *k != NodeKind::Dir));
+        if parent_not_dir {
+            return Err(crate::Error::UnsafePath {
+                snapshot: snap.short_id(),
+                path: n.path.clone(),
+                why: "a parent is not a directory (symlink escape)",
             }
+            .into());
         }
-        let _ = prefix_end;
     }
 
     // Plan: where each chunk goes.
-    let mut plan: HashMap<u32, Vec<(ChunkId, Location, Vec<Dest>)>> = HashMap::new();
+    let mut plan: HashMap<u32, PackPlan> = HashMap::new();
     let mut by_chunk: HashMap<ChunkId, (u32, usize)> = HashMap::new();
     let mut files: Vec<usize> = Vec::new();
     let mut bytes_total = 0u64;
@@ -278,7 +278,7 @@ pub fn restore(
         // Contents: each pack read once, packs spread over all cores.
         let done = AtomicU64::new(0);
         let files_done = AtomicU64::new(0);
-        let mut packs: Vec<(u32, Vec<(ChunkId, Location, Vec<Dest>)>)> = plan.into_iter().collect();
+        let mut packs: Vec<(u32, PackPlan)> = plan.into_iter().collect();
         packs.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
         for (_, chunks) in packs.iter_mut() {
             chunks.sort_by_key(|(_, l, _)| l.offset);

@@ -188,6 +188,12 @@ pub fn verify(
                                         &mut scratch,
                                     ) {
                                         bad.push((*p, c.id, format!("{e:#}")));
+                                        // A failed segment leaves the age reader unusable;
+                                        // a fresh one tells which other chunks are fine.
+                                        match repo.open_pack(p) {
+                                            Ok(fresh) => r = fresh,
+                                            Err(_) => break,
+                                        }
                                     }
                                     chunks_read.fetch_add(1, Ordering::Relaxed);
                                     bytes_done.fetch_add(c.raw_len as u64, Ordering::Relaxed);

@@ -30,11 +30,12 @@ impl Default for Params {
 impl Params {
     pub fn validate(&self) -> Result<()> {
         use fastcdc::v2020::*;
-        if !(MINIMUM_MIN..=MINIMUM_MAX).contains(&self.min)
-            || !(AVERAGE_MIN..=AVERAGE_MAX).contains(&self.avg)
-            || !(MAXIMUM_MIN..=MAXIMUM_MAX).contains(&self.max)
-            || !(self.min < self.avg && self.avg < self.max)
-        {
+        let in_range = (MINIMUM_MIN..=MINIMUM_MAX).contains(&self.min)
+            && (AVERAGE_MIN..=AVERAGE_MAX).contains(&self.avg)
+            && (MAXIMUM_MIN..=MAXIMUM_MAX).contains(&self.max)
+            && self.min < self.avg
+            && self.avg < self.max;
+        if !in_range {
             bail!("the repository's chunker parameters are out of range (damaged config?)");
         }
         Ok(())

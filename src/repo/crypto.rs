@@ -30,9 +30,16 @@ pub fn open(identities: &[&Identity], ciphertext: &[u8]) -> Result<Vec<u8>> {
 
 /// A seekable plaintext view of a sealed object.
 pub fn reader<R: Read>(identities: &[&Identity], input: R) -> Result<age::stream::StreamReader<R>> {
-    let d = age::Decryptor::new(input).map_err(|e| anyhow!("not a valid age object: {e}"))?;
+    // age's own message for a bad header suggests upgrading; for us it
+    // means damage, so say that.
+    let d = age::Decryptor::new(input).map_err(|e| {
+        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+        anyhow!("the object is damaged: its age header cannot be parsed ({first})")
+    })?;
     d.decrypt(identities.iter().map(|i| *i as &dyn age::Identity))
-        .map_err(|e| anyhow!("cannot decrypt: {e}"))
+        .map_err(|e| {
+            anyhow!("cannot decrypt: {e} (the object is damaged or sealed for another key)")
+        })
 }
 
 pub fn parse_identity(s: &str) -> Result<Identity> {

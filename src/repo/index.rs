@@ -143,7 +143,7 @@ impl Index {
                 },
             }));
         }
-        idx.entries.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        idx.entries.sort_unstable_by_key(|e| e.id);
         idx.entries.dedup_by(|a, b| a.id == b.id);
         idx.entries.shrink_to_fit();
         idx

@@ -86,6 +86,12 @@ pub struct RepoConfig {
     pub compression_level: i32,
 }
 
+/// Objects that could not be read: (object name, why).
+pub type Damaged = Vec<(String, String)>;
+
+/// One index file as stored: its name and, per pack, the pack's entries.
+pub type IndexFile = (String, Vec<(PackId, Vec<index::PackEntry>)>);
+
 pub const FORMAT: &str = "lifeboat-repository";
 pub const VERSION: u32 = 1;
 
@@ -313,7 +319,7 @@ impl Repository {
     /// Loads every index file. Damaged index files are returned by name
     /// rather than failing the whole load: verify reports them, backup
     /// simply cannot deduplicate against them.
-    pub fn load_index(&self) -> Result<(Index, Vec<(String, String)>)> {
+    pub fn load_index(&self) -> Result<(Index, Damaged)> {
         let (files, damaged) = self.load_index_files()?;
         Ok((
             Index::build(files.into_iter().flat_map(|(_, packs)| packs)),
@@ -322,13 +328,7 @@ impl Repository {
     }
 
     /// Every index file as stored, by name.
-    #[allow(clippy::type_complexity)]
-    pub fn load_index_files(
-        &self,
-    ) -> Result<(
-        Vec<(String, Vec<(PackId, Vec<index::PackEntry>)>)>,
-        Vec<(String, String)>,
-    )> {
+    pub fn load_index_files(&self) -> Result<(Vec<IndexFile>, Damaged)> {
         let mut files = Vec::new();
         let mut damaged = Vec::new();
         for (name, _) in self.backend.list(Kind::Index)? {
@@ -373,7 +373,7 @@ impl Repository {
             .with_context(|| format!("pack {}", pack.short()))
     }
 
-    pub fn list_snapshots(&self) -> Result<(Vec<Snapshot>, Vec<(String, String)>)> {
+    pub fn list_snapshots(&self) -> Result<(Vec<Snapshot>, Damaged)> {
         let mut snaps = Vec::new();
         let mut damaged = Vec::new();
         for (name, _) in self.backend.list(Kind::Snapshots)? {

@@ -34,6 +34,13 @@ impl Env {
         c
     }
 
+    /// The binary with the admin key made by [`Env::init`].
+    pub fn lbk(&self) -> Command {
+        let mut c = self.lb();
+        c.env("LIFEBOAT_KEY", self.path("admin.key"));
+        c
+    }
+
     /// `lifeboat init --repo DIR --key-file KEY`; returns the key path.
     pub fn init(&self, repo: &Path) -> PathBuf {
         let key = self.path("admin.key");

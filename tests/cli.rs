@@ -1,0 +1,270 @@
+//! The binary as an admin meets it: help, bad configs, services from a
+//! config, JSON output.
+
+mod common;
+
+use common::*;
+use predicates::prelude::*;
+use std::fs;
+
+#[test]
+fn every_command_has_help() {
+    let env = Env::new();
+    for cmd in [
+        "init",
+        "backup",
+        "snapshots",
+        "ls",
+        "restore",
+        "verify",
+        "keys",
+        "unlock",
+        "config",
+    ] {
+        env.lb()
+            .args([cmd, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Usage: lifeboat"));
+    }
+    env.lb().arg("--help").assert().success();
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let env = Env::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lifeboat.example.toml");
+    env.lb()
+        .env("LIFEBOAT_USB_KEY_FILE", "/etc/lifeboat/keys/usb.key")
+        .args(["config", "check", "--config", example])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ok — 2 repositories, 3 services"));
+}
+
+#[test]
+fn bad_configs_get_one_located_line() {
+    let env = Env::new();
+    let cases = [
+        (
+            "unknown_key.toml",
+            "unknown_key.toml:6:1: unknown field `retention`",
+        ),
+        ("syntax.toml", "syntax.toml:7:1: invalid array"),
+        (
+            "unknown_kind.toml",
+            "unknown_kind.toml:6:21: service `paperless`: unknown source kind `ftp`",
+        ),
+        (
+            "bad_duration.toml",
+            "bad_duration.toml:6:7: \"fast\" is not a duration",
+        ),
+        (
+            "which_repository.toml",
+            "which_repository.toml:6:1: service `paperless`: say which repository it uses",
+        ),
+        (
+            "bad_glob.toml",
+            "bad_glob.toml:6:59: service `paperless`: exclude pattern",
+        ),
+    ];
+    for (file, expected) in cases {
+        let path = format!(
+            "{}/tests/invalid_configs/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let out = env
+            .lb()
+            .args(["config", "check", "--config", &path])
+            .assert()
+            .failure()
+            .get_output()
+            .stderr
+            .clone();
+        let err = String::from_utf8(out).unwrap();
+        assert!(
+            err.contains(expected),
+            "{file}: expected {expected:?} in\n{err}"
+        );
+        assert!(
+            err.lines().next().unwrap().starts_with("error: /"),
+            "{file}: one clear first line:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(err.contains("hint: fix the file"), "{err}");
+    }
+}
+
+#[test]
+fn services_from_a_config_back_up_restore_and_list_as_json() {
+    let env = Env::new();
+    let repo = env.path("repo");
+    let key = env.init(&repo);
+    let docs = env.path("srv/paperless");
+    fs::create_dir_all(docs.join("media")).unwrap();
+    fs::write(docs.join("media/scan.pdf"), bytes(3, 200_000)).unwrap();
+    fs::write(docs.join("media/scan.tmp"), b"partial").unwrap();
+    let configs = env.path("opt/stacks");
+    fs::create_dir_all(&configs).unwrap();
+    fs::write(configs.join("docker-compose.yml"), b"services: {}\n").unwrap();
+    let config = env.path("lifeboat.toml");
+    fs::write(
+        &config,
+        format!(
+            "[repositories.local]\npath = {repo:?}\nkey_file = {key:?}\n\n\
+             [services.paperless]\ntier = \"critical\"\nsources = [{{ kind = \"files\", paths = [{docs:?}], exclude = [\"*.tmp\"] }}]\n\n\
+             [services.configs]\ntier = \"supporting\"\nsources = [{{ kind = \"files\", paths = [{configs:?}] }}]\n"
+        ),
+    )
+    .unwrap();
+    env.lb()
+        .args(["backup", "--all", "--config"])
+        .arg(&config)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("of paperless").and(predicate::str::contains("of configs")),
+        );
+    env.lb()
+        .args(["backup", "nosuch", "--config"])
+        .arg(&config)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no service named `nosuch`"));
+
+    let out = env
+        .lb()
+        .args(["snapshots", "paperless", "--json", "--config"])
+        .arg(&config)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let list: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["service"], "paperless");
+    assert_eq!(
+        list[0]["stats"]["files"], 1,
+        "the excluded .tmp is not counted"
+    );
+
+    env.lb()
+        .args(["ls", "paperless:latest", "--config"])
+        .arg(&config)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("scan.pdf").and(predicate::str::contains("scan.tmp").not()),
+        );
+    let target = env.path("restore");
+    env.lb()
+        .args(["restore", "paperless:latest", "--target"])
+        .arg(&target)
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read(restored(&target, &docs.join("media/scan.pdf"))).unwrap(),
+        bytes(3, 200_000)
+    );
+    // Non-empty target: refused with guidance, untouched.
+    env.lb()
+        .args(["restore", "paperless:latest", "--target"])
+        .arg(&target)
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("is not empty").and(predicate::str::contains("--force")));
+}
+
+#[test]
+fn ad_hoc_use_reads_repository_and_key_from_the_environment() {
+    let env = Env::new();
+    let repo = env.path("repo");
+    let key = env.path("k.key");
+    env.lb()
+        .env("LIFEBOAT_REPO", &repo)
+        .env("LIFEBOAT_KEY", &key)
+        .arg("init")
+        .assert()
+        .success();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("before-upgrade.sql"), bytes(9, 10_000)).unwrap();
+    env.lb()
+        .env("LIFEBOAT_REPO", &repo)
+        .env("LIFEBOAT_KEY", &key)
+        .args(["backup"])
+        .arg(&src)
+        .assert()
+        .success();
+    let out = env
+        .lb()
+        .env("LIFEBOAT_REPO", &repo)
+        .env("LIFEBOAT_KEY", &key)
+        .args(["backup", "--json"])
+        .arg(&src)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let snap: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(snap["service"], "adhoc");
+    // Piped output carries no progress-bar noise.
+    let out = env
+        .lb()
+        .env("LIFEBOAT_REPO", &repo)
+        .env("LIFEBOAT_KEY", &key)
+        .args(["backup"])
+        .arg(&src)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = env.path("t");
+    let id = snap["short_id"].as_str().unwrap();
+    env.lb()
+        .env("LIFEBOAT_REPO", &repo)
+        .env("LIFEBOAT_KEY", &key)
+        .args(["restore", id, "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert_same_tree(&src, &restored(&target, &src));
+    env.lb()
+        .env("LIFEBOAT_REPO", &repo)
+        .env("LIFEBOAT_KEY", &key)
+        .args(["restore", "zzzz", "--target"])
+        .arg(&target)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no snapshot matches \"zzzz\""));
+    env.lb()
+        .env("LIFEBOAT_REPO", &repo)
+        .env("LIFEBOAT_KEY", &key)
+        .args(["verify", "--read-data=150%"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("at most 100"));
+    env.lb()
+        .env("LIFEBOAT_REPO", &repo)
+        .env("LIFEBOAT_KEY", &key)
+        .args(["verify", "--read-data=50%"])
+        .assert()
+        .success();
+    env.lb()
+        .args(["snapshots"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("pass --repo DIR"));
+}
