@@ -247,31 +247,30 @@ pub fn restore(
 
     let result = (|| -> Result<RestoreReport> {
         let path_of = |rel: &[u8]| staging.join(OsStr::from_bytes(rel));
-        // Directories and empty files first.
+        // Directories first, and empty files; files with content are
+        // created by the workers on first write, in parallel. Parents the
+        // snapshot does not list (a partial restore) are made as needed.
         for (n, rel) in nodes.iter().zip(&rels) {
             let p = path_of(rel);
-            if let Some(parent) = p.parent() {
-                fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))?;
+            let parent_listed = rel
+                .iter()
+                .rposition(|b| *b == b'/')
+                .is_none_or(|i| kinds.get(&rel[..i]) == Some(&NodeKind::Dir));
+            if !parent_listed {
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
             }
             match n.kind {
-                NodeKind::Dir => match fs::DirBuilder::new().mode(0o700).create(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && p.is_dir() => {}
-                    Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
-                },
-                NodeKind::File => {
-                    let f = fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(&p)
-                        .with_context(|| format!("creating {}", p.display()))?;
-                    f.set_len(n.size)
-                        .with_context(|| format!("allocating {}", p.display()))?;
+                NodeKind::Dir => fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&p)
+                    .with_context(|| format!("creating {}", p.display()))?,
+                NodeKind::File if n.chunks.is_empty() => {
+                    create_file(&p)?;
                 }
-                NodeKind::Symlink => {}
+                NodeKind::File | NodeKind::Symlink => {}
             }
         }
 
@@ -297,6 +296,7 @@ pub fn restore(
             for _ in 0..super::workers() {
                 s.spawn(|| {
                     let mut scratch = Vec::new();
+                    let mut open: Option<(usize, fs::File)> = None;
                     loop {
                         if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
                             return;
@@ -328,14 +328,23 @@ pub fn restore(
                                     ))
                                 })?;
                                 for d in dests {
-                                    let p = path_of(&rels[files[d.file]]);
-                                    let f = fs::OpenOptions::new()
-                                        .write(true)
-                                        .custom_flags(libc::O_NOFOLLOW)
-                                        .open(&p)
-                                        .with_context(|| format!("opening {}", p.display()))?;
-                                    f.write_all_at(&data, d.offset)
-                                        .with_context(|| format!("writing {}", p.display()))?;
+                                    // Chunks of one file sit together in a pack:
+                                    // keep its handle for the next chunk.
+                                    if open.as_ref().is_none_or(|(i, _)| *i != d.file) {
+                                        let node = &nodes[files[d.file]];
+                                        let f = create_file(&path_of(&rels[files[d.file]]))?;
+                                        if node.chunks.len() > 1 {
+                                            f.set_len(node.size).with_context(|| {
+                                                format!("allocating /{}", node.path)
+                                            })?;
+                                        }
+                                        open = Some((d.file, f));
+                                    }
+                                    if let Some((_, f)) = &open {
+                                        f.write_all_at(&data, d.offset).with_context(|| {
+                                            format!("writing /{}", nodes[files[d.file]].path)
+                                        })?;
+                                    }
                                     done.fetch_add(data.len() as u64, Ordering::Relaxed);
                                 }
                                 reporter.progress(counters(Phase::Restore), None, false);
@@ -359,26 +368,41 @@ pub fn restore(
             return Err(e);
         }
 
-        // Check every file against the hash recorded at backup time.
+        // Check every file against the hash recorded at backup time, and
+        // give it its owner, mode and times through the same open handle.
         reporter.progress(counters(Phase::Checking), None, true);
         let next = AtomicU64::new(0);
         let bad: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let meta_failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
         std::thread::scope(|s| {
             for _ in 0..super::workers() {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     let Some(&ni) = files.get(i) else { return };
                     let n = &nodes[ni];
-                    let ok = hash_file(&path_of(&rels[ni])).ok().as_deref() == n.hash.as_deref();
-                    if !ok {
-                        if let Ok(mut b) = bad.lock() {
-                            b.push(n.path.clone());
+                    match check_and_finish_file(&path_of(&rels[ni]), n, opts.owners) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            if let Ok(mut b) = bad.lock() {
+                                b.push(n.path.clone());
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = meta_failure.lock() {
+                                f.get_or_insert(e);
+                            }
                         }
                     }
                     files_done.fetch_add(1, Ordering::Relaxed);
                 });
             }
         });
+        if let Some(e) = meta_failure
+            .into_inner()
+            .map_err(|_| anyhow!("restore state poisoned"))?
+        {
+            return Err(e);
+        }
         let bad = bad
             .into_inner()
             .map_err(|_| anyhow!("restore state poisoned"))?;
@@ -414,9 +438,12 @@ pub fn restore(
                 NodeKind::Dir => report.dirs += 1,
             }
         }
-        // Metadata, deepest first so a directory's mtime is set after its content.
+        // Directories and symlinks last, deepest first, so a directory's
+        // mtime is set after everything inside it.
         for (n, rel) in nodes.iter().zip(&rels).rev() {
-            apply_metadata(&path_of(rel), n, opts.owners)?;
+            if n.kind != NodeKind::File {
+                apply_metadata(&path_of(rel), n, opts.owners)?;
+            }
         }
         Ok(report)
     })();
@@ -449,8 +476,51 @@ pub fn restore(
     Ok(report)
 }
 
-pub(crate) fn hash_file(p: &Path) -> Result<String> {
-    let mut f = fs::File::open(p)?;
+/// Opens a restored file for writing, creating it (mode 0600 until its
+/// metadata is applied). Never follows a symlink.
+fn create_file(p: &Path) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+        .with_context(|| format!("creating {}", p.display()))
+}
+
+/// Hashes a restored file; when it matches, applies the snapshot's owner,
+/// mode and times. Owner first: changing it clears set-id bits.
+fn check_and_finish_file(p: &Path, n: &Node, owners: bool) -> Result<bool> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+        .with_context(|| format!("opening {}", p.display()))?;
+    if hash_reader(&f)? != n.hash.as_deref().unwrap_or_default() {
+        return Ok(false);
+    }
+    if owners {
+        std::os::unix::fs::fchown(&f, Some(n.uid), Some(n.gid))
+            .with_context(|| format!("setting owner of {}", p.display()))?;
+    }
+    f.set_permissions(fs::Permissions::from_mode(n.mode & 0o7777))
+        .with_context(|| format!("setting mode of {}", p.display()))?;
+    let t = system_time(n.mtime_ns);
+    f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
+        .with_context(|| format!("setting times of {}", p.display()))?;
+    Ok(true)
+}
+
+fn system_time(ns: i64) -> std::time::SystemTime {
+    let d = std::time::Duration::from_nanos(ns.unsigned_abs());
+    if ns >= 0 {
+        std::time::UNIX_EPOCH + d
+    } else {
+        std::time::UNIX_EPOCH - d
+    }
+}
+
+fn hash_reader(mut f: &fs::File) -> Result<String> {
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
