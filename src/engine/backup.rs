@@ -143,8 +143,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
 
     let workers = super::workers();
     let (work_tx, work_rx) = bounded::<Work>(workers * 2);
-    let (msg_tx, msg_rx) = bounded::<Msg>(workers * 4);
-    let (pack_tx, pack_rx) = bounded::<PackBuilder>(1);
+    let (msg_tx, msg_rx) = bounded::<Msg>(workers * 2);
+    // A rendezvous: at most one pack filling and one being written, which
+    // bounds memory at two packs however fast the readers are.
+    let (pack_tx, pack_rx) = bounded::<PackBuilder>(0);
     let written: Mutex<Vec<(PackId, Vec<PackEntry>)>> = Mutex::new(Vec::new());
     let shared = Shared::default();
     let bytes_done = AtomicU64::new(0);
@@ -209,11 +211,9 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
         let writer = s.spawn(|| -> Result<()> {
             for pack in pack_rx {
                 let (plain, entries) = pack.finish();
-                let sealed = repo.seal_data(&plain)?;
-                drop(plain);
                 let id = PackId::random();
-                repo.backend()
-                    .put(crate::repo::Kind::Data, &id.hex(), &sealed)?;
+                repo.store_pack(&id, &plain)?;
+                drop(plain);
                 let batch = {
                     let mut w = written
                         .lock()

@@ -39,6 +39,18 @@ pub trait Backend: Send + Sync {
     /// Human-readable location for messages.
     fn location(&self) -> String;
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
+    /// Stores what `write` produces, atomically. Backends that can stream
+    /// (a local file) avoid holding the whole object in memory.
+    fn put_with(
+        &self,
+        kind: Kind,
+        name: &str,
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+    ) -> Result<()> {
+        let mut buf = Vec::new();
+        write(&mut buf)?;
+        self.put(kind, name, &buf)
+    }
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
     /// Random access to an object (packs are read chunk by chunk).
     fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>>;
@@ -102,6 +114,15 @@ impl Backend for LocalBackend {
     }
 
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        self.put_with(kind, name, &mut |w| Ok(w.write_all(data)?))
+    }
+
+    fn put_with(
+        &self,
+        kind: Kind,
+        name: &str,
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+    ) -> Result<()> {
         valid_name(name)?;
         let dest = self.path(kind, name);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
@@ -110,10 +131,14 @@ impl Backend for LocalBackend {
         // leading dot keeps it out of listings if we crash before renaming.
         let tmp = dir.join(format!(".tmp-{}-{}", name, rand::random::<u64>()));
         let result = (|| -> Result<()> {
-            let mut f =
-                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            f.write_all(data)
-                .and_then(|_| f.sync_all())
+            let f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            write(&mut w).with_context(|| format!("writing {}", tmp.display()))?;
+            let f = w
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            f.sync_all()
                 .with_context(|| format!("writing {}", tmp.display()))?;
             fs::rename(&tmp, &dest).with_context(|| format!("renaming into {}", dest.display()))?;
             fsync_dir(&dir)

@@ -19,6 +19,17 @@ pub fn seal(recipients: &[&Recipient], plaintext: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Seals into a writer, for objects too big to hold twice in memory.
+pub fn seal_to(recipients: &[&Recipient], plaintext: &[u8], out: &mut dyn Write) -> Result<()> {
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| *r as &dyn age::Recipient))
+            .map_err(|e| anyhow!("age: {e}"))?;
+    let mut w = encryptor.wrap_output(out).context("age: writing header")?;
+    w.write_all(plaintext)?;
+    w.finish()?;
+    Ok(())
+}
+
 /// Opens a whole sealed object.
 pub fn open(identities: &[&Identity], ciphertext: &[u8]) -> Result<Vec<u8>> {
     let mut r = reader(identities, ciphertext)?;

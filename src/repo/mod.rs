@@ -308,6 +308,13 @@ impl Repository {
         crypto::seal(&[&self.data_recipient], plaintext)
     }
 
+    /// Seals a pack and stores it, streaming where the backend can.
+    pub fn store_pack(&self, id: &PackId, plaintext: &[u8]) -> Result<()> {
+        self.backend.put_with(Kind::Data, &id.hex(), &mut |w| {
+            crypto::seal_to(&[&self.data_recipient], plaintext, w)
+        })
+    }
+
     pub fn seal_meta(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
         crypto::seal(&[&self.meta_recipient], plaintext)
     }
