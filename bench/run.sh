@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# Lifeboat vs restic vs borg on the shared homelab dataset (../shared/bench).
+#
+#   bench/run.sh [--scale S] [--runs N] [--work DIR] [--seed N] [--no-build]
+#
+# The same settings can be given as environment variables:
+#   SCALE  dataset scale, 1.0 = ~1.4 GiB              (default 1.0)
+#   RUNS   runs per tool; the table shows medians     (default 3)
+#   WORK   scratch directory                          (default bench/work, gitignored)
+#   SEED   dataset seed                               (default 20240601)
+#   BUILD  0 to skip `cargo build --release`          (default 1)
+#   SETTLE seconds to let the fresh copy age before backing it up (default 3)
+#   TOOLS  which tools, in order (default "lifeboat restic borg")
+#   KEEP_BASE 0 to delete the generated dataset at the end (default 1: it is
+#              reused by the next invocation with the same SEED and SCALE)
+#
+# Per run, the tools go in the order lifeboat, restic, borg (A B C A B C ...),
+# each on a fresh copy of the dataset at the same path (WORK/data), with a
+# fresh repository, fresh caches and a fresh HOME, page cache warm. The
+# generated tree is given one old mtime (2024-06-01 03:00 UTC) and every copy
+# SETTLE seconds to age, so that the initial backup sees a tree last changed
+# well before it, like a nightly backup does. Then:
+#   init (untimed) -> initial backup -> `dataset.py mutate` in place (untimed)
+#   -> second backup -> full restore of the latest snapshot into an empty dir
+#   -> check the restored tree against the source (content with `diff -r`,
+#      which fails the benchmark; file/dir modes, sizes and mtimes, which are
+#      reported as a warning and in the `verify` column).
+# Times and peak RSS come from `/usr/bin/time -f '%e %M %P'`; sizes from
+# `du -sb`. Raw numbers go to WORK/results.tsv, tool output to WORK/logs/,
+# and the markdown report (also printed on stdout) to WORK/report.md.
+set -euo pipefail
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+if repo_root=$(git -C "$script_dir" rev-parse --show-toplevel 2>/dev/null); then :; else
+    repo_root=$(cd "$script_dir/.." && pwd -P)
+fi
+
+SCALE=${SCALE:-1.0}
+RUNS=${RUNS:-3}
+SEED=${SEED:-20240601}
+BUILD=${BUILD:-1}
+KEEP_BASE=${KEEP_BASE:-1}
+read -r -a TOOLS <<<"${TOOLS:-lifeboat restic borg}"
+SETTLE=${SETTLE:-3}        # seconds between copying the dataset and the initial backup
+DATA_MTIME=1717210800      # 2024-06-01 03:00 UTC, see the dataset generation below
+WORK=${WORK:-$repo_root/bench/work}
+
+while (($#)); do
+    case $1 in
+        --scale) SCALE=$2; shift 2 ;;
+        --runs) RUNS=$2; shift 2 ;;
+        --work) WORK=$2; shift 2 ;;
+        --seed) SEED=$2; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: $1 (try --help)" ;;
+    esac
+done
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, not '$RUNS'"
+[[ $SEED =~ ^[0-9]+$ ]] || die "SEED must be a non-negative integer, not '$SEED'"
+[[ $SCALE =~ ^[0-9]*\.?[0-9]+$ ]] || die "SCALE must be a positive number, not '$SCALE'"
+[[ $SETTLE =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "SETTLE must be a number of seconds, not '$SETTLE'"
+((${#TOOLS[@]})) || die "TOOLS is empty"
+for t in "${TOOLS[@]}"; do
+    [[ $t == lifeboat || $t == restic || $t == borg ]] || die "unknown tool '$t' in TOOLS (lifeboat, restic, borg)"
+done
+
+# --- the dataset generator --------------------------------------------------
+DATASET=${DATASET:-}
+if [[ -z $DATASET ]]; then
+    for c in "$repo_root/../shared/bench/dataset.py" "$script_dir/../../shared/bench/dataset.py"; do
+        if [[ -f $c ]]; then DATASET=$(cd "$(dirname "$c")" && pwd -P)/dataset.py; break; fi
+    done
+fi
+[[ -n $DATASET && -f $DATASET ]] || die "dataset.py not found (expected at $repo_root/../shared/bench/dataset.py; or set DATASET=)"
+
+# --- tools -------------------------------------------------------------------
+need=()
+command -v restic >/dev/null 2>&1 || need+=(restic)
+command -v borg >/dev/null 2>&1 || need+=(borgbackup)
+[[ -x /usr/bin/time ]] || need+=(time)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v diff >/dev/null 2>&1 || need+=(diffutils)
+if ((${#need[@]})); then
+    log "installing ${need[*]} with apt-get"
+    sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+fi
+
+if [[ $BUILD != 0 ]]; then
+    log "building lifeboat (cargo build --release)"
+    (cd "$repo_root" && cargo build --release) >&2
+fi
+# The commit the binary was (most likely) built from; read right after the build.
+lb_commit=$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ $lb_commit != unknown && -n $(git -C "$repo_root" status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+    lb_commit="$lb_commit+dirty"
+fi
+lifeboat_built="${CARGO_TARGET_DIR:-$repo_root/target}/release/lifeboat"
+[[ -x $lifeboat_built ]] || die "$lifeboat_built not found (build it, or drop --no-build)"
+
+# --- scratch layout ----------------------------------------------------------
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd -P)
+[[ $WORK != / && $WORK != "${HOME:-}" && $WORK != "$repo_root" ]] || die "refusing WORK=$WORK"
+DATA=$WORK/data            # the tree every tool backs up (same absolute path for all)
+BASE=$WORK/base-seed$SEED-scale$SCALE
+LOGS=$WORK/logs
+TSV=$WORK/results.tsv
+rm -rf "$WORK/data" "$WORK/run" "$LOGS"
+mkdir -p "$WORK/bin" "$LOGS"
+
+# A private copy of the binary, so that a concurrent rebuild cannot swap it mid-benchmark.
+LIFEBOAT=$WORK/bin/lifeboat
+cp -f "$lifeboat_built" "$LIFEBOAT"
+
+# Generate the dataset once (reused across invocations while SEED, SCALE and dataset.py match).
+gen_id="$(sha256sum "$DATASET" | cut -d' ' -f1) $SEED $SCALE mtime=$DATA_MTIME"
+if [[ -d $BASE && -f $BASE.ok && $(cat "$BASE.ok") == "$gen_id" ]]; then
+    log "reusing dataset $BASE"
+else
+    log "generating dataset (seed $SEED, scale $SCALE) into $BASE"
+    rm -rf "$BASE" "$BASE.tmp" "$BASE.ok"
+    mkdir -p "$BASE.tmp"
+    python3 "$DATASET" gen "$BASE.tmp" "$SEED" "$SCALE"
+    # Give every file and dir the same old mtime, as a real tree backed up
+    # "last night" would have: otherwise the first runs back up files written
+    # seconds ago, which change-detection caches rightly refuse to trust
+    # (Lifeboat does not cache files modified < 2 s before a backup starts).
+    find "$BASE.tmp" -exec touch -h -d "@$DATA_MTIME" {} +
+    mv "$BASE.tmp" "$BASE"
+    printf '%s\n' "$gen_id" >"$BASE.ok"
+fi
+
+# --- helpers -----------------------------------------------------------------
+warm() { # read every file once so the timed step starts with a warm page cache
+    sync
+    find "$1" -type f -print0 | xargs -0 -r cat >/dev/null
+}
+
+# timed NAME CMD... : runs CMD with stdin from /dev/null, stdout+stderr to
+# $LOGS/$RUN_TAG-NAME.log; sets T_SEC, T_RSS (KiB) and T_CPU (%).
+timed() {
+    local name=$1; shift
+    local logf=$LOGS/$RUN_TAG-$name.log tf=$WORK/run/time.out
+    sync
+    if ! /usr/bin/time -f '%e %M %P' -o "$tf" "$@" </dev/null >"$logf" 2>&1; then
+        log "FAILED: $* (log: $logf)"
+        tail -n 30 "$logf" >&2 || true
+        cat "$tf" >&2 || true
+        exit 1
+    fi
+    read -r T_SEC T_RSS T_CPU < <(tail -n 1 "$tf")
+    T_CPU=${T_CPU%\%}
+    [[ $T_CPU == "?" ]] && T_CPU=0
+    return 0
+}
+
+quiet() { # quiet NAME CMD... : untimed step, output to the log
+    local name=$1; shift
+    local logf=$LOGS/$RUN_TAG-$name.log
+    if ! "$@" </dev/null >"$logf" 2>&1; then
+        log "FAILED: $* (log: $logf)"
+        tail -n 30 "$logf" >&2 || true
+        exit 1
+    fi
+}
+
+dsize() { du -sb "$1" | cut -f1; }
+
+meta_listing() { # modes, sizes, mtimes of files and dirs, relative to $1
+    (cd "$1" && find . \( -type f -printf 'f %m %U:%G %s %T@ %P\n' \) -o \
+        \( -type d -printf 'd %m %U:%G - %T@ %P\n' \) -o -printf '%y %m %U:%G - %T@ %P -> %l\n' \
+        | LC_ALL=C sort -k6)
+}
+
+# verify_restore TOOL OUTDIR : sets VERIFY to ok / meta-diff:N
+verify_restore() {
+    local tool=$1 out=$2 got=$2/${DATA#/}
+    [[ -d $got ]] || { log "restore of $tool has no ${DATA#/} under $out:"; ls -la "$out" >&2; exit 1; }
+    if ! diff -r --no-dereference "$DATA" "$got" >"$LOGS/$RUN_TAG-verify.diff" 2>&1; then
+        log "CONTENT MISMATCH: $tool's restore differs from the source (see $LOGS/$RUN_TAG-verify.diff)"
+        head -n 20 "$LOGS/$RUN_TAG-verify.diff" >&2
+        exit 1
+    fi
+    local extra
+    extra=$(find "$out" -mindepth 1 -maxdepth 1 ! -name "$(cut -d/ -f2 <<<"$DATA")" | head -n 5)
+    [[ -z $extra ]] || log "warning: $tool left other entries in the restore target: $extra"
+    meta_listing "$DATA" >"$WORK/run/meta.src"
+    meta_listing "$got" >"$WORK/run/meta.got"
+    if cmp -s "$WORK/run/meta.src" "$WORK/run/meta.got"; then
+        VERIFY=ok
+    else
+        local n
+        n=$(diff "$WORK/run/meta.src" "$WORK/run/meta.got" | grep -c '^>' || true)
+        diff "$WORK/run/meta.src" "$WORK/run/meta.got" >"$LOGS/$RUN_TAG-verify-meta.diff" || true
+        VERIFY=meta-diff:$n
+        log "warning: $tool: content identical, but $n entries differ in mode/owner/size/mtime (see $LOGS/$RUN_TAG-verify-meta.diff)"
+    fi
+}
+
+# Per-tool commands. Each tool gets its own HOME, caches and repository under $WORK/run.
+tool_env() {
+    local tool=$1 e=$WORK/run/env
+    mkdir -p "$e/home" "$e/cache" "$e/config" "$e/keys"
+    TENV=(env HOME="$e/home" XDG_CACHE_HOME="$e/cache" XDG_CONFIG_HOME="$e/config")
+    case $tool in
+        lifeboat) TENV+=(LIFEBOAT_KEY_DIR="$e/keys" LIFEBOAT_CACHE_DIR="$e/cache/lifeboat") ;;
+        restic) TENV+=(RESTIC_PASSWORD=lifeboat-bench RESTIC_CACHE_DIR="$e/cache/restic") ;;
+        borg) TENV+=(BORG_PASSPHRASE=lifeboat-bench BORG_BASE_DIR="$e/borg" BORG_DISPLAY_PASSPHRASE=no
+                     BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes) ;;
+    esac
+}
+
+do_init() {
+    case $1 in
+        lifeboat) quiet init "${TENV[@]}" "$LIFEBOAT" init --repo "$REPO" ;;
+        restic) quiet init "${TENV[@]}" restic init --repository-version 2 --repo "$REPO" ;;
+        borg) quiet init "${TENV[@]}" borg init --encryption=repokey-blake2 "$REPO" ;;
+    esac
+}
+
+do_backup() { # do_backup TOOL N
+    case $1 in
+        lifeboat) timed "backup$2" "${TENV[@]}" "$LIFEBOAT" backup --json --repo "$REPO" "$DATA" ;;
+        restic) timed "backup$2" "${TENV[@]}" restic backup --repo "$REPO" --compression auto "$DATA" ;;
+        borg) timed "backup$2" "${TENV[@]}" borg create --compression zstd,3 "$REPO::b$2" "$DATA" ;;
+    esac
+}
+
+do_restore() { # do_restore TOOL OUTDIR  (latest snapshot = the second backup)
+    case $1 in
+        lifeboat) timed restore "${TENV[@]}" "$LIFEBOAT" restore --repo "$REPO" latest --target "$2" ;;
+        restic) timed restore "${TENV[@]}" restic restore --repo "$REPO" latest --target "$2" ;;
+        borg) # borg extracts into the current directory
+              cd "$2"
+              timed restore "${TENV[@]}" borg extract "$REPO::b2"
+              cd "$WORK" ;;
+    esac
+}
+
+# --- header ------------------------------------------------------------------
+cpu_model=$(grep -m1 -E '^(model name|Model|cpu model)' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+[[ -n $cpu_model ]] || cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1 || true)
+mem_gib=$(awk '/^MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo)
+fs_type=$(df -T "$WORK" | awk 'NR==2 {print $2}')
+lb_version=$("$LIFEBOAT" --version)
+restic_version=$(restic version | head -n1)
+borg_version=$(borg --version)
+data_bytes=$(dsize "$BASE")
+data_files=$(find "$BASE" -type f | wc -l)
+
+printf 'run\ttool\tdata_bytes\tdata2_bytes\tb1_s\tb1_rss_kib\tb1_cpu_pct\tb2_s\tb2_rss_kib\tb2_cpu_pct\trepo1_bytes\trepo2_bytes\tadded_bytes\tlifeboat_reported_added\tlifeboat_files_unchanged\trestore_s\trestore_rss_kib\trestore_cpu_pct\tverify\n' >"$TSV"
+
+log "dataset: $data_bytes bytes, $data_files files; $RUNS run(s) of ${TOOLS[*]}; work dir $WORK"
+
+# --- the runs ----------------------------------------------------------------
+for ((run = 1; run <= RUNS; run++)); do
+    for tool in "${TOOLS[@]}"; do
+        RUN_TAG=run$run-$tool
+        rm -rf "$WORK/run" "$DATA"
+        mkdir -p "$WORK/run"
+        REPO=$WORK/run/repo
+        OUT=$WORK/run/restore
+        log "run $run/$RUNS $tool: preparing a fresh copy of the dataset"
+        cp -a "$BASE" "$DATA"
+        # cp gives every file a fresh ctime; a tree backed up "last night" has
+        # old ones. Let them age past the racy-timestamp windows that files
+        # caches (Lifeboat's: 2 s) use to refuse trusting just-changed files.
+        sleep "$SETTLE"
+        tool_env "$tool"
+        do_init "$tool"
+        warm "$DATA"
+
+        log "run $run/$RUNS $tool: initial backup"
+        do_backup "$tool" 1
+        b1=("$T_SEC" "$T_RSS" "$T_CPU")
+        repo1=$(dsize "$REPO")
+        log "run $run/$RUNS $tool: initial backup ${b1[0]} s, ${b1[1]} KiB RSS, ${b1[2]} % CPU, repo $repo1 bytes"
+
+        quiet mutate python3 "$DATASET" mutate "$DATA" "$SEED" "$SCALE"
+        data2=$(dsize "$DATA")
+        warm "$DATA"
+        log "run $run/$RUNS $tool: second backup (after mutate)"
+        do_backup "$tool" 2
+        b2=("$T_SEC" "$T_RSS" "$T_CPU")
+        repo2=$(dsize "$REPO")
+        reported=(NA NA)
+        if [[ $tool == lifeboat ]]; then
+            read -r -a reported < <(python3 -c 'import json,sys; s=json.loads([l for l in sys.stdin if l.startswith("{")][-1])["stats"]; print(s["bytes_added"], s["files_unchanged"])' \
+                <"$LOGS/$RUN_TAG-backup2.log") || die "could not read stats from $LOGS/$RUN_TAG-backup2.log"
+            ((${#reported[@]} == 2)) || die "could not read stats from $LOGS/$RUN_TAG-backup2.log"
+        fi
+        log "run $run/$RUNS $tool: second backup ${b2[0]} s, +$((repo2 - repo1)) bytes on disk"
+
+        mkdir -p "$OUT"
+        warm "$REPO"
+        log "run $run/$RUNS $tool: full restore"
+        do_restore "$tool" "$OUT"
+        rs=("$T_SEC" "$T_RSS" "$T_CPU")
+        log "run $run/$RUNS $tool: restore ${rs[0]} s, ${rs[1]} KiB RSS; verifying"
+        verify_restore "$tool" "$OUT"
+        log "run $run/$RUNS $tool: restore verified ($VERIFY)"
+        find "$LOGS" -name "$RUN_TAG-verify*.diff" -empty -delete
+
+        printf '%s\t' "$run" "$tool" "$data_bytes" "$data2" "${b1[@]}" "${b2[@]}" \
+            "$repo1" "$repo2" "$((repo2 - repo1))" "${reported[@]}" "${rs[@]}" >>"$TSV"
+        printf '%s\n' "$VERIFY" >>"$TSV"
+        rm -rf "$WORK/run" "$DATA"
+    done
+done
+[[ $KEEP_BASE != 0 ]] || rm -rf "$BASE" "$BASE.ok"
+
+# --- report ------------------------------------------------------------------
+{
+    echo "## Lifeboat vs restic vs borg — SCALE $SCALE, SEED $SEED, median of $RUNS run(s)"
+    echo
+    echo "- machine: $(nproc) CPUs ($cpu_model), $mem_gib GiB RAM, $(uname -sr), $fs_type at $WORK"
+    echo "- lifeboat: $lb_version (commit $lb_commit); $restic_version; $borg_version"
+    echo "- dataset: $(awk -v b="$data_bytes" 'BEGIN {printf "%.1f", b/1048576}') MiB (du -sb), $data_files files; fresh repositories, warm page cache, order ${TOOLS[*]} in each run"
+    echo
+    python3 "$script_dir/report.py" "$TSV"
+} | tee "$WORK/report.md"
+log "raw numbers: $TSV; logs: $LOGS; report: $WORK/report.md"
