@@ -278,11 +278,20 @@ pub fn restore(
         let done = AtomicU64::new(0);
         let files_done = AtomicU64::new(0);
         let mut packs: Vec<(u32, PackPlan)> = plan.into_iter().collect();
-        packs.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
         for (_, chunks) in packs.iter_mut() {
             chunks.sort_by_key(|(_, l, _)| l.offset);
         }
-        let queue = Mutex::new(packs);
+        // In the order of the file regions they fill; workers take turns
+        // from the two ends, so two of them rarely write into the same big
+        // file at once (buffered writes to one file serialise on its inode).
+        packs.sort_by_key(|(_, chunks)| {
+            chunks
+                .first()
+                .and_then(|(_, _, d)| d.first())
+                .map(|d| (d.file, d.offset))
+        });
+        let queue = Mutex::new(std::collections::VecDeque::from(packs));
+        let worker_ids = AtomicU64::new(0);
         let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
         let counters = |phase| Counters {
             phase,
@@ -295,14 +304,20 @@ pub fn restore(
         std::thread::scope(|s| {
             for _ in 0..super::workers() {
                 s.spawn(|| {
+                    let w = worker_ids.fetch_add(1, Ordering::Relaxed);
                     let mut scratch = Vec::new();
                     let mut open: Option<(usize, fs::File)> = None;
                     loop {
                         if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
                             return;
                         }
-                        let Some((pack_no, chunks)) = queue.lock().ok().and_then(|mut q| q.pop())
-                        else {
+                        let Some((pack_no, chunks)) = queue.lock().ok().and_then(|mut q| {
+                            if w % 2 == 0 {
+                                q.pop_front()
+                            } else {
+                                q.pop_back()
+                            }
+                        }) else {
                             return;
                         };
                         let res = (|| -> Result<()> {
