@@ -23,11 +23,17 @@
 )]
 
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod health;
+pub mod inventory;
 pub mod paths;
 pub mod progress;
+pub mod records;
 pub mod repo;
 pub mod source;
+pub mod tui;
+pub mod util;
 
 pub use error::Error;

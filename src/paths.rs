@@ -35,3 +35,14 @@ pub fn key_dir() -> PathBuf {
 pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
+
+/// Where job records and reports live when no config says otherwise.
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("LIFEBOAT_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".local/state"))
+        .join("lifeboat")
+}

@@ -32,7 +32,7 @@ struct Cli {
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -57,6 +57,37 @@ enum Command {
     /// Check the configuration file
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Is every service inside its RPO, verified and drilled? Exit code 0 ok, 1 warning, 2 breach, 3 unknown
+    Health,
+    /// Restore the newest restore point into a sandbox, measure the time against the RTO, record it
+    Drill(DrillArgs),
+    /// Open the console on a throwaway demo homelab (needs nothing installed)
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DrillArgs {
+    /// Services to drill
+    services: Vec<String>,
+    /// Drill every service, most critical first
+    #[arg(long, conflicts_with = "services")]
+    all: bool,
+    /// Where sandboxes go [default: <state_dir>/sandboxes]
+    #[arg(long, value_name = "DIR")]
+    sandbox: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Keep the demo directory on exit (its path is printed)
+    #[arg(long)]
+    keep: bool,
+    /// Build the demo here instead of a new temporary directory
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Build the demo and print where, without opening the console
+    #[arg(long)]
+    no_tui: bool,
 }
 
 #[derive(Args)]
@@ -162,6 +193,11 @@ struct Ctx {
 
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    // The demo brings its own config; a broken one on this host must not stop it.
+    let command = match cli.command {
+        Some(Command::Demo(a)) => return demo(a, cli.quiet),
+        other => other,
+    };
     let config = load_config(cli.config.as_deref())?;
     let ctx = Ctx {
         cli_repo: cli.repo,
@@ -170,7 +206,14 @@ pub fn run() -> Result<ExitCode> {
         json: cli.json,
         quiet: cli.quiet,
     };
-    match cli.command {
+    let Some(command) = command else {
+        let Some(config) = ctx.config else {
+            bail!("no config found (looked for --config, $LIFEBOAT_CONFIG, /etc/lifeboat/lifeboat.toml, ~/.config/lifeboat/lifeboat.toml); try `lifeboat demo` to look around, or start from config/lifeboat.example.toml");
+        };
+        lifeboat::tui::run(config, None)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    match command {
         Command::Init(a) => init(&ctx, a),
         Command::Backup(a) => backup(&ctx, a),
         Command::Snapshots(a) => snapshots(&ctx, a),
@@ -180,6 +223,9 @@ pub fn run() -> Result<ExitCode> {
         Command::Keys(k) => keys(&ctx, k),
         Command::Unlock(a) => unlock(&ctx, a),
         Command::Config(ConfigCommand::Check) => config_check(&ctx),
+        Command::Health => health(&ctx),
+        Command::Drill(a) => drill(&ctx, a),
+        Command::Demo(a) => demo(a, ctx.quiet),
     }
 }
 
@@ -245,6 +291,161 @@ impl Ctx {
             println!("{}", line.as_ref());
         }
     }
+}
+
+fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
+    let (root, keep) = match a.dir {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(&d)?.next().is_some() {
+                bail!(
+                    "{} is not empty; the demo needs an empty or new directory",
+                    d.display()
+                );
+            }
+            (d, true)
+        }
+        None => (
+            std::env::temp_dir().join(format!("lifeboat-demo-{:08x}", rand::random::<u32>())),
+            a.keep,
+        ),
+    };
+    if !quiet {
+        eprintln!(
+            "building a demo homelab in {} (a week of simulated nightly backups)…",
+            root.display()
+        );
+    }
+    // The demo keeps its keys and caches to itself.
+    std::env::set_var("LIFEBOAT_KEY_DIR", root.join("keys"));
+    let progress = Progress::start(quiet, "demo");
+    let built = lifeboat::demo::build(&root, &progress.reporter());
+    progress.finish();
+    let result = built.and_then(|config| {
+        if a.no_tui {
+            println!("{}", config.path.display());
+            Ok(())
+        } else {
+            lifeboat::tui::run(config, Some("DEMO: simulated history".into()))
+        }
+    });
+    if keep || a.no_tui {
+        if !quiet {
+            eprintln!(
+                "the demo is kept in {}; `lifeboat --config {}/lifeboat.toml` reopens it",
+                root.display(),
+                root.display()
+            );
+        }
+    } else {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn health(ctx: &Ctx) -> Result<ExitCode> {
+    let Some(config) = &ctx.config else {
+        eprintln!("error: health needs a config (pass --config FILE)");
+        return Ok(ExitCode::from(3));
+    };
+    let inv = lifeboat::inventory::load(config);
+    let report = lifeboat::health::evaluate(
+        &inv,
+        std::time::SystemTime::now(),
+        &lifeboat::health::Thresholds::default(),
+    );
+    if ctx.json {
+        output::json(&report)?;
+    } else if !ctx.quiet {
+        output::print_health(&report);
+    }
+    Ok(ExitCode::from(report.state.exit_code()))
+}
+
+fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
+    let config = ctx.config.as_ref().context(
+        "drills need a config (pass --config FILE): they measure against each service's RTO",
+    )?;
+    let chosen: Vec<&lifeboat::config::Service> = if a.all {
+        config.services.iter().collect()
+    } else if a.services.is_empty() {
+        bail!("name the services to drill, or --all");
+    } else {
+        a.services
+            .iter()
+            .map(|s| config.service(s))
+            .collect::<Result<_>>()?
+    };
+    let records = lifeboat::records::Records::new(&config.state_dir);
+    let sandbox_root = a
+        .sandbox
+        .clone()
+        .unwrap_or_else(|| config.state_dir.join("sandboxes"));
+    let mut failed = 0;
+    for svc in chosen {
+        let result = (|| -> Result<lifeboat::engine::DrillReport> {
+            let repo = ctx.open(Some(&svc.repository))?;
+            let snap = repo.find_snapshot("latest", Some(&svc.name))?;
+            let progress = Progress::start(ctx.quiet || ctx.json, &format!("drill {}", svc.name));
+            let r = engine::drill(
+                &repo,
+                &snap,
+                &engine::DrillOptions {
+                    sandbox_root: sandbox_root.clone(),
+                    rto: svc.policy.rto,
+                },
+                &progress.reporter(),
+            );
+            progress.finish();
+            r
+        })();
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: drill of {} could not run: {e:#}", svc.name);
+                continue;
+            }
+        };
+        records.add_drill(&lifeboat::records::DrillRecord {
+            time: lifeboat::repo::snapshot::now_rfc3339(),
+            service: svc.name.clone(),
+            snapshot: report.snapshot.clone(),
+            ok: report.ok,
+            duration_ms: report.duration_ms,
+            rto_ms: report.rto_ms,
+            detail: report.detail.clone(),
+        })?;
+        if !(report.ok && report.within_rto) {
+            failed += 1;
+        }
+        if ctx.json {
+            output::json(&serde_json::json!({"service": svc.name, "report": report}))?;
+        } else {
+            let took = report.duration_ms as f64 / 1000.0;
+            let verdict = match (report.ok, report.within_rto) {
+                (false, _) => format!("FAILED: {}", report.detail),
+                (true, false) => format!(
+                    "restored, but {took:.1} s is over the RTO of {}",
+                    lifeboat::health::short_duration(svc.policy.rto)
+                ),
+                (true, true) => format!(
+                    "ok: {took:.1} s against an RTO of {}",
+                    lifeboat::health::short_duration(svc.policy.rto)
+                ),
+            };
+            println!(
+                "drill {} ({}): {verdict}",
+                svc.name,
+                &report.snapshot[..8.min(report.snapshot.len())]
+            );
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn init(ctx: &Ctx, a: InitArgs) -> Result<ExitCode> {
@@ -511,6 +712,22 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
     );
     progress.finish();
     let report = report?;
+    let state_dir = ctx
+        .config
+        .as_ref()
+        .map(|c| c.state_dir.clone())
+        .unwrap_or_else(lifeboat::paths::state_dir);
+    let record = lifeboat::records::VerifyRecord {
+        time: lifeboat::repo::snapshot::now_rfc3339(),
+        repository: repo.config().id.clone(),
+        read_data_percent: percent,
+        ok: report.ok(),
+        problems: report.problems.len(),
+        affected_services: report.affected_services.clone(),
+    };
+    if let Err(e) = lifeboat::records::Records::new(&state_dir).add_verify(&record) {
+        eprintln!("warning: could not record the result for health: {e:#}");
+    }
     if ctx.json {
         output::json(&report)?;
     } else {

@@ -169,3 +169,40 @@ impl Progress {
         }
     }
 }
+
+pub fn print_health(r: &lifeboat::health::Report) {
+    println!(
+        "{:<2}{:<20} {:<10} {:<12} {:<16} {:<22} {:>4} {:>9}",
+        "", "SERVICE", "TIER", "BACKUP/RPO", "VERIFY", "DRILL (TOOK/RTO)", "PTS", "SIZE"
+    );
+    for s in &r.services {
+        println!(
+            "{:<2}{:<20} {:<10} {:<12} {:<16} {:<22} {:>4} {:>9}",
+            s.state.symbol(),
+            s.service,
+            s.tier.name(),
+            s.backup.text,
+            s.verify.text,
+            s.drill.text,
+            s.restore_points,
+            human_bytes(s.size)
+        );
+    }
+    for c in &r.repositories {
+        println!(
+            "{} repository {}: {}",
+            c.state.symbol(),
+            c.repository,
+            c.text
+        );
+    }
+    if r.alerts.is_empty() {
+        println!("every service is inside its targets");
+    } else {
+        println!();
+        for a in &r.alerts {
+            println!("{} {}", a.state.symbol(), a.message);
+        }
+    }
+    println!("overall: {}", r.state.word());
+}

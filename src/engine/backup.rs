@@ -44,6 +44,9 @@ pub struct BackupOptions {
     /// Paths never backed up (the repository itself when it lives inside a
     /// source, the cache directory).
     pub skip_paths: Vec<PathBuf>,
+    /// The time recorded for the restore point; now unless given (imports,
+    /// and the demo's simulated history).
+    pub time: Option<SystemTime>,
 }
 
 impl BackupOptions {
@@ -56,6 +59,7 @@ impl BackupOptions {
             use_files_cache: true,
             cache_dir: crate::paths::cache_dir(),
             skip_paths: Vec::new(),
+            time: None,
         }
     }
 }
@@ -317,7 +321,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
     let mut snap = Snapshot {
         id: String::new(),
         version: 1,
-        time: humantime::format_rfc3339_nanos(start_time).to_string(),
+        time: humantime::format_rfc3339_nanos(opts.time.unwrap_or(start_time)).to_string(),
         host: opts.host.clone(),
         service: opts.service.clone(),
         paths: roots.iter().map(|p| p.display().to_string()).collect(),

@@ -2,15 +2,17 @@
 //! a [`Reporter`](crate::progress::Reporter), and never prints.
 
 pub mod backup;
+pub mod drill;
 pub mod restore;
 pub mod verify;
 
 pub use backup::{backup, BackupOptions};
+pub use drill::{drill, DrillOptions, DrillReport};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 pub use verify::{verify, VerifyOptions, VerifyReport};
 
 /// Worker threads for CPU-bound stages: every core.
-pub(crate) fn workers() -> usize {
+pub fn workers() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)

@@ -44,6 +44,8 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
     /// Snapshots with no problem.
     pub good_snapshots: Vec<String>,
+    /// Services with at least one restore point that is not restorable.
+    pub affected_services: Vec<String>,
 }
 
 impl VerifyReport {
@@ -268,6 +270,9 @@ pub fn verify(
         let nodes = match repo.read_tree(&index, snap) {
             Ok(n) => n,
             Err(e) => {
+                if !report.affected_services.contains(&snap.service) {
+                    report.affected_services.push(snap.service.clone());
+                }
                 report.problems.push(Problem {
                     object: format!("snapshots/{}", snap.id),
                     problem: format!("{e:#}"),
@@ -292,6 +297,8 @@ pub fn verify(
         }
         if snapshot_ok {
             report.good_snapshots.push(snap.short_id());
+        } else if !report.affected_services.contains(&snap.service) {
+            report.affected_services.push(snap.service.clone());
         }
     }
     // Attach affected restore points to the problems that cause them.

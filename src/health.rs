@@ -1,0 +1,391 @@
+//! Health: is every service inside its targets? One evaluation serves the
+//! TUI's home screen and `lifeboat health` (table, JSON, exit code).
+//!
+//! A service is judged on four things, and shows the worst:
+//! - backup age against its RPO (none at all, or too old: breach);
+//! - the last verify (failed: breach; never, or older than a week: warning);
+//! - the last restore drill (failed or slower than the RTO: breach; never,
+//!   or older than 35 days: warning — an untested backup is a hope);
+//! - its repository: unreadable or 95 % full is a breach for every service
+//!   in it (backups will fail); 80 % full is the repository's own warning.
+
+use crate::inventory::{Inventory, ServiceView};
+use serde::Serialize;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Ok,
+    Warning,
+    Breach,
+}
+
+impl State {
+    /// Reads without colour.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            State::Ok => "✓",
+            State::Warning => "!",
+            State::Breach => "✗",
+        }
+    }
+    pub fn word(self) -> &'static str {
+        match self {
+            State::Ok => "ok",
+            State::Warning => "warning",
+            State::Breach => "breach",
+        }
+    }
+    /// Nagios-style exit codes, which monitoring already understands.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            State::Ok => 0,
+            State::Warning => 1,
+            State::Breach => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    pub verify_max_age: Duration,
+    pub drill_max_age: Duration,
+    pub capacity_warn_percent: f64,
+    pub capacity_breach_percent: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            verify_max_age: Duration::from_secs(7 * 86400),
+            drill_max_age: Duration::from_secs(35 * 86400),
+            capacity_warn_percent: 80.0,
+            capacity_breach_percent: 95.0,
+        }
+    }
+}
+
+/// One judged aspect: its state, a short text for a table cell, and what
+/// to tell the admin when it is not ok.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub state: State,
+    pub text: String,
+    #[serde(skip)]
+    pub alert: String,
+}
+
+impl Check {
+    fn ok(text: String) -> Check {
+        Check {
+            state: State::Ok,
+            text,
+            alert: String::new(),
+        }
+    }
+    fn bad(state: State, text: impl Into<String>, alert: String) -> Check {
+        Check {
+            state,
+            text: text.into(),
+            alert,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceHealth {
+    pub service: String,
+    pub tier: crate::config::Tier,
+    pub state: State,
+    pub backup: Check,
+    pub verify: Check,
+    pub drill: Check,
+    pub restore_points: usize,
+    /// Size of the newest restore point.
+    pub size: u64,
+    /// Seconds since the newest restore point.
+    pub backup_age_secs: Option<u64>,
+    pub rpo_secs: u64,
+    pub rto_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    pub state: State,
+    pub service: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityCheck {
+    pub repository: String,
+    pub state: State,
+    pub percent: Option<f64>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub state: State,
+    pub services: Vec<ServiceHealth>,
+    pub repositories: Vec<CapacityCheck>,
+    /// Worst first.
+    pub alerts: Vec<Alert>,
+}
+
+/// "3h", "2d 4h", "45m": short enough for a table cell.
+pub fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 if s % 3600 < 60 => format!("{}h", s / 3600),
+        3600..=86399 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        _ if s % 86400 < 3600 => format!("{}d", s / 86400),
+        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn age(now: SystemTime, t: SystemTime) -> Duration {
+    now.duration_since(t).unwrap_or_default()
+}
+
+fn backup_check(s: &ServiceView, now: SystemTime) -> Check {
+    let rpo = Duration::from_secs(s.rpo_secs);
+    match s.latest() {
+        None => Check::bad(
+            State::Breach,
+            "never",
+            format!("{}: never backed up", s.name),
+        ),
+        Some(p) => {
+            let a = age(now, p.time);
+            let text = format!("{}/{}", short_duration(a), short_duration(rpo));
+            if a > rpo {
+                Check::bad(
+                    State::Breach,
+                    text,
+                    format!(
+                        "{}: last backup {} ago, RPO is {}",
+                        s.name,
+                        short_duration(a),
+                        short_duration(rpo)
+                    ),
+                )
+            } else {
+                Check::ok(text)
+            }
+        }
+    }
+}
+
+fn verify_check(s: &ServiceView, now: SystemTime, t: &Thresholds) -> Check {
+    match &s.last_verify {
+        None => Check::bad(
+            State::Warning,
+            "never",
+            format!("{}: never verified (run `lifeboat verify`)", s.name),
+        ),
+        Some(v) if !v.ok => {
+            let ago = short_duration(age(now, v.time));
+            Check::bad(
+                State::Breach,
+                format!("FAILED {ago} ago"),
+                format!(
+                    "{}: the last verify ({ago} ago) found damaged restore points",
+                    s.name
+                ),
+            )
+        }
+        Some(v) => {
+            let a = age(now, v.time);
+            let text = format!("ok {} ago", short_duration(a));
+            if a > t.verify_max_age {
+                Check::bad(
+                    State::Warning,
+                    text,
+                    format!("{}: last verified {} ago", s.name, short_duration(a)),
+                )
+            } else {
+                Check::ok(text)
+            }
+        }
+    }
+}
+
+fn drill_check(s: &ServiceView, now: SystemTime, t: &Thresholds) -> Check {
+    let Some(d) = &s.last_drill else {
+        return Check::bad(
+            State::Warning,
+            "never",
+            format!(
+                "{}: restore never drilled (run `lifeboat drill {}`)",
+                s.name, s.name
+            ),
+        );
+    };
+    let when = humantime::parse_rfc3339_weak(&d.time)
+        .map(|t| age(now, t))
+        .unwrap_or_default();
+    let took = Duration::from_millis(d.duration_ms);
+    let rto = Duration::from_secs(s.rto_secs);
+    if !d.ok {
+        Check::bad(
+            State::Breach,
+            format!("FAILED {} ago", short_duration(when)),
+            format!("{}: the last restore drill failed: {}", s.name, d.detail),
+        )
+    } else if took > rto {
+        Check::bad(
+            State::Breach,
+            format!("{} > RTO {}", fmt_took(took), short_duration(rto)),
+            format!(
+                "{}: the last drill took {}, over its RTO of {}",
+                s.name,
+                fmt_took(took),
+                short_duration(rto)
+            ),
+        )
+    } else {
+        let text = format!(
+            "{}/{} {} ago",
+            fmt_took(took),
+            short_duration(rto),
+            short_duration(when)
+        );
+        if when > t.drill_max_age {
+            Check::bad(
+                State::Warning,
+                text,
+                format!("{}: last drilled {} ago", s.name, short_duration(when)),
+            )
+        } else {
+            Check::ok(text)
+        }
+    }
+}
+
+fn fmt_took(d: Duration) -> String {
+    if d < Duration::from_secs(60) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        short_duration(d)
+    }
+}
+
+pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
+    let mut alerts = Vec::new();
+    let mut repositories = Vec::new();
+    for r in &inv.repositories {
+        let (state, percent, text) = match (&r.error, &r.capacity) {
+            (Some(e), _) => (State::Breach, None, format!("unreadable: {e}")),
+            (None, None) => (State::Warning, None, "capacity unknown".to_string()),
+            (None, Some(c)) => {
+                let p = c.percent();
+                let state = if p >= t.capacity_breach_percent {
+                    State::Breach
+                } else if p >= t.capacity_warn_percent {
+                    State::Warning
+                } else {
+                    State::Ok
+                };
+                (
+                    state,
+                    Some(p),
+                    format!("{:.0}% of {} used", p, crate::util::human_bytes(c.total)),
+                )
+            }
+        };
+        if state != State::Ok {
+            alerts.push(Alert {
+                state,
+                service: None,
+                message: format!("repository {}: {text}", r.name),
+            });
+        }
+        repositories.push(CapacityCheck {
+            repository: r.name.clone(),
+            state,
+            percent,
+            text,
+        });
+    }
+    let mut services = Vec::new();
+    for s in &inv.services {
+        let backup = backup_check(s, now);
+        let verify = verify_check(s, now, t);
+        let drill = drill_check(s, now, t);
+        // A nearly full repository is the repository's alert; it makes a
+        // service's own state worse only once its backups will fail.
+        let repo_state = repositories
+            .iter()
+            .find(|r| r.repository == s.repository)
+            .map(|r| r.state)
+            .filter(|st| *st == State::Breach)
+            .unwrap_or(State::Ok);
+        let state = [backup.state, verify.state, drill.state, repo_state]
+            .into_iter()
+            .max()
+            .unwrap_or(State::Ok);
+        for c in [&backup, &verify, &drill] {
+            if c.state != State::Ok {
+                alerts.push(Alert {
+                    state: c.state,
+                    service: Some(s.name.clone()),
+                    message: c.alert.clone(),
+                });
+            }
+        }
+        services.push(ServiceHealth {
+            service: s.name.clone(),
+            tier: s.tier,
+            state,
+            backup_age_secs: s.latest().map(|p| age(now, p.time).as_secs()),
+            size: s.latest().map(|p| p.bytes).unwrap_or(0),
+            restore_points: s.restore_points.len(),
+            backup,
+            verify,
+            drill,
+            rpo_secs: s.rpo_secs,
+            rto_secs: s.rto_secs,
+        });
+    }
+    // Worst first; within a state, the more critical tier first.
+    let tier_of = |a: &Alert| {
+        a.service
+            .as_ref()
+            .and_then(|n| inv.services.iter().find(|s| &s.name == n))
+            .map(|s| s.tier)
+    };
+    alerts.sort_by(|a, b| b.state.cmp(&a.state).then(tier_of(a).cmp(&tier_of(b))));
+    let state = services
+        .iter()
+        .map(|s| s.state)
+        .chain(repositories.iter().map(|r| r.state))
+        .max()
+        .unwrap_or(State::Ok);
+    Report {
+        state,
+        services,
+        repositories,
+        alerts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_stay_short_but_never_round_a_breach_away() {
+        let d = |s| short_duration(Duration::from_secs(s));
+        assert_eq!(d(42), "42s");
+        assert_eq!(d(45 * 60), "45m");
+        assert_eq!(d(8 * 3600), "8h");
+        assert_eq!(d(8 * 3600 + 20 * 60), "8h20m");
+        assert_eq!(d(86400), "1d");
+        assert_eq!(d(3 * 86400 + 3 * 3600), "3d3h");
+    }
+}

@@ -1,0 +1,223 @@
+//! The model every view reads: repositories (with capacity), services with
+//! their tier, targets and restore points, and the last verify and drill.
+//! Built by [`load`], which does the I/O; views only read it.
+
+use crate::config::{Config, Policy, Source, Tier};
+use crate::records::{DrillRecord, Records};
+use crate::repo::{KeySource, LocalBackend, Repository, Snapshot};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Capacity {
+    pub total: u64,
+    pub used: u64,
+}
+
+impl Capacity {
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.used as f64 * 100.0 / self.total as f64
+        }
+    }
+
+    /// The filesystem holding `path`.
+    pub fn of(path: &Path) -> Option<Capacity> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+            return None;
+        }
+        let frsize = s.f_frsize as u64;
+        let total = s.f_blocks as u64 * frsize;
+        let avail = s.f_bavail as u64 * frsize;
+        Some(Capacity {
+            total,
+            used: total.saturating_sub(avail),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryView {
+    pub name: String,
+    pub location: String,
+    pub capacity: Option<Capacity>,
+    /// Why it could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePoint {
+    pub id: String,
+    #[serde(skip)]
+    pub time: SystemTime,
+    pub time_text: String,
+    pub host: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub added: u64,
+    pub duration_ms: u64,
+}
+
+impl RestorePoint {
+    pub fn short_id(&self) -> &str {
+        &self.id[..8.min(self.id.len())]
+    }
+
+    fn from(s: &Snapshot) -> RestorePoint {
+        RestorePoint {
+            id: s.id.clone(),
+            time: s.system_time().unwrap_or(SystemTime::UNIX_EPOCH),
+            time_text: s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
+            host: s.host.clone(),
+            files: s.stats.files,
+            bytes: s.stats.bytes,
+            added: s.stats.bytes_added,
+            duration_ms: s.stats.duration_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastVerify {
+    #[serde(skip)]
+    pub time: SystemTime,
+    pub time_text: String,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub name: String,
+    pub tier: Tier,
+    pub host: String,
+    pub description: String,
+    pub repository: String,
+    pub rpo_secs: u64,
+    pub rto_secs: u64,
+    pub sources: Vec<String>,
+    /// Oldest first.
+    pub restore_points: Vec<RestorePoint>,
+    pub last_verify: Option<LastVerify>,
+    pub last_drill: Option<DrillRecord>,
+}
+
+impl ServiceView {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            rpo: std::time::Duration::from_secs(self.rpo_secs),
+            rto: std::time::Duration::from_secs(self.rto_secs),
+        }
+    }
+    pub fn latest(&self) -> Option<&RestorePoint> {
+        self.restore_points.last()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Inventory {
+    pub repositories: Vec<RepositoryView>,
+    /// Most critical tier first, then by name.
+    pub services: Vec<ServiceView>,
+}
+
+impl Inventory {
+    pub fn hosts(&self) -> Vec<String> {
+        let mut h: Vec<String> = self.services.iter().map(|s| s.host.clone()).collect();
+        h.sort();
+        h.dedup();
+        h
+    }
+}
+
+fn describe(src: &Source) -> String {
+    match src {
+        Source::Files { paths, .. } => format!(
+            "files: {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Reads every repository of the config. A repository that cannot be read
+/// is reported in its view; the rest still load.
+pub fn load(config: &Config) -> Inventory {
+    let records = Records::new(&config.state_dir);
+    let mut repositories = Vec::new();
+    let mut snaps: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
+    let mut repo_ids: BTreeMap<String, String> = BTreeMap::new();
+    for r in config.repositories.values() {
+        let key = r
+            .key_file
+            .clone()
+            .map(KeySource::File)
+            .unwrap_or(KeySource::Default);
+        let mut view = RepositoryView {
+            name: r.name.clone(),
+            location: r.path.display().to_string(),
+            capacity: Capacity::of(&r.path),
+            error: None,
+        };
+        match Repository::open(Box::new(LocalBackend::new(&r.path)), key).and_then(|repo| {
+            let (list, _) = repo.list_snapshots()?;
+            Ok((repo.config().id.clone(), list))
+        }) {
+            Ok((id, list)) => {
+                repo_ids.insert(r.name.clone(), id);
+                for s in list {
+                    snaps
+                        .entry(format!("{}\0{}", r.name, s.service))
+                        .or_default()
+                        .push(s);
+                }
+            }
+            Err(e) => view.error = Some(format!("{e:#}")),
+        }
+        repositories.push(view);
+    }
+    let services = config
+        .services
+        .iter()
+        .map(|svc| {
+            let points: Vec<RestorePoint> = snaps
+                .get(&format!("{}\0{}", svc.repository, svc.name))
+                .map(|v| v.iter().map(RestorePoint::from).collect())
+                .unwrap_or_default();
+            let last_verify = repo_ids
+                .get(&svc.repository)
+                .and_then(|id| records.verifies(id).pop())
+                .map(|v| LastVerify {
+                    time: humantime::parse_rfc3339_weak(&v.time).unwrap_or(SystemTime::UNIX_EPOCH),
+                    time_text: v.time.get(..19).unwrap_or(&v.time).replace('T', " "),
+                    ok: !v.affected_services.contains(&svc.name),
+                });
+            ServiceView {
+                name: svc.name.clone(),
+                tier: svc.tier,
+                host: svc.host.clone(),
+                description: svc.description.clone(),
+                repository: svc.repository.clone(),
+                rpo_secs: svc.policy.rpo.as_secs(),
+                rto_secs: svc.policy.rto.as_secs(),
+                sources: svc.sources.iter().map(describe).collect(),
+                restore_points: points,
+                last_verify,
+                last_drill: records.drills(&svc.name).pop(),
+            }
+        })
+        .collect();
+    Inventory {
+        repositories,
+        services,
+    }
+}

@@ -1,0 +1,104 @@
+//! What jobs leave behind for health to read: verify and drill results, as
+//! JSON lines in the state directory (one file per repository or service,
+//! appended with one write per record).
+
+use anyhow::{Context, Result};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VerifyRecord {
+    pub time: String,
+    pub repository: String,
+    pub read_data_percent: f64,
+    pub ok: bool,
+    pub problems: usize,
+    /// Services with at least one affected restore point.
+    pub affected_services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DrillRecord {
+    pub time: String,
+    pub service: String,
+    pub snapshot: String,
+    pub ok: bool,
+    /// Measured time to restore and check.
+    pub duration_ms: u64,
+    /// The target it was measured against.
+    pub rto_ms: u64,
+    pub detail: String,
+}
+
+pub struct Records {
+    dir: PathBuf,
+}
+
+fn file_name(kind: &str, key: &str) -> String {
+    // Keys are service names or repository ids: already safe, but never
+    // let one walk out of the directory.
+    let safe: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{kind}-{safe}.jsonl")
+}
+
+impl Records {
+    pub fn new(state_dir: &Path) -> Records {
+        Records {
+            dir: state_dir.join("records"),
+        }
+    }
+
+    fn append<T: Serialize>(&self, name: &str, rec: &T) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let p = self.dir.join(name);
+        let mut line = serde_json::to_vec(rec)?;
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .with_context(|| format!("opening {}", p.display()))?;
+        f.write_all(&line)
+            .with_context(|| format!("writing {}", p.display()))?;
+        Ok(())
+    }
+
+    /// Every readable record, oldest first. A torn last line (a crash while
+    /// appending) is skipped rather than failing health.
+    fn read<T: DeserializeOwned>(&self, name: &str) -> Vec<T> {
+        std::fs::read_to_string(self.dir.join(name))
+            .map(|t| {
+                t.lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn add_verify(&self, rec: &VerifyRecord) -> Result<()> {
+        self.append(&file_name("verify", &rec.repository), rec)
+    }
+
+    pub fn verifies(&self, repository: &str) -> Vec<VerifyRecord> {
+        self.read(&file_name("verify", repository))
+    }
+
+    pub fn add_drill(&self, rec: &DrillRecord) -> Result<()> {
+        self.append(&file_name("drill", &rec.service), rec)
+    }
+
+    pub fn drills(&self, service: &str) -> Vec<DrillRecord> {
+        self.read(&file_name("drill", service))
+    }
+}

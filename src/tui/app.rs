@@ -1,0 +1,572 @@
+//! The TUI's state and how actions change it. Nothing here does I/O: work
+//! that reads the repository is returned as a [`Cmd`] for the event loop to
+//! run in the background, and its result comes back as a [`Msg`].
+
+use super::theme::Theme;
+use super::tree::TreeView;
+use crate::health::{self, Report, Thresholds};
+use crate::inventory::Inventory;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use fuzzy_matcher::skim::SkimMatcherV2;
+use fuzzy_matcher::FuzzyMatcher;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Health,
+    Inventory,
+}
+
+/// Work for the event loop (background tasks).
+#[derive(Debug, Clone)]
+pub enum Cmd {
+    LoadInventory,
+    LoadTree {
+        service: String,
+        repository: String,
+        snapshot: String,
+    },
+    SearchFiles {
+        generation: u64,
+        query: String,
+        tree: Arc<TreeView>,
+    },
+    Versions {
+        service: String,
+        repository: String,
+        path: String,
+        snapshots: Vec<String>,
+    },
+    Diff {
+        repository: String,
+        older: String,
+        newer: String,
+    },
+}
+
+/// Results of that work.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Inventory(Arc<Inventory>),
+    Tree(Result<Arc<TreeView>, String>),
+    FileHits { generation: u64, hits: Vec<u32> },
+    Versions(Result<Vec<Version>, String>),
+    Diff(Result<Vec<DiffEntry>, String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    pub snapshot: String,
+    pub time: String,
+    pub size: u64,
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Removed,
+    Changed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffEntry {
+    pub change: Change,
+    pub path: String,
+    pub old_size: u64,
+    pub new_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Level {
+    Services,
+    Points {
+        service: usize,
+    },
+    Files {
+        service: usize,
+        point: usize,
+    },
+    Versions {
+        service: usize,
+        path: String,
+    },
+    Diff {
+        service: usize,
+        older: usize,
+        newer: usize,
+    },
+}
+
+pub struct InventoryState {
+    pub level: Level,
+    pub sel: usize,
+    /// The query being typed (Some while the search line is open).
+    pub typing: Option<String>,
+    /// The accepted or live filter.
+    pub query: String,
+    pub tree: Option<Arc<TreeView>>,
+    /// Directory shown in the file browser ("" is the top).
+    pub dir: String,
+    pub file_hits: Option<Vec<u32>>,
+    pub searching: bool,
+    pub generation: u64,
+    pub marked: Option<usize>,
+    pub versions: Option<Vec<Version>>,
+    pub diff: Option<Vec<DiffEntry>>,
+}
+
+pub struct App {
+    pub screen: Screen,
+    pub help: bool,
+    pub quit: bool,
+    pub theme: Theme,
+    pub now: SystemTime,
+    /// Shown in the title bar (the demo says so).
+    pub banner: Option<String>,
+    pub inventory: Option<Arc<Inventory>>,
+    pub report: Option<Report>,
+    pub status: Option<String>,
+    pub health_sel: usize,
+    pub inv: InventoryState,
+    pub thresholds: Thresholds,
+}
+
+impl App {
+    pub fn new(theme: Theme, now: SystemTime) -> App {
+        App {
+            screen: Screen::Health,
+            help: false,
+            quit: false,
+            theme,
+            now,
+            banner: None,
+            inventory: None,
+            report: None,
+            status: Some("loading the inventory…".into()),
+            health_sel: 0,
+            inv: InventoryState {
+                level: Level::Services,
+                sel: 0,
+                typing: None,
+                query: String::new(),
+                tree: None,
+                dir: String::new(),
+                file_hits: None,
+                searching: false,
+                generation: 0,
+                marked: None,
+                versions: None,
+                diff: None,
+            },
+            thresholds: Thresholds::default(),
+        }
+    }
+
+    pub fn on_tick(&mut self, now: SystemTime) {
+        self.now = now;
+        self.evaluate();
+    }
+
+    fn evaluate(&mut self) {
+        if let Some(inv) = &self.inventory {
+            self.report = Some(health::evaluate(inv, self.now, &self.thresholds));
+        }
+    }
+
+    /// Applies a background result; may ask for more work (a search typed
+    /// while the file list was still loading runs once it arrives).
+    pub fn on_msg(&mut self, msg: Msg) -> Vec<Cmd> {
+        match msg {
+            Msg::Inventory(inv) => {
+                self.inventory = Some(inv);
+                self.status = None;
+                self.evaluate();
+            }
+            Msg::Tree(Ok(t)) => {
+                self.inv.tree = Some(Arc::clone(&t));
+                self.inv.dir.clear();
+                self.inv.sel = 0;
+                self.status = None;
+                if !self.inv.query.is_empty() {
+                    self.inv.generation += 1;
+                    self.inv.searching = true;
+                    return vec![Cmd::SearchFiles {
+                        generation: self.inv.generation,
+                        query: self.inv.query.clone(),
+                        tree: t,
+                    }];
+                }
+            }
+            Msg::Tree(Err(e)) | Msg::Versions(Err(e)) | Msg::Diff(Err(e)) => {
+                self.status = Some(format!("error: {e}"))
+            }
+            Msg::FileHits { generation, hits } => {
+                // Latest wins: an older search finishing late is dropped.
+                if generation == self.inv.generation {
+                    self.inv.file_hits = Some(hits);
+                    self.inv.searching = false;
+                    self.inv.sel = 0;
+                }
+            }
+            Msg::Versions(Ok(v)) => {
+                self.inv.versions = Some(v);
+                self.status = None;
+            }
+            Msg::Diff(Ok(d)) => {
+                self.inv.diff = Some(d);
+                self.status = None;
+            }
+        }
+        vec![]
+    }
+
+    pub fn services(&self) -> &[crate::inventory::ServiceView] {
+        self.inventory
+            .as_ref()
+            .map(|i| i.services.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Indices of the rows the current inventory level shows, filtered by
+    /// the query where the level filters in the foreground.
+    pub fn visible_rows(&self) -> Vec<usize> {
+        let matcher = SkimMatcherV2::default();
+        let q = &self.inv.query;
+        let keep = |text: &str| q.is_empty() || matcher.fuzzy_match(text, q).is_some();
+        match &self.inv.level {
+            Level::Services => {
+                // Grouped by host: hosts → services.
+                let mut rows: Vec<usize> = self
+                    .services()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| keep(&format!("{} {} {}", s.host, s.name, s.tier.name())))
+                    .map(|(i, _)| i)
+                    .collect();
+                rows.sort_by(|&a, &b| {
+                    let (a, b) = (&self.services()[a], &self.services()[b]);
+                    (&a.host, a.tier, &a.name).cmp(&(&b.host, b.tier, &b.name))
+                });
+                rows
+            }
+            Level::Points { service } => {
+                let Some(s) = self.services().get(*service) else {
+                    return vec![];
+                };
+                // Newest first.
+                (0..s.restore_points.len())
+                    .rev()
+                    .filter(|&i| {
+                        let p = &s.restore_points[i];
+                        keep(&format!("{} {} {}", p.short_id(), p.time_text, p.host))
+                    })
+                    .collect()
+            }
+            Level::Files { .. } => match (&self.inv.file_hits, &self.inv.tree) {
+                (Some(h), _) => h.iter().map(|&i| i as usize).collect(),
+                (None, Some(t)) => t
+                    .children_of(&self.inv.dir)
+                    .iter()
+                    .map(|&i| i as usize)
+                    .collect(),
+                _ => vec![],
+            },
+            Level::Versions { .. } => {
+                (0..self.inv.versions.as_ref().map(Vec::len).unwrap_or(0)).collect()
+            }
+            Level::Diff { .. } => (0..self.inv.diff.as_ref().map(Vec::len).unwrap_or(0)).collect(),
+        }
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.quit = true;
+            return vec![];
+        }
+        if self.inv.typing.is_some() && self.screen == Screen::Inventory {
+            return self.on_search_key(key);
+        }
+        if self.help {
+            if matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?')
+            ) {
+                self.help = false;
+            }
+            return vec![];
+        }
+        match key.code {
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Char('1') | KeyCode::F(1) => self.screen = Screen::Health,
+            KeyCode::Char('2') | KeyCode::F(2) => self.screen = Screen::Inventory,
+            KeyCode::Char('r') => {
+                self.status = Some("reloading…".into());
+                return vec![Cmd::LoadInventory];
+            }
+            _ => {
+                return match self.screen {
+                    Screen::Health => self.on_health_key(key),
+                    Screen::Inventory => self.on_inventory_key(key),
+                }
+            }
+        }
+        vec![]
+    }
+
+    fn on_health_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        let n = self.services().len();
+        match key.code {
+            KeyCode::Char('q') | KeyCode::Esc => self.quit = key.code == KeyCode::Char('q'),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.health_sel = (self.health_sel + 1).min(n.saturating_sub(1))
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.health_sel = self.health_sel.saturating_sub(1),
+            KeyCode::Home | KeyCode::Char('g') => self.health_sel = 0,
+            KeyCode::End | KeyCode::Char('G') => self.health_sel = n.saturating_sub(1),
+            KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') if n > 0 => {
+                self.screen = Screen::Inventory;
+                self.inv.level = Level::Points {
+                    service: self.health_sel,
+                };
+                self.inv.query.clear();
+                self.inv.sel = 0;
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    fn move_sel(&mut self, code: KeyCode) -> bool {
+        let n = self.visible_rows().len();
+        let s = &mut self.inv.sel;
+        match code {
+            KeyCode::Down | KeyCode::Char('j') => *s = (*s + 1).min(n.saturating_sub(1)),
+            KeyCode::Up | KeyCode::Char('k') => *s = s.saturating_sub(1),
+            KeyCode::PageDown => *s = (*s + 10).min(n.saturating_sub(1)),
+            KeyCode::PageUp => *s = s.saturating_sub(10),
+            KeyCode::Home | KeyCode::Char('g') => *s = 0,
+            KeyCode::End | KeyCode::Char('G') => *s = n.saturating_sub(1),
+            _ => return false,
+        }
+        true
+    }
+
+    fn on_inventory_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        if self.move_sel(key.code) {
+            return vec![];
+        }
+        match key.code {
+            KeyCode::Char('/') => {
+                self.inv.typing = Some(self.inv.query.clone());
+            }
+            KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => return self.open(),
+            KeyCode::Char(' ') => {
+                if let Level::Points { .. } = self.inv.level {
+                    let row = self.visible_rows().get(self.inv.sel).copied();
+                    self.inv.marked = if self.inv.marked == row { None } else { row };
+                }
+            }
+            KeyCode::Char('d') => return self.diff(),
+            KeyCode::Esc
+            | KeyCode::Char('q')
+            | KeyCode::Left
+            | KeyCode::Char('h')
+            | KeyCode::Backspace => {
+                if !self.inv.query.is_empty() || self.inv.file_hits.is_some() {
+                    self.clear_search();
+                } else if self.inv.level == Level::Services {
+                    if key.code == KeyCode::Char('q') {
+                        self.quit = true;
+                    } else if key.code == KeyCode::Esc {
+                        self.screen = Screen::Health;
+                    }
+                } else {
+                    self.back();
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    fn clear_search(&mut self) {
+        self.inv.query.clear();
+        self.inv.file_hits = None;
+        self.inv.searching = false;
+        self.inv.generation += 1;
+        self.inv.sel = 0;
+    }
+
+    fn on_search_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        let Some(q) = self.inv.typing.as_mut() else {
+            return vec![];
+        };
+        match key.code {
+            KeyCode::Esc => {
+                self.inv.typing = None;
+                self.clear_search();
+                return vec![];
+            }
+            KeyCode::Enter | KeyCode::Down | KeyCode::Up => {
+                self.inv.typing = None;
+                return vec![];
+            }
+            KeyCode::Backspace => {
+                q.pop();
+            }
+            KeyCode::Char(c) => q.push(c),
+            _ => return vec![],
+        }
+        let q = q.clone();
+        self.inv.query = q.clone();
+        self.inv.sel = 0;
+        if let (Level::Files { .. }, Some(tree)) = (&self.inv.level, &self.inv.tree) {
+            self.inv.generation += 1;
+            if q.is_empty() {
+                self.inv.file_hits = None;
+                self.inv.searching = false;
+                return vec![];
+            }
+            self.inv.searching = true;
+            return vec![Cmd::SearchFiles {
+                generation: self.inv.generation,
+                query: q,
+                tree: Arc::clone(tree),
+            }];
+        }
+        vec![]
+    }
+
+    fn open(&mut self) -> Vec<Cmd> {
+        let rows = self.visible_rows();
+        let Some(&row) = rows.get(self.inv.sel) else {
+            return vec![];
+        };
+        match self.inv.level.clone() {
+            Level::Services => {
+                self.inv.level = Level::Points { service: row };
+                self.inv.query.clear();
+                self.inv.sel = 0;
+                self.inv.marked = None;
+            }
+            Level::Points { service } => {
+                let Some(s) = self.services().get(service) else {
+                    return vec![];
+                };
+                let cmd = Cmd::LoadTree {
+                    service: s.name.clone(),
+                    repository: s.repository.clone(),
+                    snapshot: s.restore_points[row].id.clone(),
+                };
+                self.inv.level = Level::Files {
+                    service,
+                    point: row,
+                };
+                self.inv.tree = None;
+                self.inv.query.clear();
+                self.inv.file_hits = None;
+                self.inv.sel = 0;
+                self.status = Some("loading the file list…".into());
+                return vec![cmd];
+            }
+            Level::Files { service, .. } => {
+                let Some(tree) = self.inv.tree.clone() else {
+                    return vec![];
+                };
+                let node = &tree.nodes[row];
+                if node.kind == crate::repo::tree::NodeKind::Dir && self.inv.file_hits.is_none() {
+                    self.inv.dir = node.path.clone();
+                    self.inv.sel = 0;
+                } else if node.kind != crate::repo::tree::NodeKind::Dir {
+                    let Some(s) = self.services().get(service) else {
+                        return vec![];
+                    };
+                    let cmd = Cmd::Versions {
+                        service: s.name.clone(),
+                        repository: s.repository.clone(),
+                        path: node.path.clone(),
+                        snapshots: s.restore_points.iter().map(|p| p.id.clone()).collect(),
+                    };
+                    self.inv.level = Level::Versions {
+                        service,
+                        path: node.path.clone(),
+                    };
+                    self.inv.versions = None;
+                    self.inv.sel = 0;
+                    self.status = Some("reading every restore point of this file…".into());
+                    return vec![cmd];
+                }
+            }
+            Level::Versions { .. } | Level::Diff { .. } => {}
+        }
+        vec![]
+    }
+
+    fn diff(&mut self) -> Vec<Cmd> {
+        let Level::Points { service } = self.inv.level else {
+            return vec![];
+        };
+        let (Some(marked), Some(&row)) = (self.inv.marked, self.visible_rows().get(self.inv.sel))
+        else {
+            self.status = Some("mark a restore point with Space, then press d on another".into());
+            return vec![];
+        };
+        if marked == row {
+            return vec![];
+        }
+        let Some(s) = self.services().get(service) else {
+            return vec![];
+        };
+        let (older, newer) = (marked.min(row), marked.max(row));
+        let cmd = Cmd::Diff {
+            repository: s.repository.clone(),
+            older: s.restore_points[older].id.clone(),
+            newer: s.restore_points[newer].id.clone(),
+        };
+        self.inv.level = Level::Diff {
+            service,
+            older,
+            newer,
+        };
+        self.inv.diff = None;
+        self.inv.sel = 0;
+        self.status = Some("comparing restore points…".into());
+        vec![cmd]
+    }
+
+    fn back(&mut self) {
+        self.inv.sel = 0;
+        self.inv.level = match std::mem::replace(&mut self.inv.level, Level::Services) {
+            Level::Services | Level::Points { .. } => Level::Services,
+            Level::Files { service, point } => {
+                if self.inv.dir.is_empty() {
+                    Level::Points { service }
+                } else {
+                    self.inv.dir = self
+                        .inv
+                        .dir
+                        .rsplit_once('/')
+                        .map(|(p, _)| p.to_string())
+                        .unwrap_or_default();
+                    Level::Files { service, point }
+                }
+            }
+            Level::Versions { service, .. } => {
+                // Back to the file list of the same restore point.
+                match self.inv.tree.as_ref().and_then(|t| {
+                    self.services()
+                        .get(service)?
+                        .restore_points
+                        .iter()
+                        .position(|p| p.id == t.snapshot)
+                }) {
+                    Some(point) => Level::Files { service, point },
+                    None => Level::Points { service },
+                }
+            }
+            Level::Diff { service, .. } => Level::Points { service },
+        };
+    }
+}

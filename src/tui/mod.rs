@@ -1,0 +1,254 @@
+//! The terminal UI: an event loop that turns key presses, a clock tick and
+//! background results into state changes, and draws from state. Repository
+//! reads run as background tasks; the render path never waits on I/O. The
+//! terminal is restored on exit, on error and on panic.
+
+pub mod app;
+pub mod theme;
+pub mod tree;
+pub mod views;
+
+use crate::config::Config;
+use crate::repo::{KeySource, LocalBackend, Repository};
+use anyhow::{anyhow, Context, Result};
+use app::{App, Cmd, Msg};
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use crossterm::ExecutableCommand;
+use futures::StreamExt;
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = std::io::stdout().execute(LeaveAlternateScreen);
+    let _ = std::io::stdout().execute(crossterm::cursor::Show);
+}
+
+/// Restores the terminal when dropped, whatever path leaves `run`.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Opens the TUI over the configured repositories until the user quits.
+pub fn run(config: Config, banner: Option<String>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(run_async(config, banner))
+}
+
+async fn run_async(config: Config, banner: Option<String>) -> Result<()> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+    enable_raw_mode().context("this needs an interactive terminal")?;
+    let _guard = TerminalGuard;
+    std::io::stdout().execute(EnterAlternateScreen)?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    terminal.clear()?;
+
+    let (tx, mut rx) = unbounded_channel::<Msg>();
+    let loader = Loader::new(config, tx);
+    let mut app = App::new(theme::Theme::from_env(), SystemTime::now());
+    app.banner = banner;
+    loader.run(Cmd::LoadInventory);
+
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut dirty = true;
+    loop {
+        if dirty {
+            terminal.draw(|f| views::draw(f, &app))?;
+            dirty = false;
+        }
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
+                    for cmd in app.on_key(k) {
+                        loader.run(cmd);
+                    }
+                    dirty = true;
+                }
+                Some(Ok(Event::Resize(..))) => {
+                    terminal.autoresize()?;
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(anyhow!("reading the terminal: {e}")),
+                None => break,
+            },
+            Some(msg) = rx.recv() => {
+                // A burst of results costs one frame.
+                let mut cmds = app.on_msg(msg);
+                while let Ok(msg) = rx.try_recv() {
+                    cmds.extend(app.on_msg(msg));
+                }
+                for cmd in cmds {
+                    loader.run(cmd);
+                }
+                dirty = true;
+            }
+            _ = tick.tick() => {
+                app.on_tick(SystemTime::now());
+                dirty = true;
+            }
+        }
+        if app.quit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Runs [`Cmd`]s on blocking threads and sends their results back.
+pub struct Loader {
+    config: Arc<Config>,
+    tx: UnboundedSender<Msg>,
+    /// Trees already read, by snapshot id (versions and diff reuse them).
+    trees: Arc<Mutex<HashMap<String, Arc<Vec<crate::repo::tree::Node>>>>>,
+    latest_search: Arc<AtomicU64>,
+}
+
+impl Loader {
+    pub fn new(config: Config, tx: UnboundedSender<Msg>) -> Loader {
+        Loader {
+            config: Arc::new(config),
+            tx,
+            trees: Arc::default(),
+            latest_search: Arc::default(),
+        }
+    }
+
+    pub fn run(&self, cmd: Cmd) {
+        let config = Arc::clone(&self.config);
+        let tx = self.tx.clone();
+        let trees = Arc::clone(&self.trees);
+        let latest = Arc::clone(&self.latest_search);
+        if let Cmd::SearchFiles { generation, .. } = &cmd {
+            latest.store(*generation, std::sync::atomic::Ordering::Relaxed);
+        }
+        tokio::task::spawn_blocking(move || {
+            if let Some(msg) = execute(&config, &trees, &latest, cmd) {
+                let _ = tx.send(msg);
+            }
+        });
+    }
+}
+
+pub type TreeCache = Mutex<HashMap<String, Arc<Vec<crate::repo::tree::Node>>>>;
+
+fn open_repo(config: &Config, name: &str) -> Result<Repository> {
+    let r = config
+        .repositories
+        .get(name)
+        .ok_or_else(|| anyhow!("no repository named {name}"))?;
+    let key = r
+        .key_file
+        .clone()
+        .map(KeySource::File)
+        .unwrap_or(KeySource::Default);
+    Repository::open(Box::new(LocalBackend::new(&r.path)), key)
+}
+
+fn read_tree(
+    config: &Config,
+    cache: &TreeCache,
+    repository: &str,
+    snapshot: &str,
+) -> Result<Arc<Vec<crate::repo::tree::Node>>> {
+    if let Some(t) = cache.lock().ok().and_then(|c| c.get(snapshot).cloned()) {
+        return Ok(t);
+    }
+    let repo = open_repo(config, repository)?;
+    let snap = repo.load_snapshot(snapshot)?;
+    let (index, _) = repo.load_index()?;
+    let nodes = Arc::new(repo.read_tree(&index, &snap)?);
+    if let Ok(mut c) = cache.lock() {
+        // A few trees are plenty; a million-file tree is big.
+        if c.len() >= 16 {
+            c.clear();
+        }
+        c.insert(snapshot.to_string(), Arc::clone(&nodes));
+    }
+    Ok(nodes)
+}
+
+/// Executes one command; this is where the TUI's I/O happens.
+pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd) -> Option<Msg> {
+    let err = |e: anyhow::Error| format!("{e:#}");
+    Some(match cmd {
+        Cmd::LoadInventory => Msg::Inventory(Arc::new(crate::inventory::load(config))),
+        Cmd::LoadTree {
+            repository,
+            snapshot,
+            ..
+        } => Msg::Tree(
+            read_tree(config, cache, &repository, &snapshot)
+                .map(|nodes| {
+                    Arc::new(tree::TreeView::new(
+                        snapshot.clone(),
+                        nodes.as_ref().clone(),
+                    ))
+                })
+                .map_err(err),
+        ),
+        Cmd::SearchFiles {
+            generation,
+            query,
+            tree,
+        } => {
+            let hits = tree::search(&tree, &query, 500, generation, latest)?;
+            Msg::FileHits { generation, hits }
+        }
+        Cmd::Versions {
+            repository,
+            path,
+            snapshots,
+            ..
+        } => Msg::Versions(
+            (|| -> Result<Vec<app::Version>> {
+                let repo = open_repo(config, &repository)?;
+                let mut trees = Vec::new();
+                for id in &snapshots {
+                    let snap = repo.load_snapshot(id)?;
+                    let nodes = read_tree(config, cache, &repository, id)?;
+                    trees.push((
+                        id.clone(),
+                        snap.time.get(..19).unwrap_or(&snap.time).replace('T', " "),
+                        nodes.as_ref().clone(),
+                    ));
+                }
+                Ok(tree::versions(&path, &trees))
+            })()
+            .map_err(err),
+        ),
+        Cmd::Diff {
+            repository,
+            older,
+            newer,
+        } => Msg::Diff(
+            (|| -> Result<Vec<app::DiffEntry>> {
+                let a = read_tree(config, cache, &repository, &older)?;
+                let b = read_tree(config, cache, &repository, &newer)?;
+                Ok(tree::diff(&a, &b))
+            })()
+            .map_err(err),
+        ),
+    })
+}

@@ -1,0 +1,752 @@
+//! Drawing. Every function here reads the [`App`] and draws; none changes
+//! state or does I/O. Layouts are planned for 80×24 first; wider terminals
+//! get more columns.
+
+use super::app::{App, Change, Level, Screen};
+use crate::health::{short_duration, State};
+use crate::repo::tree::NodeKind;
+use crate::util::human_bytes;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Block, Borders, Cell, Clear, LineGauge, Paragraph, Row, Sparkline, Table, TableState, Wrap,
+};
+use ratatui::Frame;
+
+/// The key map: shown by `?` and in docs/tui.md.
+pub const KEYS: &[(&str, &str)] = &[
+    ("1  F1", "Health screen"),
+    ("2  F2", "Inventory screen"),
+    ("?", "this help"),
+    ("↑ ↓  j k", "move"),
+    ("PgUp PgDn  g G", "page, first, last"),
+    ("Enter → l", "open"),
+    ("Esc ← h ⌫", "back out"),
+    ("/", "fuzzy search: services, restore points, files"),
+    ("Space", "mark a restore point"),
+    ("d", "diff the marked restore point with this one"),
+    ("r", "reload from the repositories"),
+    ("q", "back out; quit from the top"),
+    ("Ctrl-C", "quit"),
+];
+
+pub fn draw(f: &mut Frame, app: &App) {
+    let [title, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    draw_title(f, app, title);
+    match app.screen {
+        Screen::Health => draw_health(f, app, body),
+        Screen::Inventory => draw_inventory(f, app, body),
+    }
+    draw_footer(f, app, footer);
+    if app.help {
+        draw_help(f, app, f.area());
+    }
+}
+
+fn draw_title(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let tab = |n: &str, name: &str, on: bool| {
+        let style = if on { t.selected() } else { Style::new() };
+        Span::styled(format!(" {n} {name} "), style)
+    };
+    let mut spans = vec![
+        Span::styled(" Lifeboat ", t.title()),
+        tab("1", "Health", app.screen == Screen::Health),
+        tab("2", "Inventory", app.screen == Screen::Inventory),
+        Span::raw(" ? Help "),
+    ];
+    if let Some(r) = &app.report {
+        spans.push(Span::styled(
+            format!(" {} {} ", r.state.symbol(), r.state.word().to_uppercase()),
+            t.state(r.state),
+        ));
+    }
+    if let Some(b) = &app.banner {
+        spans.push(Span::styled(format!(" {b}"), t.dim()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    if let Some(q) = &app.inv.typing {
+        if app.screen == Screen::Inventory {
+            let busy = if app.inv.searching {
+                "  searching…"
+            } else {
+                ""
+            };
+            let line = Line::from(vec![
+                Span::styled("/", t.key()),
+                Span::raw(q.clone()),
+                Span::styled("▏", t.key()),
+                Span::styled(busy, t.dim()),
+            ]);
+            f.render_widget(Paragraph::new(line), area);
+            return;
+        }
+    }
+    if let Some(s) = &app.status {
+        f.render_widget(Paragraph::new(Span::styled(s.clone(), t.dim())), area);
+        return;
+    }
+    let hints: &[(&str, &str)] = match app.screen {
+        Screen::Health => &[
+            ("↑↓", "select"),
+            ("Enter", "restore points"),
+            ("2", "inventory"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+        Screen::Inventory => &[
+            ("↑↓", "move"),
+            ("Enter", "open"),
+            ("Esc", "back"),
+            ("/", "search"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+    };
+    let mut spans = Vec::new();
+    for (k, what) in hints {
+        spans.push(Span::styled(format!(" {k}"), t.key()));
+        spans.push(Span::raw(format!(" {what} ")));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn tier_short(t: crate::config::Tier) -> &'static str {
+    match t {
+        crate::config::Tier::Critical => "crit",
+        crate::config::Tier::Important => "imp",
+        crate::config::Tier::Supporting => "supp",
+    }
+}
+
+fn draw_health(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let (Some(inv), Some(report)) = (&app.inventory, &app.report) else {
+        f.render_widget(Paragraph::new("loading…"), area);
+        return;
+    };
+    let repos = report.repositories.len().min(3) as u16;
+    // The table takes what its rows need, leaving the alerts at least
+    // three lines; on a tall terminal the alerts get the rest.
+    let spark_h = 4;
+    let table_h = (report.services.len() as u16 + 2)
+        .min(area.height.saturating_sub(repos + spark_h + 4))
+        .max(3);
+    let [gauges, table_area, spark_area, alerts_area] = Layout::vertical([
+        Constraint::Length(repos),
+        Constraint::Length(table_h),
+        Constraint::Length(spark_h),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+
+    // Capacity, one line per repository.
+    for (i, r) in report.repositories.iter().take(3).enumerate() {
+        let line = Rect {
+            y: gauges.y + i as u16,
+            height: 1,
+            ..gauges
+        };
+        let label = format!("{} {} {:<10}", r.state.symbol(), r.repository, "");
+        let label = label.chars().take(14).collect::<String>();
+        match r.percent {
+            Some(p) => {
+                let g = LineGauge::default()
+                    .label(Span::styled(label, t.state(r.state)))
+                    .ratio((p / 100.0).clamp(0.0, 1.0))
+                    .filled_style(t.state(r.state))
+                    .unfilled_style(t.dim());
+                let [g_area, text_area] =
+                    Layout::horizontal([Constraint::Min(20), Constraint::Length(28)]).areas(line);
+                f.render_widget(g, g_area);
+                f.render_widget(
+                    Paragraph::new(Span::styled(format!(" {}", r.text), t.state(r.state))),
+                    text_area,
+                );
+            }
+            None => f.render_widget(
+                Paragraph::new(Span::styled(
+                    format!("{label} {}", r.text),
+                    t.state(r.state),
+                )),
+                line,
+            ),
+        }
+    }
+
+    // One row per service.
+    let wide = area.width >= 120;
+    let mut header = vec![
+        "",
+        "Service",
+        "Tier",
+        "Backup/RPO",
+        "Verify",
+        "Drill (took/RTO)",
+        "Pts",
+        "Size",
+    ];
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Min(10),
+        Constraint::Length(4),
+        Constraint::Length(10),
+        Constraint::Length(13),
+        Constraint::Length(17),
+        Constraint::Length(4),
+        Constraint::Length(8),
+    ];
+    if wide {
+        header.insert(2, "Host");
+        widths.insert(2, Constraint::Length(12));
+        widths[1] = Constraint::Length(18);
+        widths[5] = Constraint::Length(16);
+        widths[6] = Constraint::Length(24);
+    }
+    let rows: Vec<Row> = report
+        .services
+        .iter()
+        .map(|s| {
+            let mut cells = vec![
+                Cell::from(s.state.symbol()).style(t.state(s.state)),
+                Cell::from(s.service.clone()),
+                Cell::from(tier_short(s.tier)),
+                Cell::from(s.backup.text.clone()).style(t.state(s.backup.state)),
+                Cell::from(s.verify.text.clone()).style(t.state(s.verify.state)),
+                Cell::from(s.drill.text.clone()).style(t.state(s.drill.state)),
+                Cell::from(format!("{:>3}", s.restore_points)),
+                Cell::from(format!("{:>8}", human_bytes(s.size))),
+            ];
+            if wide {
+                let host = inv
+                    .services
+                    .iter()
+                    .find(|v| v.name == s.service)
+                    .map(|v| v.host.clone())
+                    .unwrap_or_default();
+                cells.insert(2, Cell::from(host));
+            }
+            Row::new(cells)
+        })
+        .collect();
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(t.header()))
+        .column_spacing(1)
+        .row_highlight_style(t.selected())
+        .block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(Span::styled(" Services ", t.title())),
+        );
+    let mut state = TableState::default().with_selected(Some(
+        app.health_sel.min(report.services.len().saturating_sub(1)),
+    ));
+    f.render_stateful_widget(table, table_area, &mut state);
+
+    // Backup sizes of the selected service, oldest to newest.
+    if let Some(svc) = inv.services.get(app.health_sel) {
+        let data: Vec<u64> = svc.restore_points.iter().map(|p| p.added.max(1)).collect();
+        let take = (spark_area.width as usize).min(data.len());
+        let title = format!(" {}: added per backup, last {} ", svc.name, take);
+        let spark = Sparkline::default()
+            .block(
+                Block::new()
+                    .borders(Borders::TOP)
+                    .title(Span::styled(title, t.title())),
+            )
+            .data(&data[data.len() - take..])
+            .style(t.state(State::Ok));
+        f.render_widget(spark, spark_area);
+    }
+
+    // Alerts, worst first.
+    let room = alerts_area.height.saturating_sub(1) as usize;
+    let lines: Vec<Line> = if report.alerts.is_empty() {
+        vec![Line::styled(
+            "✓ every service is inside its targets",
+            t.state(State::Ok),
+        )]
+    } else {
+        let shown = if report.alerts.len() > room {
+            room.saturating_sub(1)
+        } else {
+            report.alerts.len()
+        };
+        let mut v: Vec<Line> = report.alerts[..shown]
+            .iter()
+            .map(|a| {
+                Line::styled(
+                    format!("{} {}", a.state.symbol(), a.message),
+                    t.state(a.state),
+                )
+            })
+            .collect();
+        if shown < report.alerts.len() {
+            v.push(Line::styled(
+                format!(
+                    "… and {} more (`lifeboat health` lists them all)",
+                    report.alerts.len() - shown
+                ),
+                t.dim(),
+            ));
+        }
+        v
+    };
+    let title = format!(" Needs action ({}) ", report.alerts.len());
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(Span::styled(title, t.title())),
+        ),
+        alerts_area,
+    );
+}
+
+/// "…/data/db.sqlite3": keeps the end of a path that does not fit.
+pub fn ellipsize_left(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max || max < 2 {
+        return s.to_string();
+    }
+    let tail: String = s.chars().skip(n - (max - 1)).collect();
+    format!("…{tail}")
+}
+
+/// Where the inventory is, shortened to `max` columns by cutting the
+/// middle of the path, never the words around it.
+fn breadcrumb(app: &App, max: usize) -> String {
+    let svc = |i: usize| {
+        app.services()
+            .get(i)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    };
+    let point = |s: usize, p: usize| {
+        app.services()
+            .get(s)
+            .and_then(|s| s.restore_points.get(p))
+            .map(|p| p.short_id().to_string())
+            .unwrap_or_default()
+    };
+    let (head, path) = match &app.inv.level {
+        Level::Services => ("hosts ▸ services".to_string(), String::new()),
+        Level::Points { service } => (format!("{} ▸ restore points", svc(*service)), String::new()),
+        Level::Files { service, point: p } => (
+            format!("{} ▸ {} ▸ ", svc(*service), point(*service, *p)),
+            format!("/{}", app.inv.dir),
+        ),
+        Level::Versions { service, path } => (
+            format!("{} ▸ versions of ", svc(*service)),
+            format!("/{path}"),
+        ),
+        Level::Diff {
+            service,
+            older,
+            newer,
+        } => (
+            format!(
+                "{} ▸ diff {} → {}",
+                svc(*service),
+                point(*service, *older),
+                point(*service, *newer)
+            ),
+            String::new(),
+        ),
+    };
+    let room = max.saturating_sub(head.chars().count());
+    format!("{head}{}", ellipsize_left(&path, room))
+}
+
+fn draw_inventory(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let Some(inv) = &app.inventory else {
+        f.render_widget(Paragraph::new("loading…"), area);
+        return;
+    };
+    let side = area.width >= 110;
+    let [crumb, main] = Layout::vertical([Constraint::Length(1), Constraint::Min(2)]).areas(area);
+    let filtering = matches!(
+        app.inv.level,
+        Level::Services | Level::Points { .. } | Level::Files { .. }
+    ) && !app.inv.query.is_empty();
+    let room = area.width as usize
+        - if filtering {
+            app.inv.query.chars().count() + 11
+        } else {
+            0
+        };
+    let mut crumb_spans = vec![Span::styled(breadcrumb(app, room), t.title())];
+    if filtering {
+        crumb_spans.push(Span::styled(
+            format!("   filter: {}", app.inv.query),
+            t.key(),
+        ));
+    }
+    f.render_widget(Paragraph::new(Line::from(crumb_spans)), crumb);
+    let (list_area, detail_area) = if side {
+        let [a, b] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+            .areas(main);
+        (a, b)
+    } else {
+        let [a, b] = Layout::vertical([Constraint::Min(3), Constraint::Length(6)]).areas(main);
+        (a, b)
+    };
+
+    let rows = app.visible_rows();
+    let services = &inv.services;
+    let (header, widths, body): (Vec<&str>, Vec<Constraint>, Vec<Row>) = match &app.inv.level {
+        Level::Services => (
+            vec!["Host", "Service", "Tier", "Pts", "Latest"],
+            vec![
+                Constraint::Length(10),
+                Constraint::Min(12),
+                Constraint::Length(4),
+                Constraint::Length(4),
+                Constraint::Length(16),
+            ],
+            rows.iter()
+                .filter_map(|&i| services.get(i))
+                .map(|s| {
+                    let latest = s
+                        .latest()
+                        .map(|p| p.time_text.get(..16).unwrap_or(&p.time_text).to_string())
+                        .unwrap_or_else(|| "never".into());
+                    Row::new(vec![
+                        s.host.clone(),
+                        s.name.clone(),
+                        tier_short(s.tier).into(),
+                        format!("{:>3}", s.restore_points.len()),
+                        latest,
+                    ])
+                })
+                .collect(),
+        ),
+        Level::Points { service } => {
+            let s = &services[*service];
+            (
+                vec!["", "Id", "Time (UTC)", "Size", "Added"],
+                vec![
+                    Constraint::Length(1),
+                    Constraint::Length(8),
+                    Constraint::Length(19),
+                    Constraint::Length(9),
+                    Constraint::Length(9),
+                ],
+                rows.iter()
+                    .filter_map(|&i| s.restore_points.get(i).map(|p| (i, p)))
+                    .map(|(i, p)| {
+                        let mark = if app.inv.marked == Some(i) { "*" } else { " " };
+                        Row::new(vec![
+                            mark.into(),
+                            p.short_id().to_string(),
+                            p.time_text.clone(),
+                            format!("{:>9}", human_bytes(p.bytes)),
+                            format!("{:>9}", human_bytes(p.added)),
+                        ])
+                    })
+                    .collect(),
+            )
+        }
+        Level::Files { .. } => match &app.inv.tree {
+            None => (
+                vec!["Name"],
+                vec![Constraint::Min(10)],
+                vec![Row::new(vec!["loading…"])],
+            ),
+            Some(tree) => (
+                vec!["", "Name", "Size"],
+                vec![
+                    Constraint::Length(1),
+                    Constraint::Min(10),
+                    Constraint::Length(9),
+                ],
+                rows.iter()
+                    .filter_map(|&i| tree.nodes.get(i))
+                    .map(|n| {
+                        let kind = match n.kind {
+                            NodeKind::Dir => "▸",
+                            NodeKind::Symlink => "@",
+                            NodeKind::File => " ",
+                        };
+                        let name = if app.inv.file_hits.is_some() {
+                            // The end of a path says most: cut from the left.
+                            ellipsize_left(
+                                &format!("/{}", n.path),
+                                list_area.width.saturating_sub(13) as usize,
+                            )
+                        } else {
+                            n.path.rsplit('/').next().unwrap_or(&n.path).to_string()
+                        };
+                        let size = if n.kind == NodeKind::File {
+                            human_bytes(n.size)
+                        } else {
+                            String::new()
+                        };
+                        Row::new(vec![kind.to_string(), name, format!("{size:>9}")])
+                    })
+                    .collect(),
+            ),
+        },
+        Level::Versions { .. } => (
+            vec!["", "Id", "Time (UTC)", "Size"],
+            vec![
+                Constraint::Length(1),
+                Constraint::Length(8),
+                Constraint::Length(19),
+                Constraint::Length(9),
+            ],
+            app.inv
+                .versions
+                .iter()
+                .flatten()
+                .map(|v| {
+                    Row::new(vec![
+                        if v.changed { "●" } else { " " }.to_string(),
+                        v.snapshot.chars().take(8).collect(),
+                        v.time.clone(),
+                        format!("{:>9}", human_bytes(v.size)),
+                    ])
+                })
+                .collect(),
+        ),
+        Level::Diff { .. } => (
+            vec!["", "Path", "Before", "After"],
+            vec![
+                Constraint::Length(1),
+                Constraint::Min(10),
+                Constraint::Length(9),
+                Constraint::Length(9),
+            ],
+            app.inv
+                .diff
+                .iter()
+                .flatten()
+                .map(|d| {
+                    let (sym, style) = match d.change {
+                        Change::Added => ("+", t.state(State::Ok)),
+                        Change::Removed => ("-", t.state(State::Breach)),
+                        Change::Changed => ("~", t.state(State::Warning)),
+                    };
+                    Row::new(vec![
+                        Cell::from(sym).style(style),
+                        Cell::from(ellipsize_left(
+                            &format!("/{}", d.path),
+                            list_area.width.saturating_sub(23) as usize,
+                        )),
+                        Cell::from(format!(
+                            "{:>9}",
+                            if d.change == Change::Added {
+                                String::new()
+                            } else {
+                                human_bytes(d.old_size)
+                            }
+                        )),
+                        Cell::from(format!(
+                            "{:>9}",
+                            if d.change == Change::Removed {
+                                String::new()
+                            } else {
+                                human_bytes(d.new_size)
+                            }
+                        )),
+                    ])
+                })
+                .collect(),
+        ),
+    };
+    let count = body.len();
+    let table = Table::new(body, widths)
+        .header(Row::new(header).style(t.header()))
+        .column_spacing(1)
+        .row_highlight_style(t.selected())
+        .block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(Span::styled(format!(" {count} "), t.dim())),
+        );
+    let mut state = TableState::default().with_selected(if count > 0 {
+        Some(app.inv.sel.min(count - 1))
+    } else {
+        None
+    });
+    f.render_stateful_widget(table, list_area, &mut state);
+
+    let detail = details(app, &rows);
+    f.render_widget(
+        Paragraph::new(detail).wrap(Wrap { trim: true }).block(
+            Block::new()
+                .borders(if side {
+                    Borders::LEFT | Borders::TOP
+                } else {
+                    Borders::TOP
+                })
+                .title(Span::styled(" Details ", t.title())),
+        ),
+        detail_area,
+    );
+}
+
+/// The selected item's metadata. Never file contents: a secret is never
+/// previewed because nothing is.
+fn details(app: &App, rows: &[usize]) -> Vec<Line<'static>> {
+    let services = app.services();
+    let sel = rows.get(app.inv.sel).copied();
+    let kv = |k: &str, v: String| {
+        Line::from(vec![
+            Span::styled(format!("{k}: "), app.theme.dim()),
+            Span::raw(v),
+        ])
+    };
+    match (&app.inv.level, sel) {
+        (Level::Services, Some(i)) => {
+            let Some(s) = services.get(i) else {
+                return vec![];
+            };
+            let mut v = vec![
+                kv(
+                    "service",
+                    format!("{} ({}) on {}", s.name, s.tier.name(), s.host),
+                ),
+                kv(
+                    "targets",
+                    format!(
+                        "RPO {} · RTO {}",
+                        short_duration(s.policy().rpo),
+                        short_duration(s.policy().rto)
+                    ),
+                ),
+            ];
+            if !s.description.is_empty() {
+                v.push(kv("about", s.description.clone()));
+            }
+            v.extend(s.sources.iter().map(|src| kv("source", src.clone())));
+            v.push(kv("repository", s.repository.clone()));
+            v
+        }
+        (Level::Points { service }, Some(i)) => {
+            let Some(p) = services.get(*service).and_then(|s| s.restore_points.get(i)) else {
+                return vec![];
+            };
+            let verified = match services[*service].last_verify.as_ref() {
+                None => "never".to_string(),
+                Some(v) if v.time < p.time => {
+                    format!("not yet (the last verify, {}, came before it)", v.time_text)
+                }
+                Some(v) if v.ok => format!("yes, at {}", v.time_text),
+                Some(v) => format!("FAILED at {}", v.time_text),
+            };
+            vec![
+                kv(
+                    "restore point",
+                    format!("{} at {} UTC from {}", p.short_id(), p.time_text, p.host),
+                ),
+                kv(
+                    "size",
+                    format!(
+                        "{} in {} files; {} added",
+                        human_bytes(p.bytes),
+                        p.files,
+                        human_bytes(p.added)
+                    ),
+                ),
+                kv("took", format!("{:.1} s", p.duration_ms as f64 / 1000.0)),
+                kv("verified", verified),
+                Line::styled(
+                    "Space marks it; d diffs against the marked one",
+                    app.theme.dim(),
+                ),
+            ]
+        }
+        (Level::Files { .. }, Some(i)) => {
+            let Some(n) = app.inv.tree.as_ref().and_then(|t| t.nodes.get(i)) else {
+                return vec![];
+            };
+            let mut v = vec![
+                kv("path", format!("/{}", n.path)),
+                kv("mode", format!("{:o}  owner {}:{}", n.mode, n.uid, n.gid)),
+            ];
+            if n.kind == NodeKind::File {
+                v.push(kv("size", human_bytes(n.size)));
+                v.push(Line::styled(
+                    "Enter lists this file's restore points",
+                    app.theme.dim(),
+                ));
+            }
+            if let Some(target) = &n.target {
+                v.push(kv("link to", target.clone()));
+            }
+            v
+        }
+        (Level::Versions { .. }, Some(i)) => app
+            .inv
+            .versions
+            .as_ref()
+            .and_then(|v| v.get(i))
+            .map(|v| {
+                vec![
+                    kv(
+                        "restore point",
+                        format!(
+                            "{} at {}",
+                            v.snapshot.chars().take(8).collect::<String>(),
+                            v.time
+                        ),
+                    ),
+                    kv("size", human_bytes(v.size)),
+                    Line::styled(
+                        "● marks a restore point where the content changed",
+                        app.theme.dim(),
+                    ),
+                ]
+            })
+            .unwrap_or_default(),
+        (Level::Diff { .. }, _) => {
+            let d = app.inv.diff.as_deref().unwrap_or_default();
+            let n = |c: Change| d.iter().filter(|e| e.change == c).count();
+            vec![
+                kv("added", n(Change::Added).to_string()),
+                kv("removed", n(Change::Removed).to_string()),
+                kv("changed", n(Change::Changed).to_string()),
+            ]
+        }
+        _ => vec![Line::styled("nothing here yet", app.theme.dim())],
+    }
+}
+
+fn draw_help(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let h = (KEYS.len() as u16 + 4).min(area.height);
+    let w = 66.min(area.width);
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let mut lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!("{k:>15}  "), t.key()),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    lines.push(Line::styled("Esc or ? closes this help", t.dim()).alignment(Alignment::Center));
+    f.render_widget(Clear, popup);
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Keys ", t.title()))),
+        popup,
+    );
+}

@@ -1,0 +1,176 @@
+//! The real binary in a real terminal (tmux, 80×24): open the demo, go to
+//! the inventory, find a file by a fuzzy query, see its restore points,
+//! open help, survive a resize, quit — and the terminal is restored.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "t"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            assert!(self
+                .cmd()
+                .args(["send-keys", "-t", "t", k])
+                .status()
+                .unwrap()
+                .success());
+        }
+    }
+
+    fn literal(&self, text: &str) {
+        assert!(self
+            .cmd()
+            .args(["send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Waits for the screen to show `what` (the app redraws asynchronously).
+    fn wait_for(&self, what: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "waited {limit:?} for {what:?}; the screen shows:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn require_tmux() {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "tmux is needed for this test: run scripts/test-deps.sh (or apt-get install tmux)"
+    );
+}
+
+#[test]
+fn demo_in_a_real_terminal_80x24() {
+    require_tmux();
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("lifeboat");
+    let t = Tmux {
+        socket: format!("lifeboat-test-{}", std::process::id()),
+    };
+    let script = format!(
+        "env TMPDIR={tmp} LIFEBOAT_KEY_DIR={tmp}/keys HOME={tmp} {bin} demo; echo LIFEBOAT-EXITED $?; sleep 600",
+        tmp = tmp.path().display(),
+        bin = bin.display()
+    );
+    assert!(t
+        .cmd()
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            &script
+        ])
+        .status()
+        .unwrap()
+        .success());
+
+    let s = t.wait_for("Needs action", Duration::from_secs(120));
+    assert!(
+        s.contains("✓ vaultwarden") && s.contains("! paperless") && s.contains("✗ homeassistant"),
+        "{s}"
+    );
+
+    t.keys(&["2"]);
+    t.wait_for("hosts ▸ services", Duration::from_secs(10));
+    // docker01's critical vaultwarden is listed first.
+    t.keys(&["Enter"]);
+    t.wait_for("vaultwarden ▸ restore points", Duration::from_secs(10));
+    t.keys(&["Enter"]);
+    t.wait_for("vaultwarden ▸", Duration::from_secs(10));
+    t.keys(&["/"]);
+    t.literal("vwdbsqlite");
+    t.wait_for("/vwdbsqlite", Duration::from_secs(10));
+    // The matching file, its name visible at 80 columns (the path is cut
+    // from the left).
+    let s = t.wait_for("/data/db.sqlite3 ", Duration::from_secs(10));
+    assert!(s.contains("  …"), "{s}");
+    t.keys(&["Enter", "Enter"]);
+    t.wait_for("versions of", Duration::from_secs(20));
+    let s = t.wait_for(
+        "marks a restore point where the content changed",
+        Duration::from_secs(20),
+    );
+    assert!(
+        s.matches('●').count() >= 7,
+        "one line per restore point that holds the file:\n{s}"
+    );
+
+    t.keys(&["?"]);
+    t.wait_for("Esc or ? closes this help", Duration::from_secs(10));
+    t.keys(&["Escape"]);
+
+    // Survive a resize: a wider terminal shows the Host column on Health.
+    t.keys(&["1"]);
+    assert!(t
+        .cmd()
+        .args(["resize-window", "-t", "t", "-x", "140", "-y", "40"])
+        .status()
+        .unwrap()
+        .success());
+    t.wait_for("Host", Duration::from_secs(10));
+
+    t.keys(&["q"]);
+    let s = t.wait_for("LIFEBOAT-EXITED", Duration::from_secs(20));
+    assert!(s.contains("LIFEBOAT-EXITED 0"), "{s}");
+    // The terminal is restored: out of the alternate screen, no UI left over.
+    let alt = t
+        .cmd()
+        .args(["display-message", "-p", "-t", "t", "#{alternate_on}"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
+    assert!(!s.contains("Needs action"), "{s}");
+    // And the demo cleaned up after itself.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with("lifeboat-demo"))
+        .collect();
+    assert!(left.is_empty(), "demo left {left:?}");
+}
