@@ -6,8 +6,9 @@ use super::app::{Change, DiffEntry, Version};
 use crate::repo::tree::{Node, NodeKind};
 use fuzzy_matcher::skim::SkimMatcherV2;
 use fuzzy_matcher::FuzzyMatcher;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug)]
 pub struct TreeView {
@@ -15,8 +16,12 @@ pub struct TreeView {
     pub nodes: Vec<Node>,
     /// Children of each directory path, in name order ("" is the top).
     children: HashMap<String, Vec<u32>>,
-    /// Lower-case paths, for the search prefilter.
+    /// Lower-case paths, for matching.
     lower: Vec<String>,
+    /// The last finished search: its query and every path it matched.
+    /// Typing extends a query, and a longer query matches a subset, so the
+    /// next keystroke only looks at these.
+    last: Mutex<Option<(String, Arc<Vec<u32>>)>>,
 }
 
 impl TreeView {
@@ -37,6 +42,7 @@ impl TreeView {
             nodes,
             children,
             lower,
+            last: Mutex::new(None),
         }
     }
 
@@ -45,11 +51,53 @@ impl TreeView {
     }
 }
 
-/// True when every character of `q` appears in `s` in order: a cheap test
-/// that rejects most paths before the scorer runs.
-fn subsequence(s: &str, q: &str) -> bool {
-    let mut it = s.chars();
-    q.chars().all(|c| it.any(|x| x == c))
+/// True when every byte of `q` appears in `s` in order: a cheap test that
+/// rejects most paths before anything scores them.
+fn subsequence(s: &[u8], q: &[u8]) -> bool {
+    let mut rest = s;
+    for &c in q {
+        match rest.iter().position(|&b| b == c) {
+            Some(i) => rest = &rest[i + 1..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// A quick rank for huge match sets: the query as one piece in the file
+/// name beats it anywhere in the path, which beats scattered letters;
+/// shorter paths first.
+fn quick_score(path: &str, q: &str) -> i64 {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let tier = if name.contains(q) {
+        3
+    } else if path.contains(q) {
+        2
+    } else {
+        1
+    };
+    tier * 10_000 - path.len().min(9_999) as i64
+}
+
+/// Above this many matches only a shortlist gets the full fuzzy score.
+const SCORE_ALL: usize = 20_000;
+
+/// Runs `f` over `items` split across the cores; None if any part gave up.
+fn parallel<T: Send>(items: &[u32], f: impl Fn(&[u32]) -> Option<Vec<T>> + Sync) -> Option<Vec<T>> {
+    let threads = crate::engine::workers().clamp(1, 8);
+    let per = items.len().div_ceil(threads).max(1);
+    let parts: Vec<Option<Vec<T>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(per).map(|c| s.spawn(|| f(c))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(None))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Some(out)
 }
 
 /// The best `limit` matches for `query`, best first, or None when a newer
@@ -62,60 +110,77 @@ pub fn search(
     latest: &AtomicU64,
 ) -> Option<Vec<u32>> {
     let q = query.to_lowercase();
-    let n = tree.nodes.len();
-    let threads = crate::engine::workers().clamp(1, 8);
-    let per = n.div_ceil(threads).max(1);
-    let parts: Vec<Option<Vec<(i64, u32)>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let q = &q;
-                s.spawn(move || {
-                    let matcher = SkimMatcherV2::default().ignore_case();
-                    // A min-heap of the best `limit` (score, -index) so far.
-                    let mut heap: BinaryHeap<std::cmp::Reverse<(i64, std::cmp::Reverse<u32>)>> =
-                        BinaryHeap::new();
-                    let end = ((t + 1) * per).min(n);
-                    for i in (t * per).min(n)..end {
-                        if i % 8192 == 0 && latest.load(Ordering::Relaxed) != generation {
-                            return None;
-                        }
-                        let path = &tree.lower[i];
-                        if !subsequence(path, q) {
-                            continue;
-                        }
-                        let Some(score) = matcher.fuzzy_match(path, q) else {
-                            continue;
-                        };
-                        // Shorter paths win ties: /srv/a.txt before /srv/x/y/a.txt.
-                        let score = score * 1000 - path.len().min(999) as i64;
-                        let item = std::cmp::Reverse((score, std::cmp::Reverse(i as u32)));
-                        if heap.len() < limit {
-                            heap.push(item);
-                        } else if heap.peek().is_some_and(|w| item < *w) {
-                            heap.pop();
-                            heap.push(item);
-                        }
-                    }
-                    Some(
-                        heap.into_iter()
-                            .map(|std::cmp::Reverse((s, std::cmp::Reverse(i)))| (s, i))
-                            .collect(),
-                    )
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or(None))
-            .collect()
-    });
-    let mut all = Vec::new();
-    for p in parts {
-        all.extend(p?);
+    let stale = || latest.load(Ordering::Relaxed) != generation;
+    let previous = tree
+        .last
+        .lock()
+        .ok()
+        .and_then(|l| l.clone())
+        .filter(|(pq, _)| q.starts_with(pq.as_str()));
+    let all: Vec<u32>;
+    let candidates: &[u32] = match &previous {
+        Some((_, m)) => m,
+        None => {
+            all = (0..tree.nodes.len() as u32).collect();
+            &all
+        }
+    };
+    let matched = parallel(candidates, |part| {
+        let mut out = Vec::new();
+        for (k, &i) in part.iter().enumerate() {
+            if k % 16_384 == 0 && stale() {
+                return None;
+            }
+            if subsequence(tree.lower[i as usize].as_bytes(), q.as_bytes()) {
+                out.push(i);
+            }
+        }
+        Some(out)
+    })?;
+    let matched = Arc::new(matched);
+    if let Ok(mut l) = tree.last.lock() {
+        *l = Some((q.clone(), Arc::clone(&matched)));
     }
-    all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    all.truncate(limit);
-    Some(all.into_iter().map(|(_, i)| i).collect())
+    let shortlist: Vec<u32> = if matched.len() <= SCORE_ALL {
+        matched.to_vec()
+    } else {
+        let mut scored = parallel(&matched, |part| {
+            if stale() {
+                return None;
+            }
+            Some(
+                part.iter()
+                    .map(|&i| (quick_score(&tree.lower[i as usize], &q), i))
+                    .collect(),
+            )
+        })?;
+        let keep = (limit * 4).min(scored.len());
+        scored.select_nth_unstable_by(keep.saturating_sub(1), |a, b| {
+            b.0.cmp(&a.0).then(a.1.cmp(&b.1))
+        });
+        scored.truncate(keep);
+        scored.into_iter().map(|(_, i)| i).collect()
+    };
+    let mut scored = parallel(&shortlist, |part| {
+        if stale() {
+            return None;
+        }
+        let matcher = SkimMatcherV2::default().ignore_case();
+        Some(
+            part.iter()
+                .filter_map(|&i| {
+                    let path = &tree.lower[i as usize];
+                    // Shorter paths win ties: /srv/a.txt before /srv/x/y/a.txt.
+                    matcher
+                        .fuzzy_match(path, &q)
+                        .map(|s| (s * 1000 - path.len().min(999) as i64, i))
+                })
+                .collect(),
+        )
+    })?;
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.truncate(limit);
+    Some(scored.into_iter().map(|(_, i)| i).collect())
 }
 
 /// Every restore point's copy of `path`, newest first, marking where the
@@ -182,4 +247,43 @@ pub fn diff(older: &[Node], newer: &[Node]) -> Vec<DiffEntry> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(paths: &[String]) -> TreeView {
+        let nodes = paths
+            .iter()
+            .map(|p| Node { path: p.clone(), raw_path: None, kind: NodeKind::File, mode: 0o644, mtime_ns: 0, uid: 0, gid: 0, size: 1, chunks: vec![], hash: None, target: None, raw_target: None })
+            .collect();
+        TreeView::new("t".into(), nodes)
+    }
+
+    #[test]
+    fn narrowing_from_the_last_keystroke_equals_a_fresh_search() {
+        let paths: Vec<String> = (0..30_000).map(|i| format!("srv/{}/doc_{i}.pdf", ["immich", "paperless", "config"][i % 3])).collect();
+        let latest = AtomicU64::new(1);
+        let typed = tree(&paths);
+        let mut last = vec![];
+        for q in ["p", "pa", "pap", "pape", "paper/doc_12"] {
+            last = search(&typed, q, 50, 1, &latest).unwrap();
+        }
+        let fresh = search(&tree(&paths), "paper/doc_12", 50, 1, &latest).unwrap();
+        assert_eq!(last, fresh);
+        assert!(!fresh.is_empty());
+    }
+
+    #[test]
+    fn huge_match_sets_still_rank_the_obvious_file_first() {
+        // Every path matches "img" as scattered letters; one has it as a name.
+        let mut paths: Vec<String> = (0..50_000).map(|i| format!("srv/immich/library/g/file_{i}")).collect();
+        paths.push("srv/photos/img_0042.jpg".into());
+        let t = tree(&paths);
+        let hits = search(&t, "img_0042", 10, 1, &AtomicU64::new(1)).unwrap();
+        assert_eq!(t.nodes[hits[0] as usize].path, "srv/photos/img_0042.jpg");
+        let hits = search(&t, "img", 10, 1, &AtomicU64::new(1)).unwrap();
+        assert_eq!(t.nodes[hits[0] as usize].path, "srv/photos/img_0042.jpg", "a name match beats scattered letters");
+    }
 }
