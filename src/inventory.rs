@@ -4,7 +4,7 @@
 
 use crate::config::{Config, Policy, Source, Tier};
 use crate::records::{DrillRecord, Records};
-use crate::repo::{KeySource, LocalBackend, Repository, Snapshot};
+use crate::repo::{Repository, Snapshot};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -157,18 +157,13 @@ pub fn load(config: &Config) -> Inventory {
     let mut snaps: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
     let mut repo_ids: BTreeMap<String, String> = BTreeMap::new();
     for r in config.repositories.values() {
-        let key = r
-            .key_file
-            .clone()
-            .map(KeySource::File)
-            .unwrap_or(KeySource::Default);
         let mut view = RepositoryView {
             name: r.name.clone(),
             location: r.path.display().to_string(),
             capacity: Capacity::of(&r.path),
             error: None,
         };
-        match Repository::open(Box::new(LocalBackend::new(&r.path)), key).and_then(|repo| {
+        match Repository::open_configured(r).and_then(|repo| {
             let (list, _) = repo.list_snapshots()?;
             Ok((repo.config().id.clone(), list))
         }) {

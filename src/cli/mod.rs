@@ -6,7 +6,7 @@ mod output;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use lifeboat::config::{Config, Source};
+use lifeboat::config::Config;
 use lifeboat::engine::{self, BackupOptions, RestoreOptions, VerifyOptions};
 use lifeboat::repo::{KeySource, LocalBackend, Repository};
 use output::{human_bytes, Progress};
@@ -501,17 +501,10 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
                 .collect::<Result<_>>()?
         };
         for svc in chosen {
-            let mut opts = BackupOptions::new(&svc.name, Vec::new());
-            for src in &svc.sources {
-                match src {
-                    Source::Files { paths, exclude } => {
-                        opts.paths.extend(paths.iter().cloned());
-                        opts.excludes.extend(exclude.iter().cloned());
-                    }
-                }
-            }
-            opts.host = svc.host.clone();
-            jobs.push((Some(svc.repository.clone()), opts));
+            jobs.push((
+                Some(svc.repository.clone()),
+                BackupOptions::for_service(svc, &cache_dir),
+            ));
         }
     } else if !paths.is_empty() {
         let mut opts = BackupOptions::new(&a.name, paths.iter().map(PathBuf::from).collect());

@@ -64,6 +64,24 @@ impl BackupOptions {
     }
 }
 
+impl BackupOptions {
+    /// Everything a configured service's sources name, from its host.
+    pub fn for_service(svc: &crate::config::Service, cache_dir: &std::path::Path) -> Self {
+        let mut opts = BackupOptions::new(&svc.name, Vec::new());
+        for src in &svc.sources {
+            match src {
+                crate::config::Source::Files { paths, exclude } => {
+                    opts.paths.extend(paths.iter().cloned());
+                    opts.excludes.extend(exclude.iter().cloned());
+                }
+            }
+        }
+        opts.host = svc.host.clone();
+        opts.cache_dir = cache_dir.to_path_buf();
+        opts
+    }
+}
+
 /// Packs are flushed to an index file this often, so an interrupted backup
 /// of a huge tree leaves most of its work reusable by the next run.
 const INDEX_EVERY_PACKS: usize = 32;

@@ -7,15 +7,8 @@ use std::io::{Read, Write};
 pub use age::x25519::{Identity, Recipient};
 
 pub fn seal(recipients: &[&Recipient], plaintext: &[u8]) -> Result<Vec<u8>> {
-    let encryptor =
-        age::Encryptor::with_recipients(recipients.iter().map(|r| *r as &dyn age::Recipient))
-            .map_err(|e| anyhow!("age: {e}"))?;
     let mut out = Vec::with_capacity(plaintext.len() + 256 + plaintext.len() / 4096);
-    let mut w = encryptor
-        .wrap_output(&mut out)
-        .context("age: writing header")?;
-    w.write_all(plaintext)?;
-    w.finish()?;
+    seal_to(recipients, plaintext, &mut out)?;
     Ok(out)
 }
 

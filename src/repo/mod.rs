@@ -120,6 +120,17 @@ pub struct Created {
 }
 
 impl Repository {
+    /// Opens a repository named in the config, with its configured key (or
+    /// the default key for its id).
+    pub fn open_configured(r: &crate::config::Repository) -> Result<Repository> {
+        let key = r
+            .key_file
+            .clone()
+            .map(KeySource::File)
+            .unwrap_or(KeySource::Default);
+        Repository::open(Box::new(LocalBackend::new(&r.path)), key)
+    }
+
     /// Creates a repository. The admin identity is read from `key_file` if it
     /// exists (one key may serve several repositories) or generated there.
     pub fn init(backend: Box<dyn Backend>, key_file: Option<PathBuf>) -> Result<Created> {

@@ -9,7 +9,7 @@ pub mod tree;
 pub mod views;
 
 use crate::config::Config;
-use crate::repo::{KeySource, LocalBackend, Repository};
+use crate::repo::Repository;
 use anyhow::{anyhow, Context, Result};
 use app::{App, Cmd, Msg};
 use crossterm::event::{Event, EventStream, KeyEventKind};
@@ -158,12 +158,7 @@ fn open_repo(config: &Config, name: &str) -> Result<Repository> {
         .repositories
         .get(name)
         .ok_or_else(|| anyhow!("no repository named {name}"))?;
-    let key = r
-        .key_file
-        .clone()
-        .map(KeySource::File)
-        .unwrap_or(KeySource::Default);
-    Repository::open(Box::new(LocalBackend::new(&r.path)), key)
+    Repository::open_configured(r)
 }
 
 fn read_tree(

@@ -256,14 +256,34 @@ mod tests {
     fn tree(paths: &[String]) -> TreeView {
         let nodes = paths
             .iter()
-            .map(|p| Node { path: p.clone(), raw_path: None, kind: NodeKind::File, mode: 0o644, mtime_ns: 0, uid: 0, gid: 0, size: 1, chunks: vec![], hash: None, target: None, raw_target: None })
+            .map(|p| Node {
+                path: p.clone(),
+                raw_path: None,
+                kind: NodeKind::File,
+                mode: 0o644,
+                mtime_ns: 0,
+                uid: 0,
+                gid: 0,
+                size: 1,
+                chunks: vec![],
+                hash: None,
+                target: None,
+                raw_target: None,
+            })
             .collect();
         TreeView::new("t".into(), nodes)
     }
 
     #[test]
     fn narrowing_from_the_last_keystroke_equals_a_fresh_search() {
-        let paths: Vec<String> = (0..30_000).map(|i| format!("srv/{}/doc_{i}.pdf", ["immich", "paperless", "config"][i % 3])).collect();
+        let paths: Vec<String> = (0..30_000)
+            .map(|i| {
+                format!(
+                    "srv/{}/doc_{i}.pdf",
+                    ["immich", "paperless", "config"][i % 3]
+                )
+            })
+            .collect();
         let latest = AtomicU64::new(1);
         let typed = tree(&paths);
         let mut last = vec![];
@@ -278,12 +298,17 @@ mod tests {
     #[test]
     fn huge_match_sets_still_rank_the_obvious_file_first() {
         // Every path matches "img" as scattered letters; one has it as a name.
-        let mut paths: Vec<String> = (0..50_000).map(|i| format!("srv/immich/library/g/file_{i}")).collect();
+        let mut paths: Vec<String> = (0..50_000)
+            .map(|i| format!("srv/immich/library/g/file_{i}"))
+            .collect();
         paths.push("srv/photos/img_0042.jpg".into());
         let t = tree(&paths);
         let hits = search(&t, "img_0042", 10, 1, &AtomicU64::new(1)).unwrap();
         assert_eq!(t.nodes[hits[0] as usize].path, "srv/photos/img_0042.jpg");
         let hits = search(&t, "img", 10, 1, &AtomicU64::new(1)).unwrap();
-        assert_eq!(t.nodes[hits[0] as usize].path, "srv/photos/img_0042.jpg", "a name match beats scattered letters");
+        assert_eq!(
+            t.nodes[hits[0] as usize].path, "srv/photos/img_0042.jpg",
+            "a name match beats scattered letters"
+        );
     }
 }
