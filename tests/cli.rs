@@ -268,3 +268,110 @@ fn ad_hoc_use_reads_repository_and_key_from_the_environment() {
         .failure()
         .stderr(predicate::str::contains("pass --repo DIR"));
 }
+
+#[test]
+fn health_and_drill_from_the_command_line() {
+    let env = Env::new();
+    let dir = env.path("demo");
+    let out = env
+        .lb()
+        .args(["demo", "--no-tui", "--dir"])
+        .arg(&dir)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let config = String::from_utf8(out).unwrap().trim().to_string();
+    assert!(config.ends_with("lifeboat.toml"), "{config}");
+
+    // The demo has a breach (Home Assistant's backups stopped): exit code 2.
+    let out = env
+        .lb()
+        .args(["health", "--json", "--config", &config])
+        .assert()
+        .code(2)
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let state = |name: &str| {
+        report["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == name)
+            .unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(state("vaultwarden"), "ok");
+    assert_eq!(state("paperless"), "warning");
+    assert_eq!(state("homeassistant"), "breach");
+    env.lb()
+        .args(["health", "--config", &config])
+        .assert()
+        .code(2)
+        .stdout(
+            predicate::str::contains("✗ homeassistant: last backup 3d")
+                .and(predicate::str::contains("overall: breach")),
+        );
+
+    // Drilling Paperless records a measured time-to-restore; its warning goes.
+    env.lb()
+        .args(["drill", "paperless", "--config", &config])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("drill paperless (")
+                .and(predicate::str::contains("against an RTO of 8h")),
+        );
+    let out = env
+        .lb()
+        .args(["health", "--json", "--config", &config])
+        .assert()
+        .code(2)
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let paperless = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "paperless")
+        .unwrap()
+        .clone();
+    assert_eq!(paperless["state"], "ok", "{paperless}");
+    // Nothing of the drill's sandbox is left behind.
+    let sandboxes = dir.join("state/sandboxes");
+    assert!(fs::read_dir(&sandboxes)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true));
+
+    // Backing up Home Assistant now brings it inside its RPO.
+    env.lb()
+        .args(["backup", "homeassistant", "--config", &config])
+        .assert()
+        .success();
+    let out = env
+        .lb()
+        .args(["health", "--json", "--config", &config])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        report["state"], "warning",
+        "only Home Assistant's never-drilled warning is left: {report}"
+    );
+    // No config at all: unknown (3), with guidance.
+    env.lb()
+        .args(["health"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("needs a config"));
+}
