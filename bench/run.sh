@@ -13,6 +13,11 @@
 #   TOOLS  which tools, in order (default "lifeboat restic borg")
 #   KEEP_BASE 0 to delete the generated dataset at the end (default 1: it is
 #              reused by the next invocation with the same SEED and SCALE)
+#   FRESH_FS 1 to give every tool's run a freshly made ext4 filesystem on a
+#              loop device (default: 1 when root, else 0). Without it, a run
+#              pays for the previous run's deletions: ext4 skips inodes freed
+#              in the last minutes one by one when creating files, which
+#              showed up as ~20 % of a restore in profiles.
 #
 # Per run, the tools go in the order lifeboat, restic, borg (A B C A B C ...),
 # each on a fresh copy of the dataset at the same path (WORK/data), with a
@@ -108,11 +113,20 @@ lifeboat_built="${CARGO_TARGET_DIR:-$repo_root/target}/release/lifeboat"
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd -P)
 [[ $WORK != / && $WORK != "${HOME:-}" && $WORK != "$repo_root" ]] || die "refusing WORK=$WORK"
-DATA=$WORK/data            # the tree every tool backs up (same absolute path for all)
+FRESH_FS=${FRESH_FS:-$([[ $(id -u) == 0 ]] && echo 1 || echo 0)}
+FS=$WORK/fs                # mount point of the per-run filesystem (FRESH_FS=1)
+if [[ $FRESH_FS != 0 ]]; then
+    DATA=$FS/data          # the tree every tool backs up (same absolute path for all)
+    RUNDIR=$FS/run
+else
+    DATA=$WORK/data
+    RUNDIR=$WORK/run
+fi
 BASE=$WORK/base-seed$SEED-scale$SCALE
 LOGS=$WORK/logs
 TSV=$WORK/results.tsv
-rm -rf "$WORK/data" "$WORK/run" "$LOGS"
+mountpoint -q "$FS" 2>/dev/null && umount "$FS"
+rm -rf "$WORK/data" "$WORK/run" "$LOGS" "$WORK/fs.img"
 mkdir -p "$WORK/bin" "$LOGS"
 
 # A private copy of the binary, so that a concurrent rebuild cannot swap it mid-benchmark.
@@ -138,6 +152,17 @@ else
 fi
 
 # --- helpers -----------------------------------------------------------------
+fresh_fs() { # a new, empty ext4 filesystem at $FS, sized for data + repository + restore
+    mountpoint -q "$FS" && umount "$FS"
+    rm -f "$WORK/fs.img"
+    local bytes
+    bytes=$(du -sb "$BASE" | cut -f1)
+    truncate -s $((bytes * 5 + (1 << 30))) "$WORK/fs.img"
+    mkfs.ext4 -q -F "$WORK/fs.img" || die "mkfs.ext4 failed (run with FRESH_FS=0 to use $WORK directly)"
+    mkdir -p "$FS"
+    mount -o loop "$WORK/fs.img" "$FS" || die "cannot mount a loop filesystem here (run with FRESH_FS=0)"
+}
+
 warm() { # read every file once so the timed step starts with a warm page cache
     sync
     find "$1" -type f -print0 | xargs -0 -r cat >/dev/null
@@ -147,7 +172,7 @@ warm() { # read every file once so the timed step starts with a warm page cache
 # $LOGS/$RUN_TAG-NAME.log; sets T_SEC, T_RSS (KiB) and T_CPU (%).
 timed() {
     local name=$1; shift
-    local logf=$LOGS/$RUN_TAG-$name.log tf=$WORK/run/time.out
+    local logf=$LOGS/$RUN_TAG-$name.log tf=$RUNDIR/time.out
     sync
     if ! /usr/bin/time -f '%e %M %P' -o "$tf" "$@" </dev/null >"$logf" 2>&1; then
         log "FAILED: $* (log: $logf)"
@@ -191,22 +216,22 @@ verify_restore() {
     local extra
     extra=$(find "$out" -mindepth 1 -maxdepth 1 ! -name "$(cut -d/ -f2 <<<"$DATA")" | head -n 5)
     [[ -z $extra ]] || log "warning: $tool left other entries in the restore target: $extra"
-    meta_listing "$DATA" >"$WORK/run/meta.src"
-    meta_listing "$got" >"$WORK/run/meta.got"
-    if cmp -s "$WORK/run/meta.src" "$WORK/run/meta.got"; then
+    meta_listing "$DATA" >"$RUNDIR/meta.src"
+    meta_listing "$got" >"$RUNDIR/meta.got"
+    if cmp -s "$RUNDIR/meta.src" "$RUNDIR/meta.got"; then
         VERIFY=ok
     else
         local n
-        n=$(diff "$WORK/run/meta.src" "$WORK/run/meta.got" | grep -c '^>' || true)
-        diff "$WORK/run/meta.src" "$WORK/run/meta.got" >"$LOGS/$RUN_TAG-verify-meta.diff" || true
+        n=$(diff "$RUNDIR/meta.src" "$RUNDIR/meta.got" | grep -c '^>' || true)
+        diff "$RUNDIR/meta.src" "$RUNDIR/meta.got" >"$LOGS/$RUN_TAG-verify-meta.diff" || true
         VERIFY=meta-diff:$n
         log "warning: $tool: content identical, but $n entries differ in mode/owner/size/mtime (see $LOGS/$RUN_TAG-verify-meta.diff)"
     fi
 }
 
-# Per-tool commands. Each tool gets its own HOME, caches and repository under $WORK/run.
+# Per-tool commands. Each tool gets its own HOME, caches and repository under $RUNDIR.
 tool_env() {
-    local tool=$1 e=$WORK/run/env
+    local tool=$1 e=$RUNDIR/env
     mkdir -p "$e/home" "$e/cache" "$e/config" "$e/keys"
     TENV=(env HOME="$e/home" XDG_CACHE_HOME="$e/cache" XDG_CONFIG_HOME="$e/config")
     case $tool in
@@ -263,10 +288,14 @@ log "dataset: $data_bytes bytes, $data_files files; $RUNS run(s) of ${TOOLS[*]};
 for ((run = 1; run <= RUNS; run++)); do
     for tool in "${TOOLS[@]}"; do
         RUN_TAG=run$run-$tool
-        rm -rf "$WORK/run" "$DATA"
-        mkdir -p "$WORK/run"
-        REPO=$WORK/run/repo
-        OUT=$WORK/run/restore
+        if [[ $FRESH_FS != 0 ]]; then
+            fresh_fs
+        else
+            rm -rf "$RUNDIR" "$DATA"
+        fi
+        mkdir -p "$RUNDIR"
+        REPO=$RUNDIR/repo
+        OUT=$RUNDIR/restore
         log "run $run/$RUNS $tool: preparing a fresh copy of the dataset"
         cp -a "$BASE" "$DATA"
         # cp gives every file a fresh ctime; a tree backed up "last night" has
@@ -311,7 +340,11 @@ for ((run = 1; run <= RUNS; run++)); do
         printf '%s\t' "$run" "$tool" "$data_bytes" "$data2" "${b1[@]}" "${b2[@]}" \
             "$repo1" "$repo2" "$((repo2 - repo1))" "${reported[@]}" "${rs[@]}" >>"$TSV"
         printf '%s\n' "$VERIFY" >>"$TSV"
-        rm -rf "$WORK/run" "$DATA"
+        if [[ $FRESH_FS != 0 ]]; then
+            umount "$FS" && rm -f "$WORK/fs.img"
+        else
+            rm -rf "$RUNDIR" "$DATA"
+        fi
     done
 done
 [[ $KEEP_BASE != 0 ]] || rm -rf "$BASE" "$BASE.ok"
@@ -322,7 +355,7 @@ done
     echo
     echo "- machine: $(nproc) CPUs ($cpu_model), $mem_gib GiB RAM, $(uname -sr), $fs_type at $WORK"
     echo "- lifeboat: $lb_version (commit $lb_commit); $restic_version; $borg_version"
-    echo "- dataset: $(awk -v b="$data_bytes" 'BEGIN {printf "%.1f", b/1048576}') MiB (du -sb), $data_files files; fresh repositories, warm page cache, order ${TOOLS[*]} in each run"
+    echo "- dataset: $(awk -v b="$data_bytes" 'BEGIN {printf "%.1f", b/1048576}') MiB (du -sb), $data_files files; fresh repositories, warm page cache, order ${TOOLS[*]} in each run$([[ $FRESH_FS != 0 ]] && echo "; each tool's run on a freshly made ext4 filesystem (loop device)")"
     echo
     python3 "$script_dir/report.py" "$TSV"
 } | tee "$WORK/report.md"
