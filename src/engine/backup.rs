@@ -6,7 +6,7 @@
 //!        └──────────── nodes, file ends ─────────────────► assembler (dedup, packs, tree)
 //!                                                                     │ full packs
 //!                                                                     ▼
-//!                                                           writer (seal with age, store)
+//!                                                       2 writers (seal with age, store)
 //! ```
 //! Queues between stages are bounded. One huge file is spread over all
 //! workers chunk by chunk. Index files are written after their packs are
@@ -230,8 +230,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
         }
         drop(work_rx);
 
-        let writer = s.spawn(|| -> Result<()> {
-            for pack in pack_rx {
+        // Two writers: while one waits for its pack to reach the disk
+        // (fsync), the other seals the next, so the pipeline never stalls.
+        let write_packs = |rx: Receiver<PackBuilder>| -> Result<()> {
+            for pack in rx {
                 let (plain, entries) = pack.finish();
                 let id = PackId::random();
                 repo.store_pack(&id, &plain)?;
@@ -252,7 +254,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
                 }
             }
             Ok(())
-        });
+        };
+        let writers = [pack_rx.clone(), pack_rx].map(|rx| s.spawn(move || write_packs(rx)));
 
         let assembler = {
             let index = Arc::clone(&index);
@@ -315,9 +318,13 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
         let assembled = assembler
             .join()
             .map_err(|_| anyhow!("the backup assembler crashed"))?;
-        let writer_result = writer
-            .join()
-            .map_err(|_| anyhow!("the pack writer crashed"))?;
+        let mut writer_result = Ok(());
+        for w in writers {
+            let r = w.join().map_err(|_| anyhow!("a pack writer crashed"))?;
+            if writer_result.is_ok() {
+                writer_result = r;
+            }
+        }
         if let Some(e) = first_err {
             return Err(e);
         }
