@@ -27,15 +27,7 @@ impl Capacity {
 
     /// The filesystem holding `path`.
     pub fn of(path: &Path) -> Option<Capacity> {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-            return None;
-        }
-        let frsize = s.f_frsize as u64;
-        let total = s.f_blocks as u64 * frsize;
-        let avail = s.f_bavail as u64 * frsize;
+        let (total, avail) = crate::util::fs_space(path)?;
         Some(Capacity {
             total,
             used: total.saturating_sub(avail),

@@ -17,3 +17,18 @@ pub fn human_bytes(n: u64) -> String {
         format!("{v:.0} {}", UNITS[u])
     }
 }
+
+/// (total, available to unprivileged writers) bytes of the filesystem
+/// holding `path`.
+pub fn fs_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes into the struct we pass, and `c` is a
+    // valid NUL-terminated path for the duration of the call.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    let frsize = s.f_frsize as u64;
+    Some((s.f_blocks as u64 * frsize, s.f_bavail as u64 * frsize))
+}

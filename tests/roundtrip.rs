@@ -303,3 +303,44 @@ fn restoring_a_missing_path_says_so() {
     );
     assert!(!env.path("out").exists());
 }
+
+/// A restore that cannot fit is refused before anything is written.
+#[test]
+fn a_restore_that_does_not_fit_is_refused_up_front() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("big.bin"), bytes(5, 4_000_000)).unwrap();
+    let repo_dir = env.path("repo");
+    let key = env.init(&repo_dir);
+    let repo = env.repo(&repo_dir, &key);
+    let snap = backup(&repo, &env.backup_opts("fit", &[&src]), &Reporter::silent()).unwrap();
+    // A 1 MiB filesystem to restore into (tests run as root, as CI does).
+    let small = env.path("small");
+    fs::create_dir_all(&small).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "this test mounts a 1 MiB tmpfs and needs root (CI runs as root)"
+    );
+    let target = small.join("restore");
+    let result = restore(
+        &repo,
+        &snap,
+        &RestoreOptions::new(&target),
+        &Reporter::silent(),
+    )
+    .map(|_| ());
+    let written = fs::read_dir(&small).unwrap().count();
+    let _ = std::process::Command::new("umount").arg(&small).status();
+    let msg = format!("{:#}", result.unwrap_err());
+    assert!(
+        msg.contains("free; restoring snapshot") && msg.contains("needs 3.8 MiB"),
+        "{msg}"
+    );
+    assert_eq!(written, 0, "nothing was written");
+}

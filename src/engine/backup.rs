@@ -62,9 +62,7 @@ impl BackupOptions {
             time: None,
         }
     }
-}
 
-impl BackupOptions {
     /// Everything a configured service's sources name, from its host.
     pub fn for_service(svc: &crate::config::Service, cache_dir: &std::path::Path) -> Self {
         let mut opts = BackupOptions::new(&svc.name, Vec::new());
@@ -123,6 +121,8 @@ struct Shared {
     bytes_total: AtomicU64,
     files_total: AtomicU64,
     scan_done: std::sync::atomic::AtomicBool,
+    /// Set when reading is over: the sizing walk has nothing left to add.
+    reading_done: std::sync::atomic::AtomicBool,
 }
 
 pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> Result<Snapshot> {
@@ -153,7 +153,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
         None,
         true,
     );
-    let (index, _damaged) = repo.load_index()?;
+    let (index, damaged) = repo.load_index()?;
+    for (name, why) in &damaged {
+        reporter.warn(format!("index file {name} is unreadable ({why}); what it lists is stored again. Run `lifeboat verify`"));
+    }
     let index = Arc::new(index);
 
     let cache_path = FilesCache::file_for(&opts.cache_dir, &repo.config().id, &opts.service);
@@ -166,8 +169,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
     let workers = super::workers();
     let (work_tx, work_rx) = bounded::<Work>(workers * 2);
     let (msg_tx, msg_rx) = bounded::<Msg>(workers * 2);
-    // A rendezvous: at most one pack filling and one being written, which
-    // bounds memory at two packs however fast the readers are.
+    // A rendezvous: at most one pack filling and one per writer being
+    // written, which bounds memory at three packs however fast the readers are.
     let (pack_tx, pack_rx) = bounded::<PackBuilder>(0);
     let written: Mutex<Vec<(PackId, Vec<PackEntry>)>> = Mutex::new(Vec::new());
     let shared = Shared::default();
@@ -208,6 +211,9 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
         // Sizing the job for the progress bar: a metadata-only walk.
         s.spawn(|| {
             let mut visit = |e: files::Entry<'_>| {
+                if shared.reading_done.load(Ordering::Relaxed) {
+                    anyhow::bail!("the backup no longer needs its size");
+                }
                 if e.meta.is_file() {
                     shared.files_total.fetch_add(1, Ordering::Relaxed);
                     shared
@@ -216,8 +222,10 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
                 }
                 Ok(())
             };
-            let _ = files::walk(&roots, &excludes, &mut visit, &mut |_| {});
-            shared.scan_done.store(true, Ordering::Relaxed);
+            // Totals only count once complete; an abandoned walk leaves them unknown.
+            if files::walk(&roots, &excludes, &mut visit, &mut |_| {}).is_ok() {
+                shared.scan_done.store(true, Ordering::Relaxed);
+            }
         });
 
         let mut handles = Vec::new();
@@ -307,6 +315,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
             reporter,
             &counters,
         );
+        shared.reading_done.store(true, Ordering::Relaxed);
         drop(work_tx);
         drop(msg_tx);
         let mut first_err = read_result.err();

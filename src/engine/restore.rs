@@ -119,10 +119,7 @@ pub fn restore(
     if target_state == TargetState::NonEmpty && !opts.force {
         return Err(crate::Error::TargetNotEmpty { target }.into());
     }
-    let _lock = crate::repo::lock::Lock::shared(
-        repo.backend(),
-        &format!("restore of {}", snap.short_id()),
-    )?;
+    let _lock = crate::repo::lock::Lock::shared(repo.backend(), "restore")?;
     reporter.progress(
         Counters {
             phase: Phase::Restore,
@@ -232,6 +229,18 @@ pub fn restore(
         .parent()
         .ok_or_else(|| anyhow!("cannot restore onto /; choose a directory"))?;
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    // Better to refuse now than to fail halfway through.
+    if let Some((_, free)) = crate::util::fs_space(parent) {
+        if free < bytes_total {
+            bail!(
+                "{} has {} free; restoring snapshot {} needs {}",
+                parent.display(),
+                crate::util::human_bytes(free),
+                snap.short_id(),
+                crate::util::human_bytes(bytes_total)
+            );
+        }
+    }
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

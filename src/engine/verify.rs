@@ -308,19 +308,21 @@ pub fn verify(
         affects: vec![],
     };
     for (id, a) in affects {
-        match bad_chunks.get(&id).copied().flatten() {
-            Some(p) => pack_problems
-                .entry(p)
-                .or_insert_with(|| unindexed.clone())
-                .affects
-                .extend(a),
+        // Every damaged chunk was recorded together with its pack's problem.
+        match bad_chunks
+            .get(&id)
+            .copied()
+            .flatten()
+            .and_then(|p| pack_problems.get_mut(&p))
+        {
+            Some(problem) => problem.affects.extend(a),
             None => unindexed.affects.extend(a),
         }
     }
-    if !unindexed.affects.is_empty() {
-        pack_problems.insert(PackId([0; 32]), unindexed);
-    }
-    for (_, mut p) in pack_problems {
+    for mut p in pack_problems
+        .into_values()
+        .chain((!unindexed.affects.is_empty()).then_some(unindexed))
+    {
         p.affects.sort();
         p.affects.dedup();
         report.problems.push(p);
