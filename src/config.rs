@@ -4,6 +4,7 @@
 //! Secrets are never written in the file, only referenced: a path, or
 //! `env:NAME` for a path (or value) held in an environment variable.
 
+use crate::engine::retention::Policy as Retention;
 use crate::Error;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -77,6 +78,7 @@ struct RawConfig {
 struct RawTier {
     rpo: Option<Spanned<String>>,
     rto: Option<Spanned<String>>,
+    retention: Option<Retention>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +97,7 @@ struct RawService {
     description: Option<String>,
     rpo: Option<Spanned<String>>,
     rto: Option<Spanned<String>>,
+    retention: Option<Retention>,
     sources: Spanned<Vec<Spanned<RawSource>>>,
 }
 
@@ -131,6 +134,8 @@ pub struct Repository {
 pub struct Service {
     pub name: String,
     pub tier: Tier,
+    /// Which restore points `forget` keeps.
+    pub retention: Retention,
     pub repository: String,
     pub host: String,
     pub description: String,
@@ -170,6 +175,10 @@ impl Config {
 
         let mut tiers: BTreeMap<Tier, Policy> =
             Tier::ALL.iter().map(|t| (*t, t.default_policy())).collect();
+        let mut retention: BTreeMap<Tier, Retention> = Tier::ALL
+            .iter()
+            .map(|t| (*t, Retention::seed_default()))
+            .collect();
         for (name, t) in &raw.tiers {
             let tier = Tier::ALL
                 .iter()
@@ -191,6 +200,9 @@ impl Config {
             }
             if let Some(d) = &t.get_ref().rto {
                 policy.rto = duration(d, &at)?;
+            }
+            if let Some(r) = t.get_ref().retention {
+                retention.insert(tier, r);
             }
         }
 
@@ -295,6 +307,7 @@ impl Config {
             services.push(Service {
                 name: name.clone(),
                 tier: rs.tier,
+                retention: rs.retention.unwrap_or(retention[&rs.tier]),
                 repository,
                 host: rs.host.clone().unwrap_or_else(crate::paths::hostname),
                 description: rs.description.clone().unwrap_or_default(),

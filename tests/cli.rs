@@ -48,7 +48,7 @@ fn bad_configs_get_one_located_line() {
     let cases = [
         (
             "unknown_key.toml",
-            "unknown_key.toml:6:1: unknown field `retention`",
+            "unknown_key.toml:6:1: unknown field `schedule`",
         ),
         ("syntax.toml", "syntax.toml:7:1: invalid array"),
         (

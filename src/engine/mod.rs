@@ -3,11 +3,14 @@
 
 pub mod backup;
 pub mod drill;
+pub mod prune;
 pub mod restore;
+pub mod retention;
 pub mod verify;
 
 pub use backup::{backup, BackupOptions};
 pub use drill::{drill, DrillOptions, DrillReport};
+pub use prune::{forget, plan_forget, prune, PruneOptions, PruneReport};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 pub use verify::{verify, VerifyOptions, VerifyReport};
 
