@@ -98,18 +98,8 @@ fn paths(n: usize) -> Vec<Node> {
             }
             p.push_str(&format!("/IMG_{i:07}.jpg"));
             Node {
-                path: p,
-                raw_path: None,
-                kind: NodeKind::File,
-                mode: 0o644,
-                mtime_ns: 0,
-                uid: 0,
-                gid: 0,
                 size: 1,
-                chunks: vec![],
-                hash: None,
-                target: None,
-                raw_target: None,
+                ..Node::new(p, NodeKind::File)
             }
         })
         .collect()

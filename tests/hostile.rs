@@ -16,18 +16,8 @@ use std::fs;
 
 fn node(path: &str, kind: NodeKind) -> Node {
     Node {
-        path: path.into(),
-        raw_path: None,
-        kind,
         mode: 0o644,
-        mtime_ns: 0,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        chunks: vec![],
-        hash: None,
-        target: None,
-        raw_target: None,
+        ..Node::new(path, kind)
     }
 }
 

@@ -432,18 +432,8 @@ fn a_search_typed_while_the_file_list_loads_runs_when_it_arrives() {
         );
     }
     let node = |p: &str, kind| Node {
-        path: p.into(),
-        raw_path: None,
-        kind,
-        mode: 0o644,
-        mtime_ns: 0,
-        uid: 0,
-        gid: 0,
         size: 1,
-        chunks: vec![],
-        hash: None,
-        target: None,
-        raw_target: None,
+        ..Node::new(p, kind)
     };
     let tree = lifeboat::tui::tree::TreeView::new(
         "x".into(),

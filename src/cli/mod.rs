@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use lifeboat::config::Config;
 use lifeboat::engine::{self, BackupOptions, RestoreOptions, VerifyOptions};
+use lifeboat::repo::tree::is_at_or_under;
 use lifeboat::repo::{KeySource, LocalBackend, Repository};
 use output::{human_bytes, Progress};
 use std::path::PathBuf;
@@ -799,8 +800,13 @@ fn service_repo<'a>(ctx: &'a Ctx, service: Option<&str>) -> Option<&'a str> {
     Some(svc.repository.as_str())
 }
 
+/// `SERVICE:latest` names a service: use its repository.
+fn snapshot_repo<'a>(ctx: &'a Ctx, query: &str) -> Option<&'a str> {
+    service_repo(ctx, query.split_once(':').map(|(svc, _)| svc))
+}
+
 fn ls(ctx: &Ctx, a: LsArgs) -> Result<ExitCode> {
-    let repo = ctx.open(None)?;
+    let repo = ctx.open(snapshot_repo(ctx, &a.snapshot))?;
     let snap = repo.find_snapshot(&a.snapshot, None)?;
     let (index, _) = repo.load_index()?;
     let nodes = repo.read_tree(&index, &snap)?;
@@ -809,14 +815,8 @@ fn ls(ctx: &Ctx, a: LsArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|p| p.trim_matches('/').to_string())
         .unwrap_or_default();
-    let under = |p: &str| {
-        prefix.is_empty()
-            || p == prefix
-            || p.strip_prefix(prefix.as_str())
-                .is_some_and(|r| r.starts_with('/'))
-    };
     let mut shown = 0;
-    for n in nodes.iter().filter(|n| under(&n.path)) {
+    for n in nodes.iter().filter(|n| is_at_or_under(&n.path, &prefix)) {
         shown += 1;
         if ctx.json {
             output::json(&serde_json::json!({
@@ -834,7 +834,7 @@ fn ls(ctx: &Ctx, a: LsArgs) -> Result<ExitCode> {
 }
 
 fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
-    let repo = ctx.open(None)?;
+    let repo = ctx.open(snapshot_repo(ctx, &a.snapshot))?;
     let snap = repo.find_snapshot(&a.snapshot, None)?;
     let mut opts = RestoreOptions::new(&a.target);
     opts.include = a.paths;

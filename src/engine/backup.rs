@@ -411,18 +411,12 @@ fn worker(
 fn node_for(e: &files::Entry<'_>, kind: NodeKind) -> Node {
     let (path, raw_path) = encode_os(&e.rel);
     Node {
-        path,
         raw_path,
-        kind,
         mode: e.meta.mode() & 0o7777,
         mtime_ns: e.meta.mtime() * 1_000_000_000 + e.meta.mtime_nsec(),
         uid: e.meta.uid(),
         gid: e.meta.gid(),
-        size: 0,
-        chunks: Vec::new(),
-        hash: None,
-        target: None,
-        raw_target: None,
+        ..Node::new(path, kind)
     }
 }
 

@@ -9,7 +9,7 @@
 //! through one.
 
 use crate::progress::{Counters, Phase, Reporter};
-use crate::repo::tree::{Node, NodeKind};
+use crate::repo::tree::{is_at_or_under, Node, NodeKind};
 use crate::repo::{pack, ChunkId, Location, Repository, Snapshot};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -89,10 +89,9 @@ fn safe_components<'a>(snap: &Snapshot, node: &Node, bytes: &'a [u8]) -> Result<
 fn matches_include(path: &str, kind: NodeKind, include: &[String]) -> bool {
     include.is_empty()
         || include.iter().any(|inc| {
-            path == inc
-                || path.strip_prefix(inc.as_str()).is_some_and(|r| r.starts_with('/'))
+            is_at_or_under(path, inc)
                 // Ancestors of an included path, so it lands where it was.
-                || (kind == NodeKind::Dir && inc.strip_prefix(path).is_some_and(|r| r.starts_with('/')))
+                || (kind == NodeKind::Dir && is_at_or_under(inc, path))
         })
 }
 
@@ -141,10 +140,7 @@ pub fn restore(
         .filter(|n| matches_include(&n.path, n.kind, &include))
         .collect();
     for inc in &include {
-        if !nodes
-            .iter()
-            .any(|n| &n.path == inc || n.path.starts_with(&format!("{inc}/")))
-        {
+        if !nodes.iter().any(|n| is_at_or_under(&n.path, inc)) {
             bail!(
                 "{inc:?} is not in snapshot {} (list it with `lifeboat ls {} /`)",
                 snap.short_id(),

@@ -55,7 +55,34 @@ pub fn encode_os(s: &OsStr) -> (String, Option<String>) {
     }
 }
 
+/// True when `path` is `prefix` or inside it (`/`-separated, no leading `/`).
+pub fn is_at_or_under(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|r| r.starts_with('/'))
+}
+
 impl Node {
+    /// A node with no content and neutral metadata, to be filled in.
+    pub fn new(path: impl Into<String>, kind: NodeKind) -> Node {
+        Node {
+            path: path.into(),
+            raw_path: None,
+            kind,
+            mode: if kind == NodeKind::Dir { 0o755 } else { 0o644 },
+            mtime_ns: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            chunks: Vec::new(),
+            hash: None,
+            target: None,
+            raw_target: None,
+        }
+    }
+
     /// The exact path bytes.
     pub fn path_bytes(&self) -> Result<Vec<u8>> {
         match &self.raw_path {

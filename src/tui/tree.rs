@@ -257,18 +257,8 @@ mod tests {
         let nodes = paths
             .iter()
             .map(|p| Node {
-                path: p.clone(),
-                raw_path: None,
-                kind: NodeKind::File,
-                mode: 0o644,
-                mtime_ns: 0,
-                uid: 0,
-                gid: 0,
                 size: 1,
-                chunks: vec![],
-                hash: None,
-                target: None,
-                raw_target: None,
+                ..Node::new(p.clone(), NodeKind::File)
             })
             .collect();
         TreeView::new("t".into(), nodes)
