@@ -7,6 +7,8 @@ set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)   # the shared dataset generator
 command -v tmux >/dev/null || need+=(tmux)         # TUI end-to-end tests
+command -v promtool >/dev/null || need+=(prometheus)   # checks `lifeboat metrics` output
+command -v systemd-analyze >/dev/null || need+=(systemd)  # checks `lifeboat schedule systemd` units
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}" >&2

@@ -65,6 +65,11 @@ pub struct Policy {
 struct RawConfig {
     cache_dir: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    log_dir: Option<PathBuf>,
+    health: Option<Spanned<RawHealth>>,
+    schedule: Option<Spanned<RawSchedule>>,
+    #[serde(default)]
+    monitors: Vec<Spanned<RawMonitor>>,
     #[serde(default)]
     tiers: BTreeMap<String, Spanned<RawTier>>,
     #[serde(default)]
@@ -101,6 +106,33 @@ struct RawService {
     sources: Spanned<Vec<Spanned<RawSource>>>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    capacity_warn_percent: Option<f64>,
+    capacity_breach_percent: Option<f64>,
+    verify_max_age: Option<Spanned<String>>,
+    drill_max_age: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    backup: Option<Spanned<String>>,
+    verify: Option<Spanned<String>>,
+    prune: Option<Spanned<String>>,
+    drill: Option<Spanned<String>>,
+    randomized_delay: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMonitor {
+    kind: Spanned<String>,
+    url: Spanned<String>,
+    jobs: Option<Vec<Spanned<String>>>,
+}
+
 /// One source table. A flat struct rather than a tagged enum: serde's
 /// tagged enums buffer their content and lose the spans that errors need.
 /// Which keys a kind accepts is checked in [`Config::parse`].
@@ -114,11 +146,109 @@ struct RawSource {
 
 const SOURCE_KINDS: &str = "files";
 
+/// When a job runs, in a form that maps onto both systemd timers and cron.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum When {
+    Hourly,
+    Daily {
+        hour: u8,
+        minute: u8,
+    },
+    /// `weekday` 0 = Monday … 6 = Sunday.
+    Weekly {
+        weekday: u8,
+        hour: u8,
+        minute: u8,
+    },
+    /// The first such weekday of each month.
+    MonthlyFirst {
+        weekday: u8,
+        hour: u8,
+        minute: u8,
+    },
+    Monthly {
+        day: u8,
+        hour: u8,
+        minute: u8,
+    },
+}
+
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+impl When {
+    /// "hourly", "daily 02:00", "weekly sun 03:00", "monthly first-sun 04:00",
+    /// "monthly 15 04:00".
+    pub fn parse(s: &str) -> Result<When, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let time = |t: &str| -> Result<(u8, u8), String> {
+            let (h, m) = t
+                .split_once(':')
+                .ok_or_else(|| format!("{t:?} is not a time like 02:00"))?;
+            match (h.parse::<u8>(), m.parse::<u8>()) {
+                (Ok(h), Ok(m)) if h < 24 && m < 60 => Ok((h, m)),
+                _ => Err(format!("{t:?} is not a time like 02:00")),
+            }
+        };
+        let day = |d: &str| {
+            WEEKDAYS
+                .iter()
+                .position(|w| d.eq_ignore_ascii_case(w))
+                .map(|i| i as u8)
+                .ok_or_else(|| format!("{d:?} is not a weekday (mon … sun)"))
+        };
+        match words.as_slice() {
+            ["hourly"] => Ok(When::Hourly),
+            ["daily", t] => time(t).map(|(hour, minute)| When::Daily { hour, minute }),
+            ["weekly", d, t] => Ok(When::Weekly { weekday: day(d)?, hour: time(t)?.0, minute: time(t)?.1 }),
+            ["monthly", d, t] => {
+                let (hour, minute) = time(t)?;
+                match d.strip_prefix("first-") {
+                    Some(w) => Ok(When::MonthlyFirst { weekday: day(w)?, hour, minute }),
+                    None => match d.parse::<u8>() {
+                        Ok(day) if (1..=28).contains(&day) => Ok(When::Monthly { day, hour, minute }),
+                        _ => Err(format!("{d:?} is not a day of the month 1-28 or first-<weekday>")),
+                    },
+                }
+            }
+            _ => Err(format!("{s:?} is not a schedule: use \"hourly\", \"daily 02:00\", \"weekly sun 03:00\", \"monthly first-sun 04:00\" or \"monthly 15 04:00\"")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    /// (job, when): job is backup, verify, prune or drill.
+    pub jobs: Vec<(String, When)>,
+    pub randomized_delay: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorKind {
+    /// Healthchecks-style: URL on success, URL/start, URL/fail.
+    Healthchecks,
+    Ntfy,
+    UptimeKuma,
+    Webhook,
+}
+
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    pub kind: MonitorKind,
+    /// May hold a secret token: never logged whole.
+    pub url: String,
+    /// Jobs that ping it; empty means all.
+    pub jobs: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
     pub cache_dir: PathBuf,
     pub state_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub thresholds: crate::health::Thresholds,
+    pub schedule: Schedule,
+    pub monitors: Vec<Monitor>,
     pub repositories: BTreeMap<String, Repository>,
     pub services: Vec<Service>,
 }
@@ -316,12 +446,103 @@ impl Config {
             });
         }
         services.sort_by(|a, b| a.tier.cmp(&b.tier).then(a.name.cmp(&b.name)));
+
+        let mut thresholds = crate::health::Thresholds::default();
+        if let Some(h) = &raw.health {
+            let hr = h.get_ref();
+            if let Some(p) = hr.capacity_warn_percent {
+                thresholds.capacity_warn_percent = p;
+            }
+            if let Some(p) = hr.capacity_breach_percent {
+                thresholds.capacity_breach_percent = p;
+            }
+            let bad = |p: f64| !(0.0..=100.0).contains(&p);
+            if bad(thresholds.capacity_warn_percent)
+                || bad(thresholds.capacity_breach_percent)
+                || thresholds.capacity_warn_percent > thresholds.capacity_breach_percent
+            {
+                return Err(at(
+                    h.span().start,
+                    "capacity percentages must be 0-100, the warning not above the breach".into(),
+                ));
+            }
+            if let Some(d) = &hr.verify_max_age {
+                thresholds.verify_max_age = duration(d, &at)?;
+            }
+            if let Some(d) = &hr.drill_max_age {
+                thresholds.drill_max_age = duration(d, &at)?;
+            }
+        }
+
+        let mut schedule = Schedule::default();
+        if let Some(sch) = &raw.schedule {
+            let r = sch.get_ref();
+            for (job, when) in [
+                ("backup", &r.backup),
+                ("verify", &r.verify),
+                ("prune", &r.prune),
+                ("drill", &r.drill),
+            ] {
+                if let Some(w) = when {
+                    let parsed = When::parse(w.get_ref())
+                        .map_err(|m| at(w.span().start, format!("schedule.{job}: {m}")))?;
+                    schedule.jobs.push((job.to_string(), parsed));
+                }
+            }
+            if let Some(d) = &r.randomized_delay {
+                schedule.randomized_delay = duration(d, &at)?;
+            }
+        }
+
+        let mut monitors = Vec::new();
+        for m in &raw.monitors {
+            let r = m.get_ref();
+            let kind = match r.kind.get_ref().as_str() {
+                "healthchecks" => MonitorKind::Healthchecks,
+                "ntfy" => MonitorKind::Ntfy,
+                "uptime-kuma" => MonitorKind::UptimeKuma,
+                "webhook" => MonitorKind::Webhook,
+                other => return Err(at(r.kind.span().start, format!("unknown monitor kind `{other}` (kinds: healthchecks, ntfy, uptime-kuma, webhook)"))),
+            };
+            // Ping URLs carry tokens: a value, `env:NAME`, or `file:PATH`.
+            let url = secret_value(r.url.get_ref()).map_err(|e| at(r.url.span().start, e))?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(at(
+                    r.url.span().start,
+                    "a monitor URL must start with http:// or https://".into(),
+                ));
+            }
+            let mut jobs = Vec::new();
+            for j in r.jobs.iter().flatten() {
+                if !["backup", "verify", "prune", "drill", "restore"]
+                    .contains(&j.get_ref().as_str())
+                {
+                    return Err(at(
+                        j.span().start,
+                        format!(
+                            "unknown job `{}` (jobs: backup, verify, prune, drill, restore)",
+                            j.get_ref()
+                        ),
+                    ));
+                }
+                jobs.push(j.get_ref().clone());
+            }
+            monitors.push(Monitor { kind, url, jobs });
+        }
+
         Ok(Config {
             path: path.to_path_buf(),
             cache_dir: raw.cache_dir.unwrap_or_else(crate::paths::cache_dir),
-            state_dir: raw
-                .state_dir
-                .unwrap_or_else(|| crate::paths::cache_dir().join("state")),
+            log_dir: raw.log_dir.unwrap_or_else(|| {
+                raw.state_dir
+                    .clone()
+                    .unwrap_or_else(crate::paths::state_dir)
+                    .join("logs")
+            }),
+            state_dir: raw.state_dir.unwrap_or_else(crate::paths::state_dir),
+            thresholds,
+            schedule,
+            monitors,
             repositories,
             services,
         })
@@ -389,6 +610,20 @@ pub fn secret_path(s: &str) -> Result<PathBuf, String> {
         None if s.is_empty() => Err("empty path".into()),
         None => Ok(PathBuf::from(s)),
     }
+}
+
+/// A secret given as itself, as `env:NAME` (the variable's value) or as
+/// `file:PATH` (the file's first line).
+pub fn secret_value(s: &str) -> Result<String, String> {
+    if let Some(var) = s.strip_prefix("env:") {
+        return std::env::var(var).map_err(|_| format!("environment variable {var} is not set"));
+    }
+    if let Some(path) = s.strip_prefix("file:") {
+        return std::fs::read_to_string(path)
+            .map(|t| t.lines().next().unwrap_or_default().trim().to_string())
+            .map_err(|e| format!("cannot read {path}: {e}"));
+    }
+    Ok(s.to_string())
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

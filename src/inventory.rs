@@ -40,6 +40,8 @@ pub struct RepositoryView {
     pub name: String,
     pub location: String,
     pub capacity: Option<Capacity>,
+    /// Bytes the repository's packs take.
+    pub size: Option<u64>,
     /// Why it could not be read, if it could not.
     pub error: Option<String>,
 }
@@ -153,13 +155,21 @@ pub fn load(config: &Config) -> Inventory {
             name: r.name.clone(),
             location: r.path.display().to_string(),
             capacity: Capacity::of(&r.path),
+            size: None,
             error: None,
         };
         match Repository::open_configured(r).and_then(|repo| {
             let (list, _) = repo.list_snapshots()?;
-            Ok((repo.config().id.clone(), list))
+            let size: u64 = repo
+                .backend()
+                .list(crate::repo::Kind::Data)?
+                .iter()
+                .map(|(_, s)| s)
+                .sum();
+            Ok((repo.config().id.clone(), list, size))
         }) {
-            Ok((id, list)) => {
+            Ok((id, list, size)) => {
+                view.size = Some(size);
                 repo_ids.insert(r.name.clone(), id);
                 for s in list {
                     snaps

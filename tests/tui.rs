@@ -94,6 +94,7 @@ fn inventory() -> Inventory {
                 total: 4_000_000_000_000,
                 used: 3_400_000_000_000,
             }),
+            size: Some(2_000_000_000_000),
             error: None,
         }],
         services: vec![

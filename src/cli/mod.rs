@@ -68,6 +68,30 @@ enum Command {
     Forget(ForgetArgs),
     /// Reclaim the space that only forgotten restore points used
     Prune(PruneArgs),
+    /// Print (or write) systemd units or crontab lines for the [schedule] section
+    Schedule(ScheduleArgs),
+    /// Write Prometheus metrics for node_exporter's textfile collector
+    Metrics(MetricsArgs),
+}
+
+#[derive(Args)]
+struct ScheduleArgs {
+    /// systemd (service + timer units) or cron (crontab lines)
+    #[arg(value_parser = ["systemd", "cron"])]
+    format: String,
+    /// Write the units into this directory (e.g. /etc/systemd/system) instead of printing them
+    #[arg(long, value_name = "DIR")]
+    write: Option<PathBuf>,
+    /// The lifeboat binary the jobs run [default: this one]
+    #[arg(long, value_name = "PATH")]
+    exe: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct MetricsArgs {
+    /// Where to write (atomically); prints to stdout without it
+    #[arg(long, value_name = "PATH")]
+    textfile: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -269,7 +293,19 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Demo(a)) => return demo(a, cli.quiet),
         other => other,
     };
-    let config = load_config(cli.config.as_deref())?;
+    let config = match load_config(cli.config.as_deref()) {
+        Ok(c) => c,
+        // A monitor reading `health` expects 3 (unknown) whenever health
+        // cannot be evaluated, a broken config included.
+        Err(e) if matches!(command, Some(Command::Health)) => {
+            eprintln!("error: {e:#}");
+            if let Some(hint) = lifeboat::error::hint_for(&e) {
+                eprintln!("  hint: {hint}");
+            }
+            return Ok(ExitCode::from(3));
+        }
+        Err(e) => return Err(e),
+    };
     let ctx = Ctx {
         cli_repo: cli.repo,
         cli_key: cli.key,
@@ -299,6 +335,8 @@ pub fn run() -> Result<ExitCode> {
         Command::Demo(a) => demo(a, ctx.quiet),
         Command::Forget(a) => forget(&ctx, a),
         Command::Prune(a) => prune(&ctx, &a),
+        Command::Schedule(a) => schedule(&ctx, a),
+        Command::Metrics(a) => metrics(&ctx, a),
     }
 }
 
@@ -350,6 +388,17 @@ impl Ctx {
     fn open(&self, service_repo: Option<&str>) -> Result<Repository> {
         let (path, key) = self.location(service_repo)?;
         Repository::open(Box::new(LocalBackend::new(path)), key)
+    }
+
+    /// The repositories a repository-wide job covers: the one given with
+    /// --repo, else every repository in the config.
+    fn every_repository(&self) -> Vec<Option<String>> {
+        match &self.config {
+            Some(c) if self.cli_repo.is_none() && !c.repositories.is_empty() => {
+                c.repositories.keys().cloned().map(Some).collect()
+            }
+            _ => vec![None],
+        }
     }
 
     fn cache_dir(&self) -> PathBuf {
@@ -422,11 +471,7 @@ fn health(ctx: &Ctx) -> Result<ExitCode> {
         return Ok(ExitCode::from(3));
     };
     let inv = lifeboat::inventory::load(config);
-    let report = lifeboat::health::evaluate(
-        &inv,
-        std::time::SystemTime::now(),
-        &lifeboat::health::Thresholds::default(),
-    );
+    let report = lifeboat::health::evaluate(&inv, std::time::SystemTime::now(), &config.thresholds);
     if ctx.json {
         output::json(&report)?;
     } else if !ctx.quiet {
@@ -604,7 +649,9 @@ fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<ExitCode> {
 }
 
 fn prune(ctx: &Ctx, a: &PruneArgs) -> Result<ExitCode> {
-    prune_one(ctx, None, a.dry_run)?;
+    for name in ctx.every_repository() {
+        prune_one(ctx, name.as_deref(), a.dry_run)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -638,6 +685,69 @@ fn prune_one(ctx: &Ctx, repo_name: Option<&str>, dry_run: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+fn schedule(ctx: &Ctx, a: ScheduleArgs) -> Result<ExitCode> {
+    let config = ctx
+        .config
+        .as_ref()
+        .context("schedules come from the config's [schedule] section (pass --config FILE)")?;
+    if config.schedule.jobs.is_empty() {
+        bail!(
+            "{} has no [schedule] section (see config/lifeboat.example.toml)",
+            config.path.display()
+        );
+    }
+    let exe = match a.exe {
+        Some(e) => e,
+        None => std::env::current_exe().context("finding this program's path (pass --exe)")?,
+    };
+    let config_path = std::path::absolute(&config.path)?;
+    let config = lifeboat::config::Config {
+        path: config_path,
+        ..config.clone()
+    };
+    if a.format == "cron" {
+        print!("{}", lifeboat::schedule::cron_lines(&config, &exe));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let units = lifeboat::schedule::systemd_units(&config, &exe);
+    match a.write {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (name, text) in &units {
+                std::fs::write(dir.join(name), text)
+                    .with_context(|| format!("writing {}", dir.join(name).display()))?;
+            }
+            let timers: Vec<&str> = units
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| n.ends_with(".timer"))
+                .collect();
+            ctx.say(format!("wrote {} units to {}; enable them with: systemctl daemon-reload && systemctl enable --now {}", units.len(), dir.display(), timers.join(" ")));
+        }
+        None => {
+            for (name, text) in &units {
+                println!("# {name}\n{text}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn metrics(ctx: &Ctx, a: MetricsArgs) -> Result<ExitCode> {
+    let config = ctx
+        .config
+        .as_ref()
+        .context("metrics need a config (pass --config FILE)")?;
+    let inv = lifeboat::inventory::load(config);
+    let report = lifeboat::health::evaluate(&inv, std::time::SystemTime::now(), &config.thresholds);
+    let text = lifeboat::metrics::render(&inv, &report);
+    match a.textfile {
+        Some(p) => lifeboat::metrics::write_textfile(&p, &text)?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(ctx: &Ctx, a: InitArgs) -> Result<ExitCode> {
@@ -885,7 +995,22 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
             n
         }
     };
-    let repo = ctx.open(None)?;
+    let mut ok = true;
+    for name in ctx.every_repository() {
+        if name.is_some() && !ctx.json && !ctx.quiet {
+            println!("repository {}:", name.as_deref().unwrap_or_default());
+        }
+        ok &= verify_one(ctx, name.as_deref(), percent)?;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn verify_one(ctx: &Ctx, repo_name: Option<&str>, percent: f64) -> Result<bool> {
+    let repo = ctx.open(repo_name)?;
     let progress = Progress::start(ctx.quiet || ctx.json, "verify");
     let report = engine::verify(
         &repo,
@@ -917,11 +1042,7 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
     } else {
         output::print_verify(&report, percent);
     }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(report.ok())
 }
 
 fn keys(ctx: &Ctx, k: KeysCommand) -> Result<ExitCode> {

@@ -64,8 +64,9 @@ async fn run_async(config: Config, banner: Option<String>) -> Result<()> {
     terminal.clear()?;
 
     let (tx, mut rx) = unbounded_channel::<Msg>();
-    let loader = Loader::new(config, tx);
     let mut app = App::new(theme::Theme::from_env(), SystemTime::now());
+    app.thresholds = config.thresholds;
+    let loader = Loader::new(config, tx);
     app.banner = banner;
     loader.run(Cmd::LoadInventory);
 

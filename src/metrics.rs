@@ -1,0 +1,154 @@
+//! Prometheus metrics for node_exporter's textfile collector: the same
+//! figures as `lifeboat health`, written atomically.
+
+use crate::health::{Report, State};
+use crate::inventory::Inventory;
+use anyhow::{Context, Result};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn secs(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn state_value(s: State) -> u8 {
+    s.exit_code()
+}
+
+pub fn render(inv: &Inventory, report: &Report) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    };
+    let svc = |s: &crate::inventory::ServiceView| {
+        format!(
+            "service=\"{}\",tier=\"{}\",host=\"{}\"",
+            esc(&s.name),
+            s.tier.name(),
+            esc(&s.host)
+        )
+    };
+    let each = |f: &dyn Fn(&crate::inventory::ServiceView) -> Option<f64>| -> Vec<(String, f64)> {
+        inv.services
+            .iter()
+            .filter_map(|s| f(s).map(|v| (svc(s), v)))
+            .collect()
+    };
+    family(
+        "lifeboat_last_backup_timestamp_seconds",
+        "Time of the newest restore point.",
+        each(&|s| s.latest().map(|p| secs(p.time))),
+    );
+    family(
+        "lifeboat_last_backup_duration_seconds",
+        "How long the newest backup took.",
+        each(&|s| s.latest().map(|p| p.duration_ms as f64 / 1000.0)),
+    );
+    family(
+        "lifeboat_last_backup_added_bytes",
+        "Bytes the newest backup added to the repository.",
+        each(&|s| s.latest().map(|p| p.added as f64)),
+    );
+    family(
+        "lifeboat_last_backup_size_bytes",
+        "Size of the newest restore point.",
+        each(&|s| s.latest().map(|p| p.bytes as f64)),
+    );
+    family(
+        "lifeboat_restore_points",
+        "Restore points kept.",
+        each(&|s| Some(s.restore_points.len() as f64)),
+    );
+    family(
+        "lifeboat_rpo_seconds",
+        "Recovery point objective.",
+        each(&|s| Some(s.rpo_secs as f64)),
+    );
+    family(
+        "lifeboat_rto_seconds",
+        "Recovery time objective.",
+        each(&|s| Some(s.rto_secs as f64)),
+    );
+    family(
+        "lifeboat_last_drill_duration_seconds",
+        "Measured time to restore in the last drill.",
+        each(&|s| s.last_drill.as_ref().map(|d| d.duration_ms as f64 / 1000.0)),
+    );
+    family(
+        "lifeboat_last_drill_success",
+        "1 if the last restore drill succeeded.",
+        each(&|s| s.last_drill.as_ref().map(|d| f64::from(u8::from(d.ok)))),
+    );
+    family(
+        "lifeboat_last_verify_timestamp_seconds",
+        "Time of the last verify.",
+        each(&|s| s.last_verify.as_ref().map(|v| secs(v.time))),
+    );
+    let states: Vec<(String, f64)> = report
+        .services
+        .iter()
+        .filter_map(|h| {
+            inv.services
+                .iter()
+                .find(|s| s.name == h.service)
+                .map(|s| (svc(s), f64::from(state_value(h.state))))
+        })
+        .collect();
+    family(
+        "lifeboat_health_state",
+        "0 ok, 1 warning, 2 breach.",
+        states,
+    );
+    let repos =
+        |f: &dyn Fn(&crate::inventory::RepositoryView) -> Option<f64>| -> Vec<(String, f64)> {
+            inv.repositories
+                .iter()
+                .filter_map(|r| f(r).map(|v| (format!("repository=\"{}\"", esc(&r.name)), v)))
+                .collect()
+        };
+    family(
+        "lifeboat_repository_size_bytes",
+        "Bytes the repository's data takes.",
+        repos(&|r| r.size.map(|s| s as f64)),
+    );
+    family(
+        "lifeboat_repository_storage_used_ratio",
+        "Share of the repository's storage in use.",
+        repos(&|r| r.capacity.as_ref().map(|c| c.percent() / 100.0)),
+    );
+    family(
+        "lifeboat_health_overall_state",
+        "Worst state of all: 0 ok, 1 warning, 2 breach.",
+        vec![(String::new(), f64::from(state_value(report.state)))],
+    );
+    out
+}
+
+/// Writes the metrics atomically (the collector never sees half a file).
+pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
