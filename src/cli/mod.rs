@@ -284,6 +284,8 @@ struct Ctx {
     config: Option<Config>,
     json: bool,
     quiet: bool,
+    /// What a job told its user, for the monitor's failure ping.
+    log: std::cell::RefCell<Vec<String>>,
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -312,6 +314,7 @@ pub fn run() -> Result<ExitCode> {
         config,
         json: cli.json,
         quiet: cli.quiet,
+        log: Default::default(),
     };
     let Some(command) = command else {
         let Some(config) = ctx.config else {
@@ -320,23 +323,72 @@ pub fn run() -> Result<ExitCode> {
         lifeboat::tui::run(config, None)?;
         return Ok(ExitCode::SUCCESS);
     };
+    // Jobs that change or check data are logged and pinged; dry runs are not.
+    let job = match &command {
+        Command::Backup(_) => Some("backup"),
+        Command::Verify(_) => Some("verify"),
+        Command::Prune(a) if !a.dry_run => Some("prune"),
+        Command::Forget(a) if !a.dry_run => Some("prune"),
+        Command::Drill(_) => Some("drill"),
+        Command::Restore(_) => Some("restore"),
+        _ => None,
+    };
+    let Some(job) = job else {
+        return dispatch(&ctx, command);
+    };
+    let log_dir = ctx
+        .config
+        .as_ref()
+        .map(|c| c.log_dir.clone())
+        .unwrap_or_else(|| lifeboat::paths::state_dir().join("logs"));
+    let _log_guard = lifeboat::logging::init(&log_dir);
+    let monitors = ctx
+        .config
+        .as_ref()
+        .map(|c| c.monitors.clone())
+        .unwrap_or_default();
+    let pinger = lifeboat::monitor::Pinger::new(&monitors, job);
+    let started = std::time::Instant::now();
+    tracing::info!(job, run_id = %pinger.run_id, host = %lifeboat::paths::hostname(), "job started");
+    pinger.start();
+    let result = dispatch(&ctx, command);
+    let took = started.elapsed().as_millis() as u64;
+    let log = ctx.log.borrow().join("\n");
+    match &result {
+        Ok(code) if *code == ExitCode::SUCCESS => {
+            tracing::info!(job, run_id = %pinger.run_id, outcome = "success", duration_ms = took, "job finished");
+            pinger.success(&log);
+        }
+        Ok(_) => {
+            tracing::error!(job, run_id = %pinger.run_id, outcome = "failed", duration_ms = took, "job finished");
+            pinger.fail(&log);
+        }
+        Err(e) => {
+            tracing::error!(job, run_id = %pinger.run_id, outcome = "failed", duration_ms = took, error = %format!("{e:#}"), "job finished");
+            pinger.fail(&format!("{log}\nerror: {e:#}"));
+        }
+    }
+    result
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
     match command {
-        Command::Init(a) => init(&ctx, a),
-        Command::Backup(a) => backup(&ctx, a),
-        Command::Snapshots(a) => snapshots(&ctx, a),
-        Command::Ls(a) => ls(&ctx, a),
-        Command::Restore(a) => restore(&ctx, a),
-        Command::Verify(a) => verify(&ctx, a),
-        Command::Keys(k) => keys(&ctx, k),
-        Command::Unlock(a) => unlock(&ctx, a),
-        Command::Config(ConfigCommand::Check) => config_check(&ctx),
-        Command::Health => health(&ctx),
-        Command::Drill(a) => drill(&ctx, a),
+        Command::Init(a) => init(ctx, a),
+        Command::Backup(a) => backup(ctx, a),
+        Command::Snapshots(a) => snapshots(ctx, a),
+        Command::Ls(a) => ls(ctx, a),
+        Command::Restore(a) => restore(ctx, a),
+        Command::Verify(a) => verify(ctx, a),
+        Command::Keys(k) => keys(ctx, k),
+        Command::Unlock(a) => unlock(ctx, a),
+        Command::Config(ConfigCommand::Check) => config_check(ctx),
+        Command::Health => health(ctx),
+        Command::Drill(a) => drill(ctx, a),
         Command::Demo(a) => demo(a, ctx.quiet),
-        Command::Forget(a) => forget(&ctx, a),
-        Command::Prune(a) => prune(&ctx, &a),
-        Command::Schedule(a) => schedule(&ctx, a),
-        Command::Metrics(a) => metrics(&ctx, a),
+        Command::Forget(a) => forget(ctx, a),
+        Command::Prune(a) => prune(ctx, &a),
+        Command::Schedule(a) => schedule(ctx, a),
+        Command::Metrics(a) => metrics(ctx, a),
     }
 }
 
@@ -409,9 +461,20 @@ impl Ctx {
     }
 
     fn say(&self, line: impl AsRef<str>) {
+        self.log.borrow_mut().push(line.as_ref().to_string());
         if !self.quiet && !self.json {
             println!("{}", line.as_ref());
         }
+    }
+
+    /// An error the job survives (one service of several failed).
+    fn error_line(&self, err: &anyhow::Error, what: &str) {
+        let line = format!("error: {what}: {err:#}");
+        eprintln!("{line}");
+        if let Some(h) = lifeboat::error::hint_for(err) {
+            eprintln!("  hint: {h}");
+        }
+        self.log.borrow_mut().push(line);
     }
 }
 
@@ -521,10 +584,12 @@ fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
             Ok(r) => r,
             Err(e) => {
                 failed += 1;
-                eprintln!("error: drill of {} could not run: {e:#}", svc.name);
+                tracing::error!(job = "drill", service = %svc.name, error = %format!("{e:#}"), "drill could not run");
+                ctx.error_line(&e, &format!("drill of {} could not run", svc.name));
                 continue;
             }
         };
+        tracing::info!(job = "drill", service = %svc.name, snapshot = %report.snapshot, ok = report.ok, within_rto = report.within_rto, duration_ms = report.duration_ms, rto_ms = report.rto_ms, "drill finished");
         records.add_drill(&lifeboat::records::DrillRecord {
             time: lifeboat::repo::snapshot::now_rfc3339(),
             service: svc.name.clone(),
@@ -668,6 +733,9 @@ fn prune_one(ctx: &Ctx, repo_name: Option<&str>, dry_run: bool) -> Result<()> {
     );
     progress.finish();
     let r = r?;
+    if !dry_run {
+        tracing::info!(job = "prune", repository = %repo.config().id, reclaimed = r.reclaimed(), packs_deleted = r.packs_deleted, packs_repacked = r.packs_repacked, "prune finished");
+    }
     if ctx.json {
         output::json(&serde_json::json!({"report": r, "reclaimed": r.reclaimed()}))?;
     } else {
@@ -831,6 +899,8 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
         })();
         match result {
             Ok(snap) => {
+                let st = &snap.stats;
+                tracing::info!(job = "backup", service = %snap.service, snapshot = %snap.id, files = st.files, bytes = st.bytes, added = st.bytes_added, unchanged_files = st.files_unchanged, skipped = st.skipped, duration_ms = st.duration_ms, "backup finished");
                 if ctx.json {
                     output::json(&output::snapshot_json(&snap))?;
                 } else {
@@ -851,10 +921,8 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("error: backup of {} failed: {e:#}", opts.service);
-                if let Some(h) = lifeboat::error::hint_for(&e) {
-                    eprintln!("  hint: {h}");
-                }
+                tracing::error!(job = "backup", service = %opts.service, error = %format!("{e:#}"), "backup failed");
+                ctx.error_line(&e, &format!("backup of {} failed", opts.service));
             }
         }
     }
@@ -956,6 +1024,7 @@ fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
     let report = engine::restore(&repo, &snap, &opts, &progress.reporter());
     progress.finish();
     let report = report?;
+    tracing::info!(job = "restore", snapshot = %snap.id, service = %snap.service, files = report.files, bytes = report.bytes, duration_ms = report.duration_ms, "restore finished");
     if ctx.json {
         output::json(&report)?;
     } else {
@@ -1026,6 +1095,7 @@ fn verify_one(ctx: &Ctx, repo_name: Option<&str>, percent: f64) -> Result<bool> 
         .as_ref()
         .map(|c| c.state_dir.clone())
         .unwrap_or_else(lifeboat::paths::state_dir);
+    tracing::info!(job = "verify", repository = %repo.config().id, ok = report.ok(), problems = report.problems.len(), snapshots = report.snapshots, packs_read = report.packs_read, bytes_read = report.bytes_read, "verify finished");
     let record = lifeboat::records::VerifyRecord {
         time: lifeboat::repo::snapshot::now_rfc3339(),
         repository: repo.config().id.clone(),

@@ -1,0 +1,231 @@
+//! Pinging monitors from jobs: Healthchecks-style check URLs (start,
+//! success, fail with the log tail), ntfy topics (on failure), Uptime Kuma
+//! push URLs, and a generic JSON webhook. Every ping has a timeout and is
+//! retried; a ping that still fails is a warning, never a failed job.
+
+use crate::config::{Monitor, MonitorKind};
+use crate::logging::redact_url;
+use std::time::Duration;
+
+const ATTEMPTS: u32 = 3;
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Healthchecks accepts up to 100 kB; the end of a log is what matters.
+const TAIL_BYTES: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Start,
+    Success,
+    Fail,
+}
+
+impl Event {
+    fn word(self) -> &'static str {
+        match self {
+            Event::Start => "start",
+            Event::Success => "success",
+            Event::Fail => "fail",
+        }
+    }
+}
+
+pub struct Pinger {
+    targets: Vec<Monitor>,
+    client: Option<reqwest::blocking::Client>,
+    job: String,
+    host: String,
+    /// Ties start and end of one run together on the monitor's side.
+    pub run_id: String,
+}
+
+fn with_suffix(url: &str, suffix: &str, query: &str) -> String {
+    let (base, q) = match url.split_once('?') {
+        Some((b, q)) => (b.trim_end_matches('/'), Some(q)),
+        None => (url.trim_end_matches('/'), None),
+    };
+    let mut out = format!("{base}{suffix}");
+    let all: Vec<&str> = q
+        .into_iter()
+        .chain((!query.is_empty()).then_some(query))
+        .collect();
+    if !all.is_empty() {
+        out.push('?');
+        out.push_str(&all.join("&"));
+    }
+    out
+}
+
+fn tail(s: &str) -> &str {
+    if s.len() <= TAIL_BYTES {
+        return s;
+    }
+    let mut start = s.len() - TAIL_BYTES;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Pinger {
+    /// The monitors that want this job.
+    pub fn new(monitors: &[Monitor], job: &str) -> Pinger {
+        let targets: Vec<Monitor> = monitors
+            .iter()
+            .filter(|m| m.jobs.is_empty() || m.jobs.iter().any(|j| j == job))
+            .cloned()
+            .collect();
+        let client = if targets.is_empty() {
+            None
+        } else {
+            reqwest::blocking::Client::builder()
+                .timeout(TIMEOUT)
+                .user_agent(concat!("lifeboat/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .ok()
+        };
+        Pinger {
+            targets,
+            client,
+            job: job.to_string(),
+            host: crate::paths::hostname(),
+            run_id: hex::encode(rand::random::<[u8; 8]>()),
+        }
+    }
+
+    pub fn start(&self) {
+        self.send(Event::Start, "");
+    }
+
+    pub fn success(&self, summary: &str) {
+        self.send(Event::Success, summary);
+    }
+
+    pub fn fail(&self, log_tail: &str) {
+        self.send(Event::Fail, tail(log_tail));
+    }
+
+    fn send(&self, event: Event, message: &str) {
+        let Some(client) = &self.client else { return };
+        for m in &self.targets {
+            let rid = format!("rid={}", self.run_id);
+            let request = match (&m.kind, event) {
+                (MonitorKind::Healthchecks, Event::Start) => {
+                    client.post(with_suffix(&m.url, "/start", &rid))
+                }
+                (MonitorKind::Healthchecks, Event::Success) => client
+                    .post(with_suffix(&m.url, "", &rid))
+                    .body(message.to_string()),
+                (MonitorKind::Healthchecks, Event::Fail) => client
+                    .post(with_suffix(&m.url, "/fail", &rid))
+                    .body(message.to_string()),
+                // A phone buzzing for every good night is how alerts get muted.
+                (MonitorKind::Ntfy, Event::Fail) => client
+                    .post(&m.url)
+                    .header(
+                        "Title",
+                        format!("Lifeboat {} failed on {}", self.job, self.host),
+                    )
+                    .header("Priority", "high")
+                    .header("Tags", "warning")
+                    .body(message.to_string()),
+                (MonitorKind::Ntfy, _) => continue,
+                (MonitorKind::UptimeKuma, Event::Start) => continue,
+                (MonitorKind::UptimeKuma, e) => {
+                    let status = if e == Event::Success { "up" } else { "down" };
+                    let first = message.lines().next().unwrap_or(if e == Event::Success {
+                        "OK"
+                    } else {
+                        "failed"
+                    });
+                    client.get(with_suffix(
+                        &m.url,
+                        "",
+                        &format!("status={status}&msg={}", encode(first)),
+                    ))
+                }
+                (MonitorKind::Webhook, e) => {
+                    let body = serde_json::json!({
+                        "source": "lifeboat", "event": e.word(), "job": self.job, "host": self.host,
+                        "run_id": self.run_id, "time": crate::repo::snapshot::now_rfc3339(), "message": message,
+                    });
+                    client
+                        .post(&m.url)
+                        .header("Content-Type", "application/json")
+                        .body(body.to_string())
+                }
+            };
+            self.deliver(m, request);
+        }
+    }
+
+    fn deliver(&self, m: &Monitor, request: reqwest::blocking::RequestBuilder) {
+        let mut last_err = String::new();
+        for attempt in 0..ATTEMPTS {
+            let Some(req) = request.try_clone() else {
+                break;
+            };
+            match req.send() {
+                Ok(r) if r.status().is_success() => return,
+                // 4xx will not get better by retrying.
+                Ok(r) if r.status().is_client_error() => {
+                    last_err = format!("HTTP {}", r.status());
+                    break;
+                }
+                Ok(r) => last_err = format!("HTTP {}", r.status()),
+                Err(e) => {
+                    last_err = if e.is_timeout() {
+                        "timed out".into()
+                    } else if e.is_connect() {
+                        "cannot connect".into()
+                    } else {
+                        "request failed".into()
+                    }
+                }
+            }
+            if attempt + 1 < ATTEMPTS {
+                std::thread::sleep(Duration::from_millis(300 << attempt));
+            }
+        }
+        let where_ = redact_url(&m.url);
+        tracing::warn!(monitor = %where_, job = %self.job, error = %last_err, "ping failed");
+        eprintln!(
+            "warning: could not ping {where_} ({last_err}); the {} itself is not affected",
+            self.job
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_get_their_suffix_before_any_query() {
+        assert_eq!(
+            with_suffix("https://hc-ping.com/abc/", "/start", "rid=1"),
+            "https://hc-ping.com/abc/start?rid=1"
+        );
+        assert_eq!(
+            with_suffix("https://kuma/api/push/tok?a=b", "", "status=up"),
+            "https://kuma/api/push/tok?a=b&status=up"
+        );
+        assert_eq!(
+            redact_url("https://hc-ping.com/secret-uuid?x=1"),
+            "https://hc-ping.com/…"
+        );
+        assert_eq!(encode("disk full: 100%"), "disk%20full%3A%20100%25");
+        let long = "é".repeat(TAIL_BYTES);
+        assert!(tail(&long).len() <= TAIL_BYTES && long.ends_with(tail(&long)));
+    }
+}
