@@ -36,6 +36,7 @@ fn the_example_config_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lifeboat.example.toml");
     env.lb()
         .env("LIFEBOAT_USB_KEY_FILE", "/etc/lifeboat/keys/usb.key")
+        .env("LIFEBOAT_HC_BACKUP", "https://hc-ping.com/00000000-example")
         .args(["config", "check", "--config", example])
         .assert()
         .success()
