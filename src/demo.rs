@@ -190,6 +190,7 @@ pub fn build(root: &Path, reporter: &Reporter) -> Result<Config> {
         &repo,
         &VerifyOptions {
             read_data_percent: 100.0,
+            rotation: 0,
         },
         reporter,
     )?;

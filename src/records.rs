@@ -94,6 +94,15 @@ impl Records {
         self.read(&file_name("verify", repository))
     }
 
+    /// How many partial data reads this repository has had: the next
+    /// one reads the next slice.
+    pub fn partial_reads(&self, repository: &str) -> u64 {
+        self.verifies(repository)
+            .iter()
+            .filter(|v| v.read_data_percent > 0.0 && v.read_data_percent < 100.0)
+            .count() as u64
+    }
+
     pub fn add_drill(&self, rec: &DrillRecord) -> Result<()> {
         self.append(&file_name("drill", &rec.service), rec)
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use predicates::prelude::*;
 use std::fs;
 use std::process::Command as StdCommand;
 use std::time::{Duration, Instant};
@@ -96,4 +97,42 @@ fn kill_minus_nine_during_backup_never_damages_the_repository() {
         .assert()
         .success();
     assert_same_tree(&src, &restored(&out, &src));
+
+    // Prune clears what the killed backups left: unindexed packs and
+    // half-written temp files.
+    env.lb()
+        .args(["unlock", "--repo"])
+        .arg(&repo)
+        .assert()
+        .success();
+    env.lb()
+        .args(["prune", "--repo"])
+        .arg(&repo)
+        .env("LIFEBOAT_KEY", env.path("admin.key"))
+        .assert()
+        .success();
+    let mut stack = vec![repo.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            assert!(
+                !p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".tmp-"),
+                "left behind: {}",
+                p.display()
+            );
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    env.lb()
+        .args(["verify", "--read-data", "--repo"])
+        .arg(&repo)
+        .env("LIFEBOAT_KEY", env.path("admin.key"))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("unreferenced").not());
 }

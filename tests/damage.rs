@@ -224,3 +224,42 @@ fn a_damaged_pack_header_trailer_index_or_snapshot_is_reported() {
         .failure()
         .stderr(predicate::str::contains("config").and(predicate::str::contains("damaged")));
 }
+
+#[test]
+fn partial_read_data_rotates_until_every_pack_was_read() {
+    let s = setup();
+    let env = &s.env;
+    // Enough packs to slice: several more services' worth.
+    for i in 0..6u64 {
+        let d = env.path(&format!("more{i}"));
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("blob"), bytes(100 + i, 400_000)).unwrap();
+        env.lbk()
+            .args(["backup", "--name", &format!("more{i}"), "--repo"])
+            .arg(&s.repo)
+            .arg(&d)
+            .assert()
+            .success();
+    }
+    let total = files_in(&s.repo.join("data")).len();
+    let state = env.path("state");
+    let mut read = 0;
+    for _ in 0..4 {
+        let out = env
+            .lbk()
+            .env("LIFEBOAT_STATE_DIR", &state)
+            .args(["verify", "--read-data=25%", "--json", "--repo"])
+            .arg(&s.repo)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let r: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        read += r["packs_read"].as_u64().unwrap() as usize;
+    }
+    assert_eq!(
+        read, total,
+        "four quarter-reads cover each of the {total} packs exactly once"
+    );
+}

@@ -1080,21 +1080,24 @@ fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
 
 fn verify_one(ctx: &Ctx, repo_name: Option<&str>, percent: f64) -> Result<bool> {
     let repo = ctx.open(repo_name)?;
-    let progress = Progress::start(ctx.quiet || ctx.json, "verify");
-    let report = engine::verify(
-        &repo,
-        &VerifyOptions {
-            read_data_percent: percent,
-        },
-        &progress.reporter(),
-    );
-    progress.finish();
-    let report = report?;
     let state_dir = ctx
         .config
         .as_ref()
         .map(|c| c.state_dir.clone())
         .unwrap_or_else(lifeboat::paths::state_dir);
+    let records = lifeboat::records::Records::new(&state_dir);
+    let rotation = records.partial_reads(&repo.config().id);
+    let progress = Progress::start(ctx.quiet || ctx.json, "verify");
+    let report = engine::verify(
+        &repo,
+        &VerifyOptions {
+            read_data_percent: percent,
+            rotation,
+        },
+        &progress.reporter(),
+    );
+    progress.finish();
+    let report = report?;
     tracing::info!(job = "verify", repository = %repo.config().id, ok = report.ok(), problems = report.problems.len(), snapshots = report.snapshots, packs_read = report.packs_read, bytes_read = report.bytes_read, "verify finished");
     let record = lifeboat::records::VerifyRecord {
         time: lifeboat::repo::snapshot::now_rfc3339(),
@@ -1104,7 +1107,7 @@ fn verify_one(ctx: &Ctx, repo_name: Option<&str>, percent: f64) -> Result<bool> 
         problems: report.problems.len(),
         affected_services: report.affected_services.clone(),
     };
-    if let Err(e) = lifeboat::records::Records::new(&state_dir).add_verify(&record) {
+    if let Err(e) = records.add_verify(&record) {
         eprintln!("warning: could not record the result for health: {e:#}");
     }
     if ctx.json {

@@ -86,6 +86,8 @@ pub struct PruneReport {
     /// Packs no index mentions (left by interrupted backups).
     pub packs_unreferenced: usize,
     pub chunks_dropped: u64,
+    /// Half-written temp files of interrupted writes, removed.
+    pub leftovers_removed: usize,
     pub bytes_after: u64,
     pub dry_run: bool,
 }
@@ -281,6 +283,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, reporter: &Reporter) -> Res
     for n in &unreferenced {
         repo.backend().remove(Kind::Data, n)?;
     }
+    report.leftovers_removed = repo.backend().remove_leftovers()?;
     report.bytes_after = repo
         .backend()
         .list(Kind::Data)?

@@ -20,6 +20,9 @@ use std::sync::Mutex;
 pub struct VerifyOptions {
     /// Percentage of packs whose data is read, 0 for a structural check only.
     pub read_data_percent: f64,
+    /// Which slice to read when reading part: run n reads slice n mod
+    /// ⌈100 / percent⌉, so consecutive runs cover every pack.
+    pub rotation: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -143,10 +146,16 @@ pub fn verify(
             .filter(|(p, _)| stored.contains_key(&p.hex()))
             .collect();
         if opts.read_data_percent < 100.0 {
-            use rand::seq::SliceRandom;
-            chosen.shuffle(&mut rand::thread_rng());
-            let n = ((chosen.len() as f64) * opts.read_data_percent / 100.0).ceil() as usize;
-            chosen.truncate(n.max(1).min(chosen.len()));
+            // Pack ids are random, so slicing by id spreads evenly; the
+            // slices are disjoint and together are every pack.
+            let slices = (100.0 / opts.read_data_percent).ceil().max(1.0) as u64;
+            let slice = opts.rotation % slices;
+            chosen.retain(|(p, _)| {
+                u64::from_le_bytes([
+                    p.0[0], p.0[1], p.0[2], p.0[3], p.0[4], p.0[5], p.0[6], p.0[7],
+                ]) % slices
+                    == slice
+            });
         }
         report.packs_read = chosen.len();
         let bytes_total: u64 = chosen

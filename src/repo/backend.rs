@@ -60,6 +60,11 @@ pub trait Backend: Send + Sync {
     fn exists(&self, kind: Kind, name: &str) -> Result<bool>;
     /// Prepares an empty location for a new repository.
     fn create(&self) -> Result<()>;
+    /// Removes what interrupted writes left behind; only safe under the
+    /// exclusive lock. Returns how many were removed.
+    fn remove_leftovers(&self) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 /// A repository in a local directory (a disk, a NAS mount, a USB drive).
@@ -213,6 +218,34 @@ impl Backend for LocalBackend {
     fn exists(&self, kind: Kind, name: &str) -> Result<bool> {
         valid_name(name)?;
         Ok(self.path(kind, name).exists())
+    }
+
+    fn remove_leftovers(&self) -> Result<usize> {
+        let mut removed = 0;
+        let mut dirs = vec![self.root.clone()];
+        for k in [
+            Kind::Keys,
+            Kind::Index,
+            Kind::Snapshots,
+            Kind::Locks,
+            Kind::Data,
+        ] {
+            dirs.push(self.root.join(k.dir()));
+        }
+        if let Ok(rd) = fs::read_dir(self.root.join("data")) {
+            dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        for d in dirs {
+            let Ok(rd) = fs::read_dir(&d) else { continue };
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    fs::remove_file(e.path())
+                        .with_context(|| format!("removing {}", e.path().display()))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     fn create(&self) -> Result<()> {
