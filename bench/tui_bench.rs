@@ -28,6 +28,7 @@ fn inventory(services: usize, points: usize) -> Inventory {
                 total: 8 << 40,
                 used: 5 << 40,
             }),
+            size: Some(2_000_000_000_000),
             error: None,
         }],
         services: (0..services)

@@ -88,11 +88,17 @@ impl Pinger {
         let client = if targets.is_empty() {
             None
         } else {
-            reqwest::blocking::Client::builder()
+            match reqwest::blocking::Client::builder()
                 .timeout(TIMEOUT)
                 .user_agent(concat!("lifeboat/", env!("CARGO_PKG_VERSION")))
                 .build()
-                .ok()
+            {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("warning: monitors will not be pinged: cannot set up HTTP ({e})");
+                    None
+                }
+            }
         };
         Pinger {
             targets,

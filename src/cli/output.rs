@@ -144,7 +144,10 @@ impl Progress {
                             bar.set_prefix(tail);
                         }
                     }
-                    Event::Warning { message } => bar.suspend(|| eprintln!("warning: {message}")),
+                    Event::Warning { message } => {
+                        tracing::warn!(job = %label, "{message}");
+                        bar.suspend(|| eprintln!("warning: {message}"))
+                    }
                 }
             }
             bar.finish_and_clear();
