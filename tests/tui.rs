@@ -461,3 +461,21 @@ fn a_search_typed_while_the_file_list_loads_runs_when_it_arrives() {
     latest.store(generation + 1, std::sync::atomic::Ordering::Relaxed);
     assert!(lifeboat::tui::tree::search(tree, query, 10, *generation, &latest).is_none());
 }
+
+#[test]
+fn a_long_alert_wraps_instead_of_being_cut_at_80_columns() {
+    let mut inv = inventory();
+    inv.repositories[0].error = Some("no key in /etc/lifeboat/keys/admin.key opens the repository at /mnt/nas/lifeboat (the mount may be missing)".into());
+    let mut app = App::new(Theme { color: false }, now());
+    assert!(app.on_msg(Msg::Inventory(Arc::new(inv))).is_empty());
+    let (text, _) = render(&app, 80, 24);
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("(the mount may be missing)"),
+        "the end of the error is on screen:\n{text}"
+    );
+    assert!(
+        flat.contains("and") && flat.contains("more (`lifeboat health` lists them all)"),
+        "{text}"
+    );
+}

@@ -907,12 +907,13 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
                     let st = &snap.stats;
                     let secs = st.duration_ms as f64 / 1000.0;
                     ctx.say(format!(
-                        "snapshot {} of {}: {} files, {} ({} unchanged files), {} added in {:.1} s ({}/s)",
+                        "snapshot {} of {}: {} files, {} ({} unchanged files{}), {} added in {:.1} s ({}/s)",
                         snap.short_id(),
                         snap.service,
                         st.files,
                         human_bytes(st.bytes),
                         st.files_unchanged,
+                        if st.skipped > 0 { format!(", {} skipped: see the warnings", st.skipped) } else { String::new() },
                         human_bytes(st.bytes_added),
                         secs,
                         human_bytes((st.bytes as f64 / secs.max(0.001)) as u64),

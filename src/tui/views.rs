@@ -270,32 +270,42 @@ fn draw_health(f: &mut Frame, app: &App, area: Rect) {
     }
 
     // Alerts, worst first.
+    // Alerts wrap (an error can be long); show as many whole ones as fit
+    // and say how many more there are.
     let room = alerts_area.height.saturating_sub(1) as usize;
+    let width = alerts_area.width.max(1) as usize;
+    let lines_of = |text: &str| text.chars().count().div_ceil(width).max(1);
     let lines: Vec<Line> = if report.alerts.is_empty() {
         vec![Line::styled(
             "✓ every service is inside its targets",
             t.state(State::Ok),
         )]
     } else {
-        let shown = if report.alerts.len() > room {
+        let texts: Vec<String> = report
+            .alerts
+            .iter()
+            .map(|a| format!("{} {}", a.state.symbol(), a.message))
+            .collect();
+        let total: usize = texts.iter().map(|x| lines_of(x)).sum();
+        let budget = if total > room {
             room.saturating_sub(1)
         } else {
-            report.alerts.len()
+            room
         };
-        let mut v: Vec<Line> = report.alerts[..shown]
-            .iter()
-            .map(|a| {
-                Line::styled(
-                    format!("{} {}", a.state.symbol(), a.message),
-                    t.state(a.state),
-                )
-            })
-            .collect();
-        if shown < report.alerts.len() {
+        let mut used = 0;
+        let mut v = Vec::new();
+        for (a, text) in report.alerts.iter().zip(&texts) {
+            if used + lines_of(text) > budget {
+                break;
+            }
+            used += lines_of(text);
+            v.push(Line::styled(text.clone(), t.state(a.state)));
+        }
+        if v.len() < texts.len() {
             v.push(Line::styled(
                 format!(
                     "… and {} more (`lifeboat health` lists them all)",
-                    report.alerts.len() - shown
+                    texts.len() - v.len()
                 ),
                 t.dim(),
             ));
@@ -304,11 +314,13 @@ fn draw_health(f: &mut Frame, app: &App, area: Rect) {
     };
     let title = format!(" Needs action ({}) ", report.alerts.len());
     f.render_widget(
-        Paragraph::new(lines).block(
-            Block::new()
-                .borders(Borders::TOP)
-                .title(Span::styled(title, t.title())),
-        ),
+        Paragraph::new(lines)
+            .block(
+                Block::new()
+                    .borders(Borders::TOP)
+                    .title(Span::styled(title, t.title())),
+            )
+            .wrap(Wrap { trim: false }),
         alerts_area,
     );
 }
