@@ -12,8 +12,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// Starts logging; keep the guard until the program ends (it flushes).
-/// A log directory that cannot be used is reported once, not fatal.
-pub fn init(log_dir: &Path) -> Option<WorkerGuard> {
+/// A log directory that cannot be used is not fatal: the second value says
+/// why there are no log files, for the caller to show.
+pub fn init(log_dir: &Path) -> (Option<WorkerGuard>, Option<String>) {
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
     if let Ok(filter) = std::env::var("LIFEBOAT_LOG") {
         layers.push(
@@ -46,15 +47,15 @@ pub fn init(log_dir: &Path) -> Option<WorkerGuard> {
                     .with_filter(EnvFilter::new("info"))
                     .boxed(),
             );
-            Some(guard)
+            (Some(guard), None)
         }
-        Err(e) => {
-            eprintln!(
-                "warning: not writing log files to {}: {e:#}",
+        Err(e) => (
+            None,
+            Some(format!(
+                "not writing log files to {}: {e:#}",
                 log_dir.display()
-            );
-            None
-        }
+            )),
+        ),
     };
     let _ = tracing_subscriber::registry().with(layers).try_init();
     guard

@@ -1,7 +1,8 @@
 //! Pinging monitors from jobs: Healthchecks-style check URLs (start,
 //! success, fail with the log tail), ntfy topics (on failure), Uptime Kuma
 //! push URLs, and a generic JSON webhook. Every ping has a timeout and is
-//! retried; a ping that still fails is a warning, never a failed job.
+//! retried; a ping that still fails is a warning (returned for the caller
+//! to show, and logged), never a failed job.
 
 use crate::config::{Monitor, MonitorKind};
 use crate::logging::redact_url;
@@ -36,6 +37,8 @@ pub struct Pinger {
     host: String,
     /// Ties start and end of one run together on the monitor's side.
     pub run_id: String,
+    /// Why no monitor can be pinged, if none can.
+    setup_problem: Option<String>,
 }
 
 fn with_suffix(url: &str, suffix: &str, query: &str) -> String {
@@ -95,8 +98,11 @@ impl Pinger {
             {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    eprintln!("warning: monitors will not be pinged: cannot set up HTTP ({e})");
-                    None
+                    return Pinger::without_client(
+                        targets,
+                        job,
+                        format!("monitors will not be pinged: cannot set up HTTP ({e})"),
+                    )
                 }
             }
         };
@@ -106,23 +112,41 @@ impl Pinger {
             job: job.to_string(),
             host: crate::paths::hostname(),
             run_id: hex::encode(rand::random::<[u8; 8]>()),
+            setup_problem: None,
         }
     }
 
-    pub fn start(&self) {
-        self.send(Event::Start, "");
+    fn without_client(targets: Vec<Monitor>, job: &str, problem: String) -> Pinger {
+        Pinger {
+            targets,
+            client: None,
+            job: job.to_string(),
+            host: crate::paths::hostname(),
+            run_id: hex::encode(rand::random::<[u8; 8]>()),
+            setup_problem: Some(problem),
+        }
     }
 
-    pub fn success(&self, summary: &str) {
-        self.send(Event::Success, summary);
+    /// Each returns the warnings of pings that failed.
+    pub fn start(&self) -> Vec<String> {
+        let mut w: Vec<String> = self.setup_problem.iter().cloned().collect();
+        w.extend(self.send(Event::Start, ""));
+        w
     }
 
-    pub fn fail(&self, log_tail: &str) {
-        self.send(Event::Fail, tail(log_tail));
+    pub fn success(&self, summary: &str) -> Vec<String> {
+        self.send(Event::Success, summary)
     }
 
-    fn send(&self, event: Event, message: &str) {
-        let Some(client) = &self.client else { return };
+    pub fn fail(&self, log_tail: &str) -> Vec<String> {
+        self.send(Event::Fail, tail(log_tail))
+    }
+
+    fn send(&self, event: Event, message: &str) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let Some(client) = &self.client else {
+            return warnings;
+        };
         for m in &self.targets {
             let rid = format!("rid={}", self.run_id);
             let request = match (&m.kind, event) {
@@ -171,18 +195,19 @@ impl Pinger {
                         .body(body.to_string())
                 }
             };
-            self.deliver(m, request);
+            warnings.extend(self.deliver(m, request));
         }
+        warnings
     }
 
-    fn deliver(&self, m: &Monitor, request: reqwest::blocking::RequestBuilder) {
+    fn deliver(&self, m: &Monitor, request: reqwest::blocking::RequestBuilder) -> Option<String> {
         let mut last_err = String::new();
         for attempt in 0..ATTEMPTS {
             let Some(req) = request.try_clone() else {
                 break;
             };
             match req.send() {
-                Ok(r) if r.status().is_success() => return,
+                Ok(r) if r.status().is_success() => return None,
                 // 4xx will not get better by retrying.
                 Ok(r) if r.status().is_client_error() => {
                     last_err = format!("HTTP {}", r.status());
@@ -205,10 +230,10 @@ impl Pinger {
         }
         let where_ = redact_url(&m.url);
         tracing::warn!(monitor = %where_, job = %self.job, error = %last_err, "ping failed");
-        eprintln!(
-            "warning: could not ping {where_} ({last_err}); the {} itself is not affected",
+        Some(format!(
+            "could not ping {where_} ({last_err}); the {} itself is not affected",
             self.job
-        );
+        ))
     }
 }
 

@@ -341,7 +341,13 @@ pub fn run() -> Result<ExitCode> {
         .as_ref()
         .map(|c| c.log_dir.clone())
         .unwrap_or_else(|| lifeboat::paths::state_dir().join("logs"));
-    let _log_guard = lifeboat::logging::init(&log_dir);
+    let (_log_guard, log_problem) = lifeboat::logging::init(&log_dir);
+    let warn_all = |warnings: Vec<String>| {
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+    };
+    warn_all(log_problem.into_iter().collect());
     let monitors = ctx
         .config
         .as_ref()
@@ -350,22 +356,22 @@ pub fn run() -> Result<ExitCode> {
     let pinger = lifeboat::monitor::Pinger::new(&monitors, job);
     let started = std::time::Instant::now();
     tracing::info!(job, run_id = %pinger.run_id, host = %lifeboat::paths::hostname(), "job started");
-    pinger.start();
+    warn_all(pinger.start());
     let result = dispatch(&ctx, command);
     let took = started.elapsed().as_millis() as u64;
     let log = ctx.log.borrow().join("\n");
     match &result {
         Ok(code) if *code == ExitCode::SUCCESS => {
             tracing::info!(job, run_id = %pinger.run_id, outcome = "success", duration_ms = took, "job finished");
-            pinger.success(&log);
+            warn_all(pinger.success(&log));
         }
         Ok(_) => {
             tracing::error!(job, run_id = %pinger.run_id, outcome = "failed", duration_ms = took, "job finished");
-            pinger.fail(&log);
+            warn_all(pinger.fail(&log));
         }
         Err(e) => {
             tracing::error!(job, run_id = %pinger.run_id, outcome = "failed", duration_ms = took, error = %format!("{e:#}"), "job finished");
-            pinger.fail(&format!("{log}\nerror: {e:#}"));
+            warn_all(pinger.fail(&format!("{log}\nerror: {e:#}")));
         }
     }
     result
