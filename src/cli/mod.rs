@@ -242,7 +242,7 @@ struct RestoreArgs {
 
 #[derive(Args)]
 struct VerifyArgs {
-    /// Also decrypt and hash stored data: all of it, or a random share of packs (e.g. 10%)
+    /// Also decrypt and hash stored data: all of it, or N% of the packs per run, rotating so every pack is read within 100/N runs
     #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100%", require_equals = true)]
     read_data: Option<String>,
 }
