@@ -174,3 +174,65 @@ fn demo_in_a_real_terminal_80x24() {
         .collect();
     assert!(left.is_empty(), "demo left {left:?}");
 }
+
+#[test]
+fn a_killed_console_still_puts_the_terminal_back() {
+    require_tmux();
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("lifeboat");
+    let t = Tmux {
+        socket: format!("lifeboat-test-kill-{}", std::process::id()),
+    };
+    // A marker argument makes this process easy to find and to tell apart.
+    let dir = tmp.path().join("demo-killed");
+    let script = format!(
+        "env LIFEBOAT_KEY_DIR={tmp}/keys HOME={tmp} {bin} demo --dir {dir}; echo LIFEBOAT-EXITED $?; sleep 600",
+        tmp = tmp.path().display(),
+        bin = bin.display(),
+        dir = dir.display()
+    );
+    assert!(t
+        .cmd()
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            &script
+        ])
+        .status()
+        .unwrap()
+        .success());
+    t.wait_for("Needs action", Duration::from_secs(120));
+    // Anchored: the shell running the script has the same words in its
+    // command line, and must live to print the exit status.
+    let pattern = format!("^{} demo --dir {}", bin.display(), dir.display());
+    assert!(
+        Command::new("pkill")
+            .args(["-TERM", "-f", &pattern])
+            .status()
+            .unwrap()
+            .success(),
+        "the console process was not found"
+    );
+    let s = t.wait_for("LIFEBOAT-EXITED", Duration::from_secs(20));
+    assert!(
+        s.contains("LIFEBOAT-EXITED 0"),
+        "SIGTERM leaves like q does:\n{s}"
+    );
+    let alt = t
+        .cmd()
+        .args(["display-message", "-p", "-t", "t", "#{alternate_on}"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&alt.stdout).trim(),
+        "0",
+        "back on the normal screen"
+    );
+    assert!(!s.contains("Needs action"), "{s}");
+}

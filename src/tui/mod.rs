@@ -70,6 +70,11 @@ async fn run_async(config: Config, banner: Option<String>) -> Result<()> {
     app.banner = banner;
     loader.run(Cmd::LoadInventory);
 
+    // `kill`, a closed SSH session or Ctrl-\ elsewhere: leave through the
+    // same door as `q`, so the terminal is put back.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut dirty = true;
@@ -105,6 +110,8 @@ async fn run_async(config: Config, banner: Option<String>) -> Result<()> {
                 }
                 dirty = true;
             }
+            _ = term.recv() => break,
+            _ = hangup.recv() => break,
             _ = tick.tick() => {
                 app.on_tick(SystemTime::now());
                 dirty = true;
