@@ -548,6 +548,23 @@ impl Config {
         })
     }
 
+    /// Every service (`all`), or the named ones; `what` completes "name the
+    /// services to …" when neither is given.
+    pub fn select_services<S: AsRef<str>>(
+        &self,
+        names: &[S],
+        all: bool,
+        what: &str,
+    ) -> anyhow::Result<Vec<&Service>> {
+        if all {
+            return Ok(self.services.iter().collect());
+        }
+        if names.is_empty() {
+            anyhow::bail!("name the services to {what}, or --all");
+        }
+        names.iter().map(|n| self.service(n.as_ref())).collect()
+    }
+
     pub fn service(&self, name: &str) -> anyhow::Result<&Service> {
         self.services
             .iter()

@@ -194,14 +194,7 @@ pub fn build(root: &Path, reporter: &Reporter) -> Result<Config> {
         },
         reporter,
     )?;
-    records.add_verify(&VerifyRecord {
-        time: crate::repo::snapshot::now_rfc3339(),
-        repository: repo.config().id.clone(),
-        read_data_percent: 100.0,
-        ok: verify.ok(),
-        problems: verify.problems.len(),
-        affected_services: verify.affected_services.clone(),
-    })?;
+    records.add_verify(&VerifyRecord::new(&repo.config().id, 100.0, &verify))?;
     let (snaps, _) = repo.list_snapshots()?;
     for svc in config
         .services
@@ -221,15 +214,7 @@ pub fn build(root: &Path, reporter: &Reporter) -> Result<Config> {
             },
             reporter,
         )?;
-        records.add_drill(&DrillRecord {
-            time: crate::repo::snapshot::now_rfc3339(),
-            service: svc.name.clone(),
-            snapshot: r.snapshot,
-            ok: r.ok,
-            duration_ms: r.duration_ms,
-            rto_ms: r.rto_ms,
-            detail: r.detail,
-        })?;
+        records.add_drill(&DrillRecord::new(&svc.name, &r))?;
     }
     Ok(config)
 }

@@ -31,6 +31,37 @@ pub struct DrillRecord {
     pub detail: String,
 }
 
+impl VerifyRecord {
+    pub fn new(
+        repository: &str,
+        read_data_percent: f64,
+        report: &crate::engine::VerifyReport,
+    ) -> VerifyRecord {
+        VerifyRecord {
+            time: crate::repo::snapshot::now_rfc3339(),
+            repository: repository.to_string(),
+            read_data_percent,
+            ok: report.ok(),
+            problems: report.problems.len(),
+            affected_services: report.affected_services.clone(),
+        }
+    }
+}
+
+impl DrillRecord {
+    pub fn new(service: &str, report: &crate::engine::DrillReport) -> DrillRecord {
+        DrillRecord {
+            time: crate::repo::snapshot::now_rfc3339(),
+            service: service.to_string(),
+            snapshot: report.snapshot.clone(),
+            ok: report.ok,
+            duration_ms: report.duration_ms,
+            rto_ms: report.rto_ms,
+            detail: report.detail.clone(),
+        }
+    }
+}
+
 pub struct Records {
     dir: PathBuf,
 }

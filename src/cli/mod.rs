@@ -553,16 +553,7 @@ fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
     let config = ctx.config.as_ref().context(
         "drills need a config (pass --config FILE): they measure against each service's RTO",
     )?;
-    let chosen: Vec<&lifeboat::config::Service> = if a.all {
-        config.services.iter().collect()
-    } else if a.services.is_empty() {
-        bail!("name the services to drill, or --all");
-    } else {
-        a.services
-            .iter()
-            .map(|s| config.service(s))
-            .collect::<Result<_>>()?
-    };
+    let chosen = config.select_services(&a.services, a.all, "drill")?;
     let records = lifeboat::records::Records::new(&config.state_dir);
     let sandbox_root = a
         .sandbox
@@ -596,15 +587,7 @@ fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
             }
         };
         tracing::info!(job = "drill", service = %svc.name, snapshot = %report.snapshot, ok = report.ok, within_rto = report.within_rto, duration_ms = report.duration_ms, rto_ms = report.rto_ms, "drill finished");
-        records.add_drill(&lifeboat::records::DrillRecord {
-            time: lifeboat::repo::snapshot::now_rfc3339(),
-            service: svc.name.clone(),
-            snapshot: report.snapshot.clone(),
-            ok: report.ok,
-            duration_ms: report.duration_ms,
-            rto_ms: report.rto_ms,
-            detail: report.detail.clone(),
-        })?;
+        records.add_drill(&lifeboat::records::DrillRecord::new(&svc.name, &report))?;
         if !(report.ok && report.within_rto) {
             failed += 1;
         }
@@ -642,16 +625,7 @@ fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<ExitCode> {
     let mut jobs: Vec<(String, Option<String>, lifeboat::engine::retention::Policy)> = Vec::new();
     match &ctx.config {
         Some(config) if ctx.cli_repo.is_none() => {
-            let chosen: Vec<&lifeboat::config::Service> = if a.all {
-                config.services.iter().collect()
-            } else if a.services.is_empty() {
-                bail!("name the services to thin out, or --all");
-            } else {
-                a.services
-                    .iter()
-                    .map(|s| config.service(s))
-                    .collect::<Result<_>>()?
-            };
+            let chosen = config.select_services(&a.services, a.all, "thin out")?;
             for svc in chosen {
                 let policy = if a.keep.given() {
                     a.keep.policy()
@@ -868,14 +842,7 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
         if !paths.is_empty() {
             bail!("give either services or paths, not both");
         }
-        let chosen: Vec<&lifeboat::config::Service> = if a.all {
-            config.services.iter().collect()
-        } else {
-            services
-                .iter()
-                .map(|s| config.service(s))
-                .collect::<Result<_>>()?
-        };
+        let chosen = config.select_services(&services, a.all, "back up")?;
         for svc in chosen {
             jobs.push((
                 Some(svc.repository.clone()),
@@ -910,7 +877,6 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
                 if ctx.json {
                     output::json(&output::snapshot_json(&snap))?;
                 } else {
-                    let st = &snap.stats;
                     let secs = st.duration_ms as f64 / 1000.0;
                     ctx.say(format!(
                         "snapshot {} of {}: {} files, {} ({} unchanged files{}), {} added in {:.1} s ({}/s)",
@@ -1106,14 +1072,7 @@ fn verify_one(ctx: &Ctx, repo_name: Option<&str>, percent: f64) -> Result<bool> 
     progress.finish();
     let report = report?;
     tracing::info!(job = "verify", repository = %repo.config().id, ok = report.ok(), problems = report.problems.len(), snapshots = report.snapshots, packs_read = report.packs_read, bytes_read = report.bytes_read, "verify finished");
-    let record = lifeboat::records::VerifyRecord {
-        time: lifeboat::repo::snapshot::now_rfc3339(),
-        repository: repo.config().id.clone(),
-        read_data_percent: percent,
-        ok: report.ok(),
-        problems: report.problems.len(),
-        affected_services: report.affected_services.clone(),
-    };
+    let record = lifeboat::records::VerifyRecord::new(&repo.config().id, percent, &report);
     if let Err(e) = records.add_verify(&record) {
         eprintln!("warning: could not record the result for health: {e:#}");
     }
