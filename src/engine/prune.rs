@@ -17,7 +17,7 @@ use crate::progress::{Counters, Phase, Reporter};
 use crate::repo::index::PackEntry;
 use crate::repo::pack::{self, PackBuilder};
 use crate::repo::tree::NodeKind;
-use crate::repo::{ChunkId, Kind, Location, PackId, Repository, Snapshot};
+use crate::repo::{ChunkId, Kind, PackId, Repository, Snapshot};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -233,13 +233,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, reporter: &Reporter) -> Res
             if !rescued.insert(e.id) {
                 continue;
             }
-            let loc = Location {
-                pack: 0,
-                offset: e.offset,
-                stored_len: e.stored_len,
-                raw_len: e.raw_len,
-                compressed: e.compressed,
-            };
+            let loc = e.location(0);
             // Read back through the checked path: a damaged chunk stops
             // prune before anything is deleted.
             pack::read_chunk(&mut r, repo.chunk_key(), &e.id, &loc, &mut scratch)?;

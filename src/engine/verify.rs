@@ -184,13 +184,7 @@ pub fn verify(
                             }
                             Ok(mut r) => {
                                 for c in &entries {
-                                    let loc = crate::repo::Location {
-                                        pack: 0,
-                                        offset: c.offset,
-                                        stored_len: c.stored_len,
-                                        raw_len: c.raw_len,
-                                        compressed: c.compressed,
-                                    };
+                                    let loc = c.location(0);
                                     if let Err(e) = pack::read_chunk(
                                         &mut r,
                                         repo.chunk_key(),

@@ -37,6 +37,17 @@ pub struct PackEntry {
 pub const ENTRY_LEN: usize = 32 + 4 + 4 + 4 + 1;
 
 impl PackEntry {
+    /// Where this entry's chunk is, in the pack numbered `pack`.
+    pub fn location(&self, pack: u32) -> Location {
+        Location {
+            pack,
+            offset: self.offset,
+            stored_len: self.stored_len,
+            raw_len: self.raw_len,
+            compressed: self.compressed,
+        }
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.id.0);
         out.extend_from_slice(&self.offset.to_le_bytes());
@@ -134,13 +145,7 @@ impl Index {
             });
             idx.entries.extend(entries.into_iter().map(|e| Entry {
                 id: e.id,
-                loc: Location {
-                    pack: n,
-                    offset: e.offset,
-                    stored_len: e.stored_len,
-                    raw_len: e.raw_len,
-                    compressed: e.compressed,
-                },
+                loc: e.location(n),
             }));
         }
         idx.entries.sort_unstable_by_key(|e| e.id);
