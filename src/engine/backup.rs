@@ -413,7 +413,7 @@ fn node_for(e: &files::Entry<'_>, kind: NodeKind) -> Node {
     Node {
         raw_path,
         mode: e.meta.mode() & 0o7777,
-        mtime_ns: e.meta.mtime() * 1_000_000_000 + e.meta.mtime_nsec(),
+        mtime_ns: files_cache::mtime_ns(&e.meta),
         uid: e.meta.uid(),
         gid: e.meta.gid(),
         ..Node::new(path, kind)

@@ -558,10 +558,7 @@ fn apply_metadata(p: &Path, n: &Node, owners: bool) -> Result<()> {
         std::os::unix::fs::lchown(p, Some(n.uid), Some(n.gid))
             .with_context(|| format!("setting owner of {}", p.display()))?;
     }
-    let mtime = filetime::FileTime::from_unix_time(
-        n.mtime_ns.div_euclid(1_000_000_000),
-        n.mtime_ns.rem_euclid(1_000_000_000) as u32,
-    );
+    let mtime = filetime::FileTime::from_system_time(system_time(n.mtime_ns));
     if n.kind == NodeKind::Symlink {
         filetime::set_symlink_file_times(p, mtime, mtime)
             .with_context(|| format!("setting times of {}", p.display()))?;

@@ -19,11 +19,16 @@ pub struct Stamp {
     pub ino: u64,
 }
 
+/// A file's modification time in nanoseconds since the epoch.
+pub fn mtime_ns(m: &Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
 impl Stamp {
     pub fn of(m: &Metadata) -> Stamp {
         Stamp {
             size: m.size(),
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            mtime_ns: mtime_ns(m),
             ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
             ino: m.ino(),
         }
