@@ -506,8 +506,6 @@ fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
             root.display()
         );
     }
-    // The demo keeps its keys and caches to itself.
-    std::env::set_var("LIFEBOAT_KEY_DIR", root.join("keys"));
     let progress = Progress::start(quiet, "demo");
     let built = lifeboat::demo::build(&root, &progress.reporter());
     progress.finish();
