@@ -133,18 +133,10 @@ struct RawMonitor {
     jobs: Option<Vec<Spanned<String>>>,
 }
 
-/// One source table. A flat struct rather than a tagged enum: serde's
-/// tagged enums buffer their content and lose the spans that errors need.
-/// Which keys a kind accepts is checked in [`Config::parse`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    kind: Spanned<String>,
-    paths: Option<Spanned<Vec<Spanned<String>>>>,
-    exclude: Option<Vec<Spanned<String>>>,
-}
+mod sources;
+use sources::RawSource;
+pub use sources::{Command, Database, Redis, Source, SourceKind};
 
-const SOURCE_KINDS: &str = "files";
 
 /// When a job runs, in a form that maps onto both systemd timers and cron.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,13 +265,6 @@ pub struct Service {
     pub sources: Vec<Source>,
 }
 
-#[derive(Debug, Clone)]
-pub enum Source {
-    Files {
-        paths: Vec<PathBuf>,
-        exclude: Vec<String>,
-    },
-}
 
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
@@ -401,38 +386,16 @@ impl Config {
                     format!("service `{name}` has no sources"),
                 ));
             }
-            let mut sources = Vec::new();
+            let mut sources: Vec<Source> = Vec::new();
             for src in rs.sources.get_ref() {
-                let raw = src.get_ref();
-                match raw.kind.get_ref().as_str() {
-                    "files" => {
-                        let paths = raw.paths.as_ref().map(|p| p.get_ref().as_slice()).unwrap_or_default();
-                        if paths.is_empty() {
-                            let at_ = raw.paths.as_ref().map(|p| p.span().start).unwrap_or(src.span().start);
-                            return Err(at(at_, format!("service `{name}`: a files source needs at least one path")));
-                        }
-                        for p in paths {
-                            if !p.get_ref().starts_with('/') {
-                                return Err(at(p.span().start, format!("service `{name}`: source paths must be absolute, not {:?}", p.get_ref())));
-                            }
-                        }
-                        let exclude = raw.exclude.clone().unwrap_or_default();
-                        for g in &exclude {
-                            crate::source::files::Excludes::new(std::slice::from_ref(g.get_ref()))
-                                .map_err(|e| at(g.span().start, format!("service `{name}`: {e:#}")))?;
-                        }
-                        sources.push(Source::Files {
-                            paths: paths.iter().map(|p| PathBuf::from(p.get_ref())).collect(),
-                            exclude: exclude.iter().map(|g| g.get_ref().clone()).collect(),
-                        });
-                    }
-                    other => {
-                        return Err(at(
-                            raw.kind.span().start,
-                            format!("service `{name}`: unknown source kind `{other}` (kinds: {SOURCE_KINDS})"),
-                        ))
-                    }
+                let parsed = sources::parse(name, src.get_ref(), src.span().start, &at)?;
+                if sources.iter().any(|o| o.name == parsed.name) {
+                    return Err(at(
+                        src.span().start,
+                        format!("service `{name}`: two sources are named `{}`; give one a `name`", parsed.name),
+                    ));
                 }
+                sources.push(parsed);
             }
             services.push(Service {
                 name: name.clone(),

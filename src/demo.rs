@@ -211,6 +211,7 @@ pub fn build(root: &Path, reporter: &Reporter) -> Result<Config> {
             &DrillOptions {
                 sandbox_root,
                 rto: svc.policy.rto,
+                service: Some(svc.clone()),
             },
             reporter,
         )?;

@@ -2,7 +2,7 @@
 //! their tier, targets and restore points, and the last verify and drill.
 //! Built by [`load`], which does the I/O; views only read it.
 
-use crate::config::{Config, Policy, Source, Tier};
+use crate::config::{Config, Policy, Source, SourceKind, Tier};
 use crate::records::{DrillRecord, Records};
 use crate::repo::{Repository, Snapshot};
 use serde::Serialize;
@@ -130,17 +130,25 @@ impl Inventory {
     }
 }
 
+/// One line about a source, for the inventory. Never a password.
 fn describe(src: &Source) -> String {
-    match src {
-        Source::Files { paths, .. } => format!(
-            "files: {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
+    let list = |paths: &[std::path::PathBuf]| {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let what = match &src.kind {
+        SourceKind::Files { paths, .. } | SourceKind::Secrets { paths } => list(paths),
+        SourceKind::Postgres(d) | SourceKind::Mysql(d) => {
+            format!("{} on {}:{}", d.database, d.host, d.port)
+        }
+        SourceKind::Sqlite { path } | SourceKind::VmImage { path } => path.display().to_string(),
+        SourceKind::Redis(r) => format!("{}:{}", r.host, r.port),
+        SourceKind::Command(c) => c.backup.clone(),
+    };
+    format!("{} {}: {what}", src.kind.name(), src.name)
 }
 
 /// Reads every repository of the config. A repository that cannot be read

@@ -228,13 +228,19 @@ struct LsArgs {
 
 #[derive(Args)]
 struct RestoreArgs {
-    /// Snapshot id (or unique prefix), `latest`, or `SERVICE:latest`
+    /// Snapshot id (or unique prefix), `latest`, `SERVICE:latest`, or a service name (its latest)
     snapshot: String,
     /// Restore only these paths (as shown by `lifeboat ls`)
     paths: Vec<String>,
-    /// Directory to restore into (created if missing)
-    #[arg(long, short, value_name = "DIR")]
-    target: PathBuf,
+    /// Directory to restore into (created if missing); database dumps land as files under .lifeboat/
+    #[arg(long, short, value_name = "DIR", required_unless_present = "live", conflicts_with = "live")]
+    target: Option<PathBuf>,
+    /// Put the service back where it lives: its paths (old content kept beside them) and its databases and streams (restored into a new copy, checked, then swapped in)
+    #[arg(long, conflicts_with = "paths")]
+    live: bool,
+    /// With --live: do not ask for confirmation
+    #[arg(long)]
+    yes: bool,
     /// Restore into a non-empty target, moving what the restore replaces aside
     #[arg(long)]
     force: bool,
@@ -569,6 +575,7 @@ fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
                 &engine::DrillOptions {
                     sandbox_root: sandbox_root.clone(),
                     rto: svc.policy.rto,
+                    service: Some(svc.clone()),
                 },
                 &progress.reporter(),
             );
@@ -832,7 +839,8 @@ fn init(ctx: &Ctx, a: InitArgs) -> Result<ExitCode> {
 
 fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
     let cache_dir = ctx.cache_dir();
-    let mut jobs: Vec<(Option<String>, BackupOptions)> = Vec::new();
+    let mut jobs: Vec<(Option<String>, BackupOptions, Option<&lifeboat::config::Service>)> =
+        Vec::new();
     let (paths, services): (Vec<&String>, Vec<&String>) =
         a.targets.iter().partition(|t| t.contains('/'));
     if a.all || !services.is_empty() {
@@ -845,17 +853,18 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
             jobs.push((
                 Some(svc.repository.clone()),
                 BackupOptions::for_service(svc, &cache_dir),
+                Some(svc),
             ));
         }
     } else if !paths.is_empty() {
         let mut opts = BackupOptions::new(&a.name, paths.iter().map(PathBuf::from).collect());
         opts.excludes = a.exclude.clone();
-        jobs.push((None, opts));
+        jobs.push((None, opts, None));
     } else {
         bail!("nothing to back up: name services, --all, or paths");
     }
     let mut failed = 0;
-    for (repo_name, mut opts) in jobs {
+    for (repo_name, mut opts, svc) in jobs {
         opts.use_files_cache = !a.no_cache;
         opts.cache_dir = cache_dir.clone();
         let result = (|| -> Result<lifeboat::repo::Snapshot> {
@@ -864,7 +873,10 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
             opts.skip_paths = vec![backend_root, cache_dir.clone()];
             let progress =
                 Progress::start(ctx.quiet || ctx.json, &format!("backup {}", opts.service));
-            let r = engine::backup(&repo, &opts, &progress.reporter());
+            let captures = svc
+                .map(|s| lifeboat::source::captures(s, &cache_dir))
+                .unwrap_or_default();
+            let r = engine::backup_with(&repo, &opts, captures, &progress.reporter());
             progress.finish();
             r
         })();
@@ -888,6 +900,9 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
                         secs,
                         human_bytes((st.bytes as f64 / secs.max(0.001)) as u64),
                     ));
+                    for r in &snap.sources {
+                        ctx.say(format!("  {} {}: {}", r.kind, r.name, output::facts_line(&r.facts)));
+                    }
                 }
             }
             Err(e) => {
@@ -982,10 +997,18 @@ fn ls(ctx: &Ctx, a: LsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
+fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
+    if let Some(config) = &ctx.config {
+        if config.services.iter().any(|s| s.name == a.snapshot) {
+            a.snapshot = format!("{}:latest", a.snapshot);
+        }
+    }
     let repo = ctx.open(snapshot_repo(ctx, &a.snapshot))?;
     let snap = repo.find_snapshot(&a.snapshot, None)?;
-    let mut opts = RestoreOptions::new(&a.target);
+    let Some(target) = a.target.clone() else {
+        return restore_live(ctx, &repo, &snap, a.yes);
+    };
+    let mut opts = RestoreOptions::new(&target);
     opts.include = a.paths;
     opts.force = a.force;
     let progress = Progress::start(
@@ -1018,6 +1041,69 @@ fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<ExitCode> {
             ));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `restore --live`: the service goes back where it lives, after a
+/// confirmation naming what will be replaced.
+fn restore_live(
+    ctx: &Ctx,
+    repo: &lifeboat::repo::Repository,
+    snap: &lifeboat::repo::Snapshot,
+    yes: bool,
+) -> Result<ExitCode> {
+    let config = ctx
+        .config
+        .as_ref()
+        .context("--live needs the config that says where the service lives (pass --config FILE)")?;
+    let svc = config.service(&snap.service)?;
+    if !yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            bail!("a live restore replaces {}'s data; pass --yes to confirm without a terminal", svc.name);
+        }
+        eprintln!(
+            "This replaces the live data of `{}` with restore point {} ({}):",
+            svc.name,
+            snap.short_id(),
+            snap.time
+        );
+        for s in &svc.sources {
+            eprintln!("  {} {}", s.kind.name(), s.name);
+        }
+        eprintln!("What is replaced is kept beside it. Type the service name to go on:");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != svc.name {
+            bail!("not confirmed; nothing was changed");
+        }
+    }
+    let progress = Progress::start(ctx.quiet || ctx.json, &format!("restore {}", svc.name));
+    let report = lifeboat::source::restore_live(svc, repo, snap, &progress.reporter());
+    progress.finish();
+    let report = report?;
+    tracing::info!(job = "restore", snapshot = %snap.id, service = %snap.service, files = report.files, bytes = report.bytes, live = true, "restore finished");
+    if ctx.json {
+        output::json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (path, kept) in &report.paths {
+        ctx.say(format!("restored {}", path.display()));
+        if let Some(k) = kept {
+            ctx.say(format!("  what was there is kept as {}", k.display()));
+        }
+    }
+    for s in &report.sources {
+        ctx.say(format!("{} {}: {}", s.kind, s.source, s.restored.detail));
+        if let Some(k) = &s.restored.kept {
+            ctx.say(format!("  {k}"));
+        }
+    }
+    ctx.say(format!(
+        "{} is back at restore point {}; start it and check it",
+        svc.name,
+        snap.short_id()
+    ));
     Ok(ExitCode::SUCCESS)
 }
 

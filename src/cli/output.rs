@@ -209,3 +209,29 @@ pub fn print_health(r: &lifeboat::health::Report) {
     }
     println!("overall: {}", r.state.word());
 }
+
+/// What was recorded about a streamed source, in one line.
+pub fn facts_line(f: &lifeboat::repo::snapshot::Facts) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = &f.server {
+        parts.push(s.clone());
+    }
+    if !f.counts.is_empty() {
+        let total: u64 = f.counts.values().sum();
+        parts.push(format!(
+            "{} {} with {total} {} recorded{}",
+            f.counts.len(),
+            if f.server.as_deref().is_some_and(|s| s.starts_with("Redis")) { "databases" } else { "tables" },
+            if f.server.as_deref().is_some_and(|s| s.starts_with("Redis")) { "keys" } else { "rows" },
+            if f.approximate { " (approximate: it was being written)" } else { "" }
+        ));
+    }
+    for (k, v) in &f.notes {
+        parts.push(format!("{k} {v}"));
+    }
+    if parts.is_empty() {
+        "stored".into()
+    } else {
+        parts.join(", ")
+    }
+}

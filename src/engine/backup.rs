@@ -19,6 +19,9 @@ use crate::repo::tree::{encode_os, Node, NodeKind};
 use crate::repo::{
     chunker, crypto, pack::PackBuilder, ChunkId, Index, PackId, Repository, Snapshot,
 };
+use crate::config::SourceKind;
+use crate::repo::snapshot::SourceRecord;
+use crate::source::capture::{self, Capture};
 use crate::source::files::{self, Excludes};
 use crate::source::files_cache::{self, CachedFile, FilesCache, Stamp};
 use anyhow::{anyhow, Context, Result};
@@ -47,6 +50,9 @@ pub struct BackupOptions {
     /// The time recorded for the restore point; now unless given (imports,
     /// and the demo's simulated history).
     pub time: Option<SystemTime>,
+    /// Files at or under these paths are secrets (`.env`): flagged so they
+    /// are never previewed and are restored mode 0600.
+    pub secret_paths: Vec<PathBuf>,
 }
 
 impl BackupOptions {
@@ -60,6 +66,7 @@ impl BackupOptions {
             cache_dir: crate::paths::cache_dir(),
             skip_paths: Vec::new(),
             time: None,
+            secret_paths: Vec::new(),
         }
     }
 
@@ -67,11 +74,17 @@ impl BackupOptions {
     pub fn for_service(svc: &crate::config::Service, cache_dir: &std::path::Path) -> Self {
         let mut opts = BackupOptions::new(&svc.name, Vec::new());
         for src in &svc.sources {
-            match src {
-                crate::config::Source::Files { paths, exclude } => {
+            match &src.kind {
+                SourceKind::Files { paths, exclude } => {
                     opts.paths.extend(paths.iter().cloned());
                     opts.excludes.extend(exclude.iter().cloned());
                 }
+                SourceKind::Secrets { paths } => {
+                    opts.paths.extend(paths.iter().cloned());
+                    opts.secret_paths.extend(paths.iter().cloned());
+                }
+                // Streamed: see `crate::source::captures`.
+                _ => {}
             }
         }
         opts.host = svc.host.clone();
@@ -126,10 +139,25 @@ struct Shared {
 }
 
 pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> Result<Snapshot> {
+    backup_with(repo, opts, Vec::new(), reporter)
+}
+
+/// A backup of trees (`opts.paths`) and streamed sources: the streams are
+/// stored first, under `.lifeboat/`, then the trees. Any stream that fails
+/// fails the whole backup, so no restore point is recorded.
+pub fn backup_with(
+    repo: &Repository,
+    opts: &BackupOptions,
+    captures: Vec<Box<dyn Capture>>,
+    reporter: &Reporter,
+) -> Result<Snapshot> {
     let started = Instant::now();
     let start_time = SystemTime::now();
     let _lock = crate::repo::lock::Lock::shared(repo.backend(), "backup")?;
-    anyhow::ensure!(!opts.paths.is_empty(), "nothing to back up: no paths given");
+    anyhow::ensure!(
+        !opts.paths.is_empty() || !captures.is_empty(),
+        "nothing to back up: no paths or sources given"
+    );
     let mut roots = Vec::new();
     for p in &opts.paths {
         let abs =
@@ -207,7 +235,13 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
         bytes_stored: 0,
     };
 
-    let outcome = std::thread::scope(|s| -> Result<(Vec<ChunkId>, Stats, FilesCache)> {
+    let secret_roots: Vec<PathBuf> = opts
+        .secret_paths
+        .iter()
+        .filter_map(|p| std::path::absolute(p).ok())
+        .collect();
+    let mut captures = captures;
+    let outcome = std::thread::scope(|s| -> Result<(Vec<ChunkId>, Stats, FilesCache, Vec<SourceRecord>)> {
         // Sizing the job for the progress bar: a metadata-only walk.
         s.spawn(|| {
             let mut visit = |e: files::Entry<'_>| {
@@ -301,7 +335,9 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
 
         // The reader runs here, on the calling thread.
         let read_result = read_all(
+            &mut captures,
             &roots,
+            &secret_roots,
             &excludes,
             &old_cache,
             &index,
@@ -318,7 +354,11 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
         shared.reading_done.store(true, Ordering::Relaxed);
         drop(work_tx);
         drop(msg_tx);
-        let mut first_err = read_result.err();
+        let (read_result, read_err) = match read_result {
+            Ok(r) => (Ok(r), None),
+            Err(e) => (Err(anyhow!("the backup reader stopped")), Some(e)),
+        };
+        let mut first_err = read_err;
         for h in handles {
             if let Err(e) = h.join().map_err(|_| anyhow!("a backup worker crashed"))? {
                 first_err.get_or_insert(e);
@@ -334,13 +374,23 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
                 writer_result = r;
             }
         }
-        if let Some(e) = first_err {
-            return Err(e);
-        }
+        let records = match (first_err, read_result) {
+            // "Stopped" only means a later stage failed: report that stage.
+            (Some(e), _) if e.is::<Stopped>() => {
+                writer_result?;
+                assembled?;
+                return Err(e);
+            }
+            (Some(e), _) => return Err(e),
+            (None, Ok(records)) => records,
+            // Unreachable: an error is kept in first_err.
+            (None, Err(e)) => return Err(e),
+        };
         writer_result?;
-        assembled
+        let (tree, stats, cache) = assembled?;
+        Ok((tree, stats, cache, records))
     });
-    let (tree, mut stats, new_cache) = outcome?;
+    let (tree, mut stats, new_cache, records) = outcome?;
 
     reporter.progress(counters(Phase::Finishing), None, true);
     let rest = std::mem::take(
@@ -362,6 +412,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
         tree,
         stats,
         program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
+        sources: records,
     };
     repo.save_snapshot(&mut snap)?;
     if opts.use_files_cache {
@@ -435,9 +486,154 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Splits what `r` yields into chunks for file `seq` and hands them to the
+/// workers; returns how many. `small` marks data known to fit in one chunk.
+fn send_chunks(
+    seq: u64,
+    r: &mut dyn Read,
+    small: Option<u64>,
+    params: &chunker::Params,
+    seed: u64,
+    work_tx: &Sender<Work>,
+    bytes_done: &AtomicU64,
+) -> Result<u32> {
+    let stopped = || anyhow::Error::new(Stopped);
+    if let Some(size) = small {
+        // Small files are one chunk: skip the chunker's buffers.
+        let mut data = Vec::with_capacity(size as usize);
+        r.read_to_end(&mut data)?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+        work_tx
+            .send(Work { seq, idx: 0, data })
+            .map_err(|_| stopped())?;
+        return Ok(1);
+    }
+    let mut n = 0u32;
+    for chunk in chunker::stream(r, params, seed) {
+        let chunk = chunk.map_err(std::io::Error::from)?;
+        bytes_done.fetch_add(chunk.length as u64, Ordering::Relaxed);
+        work_tx
+            .send(Work {
+                seq,
+                idx: n,
+                data: chunk.data,
+            })
+            .map_err(|_| stopped())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Stores every artifact of every streamed source, in order, as files
+/// under `.lifeboat/`. Any failure fails the backup.
+#[allow(clippy::too_many_arguments)]
+fn read_captures(
+    captures: &mut Vec<Box<dyn Capture>>,
+    seq: &mut u64,
+    params: &chunker::Params,
+    seed: u64,
+    work_tx: &Sender<Work>,
+    msg_tx: &Sender<Msg>,
+    bytes_done: &AtomicU64,
+    files_done: &AtomicU64,
+    reporter: &Reporter,
+    counters: &dyn Fn(Phase) -> Counters,
+) -> Result<Vec<SourceRecord>> {
+    let mut records = Vec::new();
+    if captures.is_empty() {
+        return Ok(records);
+    }
+    let stopped = || anyhow::Error::new(Stopped);
+    let now_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    // SAFETY: geteuid/getegid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    // Dumps hold everything the database holds: owner-only.
+    let owned = |path: String, kind: NodeKind| Node {
+        mode: if kind == NodeKind::Dir { 0o700 } else { 0o600 },
+        mtime_ns: now_ns,
+        uid,
+        gid,
+        ..Node::new(path, kind)
+    };
+    let mut next = || {
+        *seq += 1;
+        *seq - 1
+    };
+    msg_tx
+        .send(Msg::Node(next(), owned(capture::DIR.into(), NodeKind::Dir), None))
+        .map_err(|_| stopped())?;
+    for mut cap in captures.drain(..) {
+        let name = cap.name().to_string();
+        let kind = cap.kind();
+        let what = || format!("source `{name}` ({kind})");
+        msg_tx
+            .send(Msg::Node(
+                next(),
+                owned(format!("{}/{name}", capture::DIR), NodeKind::Dir),
+                None,
+            ))
+            .map_err(|_| stopped())?;
+        let artifacts = cap.start().with_context(what)?;
+        let mut files = Vec::new();
+        for a in artifacts {
+            let this = next();
+            let path = capture::artifact_path(&name, &a.file);
+            reporter.progress(counters(Phase::Backup), Some(&path), true);
+            let mut r = HashingReader {
+                inner: a.reader,
+                hasher: blake3::Hasher::new(),
+                read: 0,
+            };
+            let sent = send_chunks(this, &mut r, None, params, seed, work_tx, bytes_done);
+            // Close our end first so a producer we stopped reading sees a
+            // broken pipe instead of waiting for us forever.
+            let HashingReader {
+                inner,
+                hasher,
+                read,
+            } = r;
+            drop(inner);
+            let finished = (a.done)();
+            let n = sent.with_context(|| format!("{}: reading {path}", what()))?;
+            finished.with_context(what)?;
+            files_done.fetch_add(1, Ordering::Relaxed);
+            let node = Node {
+                size: read,
+                hash: Some(hasher.finalize().to_hex().to_string()),
+                ..owned(path.clone(), NodeKind::File)
+            };
+            msg_tx
+                .send(Msg::FileEnd {
+                    seq: this,
+                    node,
+                    chunks: n,
+                    stamp: None,
+                })
+                .map_err(|_| stopped())?;
+            files.push(path);
+        }
+        let facts = cap.facts().with_context(what)?;
+        records.push(SourceRecord {
+            name,
+            kind: kind.to_string(),
+            files,
+            facts,
+        });
+    }
+    Ok(records)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn read_all(
+    captures: &mut Vec<Box<dyn Capture>>,
     roots: &[PathBuf],
+    secret_roots: &[PathBuf],
     excludes: &Excludes,
     cache: &FilesCache,
     index: &Index,
@@ -450,9 +646,13 @@ fn read_all(
     files_done: &AtomicU64,
     reporter: &Reporter,
     counters: &dyn Fn(Phase) -> Counters,
-) -> Result<()> {
+) -> Result<Vec<SourceRecord>> {
     let stopped = || anyhow::Error::new(Stopped);
     let mut seq = 0u64;
+    let records = read_captures(
+        captures, &mut seq, params, seed, work_tx, msg_tx, bytes_done, files_done, reporter,
+        counters,
+    )?;
     let mut visit = |e: files::Entry<'_>| -> Result<()> {
         let this = seq;
         seq += 1;
@@ -489,6 +689,7 @@ fn read_all(
         let stamp = Stamp::of(&e.meta);
         let key = files_cache::key(e.abs.as_os_str().as_bytes());
         let mut node = node_for(&e, NodeKind::File);
+        node.secret = secret_roots.iter().any(|r| e.abs.starts_with(r));
         if let Some(hit) = cache.lookup(&key, &stamp) {
             if hit.chunks.iter().all(|c| index.contains(c)) {
                 node.size = stamp.size;
@@ -518,47 +719,17 @@ fn read_all(
             hasher: blake3::Hasher::new(),
             read: 0,
         };
-        let mut n = 0u32;
-        let res: Result<()> = (|| {
-            if stamp.size <= params.min as u64 {
-                // Small files are one chunk: skip the chunker's buffers.
-                let mut data = Vec::with_capacity(stamp.size as usize);
-                r.read_to_end(&mut data)?;
-                if !data.is_empty() {
-                    bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    work_tx
-                        .send(Work {
-                            seq: this,
-                            idx: 0,
-                            data,
-                        })
-                        .map_err(|_| stopped())?;
-                    n = 1;
-                }
-                return Ok(());
+        let small = (stamp.size <= params.min as u64).then_some(stamp.size);
+        let res = send_chunks(this, &mut r, small, params, seed, work_tx, bytes_done);
+        let n = match res {
+            Ok(n) => n,
+            Err(err) if err.is::<Stopped>() => return Err(err),
+            Err(err) => {
+                reporter.warn(format!("skipped {}: {err:#}", e.abs.display()));
+                // Chunks already sent are harmless: the assembler drops them.
+                return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
             }
-            for chunk in chunker::stream(&mut r, params, seed) {
-                let chunk = chunk.map_err(std::io::Error::from)?;
-                bytes_done.fetch_add(chunk.length as u64, Ordering::Relaxed);
-                work_tx
-                    .send(Work {
-                        seq: this,
-                        idx: n,
-                        data: chunk.data,
-                    })
-                    .map_err(|_| stopped())?;
-                n += 1;
-            }
-            Ok(())
-        })();
-        if let Err(err) = res {
-            if err.is::<Stopped>() {
-                return Err(err);
-            }
-            reporter.warn(format!("skipped {}: {err:#}", e.abs.display()));
-            // Chunks already sent are harmless: the assembler drops them.
-            return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
-        }
+        };
         node.size = r.read;
         node.hash = Some(r.hasher.finalize().to_hex().to_string());
         files_done.fetch_add(1, Ordering::Relaxed);
@@ -577,7 +748,8 @@ fn read_all(
             })
             .map_err(|_| stopped())
     };
-    files::walk(roots, excludes, &mut visit, &mut |w| reporter.warn(w))
+    files::walk(roots, excludes, &mut visit, &mut |w| reporter.warn(w))?;
+    Ok(records)
 }
 
 struct PendingFile {

@@ -16,6 +16,9 @@ pub struct DrillOptions {
     pub sandbox_root: PathBuf,
     /// The service's recovery time objective, to compare against.
     pub rto: Duration,
+    /// The service as configured: its databases and streams are restored
+    /// into sandboxes of their own and checked. Without it only files are.
+    pub service: Option<crate::config::Service>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,25 +52,50 @@ pub fn drill(
     // A sandbox belongs to whoever runs the drill; ownership is checked
     // by the live restore, not here.
     ropts.owners = false;
-    let result = restore(repo, snap, &ropts, reporter);
+    let streamed = opts.service.as_ref().filter(|_| !snap.sources.is_empty());
+    ropts.skip_streams = streamed.is_some();
+    let result = restore(repo, snap, &ropts, reporter).and_then(|r| {
+        let sources = match streamed {
+            Some(svc) => crate::source::restore_streamed(
+                svc,
+                repo,
+                snap,
+                &crate::source::To::Sandbox(sandbox.join("sources")),
+                reporter,
+            )?,
+            None => Vec::new(),
+        };
+        Ok((r, sources))
+    });
     let took = started.elapsed();
     let cleanup = std::fs::remove_dir_all(&sandbox);
     let rto_ms = opts.rto.as_millis() as u64;
     let duration_ms = took.as_millis() as u64;
     let report = match result {
-        Ok(r) => DrillReport {
-            snapshot: snap.id.clone(),
-            ok: true,
-            duration_ms,
-            rto_ms,
-            within_rto: took <= opts.rto,
-            files: r.files,
-            bytes: r.bytes,
-            detail: format!(
+        Ok((r, sources)) => {
+            let differences: Vec<String> = sources
+                .iter()
+                .flat_map(|s| s.restored.differences.iter().map(move |d| format!("{}: {d}", s.source)))
+                .collect();
+            let mut detail = vec![format!(
                 "restored {} files into a sandbox; every file matched its recorded hash",
                 r.files
-            ),
-        },
+            )];
+            detail.extend(sources.iter().map(|s| format!("{} {}: {}", s.kind, s.source, s.restored.detail)));
+            if !differences.is_empty() {
+                detail.insert(0, format!("check failed: {}", differences.join("; ")));
+            }
+            DrillReport {
+                snapshot: snap.id.clone(),
+                ok: differences.is_empty(),
+                duration_ms,
+                rto_ms,
+                within_rto: differences.is_empty() && took <= opts.rto,
+                files: r.files,
+                bytes: r.bytes,
+                detail: detail.join("; "),
+            }
+        }
         Err(e) => DrillReport {
             snapshot: snap.id.clone(),
             ok: false,

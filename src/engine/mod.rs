@@ -8,7 +8,7 @@ pub mod restore;
 pub mod retention;
 pub mod verify;
 
-pub use backup::{backup, BackupOptions};
+pub use backup::{backup, backup_with, BackupOptions};
 pub use drill::{drill, DrillOptions, DrillReport};
 pub use prune::{forget, plan_forget, prune, PruneOptions, PruneReport};
 pub use restore::{restore, RestoreOptions, RestoreReport};

@@ -3,6 +3,7 @@
 
 use super::ChunkId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -39,6 +40,76 @@ pub struct Snapshot {
     pub tree: Vec<ChunkId>,
     pub stats: Stats,
     pub program: String,
+    /// What each database, stream or image source stored and what a later
+    /// check compares against. Files sources have no record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceRecord>,
+}
+
+/// One streamed source in a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRecord {
+    /// The source's name in the service's config.
+    pub name: String,
+    pub kind: String,
+    /// Its files in the snapshot's tree, in the order they were stored.
+    pub files: Vec<String>,
+    pub facts: Facts,
+}
+
+/// What a source looked like when it was backed up, recorded so a restore
+/// (or a drill) can be checked at the application level.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Facts {
+    /// Server or tool version, e.g. "PostgreSQL 15.4".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Rows per table (databases) or keys per database (Redis).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, u64>,
+    /// A hash of the schema: tables, columns and their types.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Counts may legitimately differ from a restore (the server was
+    /// being written while they were taken).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub approximate: bool,
+    /// Anything else worth showing (format, image size).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub notes: BTreeMap<String, String>,
+}
+
+impl Facts {
+    /// How `found` (read from a restored copy) differs from what was recorded.
+    pub fn differences(&self, found: &Facts) -> Vec<String> {
+        let mut out = Vec::new();
+        if let (Some(a), Some(b)) = (&self.schema, &found.schema) {
+            if a != b {
+                out.push(format!("schema differs (recorded {}, restored {})", short(a), short(b)));
+            }
+        }
+        for (name, want) in &self.counts {
+            match found.counts.get(name) {
+                None => out.push(format!("{name}: missing after restore (had {want})")),
+                Some(got) if got != want => {
+                    out.push(format!("{name}: {got} after restore, {want} recorded"))
+                }
+                Some(_) => {}
+            }
+        }
+        for name in found.counts.keys() {
+            if !self.counts.contains_key(name) {
+                out.push(format!("{name}: not in the backup but present after restore"));
+            }
+        }
+        out
+    }
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(12)]
 }
 
 impl Snapshot {

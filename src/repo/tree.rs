@@ -41,6 +41,9 @@ pub struct Node {
     pub target: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_target: Option<String>,
+    /// A secrets file (`.env`): never previewed, restored mode 0600.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
 }
 
 /// Lossless text form of an OS path: the string, plus hex bytes when the
@@ -80,6 +83,7 @@ impl Node {
             hash: None,
             target: None,
             raw_target: None,
+            secret: false,
         }
     }
 

@@ -1,0 +1,298 @@
+//! The `[[services.NAME.sources]]` tables: one flat raw table (so every key
+//! keeps its span for errors), checked per kind into a [`Source`].
+
+use super::{secret_path, Error};
+use serde::Deserialize;
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// Every kind, as written in the config.
+pub const KINDS: &str = "files, secrets, postgres, mysql, sqlite, redis, command, vm-image";
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Unique within the service; names the source's files in a snapshot
+    /// (`.lifeboat/NAME/…`). Defaults to the kind.
+    pub name: String,
+    pub kind: SourceKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    Files {
+        paths: Vec<PathBuf>,
+        exclude: Vec<String>,
+    },
+    /// Files that hold secrets (`.env`): stored like files, never previewed,
+    /// restored mode 0600.
+    Secrets { paths: Vec<PathBuf> },
+    Postgres(Database),
+    Mysql(Database),
+    Sqlite { path: PathBuf },
+    Redis(Redis),
+    Command(Command),
+    VmImage { path: PathBuf },
+}
+
+impl SourceKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Files { .. } => "files",
+            SourceKind::Secrets { .. } => "secrets",
+            SourceKind::Postgres(_) => "postgres",
+            SourceKind::Mysql(_) => "mysql",
+            SourceKind::Sqlite { .. } => "sqlite",
+            SourceKind::Redis(_) => "redis",
+            SourceKind::Command(_) => "command",
+            SourceKind::VmImage { .. } => "vm-image",
+        }
+    }
+
+    /// Sources whose data is walked as a tree rather than streamed.
+    pub fn is_tree(&self) -> bool {
+        matches!(self, SourceKind::Files { .. } | SourceKind::Secrets { .. })
+    }
+}
+
+/// A PostgreSQL or MariaDB/MySQL database and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub database: String,
+    /// A host name, an address, or (PostgreSQL) a socket directory.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// A file holding the password (its first line). Never on a command line.
+    pub password_file: Option<PathBuf>,
+    /// PostgreSQL: also keep roles and tablespaces (`pg_dumpall --globals-only`).
+    pub globals: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Redis {
+    pub host: String,
+    pub port: u16,
+    pub password_file: Option<PathBuf>,
+    /// Where the live server loads its RDB from; needed to restore live.
+    pub rdb_path: Option<PathBuf>,
+    /// Stop and start the live server around a live restore.
+    pub stop: Option<String>,
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// Its standard output is the backup (`vzdump 100 --stdout`).
+    pub backup: String,
+    /// Receives the backup on standard input.
+    pub restore: Option<String>,
+    /// Run after a restore; exit 0 means the restored service is sound.
+    pub check: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    kind: Spanned<String>,
+    name: Option<Spanned<String>>,
+    paths: Option<Spanned<Vec<Spanned<String>>>>,
+    exclude: Option<Spanned<Vec<Spanned<String>>>>,
+    path: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    port: Option<Spanned<u16>>,
+    user: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    globals: Option<Spanned<bool>>,
+    rdb_path: Option<Spanned<String>>,
+    stop: Option<Spanned<String>>,
+    start: Option<Spanned<String>>,
+    command: Option<Spanned<String>>,
+    restore_command: Option<Spanned<String>>,
+    check_command: Option<Spanned<String>>,
+}
+
+type At<'a> = &'a dyn Fn(usize, String) -> Error;
+
+impl RawSource {
+    /// (key, where) of every key given.
+    fn given(&self) -> Vec<(&'static str, usize)> {
+        fn s<T>(k: &'static str, v: &Option<Spanned<T>>) -> Option<(&'static str, usize)> {
+            v.as_ref().map(|v| (k, v.span().start))
+        }
+        [
+            s("name", &self.name),
+            s("paths", &self.paths),
+            s("exclude", &self.exclude),
+            s("path", &self.path),
+            s("database", &self.database),
+            s("host", &self.host),
+            s("port", &self.port),
+            s("user", &self.user),
+            s("password_file", &self.password_file),
+            s("globals", &self.globals),
+            s("rdb_path", &self.rdb_path),
+            s("stop", &self.stop),
+            s("start", &self.start),
+            s("command", &self.command),
+            s("restore_command", &self.restore_command),
+            s("check_command", &self.check_command),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// Checks one source table of service `svc`; `at_table` is where it starts.
+pub(super) fn parse(
+    svc: &str,
+    raw: &RawSource,
+    at_table: usize,
+    at: At<'_>,
+) -> Result<Source, Error> {
+    let kind = raw.kind.get_ref().as_str();
+    let accepts: &[&str] = match kind {
+        "files" => &["paths", "exclude"],
+        "secrets" => &["paths"],
+        "postgres" => &["database", "host", "port", "user", "password_file", "globals"],
+        "mysql" => &["database", "host", "port", "user", "password_file"],
+        "sqlite" | "vm-image" => &["path"],
+        "redis" => &["host", "port", "password_file", "rdb_path", "stop", "start"],
+        "command" => &["command", "restore_command", "check_command"],
+        other => {
+            return Err(at(
+                raw.kind.span().start,
+                format!("service `{svc}`: unknown source kind `{other}` (kinds: {KINDS})"),
+            ))
+        }
+    };
+    for (key, pos) in raw.given() {
+        if key != "name" && !accepts.contains(&key) {
+            return Err(at(
+                pos,
+                format!(
+                    "service `{svc}`: `{key}` does not apply to a {kind} source (it takes: name, {})",
+                    accepts.join(", ")
+                ),
+            ));
+        }
+    }
+    let text = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.get_ref().clone());
+    let required = |v: &Option<Spanned<String>>, key: &str| -> Result<String, Error> {
+        match v {
+            Some(s) if !s.get_ref().trim().is_empty() => Ok(s.get_ref().clone()),
+            Some(s) => Err(at(
+                s.span().start,
+                format!("service `{svc}`: `{key}` is empty"),
+            )),
+            None => Err(at(
+                at_table,
+                format!("service `{svc}`: a {kind} source needs `{key}`"),
+            )),
+        }
+    };
+    let absolute = |v: &Spanned<String>| -> Result<PathBuf, Error> {
+        if v.get_ref().starts_with('/') {
+            Ok(PathBuf::from(v.get_ref()))
+        } else {
+            Err(at(
+                v.span().start,
+                format!(
+                    "service `{svc}`: source paths must be absolute, not {:?}",
+                    v.get_ref()
+                ),
+            ))
+        }
+    };
+    let paths = || -> Result<Vec<PathBuf>, Error> {
+        let given = raw
+            .paths
+            .as_ref()
+            .map(|p| p.get_ref().as_slice())
+            .unwrap_or_default();
+        if given.is_empty() {
+            let pos = raw.paths.as_ref().map(|p| p.span().start).unwrap_or(at_table);
+            return Err(at(
+                pos,
+                format!("service `{svc}`: a {kind} source needs at least one path"),
+            ));
+        }
+        given.iter().map(absolute).collect()
+    };
+    let path = || -> Result<PathBuf, Error> {
+        required(&raw.path, "path")?;
+        match &raw.path {
+            Some(p) => absolute(p),
+            None => Err(at(at_table, format!("service `{svc}`: needs `path`"))),
+        }
+    };
+    let password_file = || -> Result<Option<PathBuf>, Error> {
+        raw.password_file
+            .as_ref()
+            .map(|p| {
+                secret_path(p.get_ref())
+                    .map_err(|m| at(p.span().start, format!("service `{svc}`: password_file: {m}")))
+            })
+            .transpose()
+    };
+    let port = |default: u16| raw.port.as_ref().map(|p| *p.get_ref()).unwrap_or(default);
+    let database = |default_port: u16, default_user: &str| -> Result<Database, Error> {
+        Ok(Database {
+            database: required(&raw.database, "database")?,
+            host: text(&raw.host).unwrap_or_else(|| "localhost".into()),
+            port: port(default_port),
+            user: text(&raw.user).unwrap_or_else(|| default_user.into()),
+            password_file: password_file()?,
+            globals: raw.globals.as_ref().is_some_and(|g| *g.get_ref()),
+        })
+    };
+
+    let parsed = match kind {
+        "files" => {
+            let exclude: Vec<String> = raw
+                .exclude
+                .as_ref()
+                .map(|e| e.get_ref().iter().map(|g| g.get_ref().clone()).collect())
+                .unwrap_or_default();
+            for g in raw.exclude.iter().flat_map(|e| e.get_ref()) {
+                crate::source::files::Excludes::new(std::slice::from_ref(g.get_ref()))
+                    .map_err(|e| at(g.span().start, format!("service `{svc}`: {e:#}")))?;
+            }
+            SourceKind::Files {
+                paths: paths()?,
+                exclude,
+            }
+        }
+        "secrets" => SourceKind::Secrets { paths: paths()? },
+        "postgres" => SourceKind::Postgres(database(5432, "postgres")?),
+        "mysql" => SourceKind::Mysql(database(3306, "root")?),
+        "sqlite" => SourceKind::Sqlite { path: path()? },
+        "vm-image" => SourceKind::VmImage { path: path()? },
+        "redis" => {
+            let rdb_path = raw.rdb_path.as_ref().map(absolute).transpose()?;
+            SourceKind::Redis(Redis {
+                host: text(&raw.host).unwrap_or_else(|| "127.0.0.1".into()),
+                port: port(6379),
+                password_file: password_file()?,
+                rdb_path,
+                stop: text(&raw.stop),
+                start: text(&raw.start),
+            })
+        }
+        _ => SourceKind::Command(Command {
+            backup: required(&raw.command, "command")?,
+            restore: text(&raw.restore_command),
+            check: text(&raw.check_command),
+        }),
+    };
+    let name = match &raw.name {
+        Some(n) => {
+            super::check_name(n.get_ref())
+                .map_err(|m| at(n.span().start, format!("service `{svc}`: source name: {m}")))?;
+            n.get_ref().clone()
+        }
+        None => kind.to_string(),
+    };
+    Ok(Source { name, kind: parsed })
+}

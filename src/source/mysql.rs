@@ -1,0 +1,384 @@
+//! MariaDB/MySQL: `mariadb-dump --single-transaction` (or `mysqldump`)
+//! streamed into the repository. The dump's own consistent view cannot be
+//! shared, so the rows per table recorded for checks are counted from the
+//! dump itself as it streams past. Restore loads into a new database,
+//! checks it, then swaps the tables in with one atomic RENAME TABLE; the
+//! old tables are kept in another database.
+
+use super::capture::{Artifact, Capture};
+use super::process::{self, find_tool, produce};
+use super::{Restored, Streams, To};
+use crate::config::Database;
+use crate::repo::snapshot::{Facts, SourceRecord};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+pub struct MysqlCapture {
+    name: String,
+    db: Database,
+    facts: Facts,
+    counted: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl MysqlCapture {
+    pub fn new(name: &str, db: &Database) -> Self {
+        MysqlCapture {
+            name: name.to_string(),
+            db: db.clone(),
+            facts: Facts::default(),
+            counted: Arc::default(),
+        }
+    }
+}
+
+/// Client options in a private option file (the only place the password
+/// goes); it must come first on the command line.
+fn options(db: &Database) -> Result<tempfile::NamedTempFile> {
+    let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut text = format!(
+        "[client]\nuser={}\nhost={}\nport={}\n",
+        q(&db.user),
+        q(&db.host),
+        db.port
+    );
+    if let Some(p) = &db.password_file {
+        text.push_str(&format!("password={}\n", q(&process::read_password(p)?)));
+    }
+    process::secret_file(&text)
+}
+
+fn client(tool: &[&str], opts: &tempfile::NamedTempFile) -> Result<(String, Command)> {
+    let name = find_tool(tool)?;
+    let mut c = Command::new(&name);
+    c.arg(format!("--defaults-extra-file={}", opts.path().display()));
+    Ok((name, c))
+}
+
+fn ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+/// Runs SQL and returns rows of tab-separated fields.
+fn query(db: &Database, database: Option<&str>, sql: &str) -> Result<Vec<Vec<String>>> {
+    let opts = options(db)?;
+    let (name, mut c) = client(&["mariadb", "mysql"], &opts)?;
+    c.args(["--batch", "--skip-column-names", "-e", sql]);
+    if let Some(d) = database {
+        c.arg(d);
+    }
+    let out = process::output(&name, c).with_context(|| {
+        format!("MariaDB/MySQL at {}:{} as `{}`", db.host, db.port, db.user)
+    })?;
+    Ok(out
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect())
+}
+
+/// Version, schema hash and (zeroed) base tables of `database`.
+fn describe(db: &Database, database: &str) -> Result<Facts> {
+    let mut f = Facts::default();
+    f.server = query(db, None, "SELECT VERSION()")?
+        .first()
+        .and_then(|r| r.first().cloned());
+    let lit = format!("'{}'", database.replace('\\', "\\\\").replace('\'', "\\'"));
+    let exists = query(db, None, &format!("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = {lit}"))?;
+    if exists.first().and_then(|r| r.first()).map(String::as_str) != Some("1") {
+        bail!("database `{database}` does not exist on {}:{}", db.host, db.port);
+    }
+    for t in query(db, None, &format!("SELECT table_name FROM information_schema.tables WHERE table_schema = {lit} AND table_type = 'BASE TABLE'"))? {
+        if let Some(name) = t.first() {
+            f.counts.insert(name.clone(), 0);
+        }
+    }
+    let cols = query(db, None, &format!("SELECT table_name, column_name, column_type FROM information_schema.columns WHERE table_schema = {lit} ORDER BY table_name, ordinal_position"))?;
+    let mut h = blake3::Hasher::new();
+    for c in cols {
+        h.update(c.join("\0").as_bytes());
+        h.update(b"\n");
+    }
+    f.schema = Some(h.finalize().to_hex().to_string());
+    Ok(f)
+}
+
+/// Rows per table of a restored database, counted by the server.
+fn count_rows(db: &Database, database: &str, tables: impl Iterator<Item = String>) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let r = query(db, Some(database), &format!("SELECT COUNT(*) FROM {}", ident(&t)))?;
+        let n = r
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| anyhow!("counting rows of {t}: no answer"))?;
+        out.insert(t, n);
+    }
+    Ok(out)
+}
+
+impl Capture for MysqlCapture {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn start(&mut self) -> Result<Vec<Artifact>> {
+        self.facts = describe(&self.db, &self.db.database)?;
+        let opts = options(&self.db)?;
+        let (name, mut c) = client(&["mariadb-dump", "mysqldump"], &opts)?;
+        c.args([
+            "--single-transaction",
+            "--quick",
+            "--routines",
+            "--triggers",
+            "--hex-blob",
+        ])
+        .arg(&self.db.database);
+        let mut a = produce(&name, c, &format!("{}.sql", self.db.database), Box::new(opts))?;
+        a.reader = Box::new(RowCounter::new(a.reader, Arc::clone(&self.counted)));
+        Ok(vec![a])
+    }
+
+    fn facts(mut self: Box<Self>) -> Result<Facts> {
+        let counted = self
+            .counted
+            .lock()
+            .map_err(|_| anyhow!("row counter poisoned"))?
+            .clone();
+        for (t, n) in counted {
+            *self.facts.counts.entry(t).or_default() += n;
+        }
+        Ok(std::mem::take(&mut self.facts))
+    }
+}
+
+/// Counts the rows of every `INSERT INTO `t` VALUES (…),(…);` line of a
+/// dump as it streams past. Strings are single-quoted with backslash
+/// escapes, and a raw newline only ever ends a statement.
+struct RowCounter<R> {
+    inner: R,
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    local: BTreeMap<String, u64>,
+    head: Vec<u8>,
+    table: Option<String>,
+    depth: u32,
+    quoted: bool,
+    escaped: bool,
+}
+
+const INSERT: &[u8] = b"INSERT INTO `";
+const VALUES: &[u8] = b"` VALUES ";
+
+impl<R: Read> RowCounter<R> {
+    fn new(inner: R, counts: Arc<Mutex<BTreeMap<String, u64>>>) -> Self {
+        RowCounter {
+            inner,
+            counts,
+            local: BTreeMap::new(),
+            head: Vec::new(),
+            table: None,
+            depth: 0,
+            quoted: false,
+            escaped: false,
+        }
+    }
+
+    fn feed(&mut self, b: u8) {
+        let Some(table) = &self.table else {
+            if b == b'\n' {
+                self.head.clear();
+            } else if self.head.len() < 512 {
+                self.head.push(b);
+                if self.head.starts_with(INSERT) && self.head.ends_with(VALUES) {
+                    let name = &self.head[INSERT.len()..self.head.len() - VALUES.len()];
+                    self.table = Some(String::from_utf8_lossy(name).replace("``", "`"));
+                    self.depth = 0;
+                    self.quoted = false;
+                    self.escaped = false;
+                }
+            }
+            return;
+        };
+        if self.quoted {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'\'' {
+                self.quoted = false;
+            }
+            return;
+        }
+        match b {
+            b'\'' => self.quoted = true,
+            b'(' => {
+                if self.depth == 0 {
+                    *self.local.entry(table.clone()).or_default() += 1;
+                }
+                self.depth += 1;
+            }
+            b')' => self.depth = self.depth.saturating_sub(1),
+            b'\n' => {
+                self.table = None;
+                self.head.clear();
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<R: Read> Read for RowCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            self.feed(b);
+        }
+        if n == 0 {
+            if let Ok(mut c) = self.counts.lock() {
+                for (t, k) in std::mem::take(&mut self.local) {
+                    *c.entry(t).or_default() += k;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn with_suffix(base: &str, suffix: &str) -> String {
+    let mut b = base.to_string();
+    while b.len() + suffix.len() > 64 {
+        b.pop();
+    }
+    format!("{b}{suffix}")
+}
+
+pub fn restore(db: &Database, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
+    let dump = record
+        .files
+        .iter()
+        .find(|f| f.ends_with(".sql"))
+        .ok_or_else(|| anyhow!("the restore point holds no SQL dump for `{}`", record.name))?;
+    let stamp = super::stamp();
+    let new = match to {
+        To::Live => with_suffix(&db.database, &format!("_lifeboat_new_{stamp}")),
+        To::Sandbox(_) => format!("lifeboat_drill_{stamp}_{:04x}", rand::random::<u16>()),
+    };
+    query(db, None, &format!("CREATE DATABASE {}", ident(&new)))?;
+    let drop_new = || {
+        let _ = query(db, None, &format!("DROP DATABASE IF EXISTS {}", ident(&new)));
+    };
+    let loaded = (|| -> Result<Facts> {
+        let opts = options(db)?;
+        let (name, mut c) = client(&["mariadb", "mysql"], &opts)?;
+        c.arg(&new);
+        process::consume(&name, c, &mut streams.open(dump)?)?;
+        let mut f = describe(db, &new)?;
+        let tables: Vec<String> = f.counts.keys().cloned().collect();
+        f.counts = count_rows(db, &new, tables.into_iter())?;
+        Ok(f)
+    })();
+    let found = match loaded {
+        Ok(f) => f,
+        Err(e) => {
+            drop_new();
+            return Err(e.context(format!(
+                "loading into the new database `{new}` failed; `{}` was not touched",
+                db.database
+            )));
+        }
+    };
+    let differences = record.facts.differences(&found);
+    let rows: u64 = found.counts.values().sum();
+    let summary = format!("{} tables, {rows} rows", found.counts.len());
+    match to {
+        To::Sandbox(_) => {
+            drop_new();
+            Ok(Restored {
+                detail: format!("loaded into the throwaway database `{new}`: {summary} (dropped afterwards)"),
+                differences,
+                kept: None,
+            })
+        }
+        To::Live => {
+            if !differences.is_empty() {
+                drop_new();
+                bail!(
+                    "the restored database does not match the backup ({}); `{}` was not touched",
+                    differences.join("; "),
+                    db.database
+                );
+            }
+            let old = with_suffix(&db.database, &format!("_lifeboat_old_{stamp}"));
+            let kept = swap(db, &new, &old, found.counts.keys())
+                .with_context(|| format!("the checked copy is kept as database `{new}`"))?;
+            Ok(Restored {
+                detail: format!("database `{}` replaced: {summary}, checked against the backup", db.database),
+                differences,
+                kept,
+            })
+        }
+    }
+}
+
+/// Moves the live tables into `old` and the new ones into place, in one
+/// atomic RENAME TABLE.
+fn swap<'a>(db: &Database, new: &str, old: &str, tables: impl Iterator<Item = &'a String>) -> Result<Option<String>> {
+    let live = &db.database;
+    let lit = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+    // RENAME TABLE cannot move views, triggers or routines between databases.
+    let extras = query(db, None, &format!(
+        "SELECT (SELECT COUNT(*) FROM information_schema.views WHERE table_schema = {n}) + (SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = {n}) + (SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = {n})",
+        n = lit(new)
+    ))?;
+    if extras.first().and_then(|r| r.first()).map(String::as_str) != Some("0") {
+        bail!("the database has views, triggers or routines, which cannot be swapped in table by table; point the application at the checked copy or rename it by hand");
+    }
+    let live_tables: Vec<String> = query(db, None, &format!(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = {}",
+        lit(live)
+    ))?
+    .into_iter()
+    .filter_map(|r| r.into_iter().next())
+    .collect();
+    query(db, None, &format!("CREATE DATABASE IF NOT EXISTS {}", ident(live)))?;
+    let mut renames = Vec::new();
+    if !live_tables.is_empty() {
+        query(db, None, &format!("CREATE DATABASE {}", ident(old)))?;
+        for t in &live_tables {
+            renames.push(format!("{}.{} TO {}.{}", ident(live), ident(t), ident(old), ident(t)));
+        }
+    }
+    for t in tables {
+        renames.push(format!("{}.{} TO {}.{}", ident(new), ident(t), ident(live), ident(t)));
+    }
+    if !renames.is_empty() {
+        query(db, None, &format!("RENAME TABLE {}", renames.join(", ")))?;
+    }
+    query(db, None, &format!("DROP DATABASE {}", ident(new)))?;
+    Ok((!live_tables.is_empty()).then(|| {
+        format!("the previous tables are kept in database `{old}`; drop it with DROP DATABASE `{old}` once you are happy")
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_counted_from_extended_inserts() {
+        let dump = b"-- x\nINSERT INTO `a` VALUES (1,'x(y'),(2,'it\\'s (3)'),(3,NULL);\nINSERT INTO `b``c` VALUES (1);\nCREATE TABLE `d` (id int);\n";
+        let counts = Arc::new(Mutex::new(BTreeMap::new()));
+        let mut r = RowCounter::new(&dump[..], Arc::clone(&counts));
+        std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+        let c = counts.lock().unwrap();
+        assert_eq!(c.get("a"), Some(&3));
+        assert_eq!(c.get("b`c"), Some(&1));
+        assert_eq!(c.get("d"), None);
+    }
+}

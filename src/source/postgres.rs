@@ -1,0 +1,331 @@
+//! PostgreSQL: `pg_dump --format=custom` streamed into the repository from
+//! a snapshot exported by our own REPEATABLE READ transaction, so the row
+//! counts recorded for checks are exactly what the dump holds, even under
+//! a write load. Restore goes into a new database, is checked, and only
+//! then swapped in; the old database is kept under another name.
+
+use super::capture::{Artifact, Capture};
+use super::process::{self, produce};
+use super::{Restored, Streams, To};
+use crate::config::Database;
+use crate::repo::snapshot::{Facts, SourceRecord};
+use anyhow::{anyhow, bail, Context, Result};
+use postgres::{Client, NoTls};
+use std::process::Command;
+use std::time::Duration;
+
+pub struct PgCapture {
+    name: String,
+    db: Database,
+    client: Option<Client>,
+    facts: Facts,
+}
+
+impl PgCapture {
+    pub fn new(name: &str, db: &Database) -> Self {
+        PgCapture {
+            name: name.to_string(),
+            db: db.clone(),
+            client: None,
+            facts: Facts::default(),
+        }
+    }
+}
+
+fn password(db: &Database) -> Result<Option<String>> {
+    db.password_file
+        .as_deref()
+        .map(process::read_password)
+        .transpose()
+}
+
+fn connect(db: &Database, dbname: &str) -> Result<Client> {
+    let mut c = postgres::Config::new();
+    c.host(&db.host)
+        .port(db.port)
+        .user(&db.user)
+        .dbname(dbname)
+        .application_name("lifeboat")
+        .connect_timeout(Duration::from_secs(10));
+    if let Some(p) = password(db)? {
+        c.password(p);
+    }
+    c.connect(NoTls).map_err(|e| {
+        anyhow!(
+            "cannot connect to PostgreSQL database `{dbname}` at {}:{} as `{}`: {}",
+            db.host,
+            db.port,
+            db.user,
+            pg_error(&e)
+        )
+    })
+}
+
+/// The server's own message, without the driver's wrapping.
+fn pg_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => d.message().to_string(),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                s = format!("{s}: {inner}");
+                src = inner.source();
+            }
+            s
+        }
+    }
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Server version, rows per table and a schema hash, as seen by `client`'s
+/// current transaction.
+fn facts(client: &mut Client) -> Result<Facts> {
+    let q = |client: &mut Client, sql: &str| {
+        client
+            .query(sql, &[])
+            .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))
+    };
+    let mut f = Facts::default();
+    let v = q(client, "SHOW server_version")?;
+    f.server = v
+        .first()
+        .map(|r| format!("PostgreSQL {}", r.get::<_, String>(0)));
+    let tables = q(
+        client,
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') \
+         AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
+    )?;
+    for t in tables {
+        let (ns, rel): (String, String) = (t.get(0), t.get(1));
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {}.{}", quote(&ns), quote(&rel)),
+                &[],
+            )
+            .map_err(|e| anyhow!("PostgreSQL: counting {ns}.{rel}: {}", pg_error(&e)))?
+            .get(0);
+        f.counts.insert(format!("{ns}.{rel}"), n as u64);
+    }
+    let cols = q(
+        client,
+        "SELECT table_schema::text, table_name::text, column_name::text, data_type::text \
+         FROM information_schema.columns \
+         WHERE table_schema NOT IN ('pg_catalog', 'information_schema') \
+         ORDER BY table_schema, table_name, ordinal_position",
+    )?;
+    let mut h = blake3::Hasher::new();
+    for c in cols {
+        for i in 0..4 {
+            h.update(c.get::<_, String>(i).as_bytes());
+            h.update(b"\0");
+        }
+        h.update(b"\n");
+    }
+    f.schema = Some(h.finalize().to_hex().to_string());
+    Ok(f)
+}
+
+/// Connection options for the client tools; the password goes in a
+/// private pgpass file named by PGPASSFILE, never on the command line.
+fn tool(db: &Database, tool: &str) -> Result<(Command, Option<tempfile::NamedTempFile>)> {
+    let mut cmd = Command::new(tool);
+    cmd.arg("--host")
+        .arg(&db.host)
+        .arg("--port")
+        .arg(db.port.to_string())
+        .arg("--username")
+        .arg(&db.user)
+        .arg("--no-password");
+    let pass = match password(db)? {
+        Some(p) => {
+            let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
+            let f = process::secret_file(&format!("*:*:*:*:{}\n", esc(&p)))?;
+            cmd.env("PGPASSFILE", f.path());
+            Some(f)
+        }
+        None => None,
+    };
+    Ok((cmd, pass))
+}
+
+impl Capture for PgCapture {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn start(&mut self) -> Result<Vec<Artifact>> {
+        process::find_tool(&["pg_dump"])?;
+        let mut client = connect(&self.db, &self.db.database)?;
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))?;
+        let snapshot: String = client
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .map_err(|e| anyhow!("PostgreSQL: exporting a snapshot: {}", pg_error(&e)))?
+            .get(0);
+        self.facts = facts(&mut client)?;
+        let mut artifacts = Vec::new();
+        if self.db.globals {
+            let (mut cmd, pass) = tool(&self.db, "pg_dumpall")?;
+            cmd.arg("--globals-only");
+            artifacts.push(produce("pg_dumpall", cmd, "globals.sql", Box::new(pass))?);
+        }
+        let (mut cmd, pass) = tool(&self.db, "pg_dump")?;
+        cmd.arg("--format=custom")
+            .arg("--snapshot")
+            .arg(&snapshot)
+            .arg("--dbname")
+            .arg(&self.db.database);
+        artifacts.push(produce(
+            "pg_dump",
+            cmd,
+            &format!("{}.pgdump", self.db.database),
+            Box::new(pass),
+        )?);
+        // Our transaction holds the exported snapshot until pg_dump is done.
+        self.client = Some(client);
+        Ok(artifacts)
+    }
+
+    fn facts(mut self: Box<Self>) -> Result<Facts> {
+        if let Some(mut c) = self.client.take() {
+            let _ = c.batch_execute("COMMIT");
+        }
+        Ok(std::mem::take(&mut self.facts))
+    }
+}
+
+/// A database name with a suffix, within PostgreSQL's 63-byte limit.
+fn with_suffix(base: &str, suffix: &str) -> String {
+    let mut b = base.to_string();
+    while b.len() + suffix.len() > 63 {
+        b.pop();
+    }
+    format!("{b}{suffix}")
+}
+
+fn exec(client: &mut Client, sql: &str) -> Result<()> {
+    client
+        .batch_execute(sql)
+        .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))
+}
+
+pub fn restore(db: &Database, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
+    process::find_tool(&["pg_restore"])?;
+    let dump = record
+        .files
+        .iter()
+        .find(|f| f.ends_with(".pgdump"))
+        .ok_or_else(|| anyhow!("the restore point holds no PostgreSQL dump for `{}`", record.name))?;
+    let stamp = super::stamp();
+    let new = match to {
+        To::Live => with_suffix(&db.database, &format!("_lifeboat_new_{stamp}")),
+        To::Sandbox(_) => format!("lifeboat_drill_{stamp}_{:04x}", rand::random::<u16>()),
+    };
+    let mut admin = connect(db, "postgres").or_else(|_| connect(db, "template1"))?;
+    exec(&mut admin, &format!("CREATE DATABASE {} TEMPLATE template0", quote(&new)))?;
+    let drop_new = |admin: &mut Client| {
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&new)));
+    };
+    let loaded = (|| -> Result<Facts> {
+        let (mut cmd, _pass) = tool(db, "pg_restore")?;
+        cmd.arg("--exit-on-error").arg("--dbname").arg(&new);
+        let mut input = streams.open(dump)?;
+        process::consume("pg_restore", cmd, &mut input)?;
+        let mut c = connect(db, &new)?;
+        facts(&mut c)
+    })();
+    let found = match loaded {
+        Ok(f) => f,
+        Err(e) => {
+            drop_new(&mut admin);
+            return Err(e.context(format!(
+                "restoring into the new database `{new}` failed; `{}` was not touched",
+                db.database
+            )));
+        }
+    };
+    let differences = record.facts.differences(&found);
+    let tables = found.counts.len();
+    let rows: u64 = found.counts.values().sum();
+    match to {
+        To::Sandbox(_) => {
+            drop_new(&mut admin);
+            Ok(Restored {
+                detail: format!(
+                    "restored into the throwaway database `{new}`: {tables} tables, {rows} rows (dropped afterwards)"
+                ),
+                differences,
+                kept: None,
+            })
+        }
+        To::Live => {
+            if !differences.is_empty() {
+                drop_new(&mut admin);
+                bail!(
+                    "the restored database does not match the backup ({}); `{}` was not touched",
+                    differences.join("; "),
+                    db.database
+                );
+            }
+            let old = with_suffix(&db.database, &format!("_lifeboat_old_{stamp}"));
+            swap(&mut admin, &db.database, &new, &old).with_context(|| {
+                format!("the checked copy is kept as database `{new}`")
+            })?;
+            Ok(Restored {
+                detail: format!(
+                    "database `{}` replaced: {tables} tables, {rows} rows, checked against the backup",
+                    db.database
+                ),
+                differences,
+                kept: Some(format!(
+                    "the previous database is kept as `{old}` (connections disabled); drop it with DROP DATABASE \"{old}\" once you are happy"
+                )),
+            })
+        }
+    }
+}
+
+/// Renames `live` aside and `new` into its place. Connections to the live
+/// database are refused first, so an application cannot reconnect between
+/// being disconnected and the rename.
+fn swap(admin: &mut Client, live: &str, new: &str, old: &str) -> Result<()> {
+    let exists = !admin
+        .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&live])
+        .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))?
+        .is_empty();
+    if exists {
+        exec(admin, &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", quote(live)))?;
+        let mut last = None;
+        for _ in 0..10 {
+            let _ = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&live],
+            );
+            match exec(admin, &format!("ALTER DATABASE {} RENAME TO {}", quote(live), quote(old))) {
+                Ok(()) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        if let Some(e) = last {
+            let _ = exec(admin, &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote(live)));
+            return Err(e.context(format!("`{live}` is still in use")));
+        }
+    }
+    exec(admin, &format!("ALTER DATABASE {} RENAME TO {}", quote(new), quote(live)))
+}

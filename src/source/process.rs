@@ -1,0 +1,248 @@
+//! Running the tools sources depend on (`pg_dump`, `mariadb-dump`,
+//! `redis-cli`, `qemu-img`, a configured command): found or explained,
+//! stdin/stdout streamed, the tail of stderr kept for the error message.
+//! Passwords travel in files or the environment, never in argv.
+
+use super::capture::Artifact;
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::{Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// How to install a missing tool, by its name.
+fn install_hint(tool: &str) -> &'static str {
+    match tool {
+        "pg_dump" | "pg_restore" | "pg_dumpall" | "psql" => {
+            "install the PostgreSQL client tools (Debian: apt install postgresql-client), the same major version as the server or newer"
+        }
+        "mariadb-dump" | "mysqldump" | "mariadb" | "mysql" => {
+            "install the MariaDB client (Debian: apt install mariadb-client)"
+        }
+        "redis-cli" | "redis-server" | "redis-check-rdb" => {
+            "install Redis (Debian: apt install redis-server redis-tools)"
+        }
+        "qemu-img" => "install qemu-img (Debian: apt install qemu-utils)",
+        _ => "check the command in the source's configuration",
+    }
+}
+
+/// The first of `names` found on PATH.
+pub fn find_tool(names: &[&str]) -> Result<String> {
+    for n in names {
+        if which(n) {
+            return Ok((*n).to_string());
+        }
+    }
+    let first = names.first().copied().unwrap_or_default();
+    bail!(
+        "`{}` is not installed or not on PATH; {}",
+        names.join("` or `"),
+        install_hint(first)
+    )
+}
+
+fn which(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(name))
+                .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+        })
+    })
+}
+
+/// Keeps the last lines a child wrote to stderr, for error messages.
+struct StderrTail {
+    lines: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StderrTail {
+    fn start(child: &mut Child) -> StderrTail {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let thread = child.stderr.take().map(|mut err| {
+            let lines = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                let mut all = Vec::new();
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = err.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                    // Only the end matters; bound memory on chatty tools.
+                    if all.len() > 64 * 1024 {
+                        all.drain(..all.len() - 16 * 1024);
+                    }
+                }
+                let text = String::from_utf8_lossy(&all);
+                let tail: Vec<String> = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| l.trim().to_string())
+                    .collect();
+                if let Ok(mut l) = lines.lock() {
+                    *l = tail[tail.len().saturating_sub(3)..].to_vec();
+                }
+            })
+        });
+        StderrTail { lines, thread }
+    }
+
+    fn finish(mut self) -> String {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.lines.lock().map(|l| l.join(" / ")).unwrap_or_default()
+    }
+}
+
+fn failure(tool: &str, status: ExitStatus, stderr: String) -> anyhow::Error {
+    let how = match status.code() {
+        Some(c) => format!("exited with status {c}"),
+        None => "was killed by a signal".to_string(),
+    };
+    if stderr.is_empty() {
+        anyhow!("`{tool}` {how}")
+    } else {
+        anyhow!("`{tool}` {how}: {stderr}")
+    }
+}
+
+fn spawn(tool: &str, mut cmd: Command) -> Result<Child> {
+    cmd.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow!("`{tool}` is not installed or not on PATH; {}", install_hint(tool))
+        } else {
+            anyhow!("cannot start `{tool}`: {e}")
+        }
+    })
+}
+
+/// Runs `cmd` and makes its standard output an artifact. The artifact's
+/// `done` fails unless the command exits 0. `keep` is dropped only after
+/// the command has finished (temporary credential files, a transaction).
+pub fn produce(
+    tool: &str,
+    mut cmd: Command,
+    file: &str,
+    keep: Box<dyn std::any::Any + Send>,
+) -> Result<Artifact> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn(tool, cmd)?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("`{tool}`: no output pipe"))?;
+    let tail = StderrTail::start(&mut child);
+    let tool = tool.to_string();
+    Ok(Artifact {
+        file: file.to_string(),
+        reader: Box::new(stdout),
+        done: Box::new(move || {
+            let status = child.wait().with_context(|| format!("waiting for `{tool}`"))?;
+            let stderr = tail.finish();
+            drop(keep);
+            if status.success() {
+                Ok(())
+            } else {
+                Err(failure(&tool, status, stderr))
+            }
+        }),
+    })
+}
+
+/// Runs `cmd` with `input` on its standard input; fails unless it exits 0.
+/// Returns what it printed.
+pub fn consume(tool: &str, mut cmd: Command, input: &mut dyn Read) -> Result<String> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn(tool, cmd)?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow!("`{tool}`: no input pipe"))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("`{tool}`: no output pipe"))?;
+    let tail = StderrTail::start(&mut child);
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let fed = std::io::copy(input, &mut stdin).and_then(|_| stdin.flush());
+    drop(stdin);
+    let status = child.wait().with_context(|| format!("waiting for `{tool}`"))?;
+    let stderr = tail.finish();
+    let printed = out.join().unwrap_or_default();
+    if !status.success() {
+        return Err(failure(tool, status, stderr));
+    }
+    match fed {
+        Ok(()) => Ok(printed),
+        // A broken pipe with a clean exit: the tool stopped reading early.
+        Err(e) => Err(anyhow!("`{tool}` stopped reading its input: {e}")),
+    }
+}
+
+/// Runs `cmd` to completion and returns its standard output.
+pub fn output(tool: &str, mut cmd: Command) -> Result<String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = spawn(tool, cmd)?;
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("waiting for `{tool}`"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        return Err(failure(
+            tool,
+            out.status,
+            tail[tail.len().saturating_sub(3)..].join(" / "),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A configured shell command (`vzdump 100 --stdout`, `systemctl stop x`).
+pub fn shell(command: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(command);
+    c
+}
+
+/// Runs a configured shell command to completion.
+pub fn run_shell(what: &str, command: &str) -> Result<()> {
+    output(what, shell(command)).map(|_| ())
+}
+
+/// A private file (mode 0600) holding `content`, removed when dropped: how
+/// passwords reach client tools without touching argv.
+pub fn secret_file(content: &str) -> Result<tempfile::NamedTempFile> {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let mut f = tempfile::Builder::new()
+        .prefix(".lifeboat-cred-")
+        .tempfile_in(dir)
+        .context("creating a private credentials file")?;
+    f.write_all(content.as_bytes())
+        .and_then(|_| f.flush())
+        .context("writing a private credentials file")?;
+    Ok(f)
+}
+
+/// The first line of a password file.
+pub fn read_password(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the password file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or_default().trim_end().to_string())
+}
