@@ -137,7 +137,6 @@ mod sources;
 use sources::RawSource;
 pub use sources::{Command, Database, Redis, Source, SourceKind};
 
-
 /// When a job runs, in a form that maps onto both systemd timers and cron.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum When {
@@ -265,7 +264,6 @@ pub struct Service {
     pub sources: Vec<Source>,
 }
 
-
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
@@ -392,7 +390,10 @@ impl Config {
                 if sources.iter().any(|o| o.name == parsed.name) {
                     return Err(at(
                         src.span().start,
-                        format!("service `{name}`: two sources are named `{}`; give one a `name`", parsed.name),
+                        format!(
+                            "service `{name}`: two sources are named `{}`; give one a `name`",
+                            parsed.name
+                        ),
                     ));
                 }
                 sources.push(parsed);

@@ -233,7 +233,13 @@ struct RestoreArgs {
     /// Restore only these paths (as shown by `lifeboat ls`)
     paths: Vec<String>,
     /// Directory to restore into (created if missing); database dumps land as files under .lifeboat/
-    #[arg(long, short, value_name = "DIR", required_unless_present = "live", conflicts_with = "live")]
+    #[arg(
+        long,
+        short,
+        value_name = "DIR",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
     target: Option<PathBuf>,
     /// Put the service back where it lives: its paths (old content kept beside them) and its databases and streams (restored into a new copy, checked, then swapped in)
     #[arg(long, conflicts_with = "paths")]
@@ -839,8 +845,11 @@ fn init(ctx: &Ctx, a: InitArgs) -> Result<ExitCode> {
 
 fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
     let cache_dir = ctx.cache_dir();
-    let mut jobs: Vec<(Option<String>, BackupOptions, Option<&lifeboat::config::Service>)> =
-        Vec::new();
+    let mut jobs: Vec<(
+        Option<String>,
+        BackupOptions,
+        Option<&lifeboat::config::Service>,
+    )> = Vec::new();
     let (paths, services): (Vec<&String>, Vec<&String>) =
         a.targets.iter().partition(|t| t.contains('/'));
     if a.all || !services.is_empty() {
@@ -901,7 +910,12 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
                         human_bytes((st.bytes as f64 / secs.max(0.001)) as u64),
                     ));
                     for r in &snap.sources {
-                        ctx.say(format!("  {} {}: {}", r.kind, r.name, output::facts_line(&r.facts)));
+                        ctx.say(format!(
+                            "  {} {}: {}",
+                            r.kind,
+                            r.name,
+                            output::facts_line(&r.facts)
+                        ));
                     }
                 }
             }
@@ -1052,15 +1066,17 @@ fn restore_live(
     snap: &lifeboat::repo::Snapshot,
     yes: bool,
 ) -> Result<ExitCode> {
-    let config = ctx
-        .config
-        .as_ref()
-        .context("--live needs the config that says where the service lives (pass --config FILE)")?;
+    let config = ctx.config.as_ref().context(
+        "--live needs the config that says where the service lives (pass --config FILE)",
+    )?;
     let svc = config.service(&snap.service)?;
     if !yes {
         use std::io::IsTerminal;
         if !std::io::stdin().is_terminal() {
-            bail!("a live restore replaces {}'s data; pass --yes to confirm without a terminal", svc.name);
+            bail!(
+                "a live restore replaces {}'s data; pass --yes to confirm without a terminal",
+                svc.name
+            );
         }
         eprintln!(
             "This replaces the live data of `{}` with restore point {} ({}):",

@@ -23,7 +23,7 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 pub fn snapshot_json(s: &Snapshot) -> serde_json::Value {
     serde_json::json!({
         "id": s.id, "short_id": s.short_id(), "time": s.time, "host": s.host,
-        "service": s.service, "paths": s.paths, "stats": s.stats,
+        "service": s.service, "paths": s.paths, "stats": s.stats, "sources": s.sources,
     })
 }
 
@@ -221,9 +221,21 @@ pub fn facts_line(f: &lifeboat::repo::snapshot::Facts) -> String {
         parts.push(format!(
             "{} {} with {total} {} recorded{}",
             f.counts.len(),
-            if f.server.as_deref().is_some_and(|s| s.starts_with("Redis")) { "databases" } else { "tables" },
-            if f.server.as_deref().is_some_and(|s| s.starts_with("Redis")) { "keys" } else { "rows" },
-            if f.approximate { " (approximate: it was being written)" } else { "" }
+            if f.server.as_deref().is_some_and(|s| s.starts_with("Redis")) {
+                "databases"
+            } else {
+                "tables"
+            },
+            if f.server.as_deref().is_some_and(|s| s.starts_with("Redis")) {
+                "keys"
+            } else {
+                "rows"
+            },
+            if f.approximate {
+                " (approximate: it was being written)"
+            } else {
+                ""
+            }
         ));
     }
     for (k, v) in &f.notes {

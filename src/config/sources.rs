@@ -25,13 +25,19 @@ pub enum SourceKind {
     },
     /// Files that hold secrets (`.env`): stored like files, never previewed,
     /// restored mode 0600.
-    Secrets { paths: Vec<PathBuf> },
+    Secrets {
+        paths: Vec<PathBuf>,
+    },
     Postgres(Database),
     Mysql(Database),
-    Sqlite { path: PathBuf },
+    Sqlite {
+        path: PathBuf,
+    },
     Redis(Redis),
     Command(Command),
-    VmImage { path: PathBuf },
+    VmImage {
+        path: PathBuf,
+    },
 }
 
 impl SourceKind {
@@ -155,7 +161,14 @@ pub(super) fn parse(
     let accepts: &[&str] = match kind {
         "files" => &["paths", "exclude"],
         "secrets" => &["paths"],
-        "postgres" => &["database", "host", "port", "user", "password_file", "globals"],
+        "postgres" => &[
+            "database",
+            "host",
+            "port",
+            "user",
+            "password_file",
+            "globals",
+        ],
         "mysql" => &["database", "host", "port", "user", "password_file"],
         "sqlite" | "vm-image" => &["path"],
         "redis" => &["host", "port", "password_file", "rdb_path", "stop", "start"],
@@ -212,7 +225,11 @@ pub(super) fn parse(
             .map(|p| p.get_ref().as_slice())
             .unwrap_or_default();
         if given.is_empty() {
-            let pos = raw.paths.as_ref().map(|p| p.span().start).unwrap_or(at_table);
+            let pos = raw
+                .paths
+                .as_ref()
+                .map(|p| p.span().start)
+                .unwrap_or(at_table);
             return Err(at(
                 pos,
                 format!("service `{svc}`: a {kind} source needs at least one path"),
@@ -231,8 +248,12 @@ pub(super) fn parse(
         raw.password_file
             .as_ref()
             .map(|p| {
-                secret_path(p.get_ref())
-                    .map_err(|m| at(p.span().start, format!("service `{svc}`: password_file: {m}")))
+                secret_path(p.get_ref()).map_err(|m| {
+                    at(
+                        p.span().start,
+                        format!("service `{svc}`: password_file: {m}"),
+                    )
+                })
             })
             .transpose()
     };

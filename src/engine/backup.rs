@@ -12,15 +12,15 @@
 //! workers chunk by chunk. Index files are written after their packs are
 //! durable, and the snapshot after everything it references.
 
+use crate::config::SourceKind;
 use crate::progress::{Counters, Phase, Reporter};
 use crate::repo::index::PackEntry;
+use crate::repo::snapshot::SourceRecord;
 use crate::repo::snapshot::Stats;
 use crate::repo::tree::{encode_os, Node, NodeKind};
 use crate::repo::{
     chunker, crypto, pack::PackBuilder, ChunkId, Index, PackId, Repository, Snapshot,
 };
-use crate::config::SourceKind;
-use crate::repo::snapshot::SourceRecord;
 use crate::source::capture::{self, Capture};
 use crate::source::files::{self, Excludes};
 use crate::source::files_cache::{self, CachedFile, FilesCache, Stamp};
@@ -241,155 +241,157 @@ pub fn backup_with(
         .filter_map(|p| std::path::absolute(p).ok())
         .collect();
     let mut captures = captures;
-    let outcome = std::thread::scope(|s| -> Result<(Vec<ChunkId>, Stats, FilesCache, Vec<SourceRecord>)> {
-        // Sizing the job for the progress bar: a metadata-only walk.
-        s.spawn(|| {
-            let mut visit = |e: files::Entry<'_>| {
-                if shared.reading_done.load(Ordering::Relaxed) {
-                    anyhow::bail!("the backup no longer needs its size");
+    let outcome = std::thread::scope(
+        |s| -> Result<(Vec<ChunkId>, Stats, FilesCache, Vec<SourceRecord>)> {
+            // Sizing the job for the progress bar: a metadata-only walk.
+            s.spawn(|| {
+                let mut visit = |e: files::Entry<'_>| {
+                    if shared.reading_done.load(Ordering::Relaxed) {
+                        anyhow::bail!("the backup no longer needs its size");
+                    }
+                    if e.meta.is_file() {
+                        shared.files_total.fetch_add(1, Ordering::Relaxed);
+                        shared
+                            .bytes_total
+                            .fetch_add(e.meta.len(), Ordering::Relaxed);
+                    }
+                    Ok(())
+                };
+                // Totals only count once complete; an abandoned walk leaves them unknown.
+                if files::walk(&roots, &excludes, &mut visit, &mut |_| {}).is_ok() {
+                    shared.scan_done.store(true, Ordering::Relaxed);
                 }
-                if e.meta.is_file() {
-                    shared.files_total.fetch_add(1, Ordering::Relaxed);
-                    shared
-                        .bytes_total
-                        .fetch_add(e.meta.len(), Ordering::Relaxed);
+            });
+
+            let mut handles = Vec::new();
+            for _ in 0..workers {
+                let work_rx = work_rx.clone();
+                let msg_tx = msg_tx.clone();
+                let index = Arc::clone(&index);
+                let key = *repo.chunk_key();
+                handles.push(s.spawn(move || worker(work_rx, msg_tx, &index, &key, level)));
+            }
+            drop(work_rx);
+
+            // Two writers: while one waits for its pack to reach the disk
+            // (fsync), the other seals the next, so the pipeline never stalls.
+            let write_packs = |rx: Receiver<PackBuilder>| -> Result<()> {
+                for pack in rx {
+                    let (plain, entries) = pack.finish();
+                    let id = PackId::random();
+                    repo.store_pack(&id, &plain)?;
+                    drop(plain);
+                    let batch = {
+                        let mut w = written
+                            .lock()
+                            .map_err(|_| anyhow!("writer state poisoned"))?;
+                        w.push((id, entries));
+                        if w.len() >= INDEX_EVERY_PACKS {
+                            std::mem::take(&mut *w)
+                        } else {
+                            Vec::new()
+                        }
+                    };
+                    if !batch.is_empty() {
+                        repo.write_index(&batch)?;
+                    }
                 }
                 Ok(())
             };
-            // Totals only count once complete; an abandoned walk leaves them unknown.
-            if files::walk(&roots, &excludes, &mut visit, &mut |_| {}).is_ok() {
-                shared.scan_done.store(true, Ordering::Relaxed);
-            }
-        });
+            let writers = [pack_rx.clone(), pack_rx].map(|rx| s.spawn(move || write_packs(rx)));
 
-        let mut handles = Vec::new();
-        for _ in 0..workers {
-            let work_rx = work_rx.clone();
-            let msg_tx = msg_tx.clone();
-            let index = Arc::clone(&index);
-            let key = *repo.chunk_key();
-            handles.push(s.spawn(move || worker(work_rx, msg_tx, &index, &key, level)));
-        }
-        drop(work_rx);
-
-        // Two writers: while one waits for its pack to reach the disk
-        // (fsync), the other seals the next, so the pipeline never stalls.
-        let write_packs = |rx: Receiver<PackBuilder>| -> Result<()> {
-            for pack in rx {
-                let (plain, entries) = pack.finish();
-                let id = PackId::random();
-                repo.store_pack(&id, &plain)?;
-                drop(plain);
-                let batch = {
-                    let mut w = written
-                        .lock()
-                        .map_err(|_| anyhow!("writer state poisoned"))?;
-                    w.push((id, entries));
-                    if w.len() >= INDEX_EVERY_PACKS {
-                        std::mem::take(&mut *w)
-                    } else {
-                        Vec::new()
-                    }
-                };
-                if !batch.is_empty() {
-                    repo.write_index(&batch)?;
-                }
-            }
-            Ok(())
-        };
-        let writers = [pack_rx.clone(), pack_rx].map(|rx| s.spawn(move || write_packs(rx)));
-
-        let assembler = {
-            let index = Arc::clone(&index);
-            let key = *repo.chunk_key();
-            let counters = &counters;
-            s.spawn(move || {
-                let mut a = Assembler {
-                    index: &index,
-                    key,
-                    added: HashSet::new(),
-                    pack: PackBuilder::new(pack_size),
-                    pack_size,
-                    pack_tx,
-                    pending: HashMap::new(),
-                    done: BTreeMap::new(),
-                    next_seq: 0,
-                    tree: chunker::CdcWriter::new(params, seed),
-                    tree_ids: Vec::new(),
-                    line: Vec::new(),
-                    stats: Stats::default(),
-                    cache: FilesCache::default(),
-                    compressor: chunker::Compressor::new(level)?,
-                };
-                for msg in msg_rx {
-                    a.handle(msg)?;
-                    let c = Counters {
-                        bytes_stored: a.stats.bytes_added,
-                        ..counters(Phase::Backup)
+            let assembler = {
+                let index = Arc::clone(&index);
+                let key = *repo.chunk_key();
+                let counters = &counters;
+                s.spawn(move || {
+                    let mut a = Assembler {
+                        index: &index,
+                        key,
+                        added: HashSet::new(),
+                        pack: PackBuilder::new(pack_size),
+                        pack_size,
+                        pack_tx,
+                        pending: HashMap::new(),
+                        done: BTreeMap::new(),
+                        next_seq: 0,
+                        tree: chunker::CdcWriter::new(params, seed),
+                        tree_ids: Vec::new(),
+                        line: Vec::new(),
+                        stats: Stats::default(),
+                        cache: FilesCache::default(),
+                        compressor: chunker::Compressor::new(level)?,
                     };
-                    reporter.progress(c, None, false);
-                }
-                a.finish()
-            })
-        };
+                    for msg in msg_rx {
+                        a.handle(msg)?;
+                        let c = Counters {
+                            bytes_stored: a.stats.bytes_added,
+                            ..counters(Phase::Backup)
+                        };
+                        reporter.progress(c, None, false);
+                    }
+                    a.finish()
+                })
+            };
 
-        // The reader runs here, on the calling thread.
-        let read_result = read_all(
-            &mut captures,
-            &roots,
-            &secret_roots,
-            &excludes,
-            &old_cache,
-            &index,
-            &params,
-            seed,
-            racy_after,
-            &work_tx,
-            &msg_tx,
-            &bytes_done,
-            &files_done,
-            reporter,
-            &counters,
-        );
-        shared.reading_done.store(true, Ordering::Relaxed);
-        drop(work_tx);
-        drop(msg_tx);
-        let (read_result, read_err) = match read_result {
-            Ok(r) => (Ok(r), None),
-            Err(e) => (Err(anyhow!("the backup reader stopped")), Some(e)),
-        };
-        let mut first_err = read_err;
-        for h in handles {
-            if let Err(e) = h.join().map_err(|_| anyhow!("a backup worker crashed"))? {
-                first_err.get_or_insert(e);
+            // The reader runs here, on the calling thread.
+            let read_result = read_all(
+                &mut captures,
+                &roots,
+                &secret_roots,
+                &excludes,
+                &old_cache,
+                &index,
+                &params,
+                seed,
+                racy_after,
+                &work_tx,
+                &msg_tx,
+                &bytes_done,
+                &files_done,
+                reporter,
+                &counters,
+            );
+            shared.reading_done.store(true, Ordering::Relaxed);
+            drop(work_tx);
+            drop(msg_tx);
+            let (read_result, read_err) = match read_result {
+                Ok(r) => (Ok(r), None),
+                Err(e) => (Err(anyhow!("the backup reader stopped")), Some(e)),
+            };
+            let mut first_err = read_err;
+            for h in handles {
+                if let Err(e) = h.join().map_err(|_| anyhow!("a backup worker crashed"))? {
+                    first_err.get_or_insert(e);
+                }
             }
-        }
-        let assembled = assembler
-            .join()
-            .map_err(|_| anyhow!("the backup assembler crashed"))?;
-        let mut writer_result = Ok(());
-        for w in writers {
-            let r = w.join().map_err(|_| anyhow!("a pack writer crashed"))?;
-            if writer_result.is_ok() {
-                writer_result = r;
+            let assembled = assembler
+                .join()
+                .map_err(|_| anyhow!("the backup assembler crashed"))?;
+            let mut writer_result = Ok(());
+            for w in writers {
+                let r = w.join().map_err(|_| anyhow!("a pack writer crashed"))?;
+                if writer_result.is_ok() {
+                    writer_result = r;
+                }
             }
-        }
-        let records = match (first_err, read_result) {
-            // "Stopped" only means a later stage failed: report that stage.
-            (Some(e), _) if e.is::<Stopped>() => {
-                writer_result?;
-                assembled?;
-                return Err(e);
-            }
-            (Some(e), _) => return Err(e),
-            (None, Ok(records)) => records,
-            // Unreachable: an error is kept in first_err.
-            (None, Err(e)) => return Err(e),
-        };
-        writer_result?;
-        let (tree, stats, cache) = assembled?;
-        Ok((tree, stats, cache, records))
-    });
+            let records = match (first_err, read_result) {
+                // "Stopped" only means a later stage failed: report that stage.
+                (Some(e), _) if e.is::<Stopped>() => {
+                    writer_result?;
+                    assembled?;
+                    return Err(e);
+                }
+                (Some(e), _) => return Err(e),
+                (None, Ok(records)) => records,
+                // Unreachable: an error is kept in first_err.
+                (None, Err(e)) => return Err(e),
+            };
+            writer_result?;
+            let (tree, stats, cache) = assembled?;
+            Ok((tree, stats, cache, records))
+        },
+    );
     let (tree, mut stats, new_cache, records) = outcome?;
 
     reporter.progress(counters(Phase::Finishing), None, true);
@@ -566,7 +568,11 @@ fn read_captures(
         *seq - 1
     };
     msg_tx
-        .send(Msg::Node(next(), owned(capture::DIR.into(), NodeKind::Dir), None))
+        .send(Msg::Node(
+            next(),
+            owned(capture::DIR.into(), NodeKind::Dir),
+            None,
+        ))
         .map_err(|_| stopped())?;
     for mut cap in captures.drain(..) {
         let name = cap.name().to_string();

@@ -75,13 +75,22 @@ pub fn drill(
         Ok((r, sources)) => {
             let differences: Vec<String> = sources
                 .iter()
-                .flat_map(|s| s.restored.differences.iter().map(move |d| format!("{}: {d}", s.source)))
+                .flat_map(|s| {
+                    s.restored
+                        .differences
+                        .iter()
+                        .map(move |d| format!("{}: {d}", s.source))
+                })
                 .collect();
             let mut detail = vec![format!(
                 "restored {} files into a sandbox; every file matched its recorded hash",
                 r.files
             )];
-            detail.extend(sources.iter().map(|s| format!("{} {}: {}", s.kind, s.source, s.restored.detail)));
+            detail.extend(
+                sources
+                    .iter()
+                    .map(|s| format!("{} {}: {}", s.kind, s.source, s.restored.detail)),
+            );
             if !differences.is_empty() {
                 detail.insert(0, format!("check failed: {}", differences.join("; ")));
             }

@@ -665,7 +665,10 @@ pub struct FileReader<'a> {
     pos: usize,
     hasher: blake3::Hasher,
     read: u64,
-    pack: Option<(u32, age::stream::StreamReader<Box<dyn crate::repo::backend::ReadSeek>>)>,
+    pack: Option<(
+        u32,
+        age::stream::StreamReader<Box<dyn crate::repo::backend::ReadSeek>>,
+    )>,
     scratch: Vec<u8>,
     reporter: &'a Reporter,
 }
@@ -704,10 +707,13 @@ impl<'a> FileReader<'a> {
             }
             return Ok(false);
         };
-        let loc = self
-            .index
-            .get(id)
-            .ok_or_else(|| anyhow!("{}: chunk {} is not in the index", self.node.path, id.short()))?;
+        let loc = self.index.get(id).ok_or_else(|| {
+            anyhow!(
+                "{}: chunk {} is not in the index",
+                self.node.path,
+                id.short()
+            )
+        })?;
         if self.pack.as_ref().map(|(p, _)| *p) != Some(loc.pack) {
             let pack = self.index.pack_id(loc.pack);
             self.pack = Some((loc.pack, self.repo.open_pack(&pack)?));
@@ -716,7 +722,7 @@ impl<'a> FileReader<'a> {
             bail!("internal: no pack open");
         };
         self.buf = pack::read_chunk(r, self.repo.chunk_key(), id, &loc, &mut self.scratch)
-            .with_context(|| format!("{}", self.node.path))?;
+            .with_context(|| self.node.path.clone())?;
         self.hasher.update(&self.buf);
         self.pos = 0;
         self.next += 1;

@@ -87,7 +87,11 @@ impl Facts {
         let mut out = Vec::new();
         if let (Some(a), Some(b)) = (&self.schema, &found.schema) {
             if a != b {
-                out.push(format!("schema differs (recorded {}, restored {})", short(a), short(b)));
+                out.push(format!(
+                    "schema differs (recorded {}, restored {})",
+                    short(a),
+                    short(b)
+                ));
             }
         }
         for (name, want) in &self.counts {
@@ -101,7 +105,9 @@ impl Facts {
         }
         for name in found.counts.keys() {
             if !self.counts.contains_key(name) {
-                out.push(format!("{name}: not in the backup but present after restore"));
+                out.push(format!(
+                    "{name}: not in the backup but present after restore"
+                ));
             }
         }
         out

@@ -47,7 +47,12 @@ impl Capture for CommandCapture {
     }
 }
 
-pub fn restore(spec: &CommandSpec, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
+pub fn restore(
+    spec: &CommandSpec,
+    record: &SourceRecord,
+    streams: &Streams,
+    to: &To,
+) -> Result<Restored> {
     let file = record
         .files
         .first()
@@ -95,7 +100,11 @@ pub fn restore(spec: &CommandSpec, record: &SourceRecord, streams: &Streams, to:
                 detail: format!(
                     "stream of {} restored into a sandbox file; its hash matches the backup{}",
                     crate::util::human_bytes(size),
-                    if spec.check.is_some() { "; check command ran" } else { "" }
+                    if spec.check.is_some() {
+                        "; check command ran"
+                    } else {
+                        ""
+                    }
                 ),
                 differences,
                 kept: None,

@@ -37,7 +37,9 @@ pub fn captures(svc: &Service, cache_dir: &Path) -> Vec<Box<dyn Capture>> {
                 SourceKind::Files { .. } | SourceKind::Secrets { .. } => return None,
                 SourceKind::Postgres(db) => Box::new(postgres::PgCapture::new(n, db)),
                 SourceKind::Mysql(db) => Box::new(mysql::MysqlCapture::new(n, db)),
-                SourceKind::Sqlite { path } => Box::new(sqlite::SqliteCapture::new(n, path, cache_dir)),
+                SourceKind::Sqlite { path } => {
+                    Box::new(sqlite::SqliteCapture::new(n, path, cache_dir))
+                }
                 SourceKind::Redis(r) => Box::new(redis::RedisCapture::new(n, r)),
                 SourceKind::Command(c) => Box::new(command::CommandCapture::new(n, c)),
                 SourceKind::VmImage { path } => {
@@ -86,7 +88,12 @@ pub struct Streams<'a> {
 }
 
 impl<'a> Streams<'a> {
-    pub fn new(repo: &'a Repository, index: &'a Index, tree: Vec<Node>, reporter: &'a Reporter) -> Self {
+    pub fn new(
+        repo: &'a Repository,
+        index: &'a Index,
+        tree: Vec<Node>,
+        reporter: &'a Reporter,
+    ) -> Self {
         Streams {
             repo,
             index,
@@ -141,7 +148,12 @@ pub fn restore_streamed(
                 record.name, svc.name, record.kind, src.kind.name()
             );
         }
-        let what = || format!("service `{}`, source `{}` ({})", svc.name, record.name, record.kind);
+        let what = || {
+            format!(
+                "service `{}`, source `{}` ({})",
+                svc.name, record.name, record.kind
+            )
+        };
         let restored = restore_one(&src.kind, record, &streams, to).with_context(what)?;
         out.push(SourceOutcome {
             source: record.name.clone(),
@@ -152,7 +164,12 @@ pub fn restore_streamed(
     Ok(out)
 }
 
-fn restore_one(kind: &SourceKind, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
+fn restore_one(
+    kind: &SourceKind,
+    record: &SourceRecord,
+    streams: &Streams,
+    to: &To,
+) -> Result<Restored> {
     match kind {
         SourceKind::Postgres(db) => postgres::restore(db, record, streams, to),
         SourceKind::Mysql(db) => mysql::restore(db, record, streams, to),
@@ -174,7 +191,10 @@ pub fn stamp() -> String {
 
 /// `path` with `.lifeboat-SUFFIX` appended to its file name.
 pub fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".lifeboat-{suffix}"));
     path.with_file_name(name)
 }
@@ -216,7 +236,10 @@ pub fn restore_live(
         let parent = path
             .parent()
             .ok_or_else(|| anyhow!("cannot restore {} in place", path.display()))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let staging = parent.join(format!(".{name}.lifeboat-restore-{stamp}"));
         let mut opts = RestoreOptions::new(&staging);
         opts.include = vec![rel.clone()];

@@ -69,9 +69,8 @@ fn query(db: &Database, database: Option<&str>, sql: &str) -> Result<Vec<Vec<Str
     if let Some(d) = database {
         c.arg(d);
     }
-    let out = process::output(&name, c).with_context(|| {
-        format!("MariaDB/MySQL at {}:{} as `{}`", db.host, db.port, db.user)
-    })?;
+    let out = process::output(&name, c)
+        .with_context(|| format!("MariaDB/MySQL at {}:{} as `{}`", db.host, db.port, db.user))?;
     Ok(out
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect())
@@ -80,14 +79,24 @@ fn query(db: &Database, database: Option<&str>, sql: &str) -> Result<Vec<Vec<Str
 
 /// Version, schema hash and (zeroed) base tables of `database`.
 fn describe(db: &Database, database: &str) -> Result<Facts> {
-    let mut f = Facts::default();
-    f.server = query(db, None, "SELECT VERSION()")?
-        .first()
-        .and_then(|r| r.first().cloned());
+    let mut f = Facts {
+        server: query(db, None, "SELECT VERSION()")?
+            .first()
+            .and_then(|r| r.first().cloned()),
+        ..Facts::default()
+    };
     let lit = format!("'{}'", database.replace('\\', "\\\\").replace('\'', "\\'"));
-    let exists = query(db, None, &format!("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = {lit}"))?;
+    let exists = query(
+        db,
+        None,
+        &format!("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = {lit}"),
+    )?;
     if exists.first().and_then(|r| r.first()).map(String::as_str) != Some("1") {
-        bail!("database `{database}` does not exist on {}:{}", db.host, db.port);
+        bail!(
+            "database `{database}` does not exist on {}:{}",
+            db.host,
+            db.port
+        );
     }
     for t in query(db, None, &format!("SELECT table_name FROM information_schema.tables WHERE table_schema = {lit} AND table_type = 'BASE TABLE'"))? {
         if let Some(name) = t.first() {
@@ -105,10 +114,18 @@ fn describe(db: &Database, database: &str) -> Result<Facts> {
 }
 
 /// Rows per table of a restored database, counted by the server.
-fn count_rows(db: &Database, database: &str, tables: impl Iterator<Item = String>) -> Result<BTreeMap<String, u64>> {
+fn count_rows(
+    db: &Database,
+    database: &str,
+    tables: impl Iterator<Item = String>,
+) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     for t in tables {
-        let r = query(db, Some(database), &format!("SELECT COUNT(*) FROM {}", ident(&t)))?;
+        let r = query(
+            db,
+            Some(database),
+            &format!("SELECT COUNT(*) FROM {}", ident(&t)),
+        )?;
         let n = r
             .first()
             .and_then(|r| r.first())
@@ -140,7 +157,12 @@ impl Capture for MysqlCapture {
             "--hex-blob",
         ])
         .arg(&self.db.database);
-        let mut a = produce(&name, c, &format!("{}.sql", self.db.database), Box::new(opts))?;
+        let mut a = produce(
+            &name,
+            c,
+            &format!("{}.sql", self.db.database),
+            Box::new(opts),
+        )?;
         a.reader = Box::new(RowCounter::new(a.reader, Arc::clone(&self.counted)));
         Ok(vec![a])
     }
@@ -158,9 +180,9 @@ impl Capture for MysqlCapture {
     }
 }
 
-/// Counts the rows of every `INSERT INTO `t` VALUES (…),(…);` line of a
-/// dump as it streams past. Strings are single-quoted with backslash
-/// escapes, and a raw newline only ever ends a statement.
+/// Counts the rows of every `INSERT INTO `t` VALUES (…),(…);` statement
+/// of a dump as it streams past (MariaDB puts each row on its own line,
+/// MySQL all on one). Strings are single-quoted with backslash escapes.
 struct RowCounter<R> {
     inner: R,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
@@ -173,7 +195,7 @@ struct RowCounter<R> {
 }
 
 const INSERT: &[u8] = b"INSERT INTO `";
-const VALUES: &[u8] = b"` VALUES ";
+const VALUES: &[u8] = b"` VALUES";
 
 impl<R: Read> RowCounter<R> {
     fn new(inner: R, counts: Arc<Mutex<BTreeMap<String, u64>>>) -> Self {
@@ -224,7 +246,7 @@ impl<R: Read> RowCounter<R> {
                 self.depth += 1;
             }
             b')' => self.depth = self.depth.saturating_sub(1),
-            b'\n' => {
+            b';' if self.depth == 0 => {
                 self.table = None;
                 self.head.clear();
             }
@@ -258,7 +280,12 @@ fn with_suffix(base: &str, suffix: &str) -> String {
     format!("{b}{suffix}")
 }
 
-pub fn restore(db: &Database, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
+pub fn restore(
+    db: &Database,
+    record: &SourceRecord,
+    streams: &Streams,
+    to: &To,
+) -> Result<Restored> {
     let dump = record
         .files
         .iter()
@@ -271,7 +298,11 @@ pub fn restore(db: &Database, record: &SourceRecord, streams: &Streams, to: &To)
     };
     query(db, None, &format!("CREATE DATABASE {}", ident(&new)))?;
     let drop_new = || {
-        let _ = query(db, None, &format!("DROP DATABASE IF EXISTS {}", ident(&new)));
+        let _ = query(
+            db,
+            None,
+            &format!("DROP DATABASE IF EXISTS {}", ident(&new)),
+        );
     };
     let loaded = (|| -> Result<Facts> {
         let opts = options(db)?;
@@ -300,7 +331,9 @@ pub fn restore(db: &Database, record: &SourceRecord, streams: &Streams, to: &To)
         To::Sandbox(_) => {
             drop_new();
             Ok(Restored {
-                detail: format!("loaded into the throwaway database `{new}`: {summary} (dropped afterwards)"),
+                detail: format!(
+                    "loaded into the throwaway database `{new}`: {summary} (dropped afterwards)"
+                ),
                 differences,
                 kept: None,
             })
@@ -318,7 +351,10 @@ pub fn restore(db: &Database, record: &SourceRecord, streams: &Streams, to: &To)
             let kept = swap(db, &new, &old, found.counts.keys())
                 .with_context(|| format!("the checked copy is kept as database `{new}`"))?;
             Ok(Restored {
-                detail: format!("database `{}` replaced: {summary}, checked against the backup", db.database),
+                detail: format!(
+                    "database `{}` replaced: {summary}, checked against the backup",
+                    db.database
+                ),
                 differences,
                 kept,
             })
@@ -328,7 +364,12 @@ pub fn restore(db: &Database, record: &SourceRecord, streams: &Streams, to: &To)
 
 /// Moves the live tables into `old` and the new ones into place, in one
 /// atomic RENAME TABLE.
-fn swap<'a>(db: &Database, new: &str, old: &str, tables: impl Iterator<Item = &'a String>) -> Result<Option<String>> {
+fn swap<'a>(
+    db: &Database,
+    new: &str,
+    old: &str,
+    tables: impl Iterator<Item = &'a String>,
+) -> Result<Option<String>> {
     let live = &db.database;
     let lit = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
     // RENAME TABLE cannot move views, triggers or routines between databases.
@@ -339,23 +380,43 @@ fn swap<'a>(db: &Database, new: &str, old: &str, tables: impl Iterator<Item = &'
     if extras.first().and_then(|r| r.first()).map(String::as_str) != Some("0") {
         bail!("the database has views, triggers or routines, which cannot be swapped in table by table; point the application at the checked copy or rename it by hand");
     }
-    let live_tables: Vec<String> = query(db, None, &format!(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = {}",
-        lit(live)
-    ))?
+    let live_tables: Vec<String> = query(
+        db,
+        None,
+        &format!(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = {}",
+            lit(live)
+        ),
+    )?
     .into_iter()
     .filter_map(|r| r.into_iter().next())
     .collect();
-    query(db, None, &format!("CREATE DATABASE IF NOT EXISTS {}", ident(live)))?;
+    query(
+        db,
+        None,
+        &format!("CREATE DATABASE IF NOT EXISTS {}", ident(live)),
+    )?;
     let mut renames = Vec::new();
     if !live_tables.is_empty() {
         query(db, None, &format!("CREATE DATABASE {}", ident(old)))?;
         for t in &live_tables {
-            renames.push(format!("{}.{} TO {}.{}", ident(live), ident(t), ident(old), ident(t)));
+            renames.push(format!(
+                "{}.{} TO {}.{}",
+                ident(live),
+                ident(t),
+                ident(old),
+                ident(t)
+            ));
         }
     }
     for t in tables {
-        renames.push(format!("{}.{} TO {}.{}", ident(new), ident(t), ident(live), ident(t)));
+        renames.push(format!(
+            "{}.{} TO {}.{}",
+            ident(new),
+            ident(t),
+            ident(live),
+            ident(t)
+        ));
     }
     if !renames.is_empty() {
         query(db, None, &format!("RENAME TABLE {}", renames.join(", ")))?;
@@ -372,13 +433,13 @@ mod tests {
 
     #[test]
     fn rows_are_counted_from_extended_inserts() {
-        let dump = b"-- x\nINSERT INTO `a` VALUES (1,'x(y'),(2,'it\\'s (3)'),(3,NULL);\nINSERT INTO `b``c` VALUES (1);\nCREATE TABLE `d` (id int);\n";
+        let dump = b"-- x\nINSERT INTO `a` VALUES (1,'x(y'),(2,'it\\'s (3);'),(3,NULL);\nINSERT INTO `b``c` VALUES\n(1),\n(2);\nCREATE TABLE `d` (id int);\n";
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
         let mut r = RowCounter::new(&dump[..], Arc::clone(&counts));
         std::io::copy(&mut r, &mut std::io::sink()).unwrap();
         let c = counts.lock().unwrap();
         assert_eq!(c.get("a"), Some(&3));
-        assert_eq!(c.get("b`c"), Some(&1));
+        assert_eq!(c.get("b`c"), Some(&2));
         assert_eq!(c.get("d"), None);
     }
 }

@@ -221,22 +221,38 @@ fn exec(client: &mut Client, sql: &str) -> Result<()> {
         .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))
 }
 
-pub fn restore(db: &Database, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
+pub fn restore(
+    db: &Database,
+    record: &SourceRecord,
+    streams: &Streams,
+    to: &To,
+) -> Result<Restored> {
     process::find_tool(&["pg_restore"])?;
     let dump = record
         .files
         .iter()
         .find(|f| f.ends_with(".pgdump"))
-        .ok_or_else(|| anyhow!("the restore point holds no PostgreSQL dump for `{}`", record.name))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "the restore point holds no PostgreSQL dump for `{}`",
+                record.name
+            )
+        })?;
     let stamp = super::stamp();
     let new = match to {
         To::Live => with_suffix(&db.database, &format!("_lifeboat_new_{stamp}")),
         To::Sandbox(_) => format!("lifeboat_drill_{stamp}_{:04x}", rand::random::<u16>()),
     };
     let mut admin = connect(db, "postgres").or_else(|_| connect(db, "template1"))?;
-    exec(&mut admin, &format!("CREATE DATABASE {} TEMPLATE template0", quote(&new)))?;
+    exec(
+        &mut admin,
+        &format!("CREATE DATABASE {} TEMPLATE template0", quote(&new)),
+    )?;
     let drop_new = |admin: &mut Client| {
-        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&new)));
+        let _ = admin.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote(&new)
+        ));
     };
     let loaded = (|| -> Result<Facts> {
         let (mut cmd, _pass) = tool(db, "pg_restore")?;
@@ -280,9 +296,8 @@ pub fn restore(db: &Database, record: &SourceRecord, streams: &Streams, to: &To)
                 );
             }
             let old = with_suffix(&db.database, &format!("_lifeboat_old_{stamp}"));
-            swap(&mut admin, &db.database, &new, &old).with_context(|| {
-                format!("the checked copy is kept as database `{new}`")
-            })?;
+            swap(&mut admin, &db.database, &new, &old)
+                .with_context(|| format!("the checked copy is kept as database `{new}`"))?;
             Ok(Restored {
                 detail: format!(
                     "database `{}` replaced: {tables} tables, {rows} rows, checked against the backup",
@@ -306,14 +321,23 @@ fn swap(admin: &mut Client, live: &str, new: &str, old: &str) -> Result<()> {
         .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))?
         .is_empty();
     if exists {
-        exec(admin, &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", quote(live)))?;
+        exec(
+            admin,
+            &format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+                quote(live)
+            ),
+        )?;
         let mut last = None;
         for _ in 0..10 {
             let _ = admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
                 &[&live],
             );
-            match exec(admin, &format!("ALTER DATABASE {} RENAME TO {}", quote(live), quote(old))) {
+            match exec(
+                admin,
+                &format!("ALTER DATABASE {} RENAME TO {}", quote(live), quote(old)),
+            ) {
                 Ok(()) => {
                     last = None;
                     break;
@@ -323,9 +347,15 @@ fn swap(admin: &mut Client, live: &str, new: &str, old: &str) -> Result<()> {
             std::thread::sleep(Duration::from_millis(300));
         }
         if let Some(e) = last {
-            let _ = exec(admin, &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote(live)));
+            let _ = exec(
+                admin,
+                &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote(live)),
+            );
             return Err(e.context(format!("`{live}` is still in use")));
         }
     }
-    exec(admin, &format!("ALTER DATABASE {} RENAME TO {}", quote(new), quote(live)))
+    exec(
+        admin,
+        &format!("ALTER DATABASE {} RENAME TO {}", quote(new), quote(live)),
+    )
 }

@@ -45,8 +45,10 @@ pub fn find_tool(names: &[&str]) -> Result<String> {
 fn which(name: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(name))
-                .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+            std::fs::metadata(dir.join(name)).is_ok_and(|m| {
+                m.is_file()
+                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+            })
         })
     })
 }
@@ -112,7 +114,10 @@ fn failure(tool: &str, status: ExitStatus, stderr: String) -> anyhow::Error {
 fn spawn(tool: &str, mut cmd: Command) -> Result<Child> {
     cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            anyhow!("`{tool}` is not installed or not on PATH; {}", install_hint(tool))
+            anyhow!(
+                "`{tool}` is not installed or not on PATH; {}",
+                install_hint(tool)
+            )
         } else {
             anyhow!("cannot start `{tool}`: {e}")
         }
@@ -142,7 +147,9 @@ pub fn produce(
         file: file.to_string(),
         reader: Box::new(stdout),
         done: Box::new(move || {
-            let status = child.wait().with_context(|| format!("waiting for `{tool}`"))?;
+            let status = child
+                .wait()
+                .with_context(|| format!("waiting for `{tool}`"))?;
             let stderr = tail.finish();
             drop(keep);
             if status.success() {
@@ -156,7 +163,7 @@ pub fn produce(
 
 /// Runs `cmd` with `input` on its standard input; fails unless it exits 0.
 /// Returns what it printed.
-pub fn consume(tool: &str, mut cmd: Command, input: &mut dyn Read) -> Result<String> {
+pub fn consume(tool: &str, mut cmd: Command, input: &mut (dyn Read + Send)) -> Result<String> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -175,9 +182,22 @@ pub fn consume(tool: &str, mut cmd: Command, input: &mut dyn Read) -> Result<Str
         let _ = stdout.read_to_end(&mut s);
         String::from_utf8_lossy(&s).into_owned()
     });
-    let fed = std::io::copy(input, &mut stdin).and_then(|_| stdin.flush());
-    drop(stdin);
-    let status = child.wait().with_context(|| format!("waiting for `{tool}`"))?;
+    // The process exits on SIGPIPE (so `lifeboat ls | head` behaves), but
+    // a tool that stops reading must be an error, not our death: feed it
+    // from a thread that blocks SIGPIPE, whose pending signal dies with it.
+    let fed = std::thread::scope(|s| {
+        s.spawn(move || {
+            block_sigpipe();
+            let r = std::io::copy(input, &mut stdin).and_then(|_| stdin.flush());
+            drop(stdin);
+            r
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the input thread crashed")))
+    });
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for `{tool}`"))?;
     let stderr = tail.finish();
     let printed = out.join().unwrap_or_default();
     if !status.success() {
@@ -187,6 +207,16 @@ pub fn consume(tool: &str, mut cmd: Command, input: &mut dyn Read) -> Result<Str
         Ok(()) => Ok(printed),
         // A broken pipe with a clean exit: the tool stopped reading early.
         Err(e) => Err(anyhow!("`{tool}` stopped reading its input: {e}")),
+    }
+}
+
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 
@@ -244,5 +274,10 @@ pub fn secret_file(content: &str) -> Result<tempfile::NamedTempFile> {
 pub fn read_password(path: &std::path::Path) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the password file {}", path.display()))?;
-    Ok(text.lines().next().unwrap_or_default().trim_end().to_string())
+    Ok(text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_string())
 }

@@ -91,7 +91,12 @@ impl Capture for RedisCapture {
         self.before = facts(&s.host, s.port, s.password_file.as_deref())?;
         let mut c = cli(&s.host, s.port, s.password_file.as_deref())?;
         c.args(["--rdb", "-"]);
-        Ok(vec![produce("redis-cli --rdb", c, "dump.rdb", Box::new(()))?])
+        Ok(vec![produce(
+            "redis-cli --rdb",
+            c,
+            "dump.rdb",
+            Box::new(()),
+        )?])
     }
 
     fn facts(self: Box<Self>) -> Result<Facts> {
@@ -181,7 +186,12 @@ fn compare(record: &Facts, found: &Facts) -> (Vec<String>, String) {
     (differences, summary)
 }
 
-pub fn restore(spec: &Redis, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
+pub fn restore(
+    spec: &Redis,
+    record: &SourceRecord,
+    streams: &Streams,
+    to: &To,
+) -> Result<Restored> {
     let file = record
         .files
         .first()
@@ -225,7 +235,8 @@ fn live(spec: &Redis, rdb: &Path, recorded: &Facts) -> Result<Restored> {
         .parent()
         .ok_or_else(|| anyhow!("rdb_path {} has no directory", target.display()))?;
     let staged = beside(target, &format!("new-{}", super::stamp()));
-    std::fs::copy(rdb, &staged).with_context(|| format!("copying the RDB next to {}", target.display()))?;
+    std::fs::copy(rdb, &staged)
+        .with_context(|| format!("copying the RDB next to {}", target.display()))?;
     if let Ok(m) = std::fs::metadata(target) {
         use std::os::unix::fs::MetadataExt;
         let _ = std::os::unix::fs::chown(&staged, Some(m.uid()), Some(m.gid()));
@@ -236,7 +247,8 @@ fn live(spec: &Redis, rdb: &Path, recorded: &Facts) -> Result<Restored> {
     })?;
     let old = beside(target, &format!("old-{}", super::stamp()));
     let kept = if target.exists() {
-        std::fs::rename(target, &old).with_context(|| format!("moving {} aside", target.display()))?;
+        std::fs::rename(target, &old)
+            .with_context(|| format!("moving {} aside", target.display()))?;
         Some(format!("the previous RDB is kept as {}", old.display()))
     } else {
         None

@@ -65,7 +65,11 @@ pub fn facts(path: &Path) -> Result<Facts> {
         h.update(format!("{kind}\0{name}\0{sql}\n").as_bytes());
         if kind == "table" && !sql.to_ascii_uppercase().starts_with("CREATE VIRTUAL") {
             let n: i64 = c
-                .query_row(&format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\"")), [], |r| r.get(0))
+                .query_row(
+                    &format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\"")),
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(&err)?;
             f.counts.insert(name.clone(), n as u64);
         }
@@ -149,10 +153,12 @@ pub fn write_new(path: &Path, input: &mut dyn std::io::Read) -> Result<()> {
 }
 
 pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
-    let file = record
-        .files
-        .first()
-        .ok_or_else(|| anyhow!("the restore point holds no database file for `{}`", record.name))?;
+    let file = record.files.first().ok_or_else(|| {
+        anyhow!(
+            "the restore point holds no database file for `{}`",
+            record.name
+        )
+    })?;
     let stamp = super::stamp();
     let new = match to {
         To::Live => beside(path, &format!("new-{stamp}")),
@@ -174,7 +180,10 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
     };
     let differences = record.facts.differences(&found);
     let rows: u64 = found.counts.values().sum();
-    let summary = format!("{} tables, {rows} rows, integrity_check ok", found.counts.len());
+    let summary = format!(
+        "{} tables, {rows} rows, integrity_check ok",
+        found.counts.len()
+    );
     match to {
         To::Sandbox(_) => {
             let _ = fs::remove_file(&new);
@@ -211,7 +220,8 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
                     kept.push(PathBuf::from(o).display().to_string());
                 }
             }
-            fs::rename(&new, path).with_context(|| format!("moving the restored copy to {}", path.display()))?;
+            fs::rename(&new, path)
+                .with_context(|| format!("moving the restored copy to {}", path.display()))?;
             if let Some(dir) = path.parent() {
                 let _ = fs::File::open(dir).and_then(|d| d.sync_all());
             }

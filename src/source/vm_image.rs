@@ -71,7 +71,9 @@ impl Capture for ImageCapture {
         let (format, size) = info(&self.path)?;
         self.facts.server = Some(format!("qemu-img ({format})"));
         self.facts.notes.insert("format".into(), format.clone());
-        self.facts.notes.insert("virtual_size".into(), size.to_string());
+        self.facts
+            .notes
+            .insert("virtual_size".into(), size.to_string());
         let file = "disk.raw".to_string();
         if format == "raw" {
             let f = fs::File::open(&self.path)
@@ -152,12 +154,23 @@ fn write_sparse(path: &Path, input: &mut dyn Read) -> Result<u64> {
 }
 
 pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
-    let file = record
-        .files
-        .first()
-        .ok_or_else(|| anyhow!("the restore point holds no disk image for `{}`", record.name))?;
-    let format = record.facts.notes.get("format").cloned().unwrap_or_else(|| "raw".into());
-    let want_size: Option<u64> = record.facts.notes.get("virtual_size").and_then(|s| s.parse().ok());
+    let file = record.files.first().ok_or_else(|| {
+        anyhow!(
+            "the restore point holds no disk image for `{}`",
+            record.name
+        )
+    })?;
+    let format = record
+        .facts
+        .notes
+        .get("format")
+        .cloned()
+        .unwrap_or_else(|| "raw".into());
+    let want_size: Option<u64> = record
+        .facts
+        .notes
+        .get("virtual_size")
+        .and_then(|s| s.parse().ok());
     let stamp = super::stamp();
     let new = match to {
         To::Live => beside(path, &format!("new-{stamp}")),
@@ -166,7 +179,11 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
             dir.join(format!("{}.{format}", record.name))
         }
     };
-    let raw = if format == "raw" { new.clone() } else { beside(&new, "raw") };
+    let raw = if format == "raw" {
+        new.clone()
+    } else {
+        beside(&new, "raw")
+    };
     let built = (|| -> Result<(String, u64)> {
         write_sparse(&raw, &mut streams.open(file)?)?;
         if format != "raw" {
@@ -222,7 +239,8 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
             }
             let old = beside(path, &format!("old-{stamp}"));
             let kept = if path.exists() {
-                fs::rename(path, &old).with_context(|| format!("moving {} aside", path.display()))?;
+                fs::rename(path, &old)
+                    .with_context(|| format!("moving {} aside", path.display()))?;
                 Some(format!("the previous image is kept as {}", old.display()))
             } else {
                 None
