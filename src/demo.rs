@@ -180,7 +180,8 @@ pub fn build(root: &Path, reporter: &Reporter) -> Result<Config> {
             }
             let mut opts = BackupOptions::for_service(svc, &config.cache_dir);
             opts.time = Some(now - DAY * days_ago - Duration::from_secs(3 * 3600 + 600 * i as u64));
-            engine::backup(&repo, &opts, reporter)
+            let captures = crate::source::captures(svc, &config.cache_dir);
+            engine::backup_with(&repo, &opts, captures, reporter)
                 .with_context(|| format!("demo backup of {}", svc.name))?;
         }
     }

@@ -148,7 +148,11 @@ fn describe(src: &Source) -> String {
         SourceKind::Redis(r) => format!("{}:{}", r.host, r.port),
         SourceKind::Command(c) => c.backup.clone(),
     };
-    format!("{} {}: {what}", src.kind.name(), src.name)
+    if src.name == src.kind.name() {
+        format!("{}: {what}", src.name)
+    } else {
+        format!("{} {}: {what}", src.kind.name(), src.name)
+    }
 }
 
 /// Reads every repository of the config. A repository that cannot be read

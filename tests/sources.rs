@@ -742,3 +742,69 @@ fn secrets_are_flagged_and_restored_owner_only() {
     let mode = std::fs::metadata(&dotenv).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+/// The example config's `immich-db` stanza, pointed at a test database and
+/// repository, backs up and restores as written.
+#[test]
+fn the_example_immich_db_service_backs_up_and_restores() {
+    let db = unique("lb_immich");
+    pg("postgres")
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    pg(&db)
+        .batch_execute("CREATE TABLE assets (id serial PRIMARY KEY, path text); INSERT INTO assets (path) SELECT 'upload/' || g || '.jpg' FROM generate_series(1, 5000) g")
+        .unwrap();
+    let env = Env::new();
+    env.init(&env.path("repo"));
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/lifeboat.example.toml"
+    ))
+    .unwrap();
+    let mut text = example
+        .replace("/mnt/backup/lifeboat", env.path("repo").to_str().unwrap())
+        .replace(
+            "/etc/lifeboat/keys/admin.key",
+            env.path("admin.key").to_str().unwrap(),
+        )
+        .replace("/var/lib/lifeboat", env.path("state").to_str().unwrap())
+        .replace("/var/cache/lifeboat", env.path("cache").to_str().unwrap())
+        .replace("/var/log/lifeboat", env.path("logs").to_str().unwrap())
+        .replace("database = \"immich\"", &format!("database = \"{db}\""))
+        .replace("user = \"postgres\"", "user = \"lifeboat_test\"")
+        .replace("/etc/lifeboat/secrets/immich-db.password", PASSWORD_FILE);
+    assert_ne!(text, example);
+    text = text.replace("env:LIFEBOAT_HC_BACKUP", "http://127.0.0.1:9/ping");
+    let cfg = env.path("lifeboat.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let lbx = || {
+        let mut c = lb(&env, &cfg);
+        c.env("LIFEBOAT_USB_KEY_FILE", env.path("usb.key"));
+        c
+    };
+    lbx().args(["backup", "immich-db"]).assert().success();
+    pg(&db).batch_execute("DROP TABLE assets").unwrap();
+    lbx()
+        .args(["restore", "immich-db", "--live", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("5000 rows"));
+    let n: i64 = pg(&db)
+        .query_one("SELECT count(*) FROM assets", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 5000);
+    let mut admin = pg("postgres");
+    for r in admin
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
+            &[&format!("{db}%")],
+        )
+        .unwrap()
+    {
+        let d: String = r.get(0);
+        admin
+            .batch_execute(&format!("DROP DATABASE \"{d}\" WITH (FORCE)"))
+            .unwrap();
+    }
+}

@@ -365,13 +365,14 @@ fn headless_demo_find_a_file_see_its_restore_points_and_diff() {
     run(&mut app, c);
     assert!(app.inv.tree.is_some(), "{:?}", app.status);
     key(&mut app, KeyCode::Char('/'));
-    for ch in "vwdbsqlite".chars() {
+    // The database is stored through SQLite's backup API, under .lifeboat/.
+    for ch in "sqlitedbsqlite".chars() {
         let c = key(&mut app, KeyCode::Char(ch));
         run(&mut app, c);
     }
     key(&mut app, KeyCode::Enter);
     let (text, _) = render(&app, 80, 24);
-    assert!(text.contains("vaultwarden/data/db.sqlite3"), "{text}");
+    assert!(text.contains(".lifeboat/sqlite/db.sqlite3"), "{text}");
     let c = key(&mut app, KeyCode::Enter);
     run(&mut app, c);
     let versions = app.inv.versions.clone().expect("versions loaded");

@@ -48,6 +48,9 @@ pub fn ls_line(n: &Node) -> String {
     if let Some(t) = &n.target {
         line.push_str(&format!(" -> {t}"));
     }
+    if n.secret {
+        line.push_str("  (secret: restored mode 0600)");
+    }
     line
 }
 

@@ -688,6 +688,9 @@ fn details(app: &App, rows: &[usize]) -> Vec<Line<'static>> {
                 kv("path", format!("/{}", n.path)),
                 kv("mode", format!("{:o}  owner {}:{}", n.mode, n.uid, n.gid)),
             ];
+            if n.secret {
+                v.push(kv("secret", "never previewed; restored mode 0600".into()));
+            }
             if n.kind == NodeKind::File {
                 v.push(kv("size", human_bytes(n.size)));
                 v.push(Line::styled(
