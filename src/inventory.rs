@@ -130,7 +130,8 @@ impl Inventory {
     }
 }
 
-/// One line about a source, for the inventory. Never a password.
+/// One line about a source, for the inventory. Passwords live in files
+/// and are never shown; a command is shown as configured.
 fn describe(src: &Source) -> String {
     let list = |paths: &[std::path::PathBuf]| {
         paths

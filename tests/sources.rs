@@ -271,7 +271,9 @@ fn postgres_failures_leave_no_restore_point_and_the_live_database_untouched() {
             err.contains("immich-db") && err.contains(says),
             "{says:?} not in: {err}"
         );
-        assert!(!err.contains(&password()), "the password leaked: {err}");
+        for secret in [password(), "not-the-password".to_string()] {
+            assert!(!err.contains(&secret), "a password leaked: {err}");
+        }
     };
 
     // Wrong password.
@@ -524,8 +526,9 @@ impl RedisServer {
 
     fn launch_command(&self) -> String {
         format!(
-            "redis-server --port {} --bind 127.0.0.1 --dir {} --dbfilename dump.rdb --daemonize yes --pidfile {}/redis.pid --save ''",
+            "redis-server --port {} --bind 127.0.0.1 --requirepass {} --dir {} --dbfilename dump.rdb --daemonize yes --pidfile {}/redis.pid --save ''",
             self.port,
+            password(),
             self.dir.display(),
             self.dir.display()
         )
@@ -549,7 +552,8 @@ impl RedisServer {
 
     fn cli(&self, args: &[&str]) -> String {
         let out = Std::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+            .args(["-p", &self.port.to_string(), "--no-auth-warning"])
+            .env("REDISCLI_AUTH", password())
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("redis-cli: {e}; {START}"));
@@ -575,7 +579,7 @@ fn redis_keyspace_round_trip() {
     let cfg = config(
         &env,
         &format!(
-            "[services.cache]\ntier = \"supporting\"\n[[services.cache.sources]]\nkind = \"redis\"\nport = {port}\nrdb_path = \"{dir}/dump.rdb\"\nstop = \"redis-cli -p {port} SHUTDOWN NOSAVE; sleep 0.3\"\nstart = \"{start}\"\n",
+            "[services.cache]\ntier = \"supporting\"\n[[services.cache.sources]]\nkind = \"redis\"\nport = {port}\npassword_file = \"{PASSWORD_FILE}\"\nrdb_path = \"{dir}/dump.rdb\"\nstop = \"REDISCLI_AUTH=$(cat {PASSWORD_FILE}) redis-cli --no-auth-warning -p {port} SHUTDOWN NOSAVE; sleep 0.3\"\nstart = \"{start}\"\n",
             port = server.port,
             dir = server.dir.display(),
             start = server.launch_command(),
@@ -621,6 +625,24 @@ fn command_stream_round_trips_bit_for_bit_and_a_failing_command_records_nothing(
         .assert()
         .success();
     assert_eq!(std::fs::read(&data).unwrap(), std::fs::read(&out).unwrap());
+
+    // A check that fails after a live restore fails the command.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "check_command = \"test -s",
+            "check_command = \"false && test -s",
+        ),
+    )
+    .unwrap();
+    let o = lb(&env, &cfg)
+        .args(["restore", "vm100", "--live", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("check found differences"));
+    std::fs::write(&cfg, text).unwrap();
 
     let o = lb(&env, &cfg).args(["backup", "broken"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));

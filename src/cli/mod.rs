@@ -1101,7 +1101,11 @@ fn restore_live(
     tracing::info!(job = "restore", snapshot = %snap.id, service = %snap.service, files = report.files, bytes = report.bytes, live = true, "restore finished");
     if ctx.json {
         output::json(&report)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if report.differences().is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     for (path, kept) in &report.paths {
         ctx.say(format!("restored {}", path.display()));
@@ -1114,6 +1118,18 @@ fn restore_live(
         if let Some(k) = &s.restored.kept {
             ctx.say(format!("  {k}"));
         }
+    }
+    for s in &report.not_in_point {
+        ctx.say(format!("not in this restore point, left as it is: {s}"));
+    }
+    let differences = report.differences();
+    if !differences.is_empty() {
+        eprintln!(
+            "error: {} was restored, but its check found differences: {}",
+            svc.name,
+            differences.join("; ")
+        );
+        return Ok(ExitCode::from(1));
     }
     ctx.say(format!(
         "{} is back at restore point {}; start it and check it",

@@ -310,6 +310,13 @@ pub(super) fn parse(
     let name = match &raw.name {
         Some(n) => {
             super::check_name(n.get_ref())
+                .and_then(|()| {
+                    if n.get_ref().starts_with('.') {
+                        Err("a source name may not start with `.`".to_string())
+                    } else {
+                        Ok(())
+                    }
+                })
                 .map_err(|m| at(n.span().start, format!("service `{svc}`: source name: {m}")))?;
             n.get_ref().clone()
         }

@@ -154,7 +154,20 @@ pub fn restore_streamed(
                 svc.name, record.name, record.kind
             )
         };
-        let restored = restore_one(&src.kind, record, &streams, to).with_context(what)?;
+        let restored = match restore_one(&src.kind, record, &streams, to).with_context(what) {
+            Ok(r) => r,
+            Err(e) if matches!(to, To::Live) && !out.is_empty() => {
+                let done: Vec<String> = out
+                    .iter()
+                    .map(|o: &SourceOutcome| o.source.clone())
+                    .collect();
+                return Err(e.context(format!(
+                    "already restored before this failure: {} (their previous data is kept beside them)",
+                    done.join(", ")
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         out.push(SourceOutcome {
             source: record.name.clone(),
             kind: record.kind.clone(),
@@ -207,12 +220,40 @@ pub struct LiveRestore {
     pub files: u64,
     pub bytes: u64,
     pub sources: Vec<SourceOutcome>,
+    /// Configured sources this restore point does not hold (added since).
+    pub not_in_point: Vec<String>,
 }
 
-/// Puts a restore point back where the service lives: each configured
-/// path is restored beside itself, then swapped in (the old content kept
-/// as `PATH.lifeboat-old-TIME`), and every database or stream is restored
-/// through its adapter (new copy, check, swap).
+impl LiveRestore {
+    /// Every check that failed after data was put back.
+    pub fn differences(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .flat_map(|s| {
+                s.restored
+                    .differences
+                    .iter()
+                    .map(move |d| format!("{}: {d}", s.source))
+            })
+            .collect()
+    }
+}
+
+/// A path restored beside itself, not yet swapped in.
+struct Staged {
+    path: PathBuf,
+    staging: PathBuf,
+    restored: PathBuf,
+}
+
+/// Puts a restore point back where the service lives, in an order that
+/// changes nothing live until everything that can be checked is:
+/// 1. every configured path is restored beside itself (hashes checked);
+/// 2. every database or stream goes through its adapter (new copy, check,
+///    swap; a failure leaves that one untouched and says which earlier
+///    ones were already replaced);
+/// 3. the paths are swapped in, the old content kept as
+///    `PATH.lifeboat-old-TIME`.
 pub fn restore_live(
     svc: &Service,
     repo: &Repository,
@@ -226,11 +267,35 @@ pub fn restore_live(
         files: 0,
         bytes: 0,
         sources: Vec::new(),
+        not_in_point: svc
+            .sources
+            .iter()
+            .filter(|s| !s.kind.is_tree() && !snap.sources.iter().any(|r| r.name == s.name))
+            .map(|s| format!("{} {}", s.kind.name(), s.name))
+            .collect(),
     };
-    let tree_paths = svc.sources.iter().flat_map(|s| match &s.kind {
-        SourceKind::Files { paths, .. } | SourceKind::Secrets { paths } => paths.clone(),
-        _ => Vec::new(),
-    });
+    for record in &snap.sources {
+        if !svc.sources.iter().any(|s| s.name == record.name) {
+            anyhow::bail!(
+                "restore point {} has a {} source `{}` that `{}` no longer configures; nothing was changed. Restore its files with `lifeboat restore {} .lifeboat/{} --target DIR`",
+                snap.short_id(), record.kind, record.name, svc.name, snap.short_id(), record.name
+            );
+        }
+    }
+    let tree_paths: Vec<PathBuf> = svc
+        .sources
+        .iter()
+        .flat_map(|s| match &s.kind {
+            SourceKind::Files { paths, .. } | SourceKind::Secrets { paths } => paths.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut staged: Vec<Staged> = Vec::new();
+    let cleanup = |staged: &[Staged]| {
+        for s in staged {
+            let _ = std::fs::remove_dir_all(&s.staging);
+        }
+    };
     for path in tree_paths {
         let rel = path.to_string_lossy().trim_matches('/').to_string();
         let parent = path
@@ -244,24 +309,73 @@ pub fn restore_live(
         let mut opts = RestoreOptions::new(&staging);
         opts.include = vec![rel.clone()];
         opts.skip_streams = true;
-        let r = restore(repo, snap, &opts, reporter)
-            .with_context(|| format!("restoring {}; it was not touched", path.display()))?;
-        let restored = staging.join(&rel);
-        let kept = if std::fs::symlink_metadata(&path).is_ok() {
-            let old = beside(&path, &format!("old-{stamp}"));
-            std::fs::rename(&path, &old)
-                .with_context(|| format!("moving {} aside", path.display()))?;
-            Some(old)
-        } else {
-            None
-        };
-        std::fs::rename(&restored, &path)
-            .with_context(|| format!("moving the restored {} into place", path.display()))?;
-        let _ = std::fs::remove_dir_all(&staging);
-        out.files += r.files;
-        out.bytes += r.bytes;
-        out.paths.push((path, kept));
+        match restore(repo, snap, &opts, reporter) {
+            Ok(r) => {
+                out.files += r.files;
+                out.bytes += r.bytes;
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                cleanup(&staged);
+                return Err(e.context(format!("restoring {}; nothing was changed", path.display())));
+            }
+        }
+        staged.push(Staged {
+            restored: staging.join(&rel),
+            path,
+            staging,
+        });
     }
-    out.sources = restore_streamed(svc, repo, snap, &To::Live, reporter)?;
+    out.sources = match restore_streamed(svc, repo, snap, &To::Live, reporter) {
+        Ok(s) => s,
+        Err(e) => {
+            cleanup(&staged);
+            return Err(e.context("no configured path was changed"));
+        }
+    };
+    for (i, s) in staged.iter().enumerate() {
+        let swapped = (|| -> Result<Option<PathBuf>> {
+            let kept = if std::fs::symlink_metadata(&s.path).is_ok() {
+                let old = beside(&s.path, &format!("old-{stamp}"));
+                std::fs::rename(&s.path, &old)
+                    .with_context(|| format!("moving {} aside", s.path.display()))?;
+                Some(old)
+            } else {
+                None
+            };
+            if let Err(e) = std::fs::rename(&s.restored, &s.path) {
+                if let Some(old) = &kept {
+                    let _ = std::fs::rename(old, &s.path);
+                }
+                return Err(anyhow::Error::new(e).context(format!(
+                    "moving the restored {} into place",
+                    s.path.display()
+                )));
+            }
+            Ok(kept)
+        })();
+        match swapped {
+            Ok(kept) => out.paths.push((s.path.clone(), kept)),
+            Err(e) => {
+                cleanup(&staged[i..]);
+                let done: Vec<String> = out
+                    .paths
+                    .iter()
+                    .map(|(p, _)| p.display().to_string())
+                    .chain(out.sources.iter().map(|o| o.source.clone()))
+                    .collect();
+                return Err(e.context(format!(
+                    "{} was left as it was; already restored: {}",
+                    s.path.display(),
+                    if done.is_empty() {
+                        "nothing".into()
+                    } else {
+                        done.join(", ")
+                    }
+                )));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&s.staging);
+    }
     Ok(out)
 }

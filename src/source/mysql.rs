@@ -57,6 +57,12 @@ fn client(tool: &[&str], opts: &tempfile::NamedTempFile) -> Result<(String, Comm
     Ok((name, c))
 }
 
+/// A string literal that means the same whatever the server's SQL mode
+/// (backslash escapes are off under NO_BACKSLASH_ESCAPES).
+fn literal(s: &str) -> String {
+    format!("CONVERT(UNHEX('{}') USING utf8mb4)", hex::encode(s))
+}
+
 fn ident(s: &str) -> String {
     format!("`{}`", s.replace('`', "``"))
 }
@@ -85,7 +91,7 @@ fn describe(db: &Database, database: &str) -> Result<Facts> {
             .and_then(|r| r.first().cloned()),
         ..Facts::default()
     };
-    let lit = format!("'{}'", database.replace('\\', "\\\\").replace('\'', "\\'"));
+    let lit = literal(database);
     let exists = query(
         db,
         None,
@@ -371,7 +377,7 @@ fn swap<'a>(
     tables: impl Iterator<Item = &'a String>,
 ) -> Result<Option<String>> {
     let live = &db.database;
-    let lit = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+    let lit = literal;
     // RENAME TABLE cannot move views, triggers or routines between databases.
     let extras = query(db, None, &format!(
         "SELECT (SELECT COUNT(*) FROM information_schema.views WHERE table_schema = {n}) + (SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = {n}) + (SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = {n})",
@@ -419,7 +425,16 @@ fn swap<'a>(
         ));
     }
     if !renames.is_empty() {
-        query(db, None, &format!("RENAME TABLE {}", renames.join(", ")))?;
+        // Waiting behind an application's open transaction for the default
+        // year would hang the restore: give up after a minute instead.
+        query(
+            db,
+            None,
+            &format!(
+                "SET SESSION lock_wait_timeout = 60; RENAME TABLE {}",
+                renames.join(", ")
+            ),
+        )?;
     }
     query(db, None, &format!("DROP DATABASE {}", ident(new)))?;
     Ok((!live_tables.is_empty()).then(|| {

@@ -32,11 +32,54 @@ impl PgCapture {
     }
 }
 
-fn password(db: &Database) -> Result<Option<String>> {
-    db.password_file
-        .as_deref()
-        .map(process::read_password)
-        .transpose()
+/// The configured password file's, else the one libpq would find in
+/// PGPASSFILE or ~/.pgpass (so our own connection agrees with pg_dump's).
+fn password(db: &Database, dbname: &str) -> Result<Option<String>> {
+    if let Some(f) = &db.password_file {
+        return process::read_password(f).map(Some);
+    }
+    let file = std::env::var_os("PGPASSFILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")));
+    let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) else {
+        return Ok(None);
+    };
+    Ok(pgpass_lookup(&text, &db.host, db.port, dbname, &db.user))
+}
+
+/// The password of the first matching `host:port:db:user:password` line.
+fn pgpass_lookup(text: &str, host: &str, port: u16, dbname: &str, user: &str) -> Option<String> {
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = Vec::new();
+        let mut cur = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => cur.extend(chars.next()),
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        fields.push(cur);
+        if fields.len() != 5 {
+            continue;
+        }
+        let port = port.to_string();
+        let host_ok = fields[0] == "*"
+            || fields[0] == host
+            || (fields[0] == "localhost" && host.starts_with('/'));
+        if host_ok
+            && (fields[1] == "*" || fields[1] == port)
+            && (fields[2] == "*" || fields[2] == dbname)
+            && (fields[3] == "*" || fields[3] == user)
+        {
+            return fields.pop();
+        }
+    }
+    None
 }
 
 fn connect(db: &Database, dbname: &str) -> Result<Client> {
@@ -47,7 +90,7 @@ fn connect(db: &Database, dbname: &str) -> Result<Client> {
         .dbname(dbname)
         .application_name("lifeboat")
         .connect_timeout(Duration::from_secs(10));
-    if let Some(p) = password(db)? {
+    if let Some(p) = password(db, dbname)? {
         c.password(p);
     }
     c.connect(NoTls).map_err(|e| {
@@ -143,7 +186,12 @@ fn tool(db: &Database, tool: &str) -> Result<(Command, Option<tempfile::NamedTem
         .arg("--username")
         .arg(&db.user)
         .arg("--no-password");
-    let pass = match password(db)? {
+    let pass = match db
+        .password_file
+        .as_deref()
+        .map(process::read_password)
+        .transpose()?
+    {
         Some(p) => {
             let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
             let f = process::secret_file(&format!("*:*:*:*:{}\n", esc(&p)))?;
@@ -244,16 +292,27 @@ pub fn restore(
         To::Sandbox(_) => format!("lifeboat_drill_{stamp}_{:04x}", rand::random::<u16>()),
     };
     let mut admin = connect(db, "postgres").or_else(|_| connect(db, "template1"))?;
-    exec(
-        &mut admin,
-        &format!("CREATE DATABASE {} TEMPLATE template0", quote(&new)),
-    )?;
-    let drop_new = |admin: &mut Client| {
-        let _ = admin.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote(&new)
+    // The copy gets the live database's owner, encoding and locale, so the
+    // application's role still owns what it owned.
+    let like = admin
+        .query(
+            "SELECT pg_get_userbyid(datdba)::text, pg_encoding_to_char(encoding)::text, datcollate::text, datctype::text FROM pg_database WHERE datname = $1",
+            &[&db.database],
+        )
+        .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))?;
+    let mut create = format!("CREATE DATABASE {} TEMPLATE template0", quote(&new));
+    if let Some(r) = like.first() {
+        let lit = |s: String| format!("'{}'", s.replace('\'', "''"));
+        create.push_str(&format!(
+            " OWNER {} ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+            quote(&r.get::<_, String>(0)),
+            lit(r.get(1)),
+            lit(r.get(2)),
+            lit(r.get(3))
         ));
-    };
+    }
+    exec(&mut admin, &create)?;
+    let drop_new = |admin: &mut Client| drop_database(admin, &new);
     let loaded = (|| -> Result<Facts> {
         let (mut cmd, _pass) = tool(db, "pg_restore")?;
         cmd.arg("--exit-on-error").arg("--dbname").arg(&new);
@@ -265,7 +324,7 @@ pub fn restore(
     let found = match loaded {
         Ok(f) => f,
         Err(e) => {
-            drop_new(&mut admin);
+            let _ = drop_new(&mut admin);
             return Err(e.context(format!(
                 "restoring into the new database `{new}` failed; `{}` was not touched",
                 db.database
@@ -277,7 +336,8 @@ pub fn restore(
     let rows: u64 = found.counts.values().sum();
     match to {
         To::Sandbox(_) => {
-            drop_new(&mut admin);
+            let mut differences = differences;
+            differences.extend(drop_new(&mut admin));
             Ok(Restored {
                 detail: format!(
                     "restored into the throwaway database `{new}`: {tables} tables, {rows} rows (dropped afterwards)"
@@ -288,7 +348,7 @@ pub fn restore(
         }
         To::Live => {
             if !differences.is_empty() {
-                drop_new(&mut admin);
+                let _ = drop_new(&mut admin);
                 bail!(
                     "the restored database does not match the backup ({}); `{}` was not touched",
                     differences.join("; "),
@@ -310,6 +370,27 @@ pub fn restore(
             })
         }
     }
+}
+
+/// Drops a database we made, ending its sessions first (`WITH (FORCE)`
+/// needs PostgreSQL 13). Failing to is reported: a forgotten copy of
+/// production data on the server is not a detail.
+fn drop_database(admin: &mut Client, name: &str) -> Option<String> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let _ = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        );
+        match admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote(name))) {
+            Ok(()) => return None,
+            Err(e) => last = pg_error(&e),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Some(format!(
+        "could not drop the temporary database `{name}` ({last}); drop it by hand"
+    ))
 }
 
 /// Renames `live` aside and `new` into its place. Connections to the live
@@ -354,8 +435,57 @@ fn swap(admin: &mut Client, live: &str, new: &str, old: &str) -> Result<()> {
             return Err(e.context(format!("`{live}` is still in use")));
         }
     }
-    exec(
-        admin,
-        &format!("ALTER DATABASE {} RENAME TO {}", quote(new), quote(live)),
-    )
+    // Our own check connection to `new` may still be closing.
+    let mut result = Err(anyhow!("not tried"));
+    for _ in 0..10 {
+        let _ = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&new],
+        );
+        result = exec(
+            admin,
+            &format!("ALTER DATABASE {} RENAME TO {}", quote(new), quote(live)),
+        );
+        if result.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    if let Err(e) = result {
+        if exists {
+            // Put the old database back as it was.
+            let _ = exec(
+                admin,
+                &format!("ALTER DATABASE {} RENAME TO {}", quote(old), quote(live)),
+            );
+            let _ = exec(
+                admin,
+                &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote(live)),
+            );
+        }
+        return Err(e.context(format!(
+            "could not rename the restored copy to `{live}`; the live database was put back"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pgpass_lines_match_like_libpq() {
+        let text = "# comment\ndb.lan:5432:immich:app:one\n*:*:*:postgres:two\\:x\n";
+        assert_eq!(
+            super::pgpass_lookup(text, "db.lan", 5432, "immich", "app").as_deref(),
+            Some("one")
+        );
+        assert_eq!(
+            super::pgpass_lookup(text, "db.lan", 5433, "immich", "app"),
+            None
+        );
+        assert_eq!(
+            super::pgpass_lookup(text, "x", 1, "y", "postgres").as_deref(),
+            Some("two:x")
+        );
+    }
 }

@@ -124,6 +124,19 @@ fn spawn(tool: &str, mut cmd: Command) -> Result<Child> {
     })
 }
 
+/// A child that is killed and reaped if its artifact is dropped unread
+/// (a backup that failed before reaching it): no stray dumps, no zombies.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs `cmd` and makes its standard output an artifact. The artifact's
 /// `done` fails unless the command exits 0. `keep` is dropped only after
 /// the command has finished (temporary credential files, a transaction).
@@ -136,18 +149,20 @@ pub fn produce(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = spawn(tool, cmd)?;
+    let mut child = Reaped(spawn(tool, cmd)?);
     let stdout = child
+        .0
         .stdout
         .take()
         .ok_or_else(|| anyhow!("`{tool}`: no output pipe"))?;
-    let tail = StderrTail::start(&mut child);
+    let tail = StderrTail::start(&mut child.0);
     let tool = tool.to_string();
     Ok(Artifact {
         file: file.to_string(),
         reader: Box::new(stdout),
         done: Box::new(move || {
             let status = child
+                .0
                 .wait()
                 .with_context(|| format!("waiting for `{tool}`"))?;
             let stderr = tail.finish();
@@ -241,11 +256,19 @@ pub fn output(tool: &str, mut cmd: Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A configured shell command (`vzdump 100 --stdout`, `systemctl stop x`).
+/// A configured shell command (`vzdump 100 --stdout | zstd`). With bash,
+/// `pipefail` makes a pipeline fail when any part of it fails, so a dump
+/// that dies halfway is never hidden by the compressor after it.
 pub fn shell(command: &str) -> Command {
-    let mut c = Command::new("sh");
-    c.arg("-c").arg(command);
-    c
+    if which("bash") {
+        let mut c = Command::new("bash");
+        c.args(["-o", "pipefail", "-c"]).arg(command);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(command);
+        c
+    }
 }
 
 /// Runs a configured shell command to completion.

@@ -30,10 +30,31 @@ impl RedisCapture {
     }
 }
 
-/// redis-cli for `host:port`; the password travels in REDISCLI_AUTH.
-fn cli(host: &str, port: u16, password_file: Option<&Path>) -> Result<Command> {
+/// Where a server listens: the configured one on TCP, a sandbox on a unix
+/// socket in a private directory (nobody else can read the restored data).
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Tcp(&'a str, u16),
+    Socket(&'a Path),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Tcp(h, p) => write!(f, "{h}:{p}"),
+            At::Socket(s) => write!(f, "{}", s.display()),
+        }
+    }
+}
+
+/// redis-cli for a server; the password travels in REDISCLI_AUTH.
+fn cli(at: At<'_>, password_file: Option<&Path>) -> Result<Command> {
     let mut c = Command::new(find_tool(&["redis-cli"])?);
-    c.args(["-h", host, "-p", &port.to_string(), "--no-auth-warning"]);
+    match at {
+        At::Tcp(host, port) => c.args(["-h", host, "-p", &port.to_string()]),
+        At::Socket(s) => c.arg("-s").arg(s),
+    };
+    c.arg("--no-auth-warning");
     if let Some(p) = password_file {
         c.env("REDISCLI_AUTH", process::read_password(p)?);
     }
@@ -41,14 +62,14 @@ fn cli(host: &str, port: u16, password_file: Option<&Path>) -> Result<Command> {
 }
 
 /// Server version and keys per database.
-fn facts(host: &str, port: u16, password_file: Option<&Path>) -> Result<Facts> {
-    let mut c = cli(host, port, password_file)?;
+fn facts(at: At<'_>, password_file: Option<&Path>) -> Result<Facts> {
+    let mut c = cli(at, password_file)?;
     c.arg("INFO");
     let out = process::output("redis-cli", c)
-        .with_context(|| format!("asking Redis at {host}:{port} for INFO"))?;
+        .with_context(|| format!("asking Redis at {at} for INFO"))?;
     parse_info(&out).ok_or_else(|| {
         anyhow!(
-            "Redis at {host}:{port} did not answer INFO: {}",
+            "Redis at {at} did not answer INFO: {}",
             out.lines().next().unwrap_or("no reply")
         )
     })
@@ -88,8 +109,8 @@ impl Capture for RedisCapture {
 
     fn start(&mut self) -> Result<Vec<Artifact>> {
         let s = &self.spec;
-        self.before = facts(&s.host, s.port, s.password_file.as_deref())?;
-        let mut c = cli(&s.host, s.port, s.password_file.as_deref())?;
+        self.before = facts(At::Tcp(&s.host, s.port), s.password_file.as_deref())?;
+        let mut c = cli(At::Tcp(&s.host, s.port), s.password_file.as_deref())?;
         c.args(["--rdb", "-"]);
         Ok(vec![produce(
             "redis-cli --rdb",
@@ -101,13 +122,15 @@ impl Capture for RedisCapture {
 
     fn facts(self: Box<Self>) -> Result<Facts> {
         let s = &self.spec;
-        let after = facts(&s.host, s.port, s.password_file.as_deref())?;
+        let after = facts(At::Tcp(&s.host, s.port), s.password_file.as_deref())?;
         let mut f = self.before;
         // Key counts bracket the snapshot; if they moved, it was being
-        // written and a later check can only compare loosely.
+        // written, and a check accepts any count between the two.
         if after.counts != f.counts {
             f.approximate = true;
-            f.counts = after.counts;
+            for (db, n) in std::mem::replace(&mut f.counts, after.counts) {
+                f.notes.insert(format!("before:{db}"), n.to_string());
+            }
         }
         Ok(f)
     }
@@ -116,7 +139,6 @@ impl Capture for RedisCapture {
 /// A private redis-server on a free loopback port, killed when dropped.
 struct Sandbox {
     child: Child,
-    port: u16,
 }
 
 impl Drop for Sandbox {
@@ -126,16 +148,14 @@ impl Drop for Sandbox {
     }
 }
 
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.port())
-}
-
-/// Loads `dir/dump.rdb` into a private server and returns what it holds.
+/// Loads `dir/dump.rdb` into a private server (no TCP port, a unix socket
+/// in `dir`, which must be private) and returns what it holds.
 fn load_in_sandbox(dir: &Path) -> Result<Facts> {
-    let port = free_port()?;
+    let socket = dir.join("redis.sock");
     let mut cmd = Command::new(find_tool(&["redis-server"])?);
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+    cmd.args(["--port", "0", "--unixsocketperm", "700", "--unixsocket"])
+        .arg(&socket)
+        .arg("--dir")
         .arg(dir)
         .args([
             "--dbfilename",
@@ -151,15 +171,15 @@ fn load_in_sandbox(dir: &Path) -> Result<Facts> {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let child = cmd.spawn().context("starting a sandbox redis-server")?;
-    let mut sb = Sandbox { child, port };
+    let mut sb = Sandbox { child };
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = sb.child.try_wait()? {
             bail!("the sandbox redis-server refused the RDB file and exited ({status}); the backup may be damaged or from a newer Redis");
         }
         // INFO answers "LOADING" until the dataset is in memory.
-        if let Ok(f) = facts("127.0.0.1", sb.port, None) {
-            let mut ping = cli("127.0.0.1", sb.port, None)?;
+        if let Ok(f) = facts(At::Socket(&socket), None) {
+            let mut ping = cli(At::Socket(&socket), None)?;
             ping.arg("PING");
             if process::output("redis-cli", ping).is_ok_and(|o| o.trim() == "PONG") {
                 return Ok(f);
@@ -175,14 +195,33 @@ fn load_in_sandbox(dir: &Path) -> Result<Facts> {
 fn compare(record: &Facts, found: &Facts) -> (Vec<String>, String) {
     let keys: u64 = found.counts.values().sum();
     let mut summary = format!("{keys} keys in {} databases", found.counts.len());
-    let differences = record.differences(found);
-    if record.approximate && !differences.is_empty() {
-        summary.push_str(&format!(
-            " (Redis was being written during the backup, so counts differ slightly: {})",
-            differences.join("; ")
-        ));
-        return (Vec::new(), summary);
+    if !record.approximate {
+        return (record.differences(found), summary);
     }
+    // Written during the backup: any count between before and after is right.
+    let mut differences = Vec::new();
+    let mut dbs: Vec<&String> = record.counts.keys().chain(found.counts.keys()).collect();
+    dbs.sort();
+    dbs.dedup();
+    for db in dbs {
+        let after = record.counts.get(db).copied().unwrap_or(0);
+        let before = record
+            .notes
+            .get(&format!("before:{db}"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(after);
+        let got = found.counts.get(db).copied().unwrap_or(0);
+        if got < before.min(after) || got > before.max(after) {
+            differences.push(format!(
+                "{db}: {got} keys after restore, between {} and {} expected",
+                before.min(after),
+                before.max(after)
+            ));
+        }
+    }
+    summary.push_str(
+        " (Redis was being written during the backup; counts checked against the range seen)",
+    );
     (differences, summary)
 }
 
@@ -196,11 +235,18 @@ pub fn restore(
         .files
         .first()
         .ok_or_else(|| anyhow!("the restore point holds no RDB file for `{}`", record.name))?;
-    let scratch = match to {
-        To::Sandbox(dir) => dir.join(&record.name),
-        To::Live => std::env::temp_dir().join(format!("lifeboat-redis-{}", super::stamp())),
+    let parent = match to {
+        To::Sandbox(dir) => dir.clone(),
+        To::Live => std::env::temp_dir(),
     };
-    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    // Private (0700) and unpredictable: nobody can swap the RDB after it
+    // is checked.
+    let scratch_dir = tempfile::Builder::new()
+        .prefix("lifeboat-redis-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a private directory in {}", parent.display()))?;
+    let scratch = scratch_dir.path().to_path_buf();
     let result = (|| -> Result<Restored> {
         let rdb = scratch.join("dump.rdb");
         super::sqlite::write_new(&rdb, &mut streams.open(file)?)?;
@@ -223,7 +269,7 @@ pub fn restore(
             }
         }
     })();
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch_dir);
     result
 }
 
@@ -246,20 +292,37 @@ fn live(spec: &Redis, rdb: &Path, recorded: &Facts) -> Result<Restored> {
         e.context("stopping Redis failed; nothing was replaced")
     })?;
     let old = beside(target, &format!("old-{}", super::stamp()));
-    let kept = if target.exists() {
-        std::fs::rename(target, &old)
-            .with_context(|| format!("moving {} aside", target.display()))?;
-        Some(format!("the previous RDB is kept as {}", old.display()))
-    } else {
-        None
-    };
-    std::fs::rename(&staged, target)?;
+    let had_old = target.exists();
+    let placed = (|| -> Result<()> {
+        if had_old {
+            std::fs::rename(target, &old)
+                .with_context(|| format!("moving {} aside", target.display()))?;
+        }
+        std::fs::rename(&staged, target)
+            .with_context(|| format!("putting the restored RDB at {}", target.display()))
+    })();
+    if let Err(e) = placed {
+        // Put things back as they were and bring the server back up.
+        if had_old && !target.exists() {
+            let _ = std::fs::rename(&old, target);
+        }
+        let _ = std::fs::remove_file(&staged);
+        let restarted = process::run_shell("start command", start);
+        return Err(e.context(match restarted {
+            Ok(()) => "nothing was replaced; Redis was started again on its old data".to_string(),
+            Err(s) => format!("nothing was replaced, but Redis did not start again: {s:#}"),
+        }));
+    }
+    let kept = had_old.then(|| format!("the previous RDB is kept as {}", old.display()));
     let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     process::run_shell("start command", start)
         .context("Redis did not start with the restored RDB; the previous RDB is kept beside it")?;
     let deadline = Instant::now() + Duration::from_secs(120);
     let found = loop {
-        match facts(&spec.host, spec.port, spec.password_file.as_deref()) {
+        match facts(
+            At::Tcp(&spec.host, spec.port),
+            spec.password_file.as_deref(),
+        ) {
             Ok(f) => break f,
             Err(e) if Instant::now() > deadline => return Err(e.context("Redis did not come back")),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
