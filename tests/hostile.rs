@@ -55,6 +55,7 @@ fn craft(repo: &Repository, nodes: &[Node], file_data: &[u8]) -> Snapshot {
         tree: vec![tree_id],
         stats: Stats::default(),
         program: "test".into(),
+        origin: None,
     };
     repo.save_snapshot(&mut snap).unwrap();
     snap

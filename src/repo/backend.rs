@@ -65,6 +65,11 @@ pub trait Backend: Send + Sync {
     fn remove_leftovers(&self) -> Result<usize> {
         Ok(0)
     }
+    /// How many packs a job should upload at once: a disk wants few
+    /// writers, a network store hides its latency behind more.
+    fn write_concurrency(&self) -> usize {
+        2
+    }
 }
 
 /// A repository in a local directory (a disk, a NAS mount, a USB drive).
@@ -95,7 +100,7 @@ impl LocalBackend {
     }
 }
 
-fn valid_name(name: &str) -> Result<()> {
+pub(crate) fn valid_name(name: &str) -> Result<()> {
     anyhow::ensure!(
         !name.is_empty()
             && name.len() <= 128

@@ -8,6 +8,7 @@ pub mod index;
 pub mod keys;
 pub mod lock;
 pub mod pack;
+pub mod s3;
 pub mod snapshot;
 pub mod tree;
 
@@ -128,7 +129,7 @@ impl Repository {
             .clone()
             .map(KeySource::File)
             .unwrap_or(KeySource::Default);
-        Repository::open(Box::new(LocalBackend::new(&r.path)), key)
+        Repository::open(backend_for(r)?, key)
     }
 
     /// Creates a repository. The admin identity is read from `key_file` if it
@@ -182,6 +183,13 @@ impl Repository {
     }
 
     pub fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
+        // An unreachable store is not "not a repository": say which it is.
+        if !backend.exists(Kind::Config, "config")? {
+            return Err(crate::Error::NotARepository {
+                path: backend.location(),
+            }
+            .into());
+        }
         let raw = match backend.get(Kind::Config, "config") {
             Ok(raw) => raw,
             Err(_) => {
@@ -511,6 +519,28 @@ impl Repository {
     pub fn write_only_key(&self) -> Result<String> {
         let m = self.master_key()?;
         keys::write_only_file_text(&self.config.id, &m.meta, &m.chunk_key)
+    }
+}
+
+/// The storage of a repository named in the config.
+pub fn backend_for(r: &crate::config::Repository) -> Result<Box<dyn Backend>> {
+    Ok(match &r.s3 {
+        Some(s) => Box::new(s3::S3Backend::new(s)?),
+        None => Box::new(LocalBackend::new(&r.path)),
+    })
+}
+
+/// The storage at a location given on the command line: `s3://bucket/prefix`
+/// (endpoint and credentials from the `AWS_*` environment variables) or a
+/// directory.
+pub fn backend_at(location: &str) -> Result<Box<dyn Backend>> {
+    if location.starts_with("s3://") {
+        Ok(Box::new(s3::S3Backend::new(&s3::S3Settings {
+            url: location.to_string(),
+            ..Default::default()
+        })?))
+    } else {
+        Ok(Box::new(LocalBackend::new(location)))
     }
 }
 

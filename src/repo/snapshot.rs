@@ -39,6 +39,10 @@ pub struct Snapshot {
     pub tree: Vec<ChunkId>,
     pub stats: Stats,
     pub program: String,
+    /// For a copy made by `lifeboat copy`: the id of the restore point in
+    /// the repository where it was made, so copies are never made twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl Snapshot {
