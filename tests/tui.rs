@@ -81,6 +81,7 @@ fn service(
             rto_ms: rto * 1000,
             detail: "test".into(),
         }),
+        offsite: Vec::new(),
     }
 }
 
@@ -96,6 +97,8 @@ fn inventory() -> Inventory {
             }),
             size: Some(2_000_000_000_000),
             error: None,
+            object_storage: false,
+            copy_of: None,
         }],
         services: vec![
             service(
