@@ -201,11 +201,8 @@ impl Job<'_> {
             for pack in rx {
                 let (plain, entries) = pack.finish();
                 let id = PackId::random();
-                let sealed = dst.seal_data(&plain)?;
+                let size = dst.store_pack(&id, &plain)?;
                 drop(plain);
-                let size = sealed.len() as u64;
-                dst.backend().put(Kind::Data, &id.hex(), &sealed)?;
-                drop(sealed);
                 let batch = {
                     let mut u = uploaded
                         .lock()
@@ -324,7 +321,14 @@ impl Job<'_> {
         for (pack_no, mut chunks) in by_pack {
             chunks.sort_by_key(|(_, l)| l.offset);
             let pack_id = self.src_index.pack_id(pack_no);
-            let mut r = self.src.open_pack(&pack_id)?;
+            // A few chunks of a pack (an incremental copy) are read by range;
+            // most of one, whole.
+            let wanted: u64 = chunks.iter().map(|(_, l)| l.stored_len as u64).sum();
+            let mut r = if wanted >= 4 << 20 {
+                self.src.read_pack(&pack_id)?
+            } else {
+                self.src.open_pack(&pack_id)?
+            };
             for (id, loc) in chunks {
                 let data = pack::read_chunk(&mut r, &src_key, &id, &loc, &mut scratch)
                     .with_context(|| format!("in source pack {}", pack_id.short()))?;
@@ -440,7 +444,7 @@ impl Job<'_> {
                 let key = *self.dst.chunk_key();
                 let mut scratch = Vec::new();
                 for (id, entries, _) in packs {
-                    let mut r = self.dst.open_pack(id)?;
+                    let mut r = self.dst.read_pack(id)?;
                     for e in entries {
                         pack::read_chunk(&mut r, &key, &e.id, &e.location(0), &mut scratch)
                             .with_context(|| format!("reading back pack {}", id.short()))?;

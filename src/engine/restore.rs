@@ -327,7 +327,7 @@ pub fn restore(
                         };
                         let res = (|| -> Result<()> {
                             let pack_id = index.pack_id(pack_no);
-                            let mut r = repo.open_pack(&pack_id)?;
+                            let mut r = repo.read_pack(&pack_id)?;
                             for (id, loc, dests) in &chunks {
                                 let data = pack::read_chunk(
                                     &mut r,

@@ -54,6 +54,12 @@ pub trait Backend: Send + Sync {
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
     /// Random access to an object (packs are read chunk by chunk).
     fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>>;
+    /// Like `open`, for a reader that will go through most of the object
+    /// (restore, copy, read-data checks): a network store fetches it in one
+    /// request rather than range by range.
+    fn open_whole(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>> {
+        self.open(kind, name)
+    }
     /// Names and sizes of every object of a kind.
     fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>>;
     fn remove(&self, kind: Kind, name: &str) -> Result<()>;

@@ -343,6 +343,34 @@ impl S3Backend {
         }
     }
 
+    fn get_bytes(&self, kind: Kind, name: &str) -> Result<bytes::Bytes> {
+        valid_name(name)?;
+        let key = self.key(kind, name);
+        let inner = &self.inner;
+        let data = inner.retry(&format!("reading {key}"), || {
+            inner.block_on(async { inner.store.get(&key).await?.bytes().await })
+        })?;
+        if let Some(p) = &inner.pacer {
+            p.wait(data.len());
+        }
+        Ok(data)
+    }
+
+    fn put_owned(&self, kind: Kind, name: &str, data: Vec<u8>) -> Result<()> {
+        valid_name(name)?;
+        let key = self.key(kind, name);
+        if let Some(p) = &self.inner.pacer {
+            p.wait(data.len());
+        }
+        // Shared bytes: every retry resends the same buffer without copying.
+        let payload = PutPayload::from(data);
+        let inner = &self.inner;
+        inner.retry(&format!("storing {key}"), || {
+            inner.block_on(inner.store.put(&key, payload.clone()))
+        })?;
+        Ok(())
+    }
+
     fn list_under(&self, dir: &ObjPath, what: &str) -> Result<Vec<object_store::ObjectMeta>> {
         let inner = &self.inner;
         inner.retry(what, || {
@@ -357,31 +385,23 @@ impl Backend for S3Backend {
     }
 
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
-        valid_name(name)?;
-        let key = self.key(kind, name);
-        if let Some(p) = &self.inner.pacer {
-            p.wait(data.len());
-        }
-        // One copy into shared bytes; every retry reuses it.
-        let payload = PutPayload::from(bytes_of(data));
-        let inner = &self.inner;
-        inner.retry(&format!("storing {}", key), || {
-            inner.block_on(inner.store.put(&key, payload.clone()))
-        })?;
-        Ok(())
+        self.put_owned(kind, name, data.to_vec())
+    }
+
+    fn put_with(
+        &self,
+        kind: Kind,
+        name: &str,
+        write: &mut dyn FnMut(&mut dyn std::io::Write) -> Result<()>,
+    ) -> Result<()> {
+        // One PUT needs the whole body; building it here avoids a copy.
+        let mut buf = Vec::new();
+        write(&mut buf)?;
+        self.put_owned(kind, name, buf)
     }
 
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
-        valid_name(name)?;
-        let key = self.key(kind, name);
-        let inner = &self.inner;
-        let data = inner.retry(&format!("reading {key}"), || {
-            inner.block_on(async { inner.store.get(&key).await?.bytes().await })
-        })?;
-        if let Some(p) = &inner.pacer {
-            p.wait(data.len());
-        }
-        Ok(data.to_vec())
+        Ok(self.get_bytes(kind, name)?.to_vec())
     }
 
     fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>> {
@@ -398,10 +418,15 @@ impl Backend for S3Backend {
             key,
             size,
             pos: 0,
-            buf: bytes_of(&[]),
+            buf: bytes::Bytes::new(),
             buf_start: 0,
             next_len: FIRST_READ,
         }))
+    }
+
+    fn open_whole(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>> {
+        let data = self.get_bytes(kind, name)?;
+        Ok(Box::new(std::io::Cursor::new(data)))
     }
 
     fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>> {
@@ -478,13 +503,9 @@ impl Backend for S3Backend {
     }
 }
 
-fn bytes_of(data: &[u8]) -> bytes::Bytes {
-    bytes::Bytes::copy_from_slice(data)
-}
-
-/// Ranged reads start small (a chunk of a tree) and double while the reader
-/// goes on sequentially (a restore reading a whole pack), so a pack costs a
-/// handful of requests and a single chunk costs one.
+/// Ranged reads, for random access (a tree chunk, a pack's trailer): they
+/// start small and double while the reader goes on sequentially, so a
+/// single chunk costs one request. Readers of whole packs use `open_whole`.
 const FIRST_READ: u64 = 512 * 1024;
 const MAX_READ: u64 = 16 * 1024 * 1024;
 
