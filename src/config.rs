@@ -99,7 +99,7 @@ struct RawRepository {
     path_style: Option<bool>,
     access_key_id: Option<Spanned<String>>,
     secret_access_key: Option<Spanned<String>>,
-    upload_concurrency: Option<Spanned<i64>>,
+    transfers: Option<Spanned<i64>>,
     bandwidth_limit: Option<Spanned<String>>,
     /// The repository this one is the off-site copy of.
     copy_of: Option<Spanned<String>>,
@@ -387,7 +387,7 @@ impl Config {
                         rr.access_key_id.as_ref().map(|e| e.span()),
                         rr.secret_access_key.as_ref().map(|e| e.span()),
                         rr.bandwidth_limit.as_ref().map(|e| e.span()),
-                        rr.upload_concurrency.as_ref().map(|e| e.span()),
+                        rr.transfers.as_ref().map(|e| e.span()),
                     ];
                     if let Some(span) = s3_only.into_iter().flatten().next() {
                         return Err(err(
@@ -410,12 +410,9 @@ impl Config {
                             })
                             .transpose()
                     };
-                    let upload_concurrency = match &rr.upload_concurrency {
+                    let transfers = match &rr.transfers {
                         Some(n) if !(1..=32).contains(n.get_ref()) => {
-                            return Err(err(
-                                n.span(),
-                                "upload_concurrency must be between 1 and 32".into(),
-                            ))
+                            return Err(err(n.span(), "transfers must be between 1 and 32".into()))
                         }
                         Some(n) => Some(*n.get_ref() as usize),
                         None => None,
@@ -434,7 +431,7 @@ impl Config {
                         path_style: rr.path_style,
                         access_key_id: secret(&rr.access_key_id)?,
                         secret_access_key: secret(&rr.secret_access_key)?,
-                        upload_concurrency,
+                        transfers,
                         bandwidth_limit,
                     };
                     (PathBuf::from(url), Some(settings))

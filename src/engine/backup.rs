@@ -265,7 +265,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
             Ok(())
         };
         // A disk gets two; object storage more, to hide each PUT's latency.
-        let writers: Vec<_> = (0..repo.backend().write_concurrency().max(1))
+        let writers: Vec<_> = (0..repo.backend().transfers().max(1))
             .map(|_| {
                 let rx = pack_rx.clone();
                 s.spawn(move || write_packs(rx))

@@ -229,7 +229,7 @@ impl Job<'_> {
             // A rendezvous, as in backup: memory stays at 1 + uploaders packs.
             let (tx, rx) = bounded::<PackBuilder>(0);
             let upload = &upload;
-            let handles: Vec<_> = (0..dst.backend().write_concurrency().max(1))
+            let handles: Vec<_> = (0..dst.backend().transfers().max(1))
                 .map(|_| {
                     let rx = rx.clone();
                     s.spawn(move || upload(rx))

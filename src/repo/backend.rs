@@ -71,9 +71,10 @@ pub trait Backend: Send + Sync {
     fn remove_leftovers(&self) -> Result<usize> {
         Ok(0)
     }
-    /// How many packs a job should upload at once: a disk wants few
-    /// writers, a network store hides its latency behind more.
-    fn write_concurrency(&self) -> usize {
+    /// How many packs a job should move at once: a disk wants two writers
+    /// (one seals while the other syncs), a network store hides its latency
+    /// behind more uploads and downloads in flight.
+    fn transfers(&self) -> usize {
         2
     }
 }

@@ -56,8 +56,8 @@ pub struct S3Settings {
     pub path_style: Option<bool>,
     pub access_key_id: Option<Secret>,
     pub secret_access_key: Option<Secret>,
-    /// Pack uploads in flight at once.
-    pub upload_concurrency: Option<usize>,
+    /// Packs uploaded or downloaded at once.
+    pub transfers: Option<usize>,
     /// Bytes per second, uploads and downloads together.
     pub bandwidth_limit: Option<u64>,
 }
@@ -321,7 +321,7 @@ impl S3Backend {
                 }),
             }),
             prefix,
-            concurrency: s.upload_concurrency.unwrap_or(4).clamp(1, 32),
+            concurrency: s.transfers.unwrap_or(4).clamp(1, 32),
         })
     }
 
@@ -498,7 +498,7 @@ impl Backend for S3Backend {
         Ok(())
     }
 
-    fn write_concurrency(&self) -> usize {
+    fn transfers(&self) -> usize {
         self.concurrency
     }
 }
