@@ -302,6 +302,18 @@ fn backup_straight_to_s3_and_restore() {
         .success();
     assert_same_tree(&data, &restored(&t, &data));
     lb().args(["verify", "--read-data"]).assert().success();
+    // A bucket that does not exist is named as such, not retried for minutes.
+    let started = Instant::now();
+    env.lb()
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .args(["--repo", "s3://no-such-bucket/x", "init", "--key-file"])
+        .arg(env.path("k3.key"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("hint: create the bucket first"));
+    assert!(started.elapsed() < Duration::from_secs(20));
     // A second init at the same place refuses.
     lb().args(["init", "--key-file"])
         .arg(env.path("k2.key"))

@@ -142,11 +142,24 @@ impl Pacer {
 }
 
 struct Inner {
-    rt: tokio::runtime::Runtime,
+    /// Always Some until dropped; see the Drop impl.
+    rt: Option<tokio::runtime::Runtime>,
     store: Box<dyn ObjectStore>,
     url: String,
     pacer: Option<Pacer>,
 }
+
+impl Drop for Inner {
+    /// A runtime dropped on a thread of another runtime (the console's)
+    /// would panic; shutting it down in the background never does.
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+type ObjResult<T> = std::result::Result<T, object_store::Error>;
 
 /// Whole-operation attempts on top of `object_store`'s own retries.
 const ATTEMPTS: u32 = 4;
@@ -155,14 +168,23 @@ impl Inner {
     /// Runs a future to completion from synchronous code. Inside another
     /// runtime (the console) blocking that runtime's thread would panic, so
     /// the future then runs on a scoped helper thread.
-    fn block_on<T: Send>(&self, fut: impl std::future::Future<Output = T> + Send) -> T {
+    fn block_on<T: Send>(
+        &self,
+        fut: impl std::future::Future<Output = ObjResult<T>> + Send,
+    ) -> ObjResult<T> {
+        let Some(rt) = &self.rt else {
+            return Err(object_store::Error::Generic {
+                store: "S3",
+                source: "the storage runtime has shut down".into(),
+            });
+        };
         if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| match s.spawn(|| self.rt.block_on(fut)).join() {
+            std::thread::scope(|s| match s.spawn(|| rt.block_on(fut)).join() {
                 Ok(v) => v,
                 Err(p) => std::panic::resume_unwind(p),
             })
         } else {
-            self.rt.block_on(fut)
+            rt.block_on(fut)
         }
     }
 
@@ -190,15 +212,16 @@ impl Inner {
 
     fn error(&self, what: &str, e: object_store::Error) -> anyhow::Error {
         let hint = match &e {
+            // Before NotFound: a missing bucket is a 404 too.
+            _ if e.to_string().contains("NoSuchBucket") => {
+                "create the bucket first (lifeboat never creates buckets), and check the URL, endpoint and region"
+            }
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => {
                 "check access_key_id and secret_access_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that the key may use this bucket"
             }
             object_store::Error::NotFound { .. } => {
                 "the object is missing: run `lifeboat verify` on this repository"
-            }
-            _ if e.to_string().contains("NoSuchBucket") => {
-                "create the bucket first (lifeboat never creates buckets), and check the URL, endpoint and region"
             }
             _ => {
                 "the store kept failing after retries: check the endpoint, region and network, and the provider's status page; rerunning resumes where this stopped"
@@ -312,7 +335,7 @@ impl S3Backend {
             .build()?;
         Ok(S3Backend {
             inner: Arc::new(Inner {
-                rt,
+                rt: Some(rt),
                 store: Box::new(store),
                 url: s.url.clone(),
                 pacer: s.bandwidth_limit.map(|b| Pacer {
@@ -483,7 +506,7 @@ impl Backend for S3Backend {
         }
         let root = self.join("");
         let inner = &self.inner;
-        let first = inner.retry(&format!("listing {}", self.inner.url), || {
+        let first = inner.retry("listing the prefix", || {
             inner.block_on(async {
                 let mut s = inner.store.list(Some(&root));
                 s.try_next().await
