@@ -891,16 +891,23 @@ fn copy(ctx: &Ctx, a: CopyArgs) -> Result<ExitCode> {
                             &c.destination[..8.min(c.destination.len())]
                         ));
                     }
-                    ctx.say(format!(
-                        "{from} → {to}: {} restore points copied, {} already there; sent {} chunks ({}) in {} packs, {} chunks were already there; {} packs read back and checked",
-                        r.copied.len(),
-                        r.already_there,
-                        r.chunks_sent,
-                        human_bytes(r.bytes_sent),
-                        r.packs_sent,
-                        r.chunks_present,
-                        r.packs_read_back
-                    ));
+                    if r.copied.is_empty() {
+                        ctx.say(format!(
+                            "{from} → {to}: nothing to copy ({} restore points already there)",
+                            r.already_there
+                        ));
+                    } else {
+                        ctx.say(format!(
+                            "{from} → {to}: {} restore points copied ({} already there); sent {} chunks ({}) in {} packs, {} chunks were already there; {} packs read back and checked",
+                            r.copied.len(),
+                            r.already_there,
+                            r.chunks_sent,
+                            human_bytes(r.bytes_sent),
+                            r.packs_sent,
+                            r.chunks_present,
+                            r.packs_read_back
+                        ));
+                    }
                 }
             }
             Err(e) => {

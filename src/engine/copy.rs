@@ -21,6 +21,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{bounded, Receiver};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -154,13 +155,15 @@ struct Job<'a> {
 }
 
 /// Packs on their way to the destination.
-struct Outbox {
+struct Outbox<'f> {
     tx: crossbeam_channel::Sender<PackBuilder>,
     pack: PackBuilder,
     pack_size: usize,
+    /// Set by an uploader that failed: stop reading the source.
+    failed: &'f AtomicBool,
 }
 
-impl Outbox {
+impl Outbox<'_> {
     fn add(&mut self, id: ChunkId, stored: &[u8], raw_len: u32, compressed: bool) -> Result<()> {
         self.pack.add(id, stored, raw_len, compressed);
         if self.pack.len() >= self.pack_size {
@@ -169,6 +172,9 @@ impl Outbox {
         Ok(())
     }
     fn flush(&mut self) -> Result<()> {
+        if self.failed.load(Ordering::Relaxed) {
+            bail!("a pack upload failed");
+        }
         if !self.pack.is_empty() {
             let full = std::mem::replace(&mut self.pack, PackBuilder::new(self.pack_size));
             self.tx
@@ -197,34 +203,48 @@ impl Job<'_> {
             ..Default::default()
         });
         let dst = self.dst;
-        let upload = |rx: Receiver<PackBuilder>| -> Result<()> {
-            for pack in rx {
-                let (plain, entries) = pack.finish();
-                let id = PackId::random();
-                let size = dst.store_pack(&id, &plain)?;
-                drop(plain);
-                let batch = {
-                    let mut u = uploaded
-                        .lock()
-                        .map_err(|_| anyhow!("uploader state poisoned"))?;
-                    u.packs.push((id, entries.clone(), size));
-                    u.unindexed.push((id, entries));
-                    let due = u.unindexed.len() >= INDEX_EVERY_PACKS
-                        || u.last_index.is_some_and(|t| t.elapsed() >= INDEX_EVERY);
-                    if due {
-                        u.last_index = Some(Instant::now());
-                        std::mem::take(&mut u.unindexed)
-                    } else {
-                        Vec::new()
-                    }
-                };
-                if !batch.is_empty() {
-                    dst.write_index(&batch)?;
+
+        let failed = AtomicBool::new(false);
+        let upload_one = |pack: PackBuilder| -> Result<()> {
+            let (plain, entries) = pack.finish();
+            let id = PackId::random();
+            let size = dst.store_pack(&id, &plain)?;
+            drop(plain);
+            let batch = {
+                let mut u = uploaded
+                    .lock()
+                    .map_err(|_| anyhow!("uploader state poisoned"))?;
+                u.packs.push((id, entries.clone(), size));
+                u.unindexed.push((id, entries));
+                let due = u.unindexed.len() >= INDEX_EVERY_PACKS
+                    || u.last_index.is_some_and(|t| t.elapsed() >= INDEX_EVERY);
+                if due {
+                    u.last_index = Some(Instant::now());
+                    std::mem::take(&mut u.unindexed)
+                } else {
+                    Vec::new()
                 }
+            };
+            if !batch.is_empty() {
+                dst.write_index(&batch)?;
             }
             Ok(())
         };
-
+        let upload = |rx: Receiver<PackBuilder>| -> Result<()> {
+            let r = (|| {
+                for pack in &rx {
+                    upload_one(pack)?;
+                }
+                Ok(())
+            })();
+            // One failed upload fails the snapshot: dropping this receiver
+            // alone would leave the others sending what can never be used,
+            // so tell the feeder to stop.
+            if r.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            r
+        };
         let (tree_ids, result) = std::thread::scope(|s| {
             // A rendezvous, as in backup: memory stays at 1 + uploaders packs.
             let (tx, rx) = bounded::<PackBuilder>(0);
@@ -240,6 +260,7 @@ impl Job<'_> {
                 tx,
                 pack: PackBuilder::new(pack_size),
                 pack_size,
+                failed: &failed,
             };
             let fed = self.send_data(&nodes, &mut out).and_then(|()| {
                 let ids = self.send_tree(&nodes, &mut out)?;
@@ -297,7 +318,7 @@ impl Job<'_> {
 
     /// Sends every file chunk the destination lacks, reading each source
     /// pack once, in offset order.
-    fn send_data(&mut self, nodes: &[crate::repo::tree::Node], out: &mut Outbox) -> Result<()> {
+    fn send_data(&mut self, nodes: &[crate::repo::tree::Node], out: &mut Outbox<'_>) -> Result<()> {
         let mut by_pack: BTreeMap<u32, Vec<(ChunkId, crate::repo::Location)>> = BTreeMap::new();
         let mut seen = HashSet::new();
         for n in nodes {
@@ -355,7 +376,7 @@ impl Job<'_> {
     fn send_tree(
         &mut self,
         nodes: &[crate::repo::tree::Node],
-        out: &mut Outbox,
+        out: &mut Outbox<'_>,
     ) -> Result<Vec<ChunkId>> {
         let cfg = self.dst.config();
         let mut cdc = chunker::CdcWriter::new(cfg.chunker, chunker::seed(self.dst.chunk_key()));
