@@ -26,6 +26,22 @@ def med(rows, fn):
     return statistics.median(vals) if vals else None
 
 
+def num(r, key):
+    """A number from an optional column (NA or absent: no value)."""
+    v = r.get(key)
+    return None if v in (None, "", "NA") else float(v)
+
+
+def per_s(r, bytes_key, secs_key):
+    secs = num(r, secs_key)
+    return None if secs is None else float(r[bytes_key]) / MiB / max(secs, 0.01)
+
+
+def kib_mib(r, key):
+    v = num(r, key)
+    return None if v is None else v / 1024
+
+
 def fmt(v, digits):
     if v is None:
         return "–"
@@ -54,6 +70,13 @@ def main():
         ("full restore: time (s)", lambda r: f(r["restore_s"]), 2),
         ("full restore: throughput (MiB/s)", lambda r: f(r["data2_bytes"]) / MiB / max(f(r["restore_s"]), 0.01), 0),
         ("full restore: peak RSS (MiB)", lambda r: f(r["restore_rss_kib"]) / 1024, 0),
+        # The S3 step backs up the mutated tree into a fresh bucket repository.
+        ("S3 (loopback) backup: time (s)", lambda r: num(r, "s3_backup_s"), 2),
+        ("S3 (loopback) backup: throughput (MiB/s)", lambda r: per_s(r, "data2_bytes", "s3_backup_s"), 0),
+        ("S3 (loopback) backup: peak RSS (MiB)", lambda r: kib_mib(r, "s3_backup_rss_kib"), 0),
+        ("S3 (loopback) full restore: time (s)", lambda r: num(r, "s3_restore_s"), 2),
+        ("S3 (loopback) full restore: throughput (MiB/s)", lambda r: per_s(r, "data2_bytes", "s3_restore_s"), 0),
+        ("S3 (loopback) full restore: peak RSS (MiB)", lambda r: kib_mib(r, "s3_restore_rss_kib"), 0),
     ]
     medians = {}
     print("| step | " + " | ".join(tools) + " |")
@@ -64,6 +87,8 @@ def main():
             m = med(by_tool[t], fn)
             medians[(label, t)] = m
             cells.append(fmt(m, digits))
+        if all(medians[(label, t)] is None for t in tools):
+            continue  # a step this run did not take (S3 without s3s-fs)
         print(f"| {label} | " + " | ".join(cells) + " |")
 
     verify = []
@@ -71,6 +96,9 @@ def main():
         vs = sorted({r["verify"] for r in by_tool[t]})
         verify.append(", ".join(vs))
     print("| restore check (content and metadata) | " + " | ".join(verify) + " |")
+    s3_verify = [", ".join(sorted({r.get("s3_verify") or "NA" for r in by_tool[t]})) for t in tools]
+    if any(v != "NA" for v in s3_verify):
+        print("| S3 (loopback) restore check | " + " | ".join(v.replace("NA", "–") for v in s3_verify) + " |")
     print()
 
     lb = by_tool.get("lifeboat") or []
@@ -91,6 +119,10 @@ def main():
                   f"{ratio('initial backup: throughput (MiB/s)', other)}, full restore "
                   f"{ratio('full restore: throughput (MiB/s)', other)}"
                   + (" (goal: ≥ 2× both ways)" if other == "restic" else "") + ".")
+    if medians.get(("S3 (loopback) backup: throughput (MiB/s)", "restic")):
+        print(f"Throughput lifeboat / restic on S3 (loopback): backup "
+              f"{ratio('S3 (loopback) backup: throughput (MiB/s)', 'restic')}, full restore "
+              f"{ratio('S3 (loopback) full restore: throughput (MiB/s)', 'restic')}.")
     n = {len(by_tool[t]) for t in tools}
     print()
     print(f"Medians over {'/'.join(str(x) for x in sorted(n))} run(s) per tool; raw numbers in results.tsv.")

@@ -13,6 +13,9 @@
 #   TOOLS  which tools, in order (default "lifeboat restic borg")
 #   KEEP_BASE 0 to delete the generated dataset at the end (default 1: it is
 #              reused by the next invocation with the same SEED and SCALE)
+#   S3     1 to also back up to and restore from a loopback S3 server (s3s-fs,
+#          installed by scripts/test-deps.sh), lifeboat and restic only
+#          (default: 1 when s3s-fs is found, else 0)
 #   FRESH_FS 1 to give every tool's run a freshly made ext4 filesystem on a
 #              loop device (default: 1 when root, else 0). Without it, a run
 #              pays for the previous run's deletions: ext4 skips inodes freed
@@ -29,7 +32,10 @@
 #   -> second backup -> full restore of the latest snapshot into an empty dir
 #   -> check the restored tree against the source (content with `diff -r`,
 #      which fails the benchmark; file/dir modes, sizes and mtimes, which are
-#      reported as a warning and in the `verify` column).
+#      reported as a warning and in the `verify` column)
+#   -> with S3, for lifeboat and restic: a fresh s3s-fs on a free loopback
+#      port, init (untimed), a backup of the mutated tree into a fresh
+#      repository in its bucket, a full restore from it, the same check.
 # Times and peak RSS come from `/usr/bin/time -f '%e %M %P'`; sizes from
 # `du -sb`. Raw numbers go to WORK/results.tsv, tool output to WORK/logs/,
 # and the markdown report (also printed on stdout) to WORK/report.md.
@@ -83,6 +89,10 @@ fi
 [[ -n $DATASET && -f $DATASET ]] || die "dataset.py not found (expected at $repo_root/../shared/bench/dataset.py; or set DATASET=)"
 
 # --- tools -------------------------------------------------------------------
+S3S_FS=$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")
+[[ -x $S3S_FS ]] || S3S_FS=
+S3=${S3:-$([[ -n $S3S_FS ]] && echo 1 || echo 0)}
+[[ $S3 == 0 || -n $S3S_FS ]] || die "S3=1 needs s3s-fs (scripts/test-deps.sh installs it)"
 need=()
 command -v restic >/dev/null 2>&1 || need+=(restic)
 command -v borg >/dev/null 2>&1 || need+=(borgbackup)
@@ -269,6 +279,53 @@ do_restore() { # do_restore TOOL OUTDIR  (latest snapshot = the second backup)
     esac
 }
 
+# The S3 step: one server per tool and run, its objects on the run's filesystem.
+S3_KEY=bench
+S3_SECRET=bench-secret-key
+s3_start() { # sets S3_PID and S3_PORT
+    mkdir -p "$RUNDIR/s3/bench"
+    S3_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$S3S_FS" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_KEY" --secret-key "$S3_SECRET" \
+        "$RUNDIR/s3" >"$LOGS/$RUN_TAG-s3s-fs.log" 2>&1 &
+    S3_PID=$!
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "s3s-fs did not start (log: $LOGS/$RUN_TAG-s3s-fs.log)"
+}
+s3_stop() { kill "$S3_PID" 2>/dev/null || true; wait "$S3_PID" 2>/dev/null || true; }
+
+# s3_run TOOL : backup of $DATA into a fresh bucket repository, full restore,
+# check; sets S3_RES=(backup_s backup_rss restore_s restore_rss verify)
+s3_run() {
+    local tool=$1 out=$RUNDIR/s3-restore
+    s3_start
+    local senv=("${TENV[@]}" AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET AWS_REGION=us-east-1
+                AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT)
+    case $tool in
+        lifeboat)
+            local repo=s3://bench/lifeboat
+            quiet s3-init "${senv[@]}" "$LIFEBOAT" init --repo "$repo"
+            timed s3-backup "${senv[@]}" "$LIFEBOAT" backup --json --repo "$repo" "$DATA"
+            S3_RES=("$T_SEC" "$T_RSS")
+            mkdir -p "$out"
+            timed s3-restore "${senv[@]}" "$LIFEBOAT" restore --repo "$repo" latest --target "$out" ;;
+        restic)
+            local repo=s3:http://127.0.0.1:$S3_PORT/bench/restic
+            quiet s3-init "${senv[@]}" restic init --repository-version 2 --repo "$repo"
+            timed s3-backup "${senv[@]}" restic backup --repo "$repo" --compression auto "$DATA"
+            S3_RES=("$T_SEC" "$T_RSS")
+            mkdir -p "$out"
+            timed s3-restore "${senv[@]}" restic restore --repo "$repo" latest --target "$out" ;;
+    esac
+    S3_RES+=("$T_SEC" "$T_RSS")
+    verify_restore "$tool" "$out"
+    S3_RES+=("$VERIFY")
+    s3_stop
+    rm -rf "$out" "$RUNDIR/s3"
+}
+
 # --- header ------------------------------------------------------------------
 cpu_model=$(grep -m1 -E '^(model name|Model|cpu model)' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 [[ -n $cpu_model ]] || cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1 || true)
@@ -280,7 +337,7 @@ borg_version=$(borg --version)
 data_bytes=$(dsize "$BASE")
 data_files=$(find "$BASE" -type f | wc -l)
 
-printf 'run\ttool\tdata_bytes\tdata2_bytes\tb1_s\tb1_rss_kib\tb1_cpu_pct\tb2_s\tb2_rss_kib\tb2_cpu_pct\trepo1_bytes\trepo2_bytes\tadded_bytes\tlifeboat_reported_added\tlifeboat_files_unchanged\trestore_s\trestore_rss_kib\trestore_cpu_pct\tverify\n' >"$TSV"
+printf 'run\ttool\tdata_bytes\tdata2_bytes\tb1_s\tb1_rss_kib\tb1_cpu_pct\tb2_s\tb2_rss_kib\tb2_cpu_pct\trepo1_bytes\trepo2_bytes\tadded_bytes\tlifeboat_reported_added\tlifeboat_files_unchanged\trestore_s\trestore_rss_kib\trestore_cpu_pct\tverify\ts3_backup_s\ts3_backup_rss_kib\ts3_restore_s\ts3_restore_rss_kib\ts3_verify\n' >"$TSV"
 
 log "dataset: $data_bytes bytes, $data_files files; $RUNS run(s) of ${TOOLS[*]}; work dir $WORK"
 
@@ -336,10 +393,19 @@ for ((run = 1; run <= RUNS; run++)); do
         verify_restore "$tool" "$OUT"
         log "run $run/$RUNS $tool: restore verified ($VERIFY)"
         find "$LOGS" -name "$RUN_TAG-verify*.diff" -empty -delete
+        local_verify=$VERIFY
+
+        S3_RES=(NA NA NA NA NA)
+        if [[ $S3 != 0 && $tool != borg ]]; then
+            rm -rf "$OUT"   # room on the run's filesystem for the S3 copy
+            log "run $run/$RUNS $tool: S3 (loopback s3s-fs) backup and restore"
+            s3_run "$tool"
+            log "run $run/$RUNS $tool: S3 backup ${S3_RES[0]} s, restore ${S3_RES[2]} s (${S3_RES[4]})"
+        fi
 
         printf '%s\t' "$run" "$tool" "$data_bytes" "$data2" "${b1[@]}" "${b2[@]}" \
-            "$repo1" "$repo2" "$((repo2 - repo1))" "${reported[@]}" "${rs[@]}" >>"$TSV"
-        printf '%s\n' "$VERIFY" >>"$TSV"
+            "$repo1" "$repo2" "$((repo2 - repo1))" "${reported[@]}" "${rs[@]}" "$local_verify" >>"$TSV"
+        (IFS=$'\t'; printf '%s\n' "${S3_RES[*]}") >>"$TSV"
         if [[ $FRESH_FS != 0 ]]; then
             umount "$FS" && rm -f "$WORK/fs.img"
         else

@@ -30,6 +30,8 @@ fn inventory(services: usize, points: usize) -> Inventory {
             }),
             size: Some(2_000_000_000_000),
             error: None,
+            object_storage: false,
+            copy_of: None,
         }],
         services: (0..services)
             .map(|s| ServiceView {
@@ -62,6 +64,7 @@ fn inventory(services: usize, points: usize) -> Inventory {
                     .collect(),
                 last_verify: None,
                 last_drill: None,
+                offsite: Vec::new(),
             })
             .collect(),
     }

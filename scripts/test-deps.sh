@@ -81,3 +81,11 @@ ALTER USER 'lifeboat_test'@'127.0.0.1' IDENTIFIED BY '$password';
 GRANT ALL PRIVILEGES ON *.* TO 'lifeboat_test'@'localhost' WITH GRANT OPTION;
 GRANT ALL PRIVILEGES ON *.* TO 'lifeboat_test'@'127.0.0.1' WITH GRANT OPTION;
 SQL
+# A real S3-compatible server for the off-site tests (tests/s3.rs), built
+# from crates.io, pinned so every machine tests against the same server (0.17
+# needs a newer Rust than this toolchain). About a minute and a half on 2 cores.
+S3S_FS_VERSION=0.14.1
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
+    echo "installing s3s-fs $S3S_FS_VERSION (cargo install)" >&2
+    cargo install --locked --quiet "s3s-fs@$S3S_FS_VERSION" --features binary
+fi

@@ -89,8 +89,20 @@ struct RawTier {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRepository {
-    path: Spanned<String>,
+    /// A directory; or, instead, `url`.
+    path: Option<Spanned<String>>,
+    /// `s3://bucket/prefix` on an S3-compatible store.
+    url: Option<Spanned<String>>,
     key_file: Option<Spanned<String>>,
+    endpoint: Option<Spanned<String>>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    access_key_id: Option<Spanned<String>>,
+    secret_access_key: Option<Spanned<String>>,
+    transfers: Option<Spanned<i64>>,
+    bandwidth_limit: Option<Spanned<String>>,
+    /// The repository this one is the off-site copy of.
+    copy_of: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +134,7 @@ struct RawSchedule {
     verify: Option<Spanned<String>>,
     prune: Option<Spanned<String>>,
     drill: Option<Spanned<String>>,
+    copy: Option<Spanned<String>>,
     randomized_delay: Option<Spanned<String>>,
 }
 
@@ -208,7 +221,7 @@ impl When {
 
 #[derive(Debug, Clone, Default)]
 pub struct Schedule {
-    /// (job, when): job is backup, verify, prune or drill.
+    /// (job, when): job is backup, verify, prune, drill or copy.
     pub jobs: Vec<(String, When)>,
     pub randomized_delay: Duration,
 }
@@ -247,8 +260,24 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Repository {
     pub name: String,
+    /// The directory of a local repository; for one on object storage, its
+    /// URL (for messages only).
     pub path: PathBuf,
     pub key_file: Option<PathBuf>,
+    /// Set for a repository on an S3-compatible store.
+    pub s3: Option<crate::repo::s3::S3Settings>,
+    /// The repository this one holds copies of (`lifeboat copy`).
+    pub copy_of: Option<String>,
+}
+
+impl Repository {
+    /// The path or URL, for people.
+    pub fn location(&self) -> String {
+        match &self.s3 {
+            Some(s) => s.url.clone(),
+            None => self.path.display().to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -324,28 +353,109 @@ impl Config {
             check_name(name)
                 .map_err(|m| at(r.span().start, format!("repository `{name}`: {m}")))?;
             let rr = r.get_ref();
-            let p = rr.path.get_ref();
-            if p.is_empty() {
-                return Err(at(
-                    rr.path.span().start,
-                    format!("repository `{name}`: path is empty"),
-                ));
-            }
+            let err = |span: std::ops::Range<usize>, m: String| {
+                at(span.start, format!("repository `{name}`: {m}"))
+            };
             let key_file = match &rr.key_file {
                 None => None,
-                Some(k) => Some(
-                    secret_path(k.get_ref())
-                        .map_err(|m| at(k.span().start, format!("repository `{name}`: {m}")))?,
-                ),
+                Some(k) => Some(secret_path(k.get_ref()).map_err(|m| err(k.span(), m))?),
+            };
+            let (path, s3) = match (&rr.path, &rr.url) {
+                (Some(p), None) => {
+                    if p.get_ref().is_empty() {
+                        return Err(err(p.span(), "path is empty".into()));
+                    }
+                    let s3_only = [
+                        rr.endpoint.as_ref().map(|e| e.span()),
+                        rr.access_key_id.as_ref().map(|e| e.span()),
+                        rr.secret_access_key.as_ref().map(|e| e.span()),
+                        rr.bandwidth_limit.as_ref().map(|e| e.span()),
+                        rr.transfers.as_ref().map(|e| e.span()),
+                    ];
+                    if let Some(span) = s3_only.into_iter().flatten().next() {
+                        return Err(err(
+                            span,
+                            "only a repository with `url = \"s3://…\"` takes S3 settings".into(),
+                        ));
+                    }
+                    (PathBuf::from(p.get_ref()), None)
+                }
+                (None, Some(u)) => {
+                    let url = u.get_ref();
+                    crate::repo::s3::parse_url(url).map_err(|e| err(u.span(), format!("{e}")))?;
+                    // Credentials are secrets: a value, `env:NAME` or `file:PATH`.
+                    let secret = |v: &Option<Spanned<String>>| -> Result<_, Error> {
+                        v.as_ref()
+                            .map(|v| {
+                                secret_value(v.get_ref())
+                                    .map(crate::repo::s3::Secret::new)
+                                    .map_err(|m| err(v.span(), m))
+                            })
+                            .transpose()
+                    };
+                    let transfers = match &rr.transfers {
+                        Some(n) if !(1..=32).contains(n.get_ref()) => {
+                            return Err(err(n.span(), "transfers must be between 1 and 32".into()))
+                        }
+                        Some(n) => Some(*n.get_ref() as usize),
+                        None => None,
+                    };
+                    let bandwidth_limit = match &rr.bandwidth_limit {
+                        Some(b) => Some(
+                            crate::repo::s3::parse_rate(b.get_ref())
+                                .map_err(|m| err(b.span(), m))?,
+                        ),
+                        None => None,
+                    };
+                    let settings = crate::repo::s3::S3Settings {
+                        url: url.clone(),
+                        endpoint: rr.endpoint.as_ref().map(|e| e.get_ref().clone()),
+                        region: rr.region.clone(),
+                        path_style: rr.path_style,
+                        access_key_id: secret(&rr.access_key_id)?,
+                        secret_access_key: secret(&rr.secret_access_key)?,
+                        transfers,
+                        bandwidth_limit,
+                    };
+                    (PathBuf::from(url), Some(settings))
+                }
+                (Some(_), Some(u)) => {
+                    return Err(err(
+                        u.span(),
+                        "give either `path` (a directory) or `url` (s3://bucket/prefix), not both"
+                            .into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(err(
+                        r.span(),
+                        "needs `path` (a directory) or `url` (s3://bucket/prefix)".into(),
+                    ))
+                }
             };
             repositories.insert(
                 name.clone(),
                 Repository {
                     name: name.clone(),
-                    path: PathBuf::from(p),
+                    path,
                     key_file,
+                    s3,
+                    copy_of: rr.copy_of.as_ref().map(|c| c.get_ref().clone()),
                 },
             );
+        }
+        for (name, r) in &raw.repositories {
+            if let Some(c) = &r.get_ref().copy_of {
+                if c.get_ref() == name || !repositories.contains_key(c.get_ref()) {
+                    return Err(at(
+                        c.span().start,
+                        format!(
+                            "repository `{name}`: copy_of must name another repository (defined: {})",
+                            names(&repositories)
+                        ),
+                    ));
+                }
+            }
         }
 
         let mut services = Vec::new();
@@ -446,6 +556,7 @@ impl Config {
                 ("verify", &r.verify),
                 ("prune", &r.prune),
                 ("drill", &r.drill),
+                ("copy", &r.copy),
             ] {
                 if let Some(w) = when {
                     let parsed = When::parse(w.get_ref())
@@ -478,13 +589,13 @@ impl Config {
             }
             let mut jobs = Vec::new();
             for j in r.jobs.iter().flatten() {
-                if !["backup", "verify", "prune", "drill", "restore"]
+                if !["backup", "verify", "prune", "drill", "restore", "copy"]
                     .contains(&j.get_ref().as_str())
                 {
                     return Err(at(
                         j.span().start,
                         format!(
-                            "unknown job `{}` (jobs: backup, verify, prune, drill, restore)",
+                            "unknown job `{}` (jobs: backup, verify, prune, drill, restore, copy)",
                             j.get_ref()
                         ),
                     ));

@@ -35,6 +35,9 @@ pub enum Error {
     NoSnapshot { query: String },
     #[error("{query:?} matches several snapshots: {candidates}")]
     AmbiguousSnapshot { query: String, candidates: String },
+    /// Object storage refused or kept failing; the hint depends on how.
+    #[error("{what}")]
+    Storage { what: String, hint: String },
 }
 
 impl Error {
@@ -68,6 +71,7 @@ impl Error {
             }
             Error::NoSnapshot { .. } => "list restore points with `lifeboat snapshots`".into(),
             Error::AmbiguousSnapshot { .. } => "use more characters of the snapshot id".into(),
+            Error::Storage { hint, .. } => hint.clone(),
         })
     }
 }

@@ -6,6 +6,8 @@
 //! - the last verify (failed: breach; never, or older than a week: warning);
 //! - the last restore drill (failed or slower than the RTO: breach; never,
 //!   or older than 35 days: warning — an untested backup is a hope);
+//! - each off-site copy: behind the newest local restore point by more than
+//!   the RPO, or never made: warning;
 //! - its repository: unreadable or 95 % full is a breach for every service
 //!   in it (backups will fail); 80 % full is the repository's own warning.
 
@@ -108,6 +110,16 @@ pub struct ServiceHealth {
     pub backup_age_secs: Option<u64>,
     pub rpo_secs: u64,
     pub rto_secs: u64,
+    /// One per off-site repository holding copies of this service.
+    pub offsite: Vec<OffsiteLag>,
+}
+
+/// How far the newest off-site copy is behind the newest local restore point.
+#[derive(Debug, Clone, Serialize)]
+pub struct OffsiteLag {
+    pub repository: String,
+    pub lag_secs: Option<u64>,
+    pub check: Check,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -266,6 +278,76 @@ fn drill_check(s: &ServiceView, now: SystemTime, t: &Thresholds) -> Check {
     }
 }
 
+/// Off-site lag: the newest local restore point's time minus the newest
+/// copy's. Behind by more than the RPO means losing the site loses more
+/// than the RPO allows: a warning (the local backups still stand).
+fn offsite_check(s: &ServiceView) -> Vec<OffsiteLag> {
+    let rpo = Duration::from_secs(s.rpo_secs);
+    let local = s.latest().map(|p| p.time);
+    s.offsite
+        .iter()
+        .map(|o| {
+            let copy_cmd = format!("`lifeboat copy --to {}`", o.repository);
+            let (lag, check) = match (local, o.latest) {
+                _ if o.unreadable => (
+                    None,
+                    Check::bad(
+                        State::Warning,
+                        "unreadable",
+                        format!(
+                            "{}: off-site repository {} is unreadable",
+                            s.name, o.repository
+                        ),
+                    ),
+                ),
+                (None, _) => (None, Check::ok("—".into())),
+                (Some(_), None) => (
+                    None,
+                    Check::bad(
+                        State::Warning,
+                        "never",
+                        format!(
+                            "{}: never copied to {} (run {copy_cmd})",
+                            s.name, o.repository
+                        ),
+                    ),
+                ),
+                (Some(l), Some(c)) => {
+                    let lag = l.duration_since(c).unwrap_or_default();
+                    if lag > rpo {
+                        (
+                            Some(lag),
+                            Check::bad(
+                                State::Warning,
+                                format!("{} behind", short_duration(lag)),
+                                format!(
+                                    "{}: the copy in {} is {} behind, RPO is {} (run {copy_cmd})",
+                                    s.name,
+                                    o.repository,
+                                    short_duration(lag),
+                                    short_duration(rpo)
+                                ),
+                            ),
+                        )
+                    } else if lag.is_zero() {
+                        (Some(lag), Check::ok("current".into()))
+                    } else {
+                        (
+                            Some(lag),
+                            Check::ok(format!("{} behind", short_duration(lag))),
+                        )
+                    }
+                }
+            };
+            OffsiteLag {
+                repository: o.repository.clone(),
+                lag_secs: lag.map(|d| d.as_secs()),
+                check,
+            }
+        })
+        .collect()
+}
+
 fn fmt_took(d: Duration) -> String {
     if d < Duration::from_secs(60) {
         format!("{:.1}s", d.as_secs_f64())
@@ -280,6 +362,7 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
     for r in &inv.repositories {
         let (state, percent, text) = match (&r.error, &r.capacity) {
             (Some(e), _) => (State::Breach, None, format!("unreadable: {e}")),
+            (None, None) if r.object_storage => (State::Ok, None, "object storage".to_string()),
             (None, None) => (State::Warning, None, "capacity unknown".to_string()),
             (None, Some(c)) => {
                 let p = c.percent();
@@ -316,6 +399,7 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
         let backup = backup_check(s, now);
         let verify = verify_check(s, now, t);
         let drill = drill_check(s, now, t);
+        let offsite = offsite_check(s);
         // A nearly full repository is the repository's alert; it makes a
         // service's own state worse only once its backups will fail.
         let repo_state = repositories
@@ -326,9 +410,13 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
             .unwrap_or(State::Ok);
         let state = [backup.state, verify.state, drill.state, repo_state]
             .into_iter()
+            .chain(offsite.iter().map(|o| o.check.state))
             .max()
             .unwrap_or(State::Ok);
-        for c in [&backup, &verify, &drill] {
+        for c in [&backup, &verify, &drill]
+            .into_iter()
+            .chain(offsite.iter().map(|o| &o.check))
+        {
             if c.state != State::Ok {
                 alerts.push(Alert {
                     state: c.state,
@@ -349,6 +437,7 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
             drill,
             rpo_secs: s.rpo_secs,
             rto_secs: s.rto_secs,
+            offsite,
         });
     }
     // Worst first; within a state, the more critical tier first.

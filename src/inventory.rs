@@ -44,6 +44,10 @@ pub struct RepositoryView {
     pub size: Option<u64>,
     /// Why it could not be read, if it could not.
     pub error: Option<String>,
+    /// On object storage, where capacity is the provider's business.
+    pub object_storage: bool,
+    /// The repository this one holds copies of.
+    pub copy_of: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +104,19 @@ pub struct ServiceView {
     pub restore_points: Vec<RestorePoint>,
     pub last_verify: Option<LastVerify>,
     pub last_drill: Option<DrillRecord>,
+    /// The newest copy in each off-site repository (one with `copy_of`
+    /// naming this service's repository).
+    pub offsite: Vec<OffsiteCopy>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OffsiteCopy {
+    pub repository: String,
+    /// The newest copied restore point's time (a copy keeps the original's).
+    #[serde(skip)]
+    pub latest: Option<SystemTime>,
+    /// The off-site repository could not be read.
+    pub unreadable: bool,
 }
 
 impl ServiceView {
@@ -166,10 +183,15 @@ pub fn load(config: &Config) -> Inventory {
     for r in config.repositories.values() {
         let mut view = RepositoryView {
             name: r.name.clone(),
-            location: r.path.display().to_string(),
-            capacity: Capacity::of(&r.path),
+            location: r.location(),
+            capacity: match r.s3 {
+                None => Capacity::of(&r.path),
+                Some(_) => None,
+            },
             size: None,
             error: None,
+            object_storage: r.s3.is_some(),
+            copy_of: r.copy_of.clone(),
         };
         match Repository::open_configured(r).and_then(|repo| {
             let (list, _) = repo.list_snapshots()?;
@@ -223,6 +245,17 @@ pub fn load(config: &Config) -> Inventory {
                 restore_points: points,
                 last_verify,
                 last_drill: records.drills(&svc.name).pop(),
+                offsite: repositories
+                    .iter()
+                    .filter(|r| r.copy_of.as_deref() == Some(svc.repository.as_str()))
+                    .map(|r| OffsiteCopy {
+                        repository: r.name.clone(),
+                        latest: snaps
+                            .get(&format!("{}\0{}", r.name, svc.name))
+                            .and_then(|v| v.iter().filter_map(|s| s.system_time()).max()),
+                        unreadable: r.error.is_some(),
+                    })
+                    .collect(),
             }
         })
         .collect();

@@ -12,6 +12,8 @@ fn command(exe: &Path, config: &Path, job: &str) -> String {
         "verify" => "verify --read-data=10%",
         "prune" => "forget --all --prune",
         "drill" => "drill --all",
+        // Every repository with `copy_of` gets what its source has.
+        "copy" => "copy",
         other => other,
     };
     format!(
@@ -27,6 +29,7 @@ fn describe(job: &str) -> &'static str {
         "verify" => "verify every repository (a tenth of the data each run)",
         "prune" => "apply retention and reclaim space",
         "drill" => "restore drill of every service",
+        "copy" => "copy new restore points off-site",
         _ => "run a job",
     }
 }

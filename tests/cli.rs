@@ -40,7 +40,7 @@ fn the_example_config_is_valid() {
         .args(["config", "check", "--config", example])
         .assert()
         .success()
-        .stdout(predicate::str::contains("ok — 2 repositories, 9 services"));
+        .stdout(predicate::str::contains("ok — 3 repositories, 9 services"));
 }
 
 #[test]

@@ -56,6 +56,7 @@ fn craft(repo: &Repository, nodes: &[Node], file_data: &[u8]) -> Snapshot {
         stats: Stats::default(),
         program: "test".into(),
         sources: vec![],
+        origin: None,
     };
     repo.save_snapshot(&mut snap).unwrap();
     snap

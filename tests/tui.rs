@@ -4,7 +4,7 @@
 
 use lifeboat::config::Tier;
 use lifeboat::inventory::{
-    Capacity, Inventory, LastVerify, RepositoryView, RestorePoint, ServiceView,
+    Capacity, Inventory, LastVerify, OffsiteCopy, RepositoryView, RestorePoint, ServiceView,
 };
 use lifeboat::records::DrillRecord;
 use lifeboat::tui::app::{App, Cmd, Level, Msg, Screen};
@@ -81,6 +81,7 @@ fn service(
             rto_ms: rto * 1000,
             detail: "test".into(),
         }),
+        offsite: Vec::new(),
     }
 }
 
@@ -96,6 +97,8 @@ fn inventory() -> Inventory {
             }),
             size: Some(2_000_000_000_000),
             error: None,
+            object_storage: false,
+            copy_of: None,
         }],
         services: vec![
             service(
@@ -160,6 +163,29 @@ fn app(color: bool) -> App {
     let mut app = App::new(Theme { color }, now());
     assert!(app.on_msg(Msg::Inventory(Arc::new(inventory()))).is_empty());
     app
+}
+
+#[test]
+fn off_site_lag_is_a_column_on_wide_screens_and_an_alert_everywhere() {
+    let mut inv = inventory();
+    let newest = inv.services[0].latest().unwrap().time;
+    inv.services[0].offsite = vec![OffsiteCopy {
+        repository: "b2".into(),
+        latest: Some(newest - Duration::from_secs(3 * 24 * H)),
+        unreadable: false,
+    }];
+    let name = inv.services[0].name.clone();
+    let mut app = App::new(Theme { color: false }, now());
+    assert!(app.on_msg(Msg::Inventory(Arc::new(inv))).is_empty());
+    let (wide, _) = render(&app, 160, 48);
+    assert!(wide.contains("Off-site"), "{wide}");
+    assert!(wide.contains("3d behind"), "{wide}");
+    assert!(
+        wide.contains(&format!("{name}: the copy in b2 is 3d behind")),
+        "{wide}"
+    );
+    let (small, _) = render(&app, 80, 24);
+    assert!(!small.contains("Off-site"), "{small}");
 }
 
 fn key(app: &mut App, code: KeyCode) -> Vec<Cmd> {

@@ -42,7 +42,7 @@ fn write_config(env: &Env, extra: &str) -> std::path::PathBuf {
     config
 }
 
-const SCHEDULE: &str = "[schedule]\nbackup = \"daily 02:00\"\nverify = \"weekly sun 03:00\"\ndrill = \"monthly first-sun 04:00\"\nprune = \"weekly sun 05:00\"\nrandomized_delay = \"30m\"\n";
+const SCHEDULE: &str = "[schedule]\nbackup = \"daily 02:00\"\nverify = \"weekly sun 03:00\"\ndrill = \"monthly first-sun 04:00\"\nprune = \"weekly sun 05:00\"\ncopy = \"daily 06:00\"\nrandomized_delay = \"30m\"\n";
 
 #[test]
 fn systemd_units_pass_systemd_analyze_and_cron_lines_say_the_same() {
@@ -63,7 +63,7 @@ fn systemd_units_pass_systemd_analyze_and_cron_lines_say_the_same() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 8, "a service and a timer per job");
+    assert_eq!(files.len(), 10, "a service and a timer per job");
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
         .args(&files)
@@ -89,6 +89,11 @@ fn systemd_units_pass_systemd_analyze_and_cron_lines_say_the_same() {
             config.display()
         )),
         "{service}"
+    );
+    let copy = fs::read_to_string(units.join("lifeboat-copy.service")).unwrap();
+    assert!(
+        copy.contains(&format!("--config {} copy\n", config.display())),
+        "{copy}"
     );
 
     env.lb()

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use lifeboat::config::Config;
 use lifeboat::engine::{self, BackupOptions, RestoreOptions, VerifyOptions};
 use lifeboat::repo::tree::is_at_or_under;
-use lifeboat::repo::{KeySource, LocalBackend, Repository};
+use lifeboat::repo::{self as repo, Backend, KeySource, Repository};
 use output::{human_bytes, Progress};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +72,29 @@ enum Command {
     Schedule(ScheduleArgs),
     /// Write Prometheus metrics for node_exporter's textfile collector
     Metrics(MetricsArgs),
+    /// Copy restore points another repository lacks (on-site → off-site), sending only missing data
+    Copy(CopyArgs),
+}
+
+#[derive(Args)]
+struct CopyArgs {
+    /// Only these services' restore points [default: all]
+    services: Vec<String>,
+    /// Source repository: a name from the config, a directory or s3://bucket/prefix [default: the destination's copy_of]
+    #[arg(long, value_name = "REPO")]
+    from: Option<String>,
+    /// Destination repository [default: every repository with copy_of in the config]
+    #[arg(long, value_name = "REPO")]
+    to: Option<String>,
+    /// Key for the source when it is not in the config [default: --key]
+    #[arg(long, value_name = "FILE")]
+    from_key: Option<PathBuf>,
+    /// Key for the destination when it is not in the config [default: --key]
+    #[arg(long, value_name = "FILE")]
+    to_key: Option<PathBuf>,
+    /// Do not read back what was sent (presence, size and index are still checked)
+    #[arg(long)]
+    no_read_back: bool,
 }
 
 #[derive(Args)]
@@ -343,6 +366,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Forget(a) if !a.dry_run => Some("prune"),
         Command::Drill(_) => Some("drill"),
         Command::Restore(_) => Some("restore"),
+        Command::Copy(_) => Some("copy"),
         _ => None,
     };
     let Some(job) = job else {
@@ -407,6 +431,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
         Command::Prune(a) => prune(ctx, &a),
         Command::Schedule(a) => schedule(ctx, a),
         Command::Metrics(a) => metrics(ctx, a),
+        Command::Copy(a) => copy(ctx, a),
     }
 }
 
@@ -425,21 +450,22 @@ fn load_config(explicit: Option<&std::path::Path>) -> Result<Option<Config>> {
 }
 
 impl Ctx {
-    /// The repository location and key for a command, from (in order) the
+    /// The repository storage and key for a command, from (in order) the
     /// command line, the service's repository, the config's only repository.
-    fn location(&self, service_repo: Option<&str>) -> Result<(PathBuf, KeySource)> {
+    /// `--repo` takes a configured name, a directory or `s3://bucket/prefix`.
+    fn location(&self, service_repo: Option<&str>) -> Result<(Box<dyn Backend>, KeySource)> {
         let named = |name: &str| self.config.as_ref().and_then(|c| c.repositories.get(name));
-        let repo = match (&self.cli_repo, service_repo) {
+        let (backend, key_file) = match (&self.cli_repo, service_repo) {
             (Some(r), _) => match named(r) {
-                Some(r) => (r.path.clone(), r.key_file.clone()),
-                None => (PathBuf::from(r), None),
+                Some(r) => (repo::backend_for(r)?, r.key_file.clone()),
+                None => (repo::backend_at(r)?, None),
             },
             (None, Some(name)) => match named(name) {
-                Some(r) => (r.path.clone(), r.key_file.clone()),
+                Some(r) => (repo::backend_for(r)?, r.key_file.clone()),
                 None => bail!("no repository named `{name}` in the config"),
             },
             (None, None) => match self.config.as_ref().map(|c| c.repositories.values().collect::<Vec<_>>()) {
-                Some(v) if v.len() == 1 => (v[0].path.clone(), v[0].key_file.clone()),
+                Some(v) if v.len() == 1 => (repo::backend_for(v[0])?, v[0].key_file.clone()),
                 Some(v) if v.len() > 1 => bail!(
                     "the config has several repositories; choose one with --repo ({})",
                     v.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -447,17 +473,17 @@ impl Ctx {
                 _ => bail!("no repository given: pass --repo DIR (or set LIFEBOAT_REPO), or write a config (see config/lifeboat.example.toml)"),
             },
         };
-        let key = match (&self.cli_key, repo.1) {
+        let key = match (&self.cli_key, key_file) {
             (Some(k), _) => KeySource::File(k.clone()),
             (None, Some(k)) => KeySource::File(k),
             (None, None) => KeySource::Default,
         };
-        Ok((repo.0, key))
+        Ok((backend, key))
     }
 
     fn open(&self, service_repo: Option<&str>) -> Result<Repository> {
-        let (path, key) = self.location(service_repo)?;
-        Repository::open(Box::new(LocalBackend::new(path)), key)
+        let (backend, key) = self.location(service_repo)?;
+        Repository::open(backend, key)
     }
 
     /// The repositories a repository-wide job covers: the one given with
@@ -794,6 +820,123 @@ fn schedule(ctx: &Ctx, a: ScheduleArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+impl Ctx {
+    /// A repository named in the config, or at a directory or URL; its key
+    /// from the config, else `explicit`, else --key, else the default.
+    fn open_named(&self, name: &str, explicit: Option<&PathBuf>) -> Result<Repository> {
+        let configured = self.config.as_ref().and_then(|c| c.repositories.get(name));
+        let (backend, key_file) = match configured {
+            Some(r) => (repo::backend_for(r)?, r.key_file.clone()),
+            None => (repo::backend_at(name)?, None),
+        };
+        let key = match (explicit, key_file, &self.cli_key) {
+            (Some(k), _, _) => KeySource::File(k.clone()),
+            (None, Some(k), _) => KeySource::File(k),
+            (None, None, Some(k)) => KeySource::File(k.clone()),
+            (None, None, None) => KeySource::Default,
+        };
+        Repository::open(backend, key)
+    }
+}
+
+fn copy(ctx: &Ctx, a: CopyArgs) -> Result<ExitCode> {
+    let copy_of = |to: &str| {
+        ctx.config
+            .as_ref()
+            .and_then(|c| c.repositories.get(to))
+            .and_then(|r| r.copy_of.clone())
+    };
+    let pairs: Vec<(String, String)> = match (&a.from, &a.to) {
+        (Some(f), Some(t)) => vec![(f.clone(), t.clone())],
+        (None, Some(t)) => match copy_of(t) {
+            Some(f) => vec![(f, t.clone())],
+            None => bail!(
+                "repository `{t}` has no copy_of in the config: say where to copy from with --from"
+            ),
+        },
+        (Some(_), None) => bail!("say where to copy to with --to"),
+        (None, None) => {
+            let v: Vec<_> = ctx
+                .config
+                .iter()
+                .flat_map(|c| c.repositories.values())
+                .filter_map(|r| r.copy_of.clone().map(|f| (f, r.name.clone())))
+                .collect();
+            if v.is_empty() {
+                bail!("nothing to copy: give --from and --to, or mark an off-site repository with copy_of = \"NAME\" in the config");
+            }
+            v
+        }
+    };
+    let mut failed = 0;
+    for (from, to) in pairs {
+        let result = (|| -> Result<engine::CopyReport> {
+            let src = ctx.open_named(&from, a.from_key.as_ref())?;
+            let dst = ctx.open_named(&to, a.to_key.as_ref())?;
+            let progress = Progress::start(ctx.quiet || ctx.json, &format!("copy {from} → {to}"));
+            let r = engine::copy(
+                &src,
+                &dst,
+                &engine::CopyOptions {
+                    services: a.services.clone(),
+                    no_read_back: a.no_read_back,
+                },
+                &progress.reporter(),
+            );
+            progress.finish();
+            r
+        })();
+        match result {
+            Ok(r) => {
+                tracing::info!(job = "copy", from = %from, to = %to, copied = r.copied.len(), chunks_sent = r.chunks_sent, bytes_sent = r.bytes_sent, packs_read_back = r.packs_read_back, "copy finished");
+                for w in &r.warnings {
+                    eprintln!("warning: {w}");
+                }
+                if ctx.json {
+                    output::json(&serde_json::json!({"from": from, "to": to, "report": r}))?;
+                } else {
+                    for c in &r.copied {
+                        ctx.say(format!(
+                            "copied {} of {} ({}) → {}",
+                            &c.source[..8.min(c.source.len())],
+                            c.service,
+                            c.time.get(..19).unwrap_or(&c.time).replace('T', " "),
+                            &c.destination[..8.min(c.destination.len())]
+                        ));
+                    }
+                    if r.copied.is_empty() {
+                        ctx.say(format!(
+                            "{from} → {to}: nothing to copy ({} restore points already there)",
+                            r.already_there
+                        ));
+                    } else {
+                        ctx.say(format!(
+                            "{from} → {to}: {} restore points copied ({} already there); sent {} chunks ({}) in {} packs, {} chunks were already there; {} packs read back and checked",
+                            r.copied.len(),
+                            r.already_there,
+                            r.chunks_sent,
+                            human_bytes(r.bytes_sent),
+                            r.packs_sent,
+                            r.chunks_present,
+                            r.packs_read_back
+                        ));
+                    }
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::error!(job = "copy", from = %from, to = %to, error = %format!("{e:#}"), "copy failed");
+                ctx.error_line(&e, &format!("copy {from} → {to} failed"));
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn metrics(ctx: &Ctx, a: MetricsArgs) -> Result<ExitCode> {
     let config = ctx
         .config
@@ -810,20 +953,17 @@ fn metrics(ctx: &Ctx, a: MetricsArgs) -> Result<ExitCode> {
 }
 
 fn init(ctx: &Ctx, a: InitArgs) -> Result<ExitCode> {
-    let (path, _) = ctx.location(None)?;
+    let (backend, _) = ctx.location(None)?;
+    let path = backend.location();
     let key_file = a.key_file.or_else(|| ctx.cli_key.clone());
-    let created = Repository::init(Box::new(LocalBackend::new(&path)), key_file)?;
+    let created = Repository::init(backend, key_file)?;
     if ctx.json {
         output::json(&serde_json::json!({
             "repository": path, "id": created.repo_id, "recipient": created.recipient,
             "key_file": created.key_file, "key_file_created": created.key_file_created,
         }))?;
     } else if !ctx.quiet {
-        println!(
-            "created repository {} at {}",
-            created.repo_id,
-            path.display()
-        );
+        println!("created repository {} at {path}", created.repo_id,);
         println!("admin recipient: {}", created.recipient);
         if created.key_file_created {
             println!(
@@ -878,8 +1018,8 @@ fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
         opts.cache_dir = cache_dir.clone();
         let result = (|| -> Result<lifeboat::repo::Snapshot> {
             let repo = ctx.open(repo_name.as_deref())?;
-            let backend_root = ctx.location(repo_name.as_deref())?.0;
-            opts.skip_paths = vec![backend_root, cache_dir.clone()];
+            // Never back up the repository itself when it sits inside a source.
+            opts.skip_paths = vec![PathBuf::from(repo.location()), cache_dir.clone()];
             let progress =
                 Progress::start(ctx.quiet || ctx.json, &format!("backup {}", opts.service));
             let captures = svc
@@ -1236,11 +1376,10 @@ fn keys(ctx: &Ctx, k: KeysCommand) -> Result<ExitCode> {
 }
 
 fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
-    let (path, _) = ctx.location(None)?;
-    let backend = LocalBackend::new(path);
-    Repository::read_config(&backend)?;
-    let remaining = lifeboat::repo::lock::list(&backend)?;
-    let removed = lifeboat::repo::lock::unlock(&backend, a.all)?;
+    let (backend, _) = ctx.location(None)?;
+    Repository::read_config(backend.as_ref())?;
+    let remaining = lifeboat::repo::lock::list(backend.as_ref())?;
+    let removed = lifeboat::repo::lock::unlock(backend.as_ref(), a.all)?;
     for l in &removed {
         ctx.say(format!("removed {}", l.describe()));
     }

@@ -194,6 +194,17 @@ pub fn print_health(r: &lifeboat::health::Report) {
             human_bytes(s.size)
         );
     }
+    for s in &r.services {
+        for o in &s.offsite {
+            println!(
+                "{} {} off-site in {}: {}",
+                o.check.state.symbol(),
+                s.service,
+                o.repository,
+                o.check.text
+            );
+        }
+    }
     for c in &r.repositories {
         println!(
             "{} repository {}: {}",

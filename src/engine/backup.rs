@@ -6,7 +6,7 @@
 //!        └──────────── nodes, file ends ─────────────────► assembler (dedup, packs, tree)
 //!                                                                     │ full packs
 //!                                                                     ▼
-//!                                                       2 writers (seal with age, store)
+//!                                   writers, 2 or the backend's bound (seal with age, store)
 //! ```
 //! Queues between stages are bounded. One huge file is spread over all
 //! workers chunk by chunk. Index files are written after their packs are
@@ -198,7 +198,8 @@ pub fn backup_with(
     let (work_tx, work_rx) = bounded::<Work>(workers * 2);
     let (msg_tx, msg_rx) = bounded::<Msg>(workers * 2);
     // A rendezvous: at most one pack filling and one per writer being
-    // written, which bounds memory at three packs however fast the readers are.
+    // written, which bounds memory at 1 + writers packs however fast the
+    // readers are.
     let (pack_tx, pack_rx) = bounded::<PackBuilder>(0);
     let written: Mutex<Vec<(PackId, Vec<PackEntry>)>> = Mutex::new(Vec::new());
     let shared = Shared::default();
@@ -273,8 +274,8 @@ pub fn backup_with(
             }
             drop(work_rx);
 
-            // Two writers: while one waits for its pack to reach the disk
-            // (fsync), the other seals the next, so the pipeline never stalls.
+            // Several writers: while one waits for its pack to reach the disk
+            // (fsync) or the store (PUT), another seals the next.
             let write_packs = |rx: Receiver<PackBuilder>| -> Result<()> {
                 for pack in rx {
                     let (plain, entries) = pack.finish();
@@ -298,7 +299,14 @@ pub fn backup_with(
                 }
                 Ok(())
             };
-            let writers = [pack_rx.clone(), pack_rx].map(|rx| s.spawn(move || write_packs(rx)));
+            // A disk gets two; object storage more, to hide each PUT's latency.
+            let writers: Vec<_> = (0..repo.backend().transfers().max(1))
+                .map(|_| {
+                    let rx = pack_rx.clone();
+                    s.spawn(move || write_packs(rx))
+                })
+                .collect();
+            drop(pack_rx);
 
             let assembler = {
                 let index = Arc::clone(&index);
@@ -415,6 +423,7 @@ pub fn backup_with(
         stats,
         program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
         sources: records,
+        origin: None,
     };
     repo.save_snapshot(&mut snap)?;
     if opts.use_files_cache {

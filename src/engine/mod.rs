@@ -1,7 +1,8 @@
-//! Jobs: backup, restore, verify. Each takes the repository, its options and
+//! Jobs: backup, copy, restore, verify. Each takes the repository, its options and
 //! a [`Reporter`](crate::progress::Reporter), and never prints.
 
 pub mod backup;
+pub mod copy;
 pub mod drill;
 pub mod prune;
 pub mod restore;
@@ -9,6 +10,7 @@ pub mod retention;
 pub mod verify;
 
 pub use backup::{backup, backup_with, BackupOptions};
+pub use copy::{copy, CopyOptions, CopyReport};
 pub use drill::{drill, DrillOptions, DrillReport};
 pub use prune::{forget, plan_forget, prune, PruneOptions, PruneReport};
 pub use restore::{restore, RestoreOptions, RestoreReport};

@@ -226,7 +226,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, reporter: &Reporter) -> Res
         Ok(())
     };
     for (p, entries) in &repack {
-        let mut r = repo.open_pack(p)?;
+        let mut r = repo.read_pack(p)?;
         let mut sorted = entries.clone();
         sorted.sort_by_key(|e| e.offset);
         for e in sorted.iter().filter(|e| needed.contains(&e.id)) {

@@ -311,8 +311,11 @@ pub fn restore(
             bytes_total,
             bytes_stored: 0,
         };
+        // Every core, or more on object storage, where each worker spends
+        // much of its time waiting for its pack to arrive.
+        let restorers = super::workers().max(repo.backend().transfers());
         std::thread::scope(|s| {
-            for _ in 0..super::workers() {
+            for _ in 0..restorers {
                 s.spawn(|| {
                     let w = worker_ids.fetch_add(1, Ordering::Relaxed);
                     let mut scratch = Vec::new();
@@ -332,7 +335,7 @@ pub fn restore(
                         };
                         let res = (|| -> Result<()> {
                             let pack_id = index.pack_id(pack_no);
-                            let mut r = repo.open_pack(&pack_id)?;
+                            let mut r = repo.read_pack(&pack_id)?;
                             for (id, loc, dests) in &chunks {
                                 let data = pack::read_chunk(
                                     &mut r,
@@ -399,8 +402,11 @@ pub fn restore(
         let next = AtomicU64::new(0);
         let bad: Mutex<Vec<String>> = Mutex::new(Vec::new());
         let meta_failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+        // Every core, or more on object storage, where each worker spends
+        // much of its time waiting for its pack to arrive.
+        let restorers = super::workers().max(repo.backend().transfers());
         std::thread::scope(|s| {
-            for _ in 0..super::workers() {
+            for _ in 0..restorers {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     let Some(&ni) = files.get(i) else { return };

@@ -178,7 +178,7 @@ pub fn verify(
                         let mut entries = entries.clone();
                         entries.sort_by_key(|e| e.offset);
                         let mut bad = Vec::new();
-                        match repo.open_pack(p) {
+                        match repo.read_pack(p) {
                             Err(e) => {
                                 bad.extend(entries.iter().map(|c| (*p, c.id, format!("{e:#}"))))
                             }
@@ -195,7 +195,7 @@ pub fn verify(
                                         bad.push((*p, c.id, format!("{e:#}")));
                                         // A failed segment leaves the age reader unusable;
                                         // a fresh one tells which other chunks are fine.
-                                        match repo.open_pack(p) {
+                                        match repo.read_pack(p) {
                                             Ok(fresh) => r = fresh,
                                             Err(_) => break,
                                         }

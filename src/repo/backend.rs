@@ -54,6 +54,12 @@ pub trait Backend: Send + Sync {
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
     /// Random access to an object (packs are read chunk by chunk).
     fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>>;
+    /// Like `open`, for a reader that will go through most of the object
+    /// (restore, copy, read-data checks): a network store fetches it in one
+    /// request rather than range by range.
+    fn open_whole(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>> {
+        self.open(kind, name)
+    }
     /// Names and sizes of every object of a kind.
     fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>>;
     fn remove(&self, kind: Kind, name: &str) -> Result<()>;
@@ -64,6 +70,12 @@ pub trait Backend: Send + Sync {
     /// exclusive lock. Returns how many were removed.
     fn remove_leftovers(&self) -> Result<usize> {
         Ok(0)
+    }
+    /// How many packs a job should move at once: a disk wants two writers
+    /// (one seals while the other syncs), a network store hides its latency
+    /// behind more uploads and downloads in flight.
+    fn transfers(&self) -> usize {
+        2
     }
 }
 
@@ -95,7 +107,7 @@ impl LocalBackend {
     }
 }
 
-fn valid_name(name: &str) -> Result<()> {
+pub(crate) fn valid_name(name: &str) -> Result<()> {
     anyhow::ensure!(
         !name.is_empty()
             && name.len() <= 128

@@ -8,6 +8,7 @@ pub mod index;
 pub mod keys;
 pub mod lock;
 pub mod pack;
+pub mod s3;
 pub mod snapshot;
 pub mod tree;
 
@@ -128,7 +129,7 @@ impl Repository {
             .clone()
             .map(KeySource::File)
             .unwrap_or(KeySource::Default);
-        Repository::open(Box::new(LocalBackend::new(&r.path)), key)
+        Repository::open(backend_for(r)?, key)
     }
 
     /// Creates a repository. The admin identity is read from `key_file` if it
@@ -182,6 +183,13 @@ impl Repository {
     }
 
     pub fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
+        // An unreachable store is not "not a repository": say which it is.
+        if !backend.exists(Kind::Config, "config")? {
+            return Err(crate::Error::NotARepository {
+                path: backend.location(),
+            }
+            .into());
+        }
         let raw = match backend.get(Kind::Config, "config") {
             Ok(raw) => raw,
             Err(_) => {
@@ -320,10 +328,16 @@ impl Repository {
     }
 
     /// Seals a pack and stores it, streaming where the backend can.
-    pub fn store_pack(&self, id: &PackId, plaintext: &[u8]) -> Result<()> {
+    /// Returns the size of the stored object.
+    pub fn store_pack(&self, id: &PackId, plaintext: &[u8]) -> Result<u64> {
+        let mut size = 0;
         self.backend.put_with(Kind::Data, &id.hex(), &mut |w| {
-            crypto::seal_to(&[&self.data_recipient], plaintext, w)
-        })
+            let mut counted = Counted { inner: w, n: 0 };
+            crypto::seal_to(&[&self.data_recipient], plaintext, &mut counted)?;
+            size = counted.n;
+            Ok(())
+        })?;
+        Ok(size)
     }
 
     pub fn seal_meta(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
@@ -381,12 +395,24 @@ impl Repository {
             .with_context(|| format!("in pack {}", pack.short()))
     }
 
-    /// A seekable plaintext view of a pack.
+    /// A seekable plaintext view of a pack, for reading a few chunks.
     pub fn open_pack(
         &self,
         pack: &PackId,
     ) -> Result<age::stream::StreamReader<Box<dyn backend::ReadSeek>>> {
         let raw = self.backend.open(Kind::Data, &pack.hex())?;
+        crypto::reader(&[self.data_identity()?], raw)
+            .with_context(|| format!("pack {}", pack.short()))
+    }
+
+    /// The same, for going through most of the pack: on object storage the
+    /// pack is fetched in one request (16 MiB) rather than range by range,
+    /// which costs one round trip per pack instead of several.
+    pub fn read_pack(
+        &self,
+        pack: &PackId,
+    ) -> Result<age::stream::StreamReader<Box<dyn backend::ReadSeek>>> {
+        let raw = self.backend.open_whole(Kind::Data, &pack.hex())?;
         crypto::reader(&[self.data_identity()?], raw)
             .with_context(|| format!("pack {}", pack.short()))
     }
@@ -511,6 +537,45 @@ impl Repository {
     pub fn write_only_key(&self) -> Result<String> {
         let m = self.master_key()?;
         keys::write_only_file_text(&self.config.id, &m.meta, &m.chunk_key)
+    }
+}
+
+/// Counts what passes through, for the size of a sealed object.
+struct Counted<'a> {
+    inner: &'a mut dyn std::io::Write,
+    n: u64,
+}
+
+impl std::io::Write for Counted<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The storage of a repository named in the config.
+pub fn backend_for(r: &crate::config::Repository) -> Result<Box<dyn Backend>> {
+    Ok(match &r.s3 {
+        Some(s) => Box::new(s3::S3Backend::new(s)?),
+        None => Box::new(LocalBackend::new(&r.path)),
+    })
+}
+
+/// The storage at a location given on the command line: `s3://bucket/prefix`
+/// (endpoint and credentials from the `AWS_*` environment variables) or a
+/// directory.
+pub fn backend_at(location: &str) -> Result<Box<dyn Backend>> {
+    if location.starts_with("s3://") {
+        Ok(Box::new(s3::S3Backend::new(&s3::S3Settings {
+            url: location.to_string(),
+            ..Default::default()
+        })?))
+    } else {
+        Ok(Box::new(LocalBackend::new(location)))
     }
 }
 

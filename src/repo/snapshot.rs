@@ -44,6 +44,10 @@ pub struct Snapshot {
     /// check compares against. Files sources have no record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceRecord>,
+    /// For a copy made by `lifeboat copy`: the id of the restore point in
+    /// the repository where it was made, so copies are never made twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// One streamed source in a snapshot.

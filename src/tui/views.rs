@@ -206,12 +206,19 @@ fn draw_health(f: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(4),
         Constraint::Length(8),
     ];
+    // Off-site lag, where some repository is an off-site copy and there is
+    // room; at 80 columns it shows in the alerts only.
+    let offsite = wide && report.services.iter().any(|s| !s.offsite.is_empty());
     if wide {
         header.insert(2, "Host");
         widths.insert(2, Constraint::Length(12));
         widths[1] = Constraint::Length(18);
         widths[5] = Constraint::Length(16);
         widths[6] = Constraint::Length(24);
+    }
+    if offsite {
+        header.push("Off-site");
+        widths.push(Constraint::Length(12));
     }
     let rows: Vec<Row> = report
         .services
@@ -235,6 +242,15 @@ fn draw_health(f: &mut Frame, app: &App, area: Rect) {
                     .map(|v| v.host.clone())
                     .unwrap_or_default();
                 cells.insert(2, Cell::from(host));
+            }
+            if offsite {
+                // The worst copy speaks for the service.
+                match s.offsite.iter().max_by_key(|o| o.check.state) {
+                    Some(o) => {
+                        cells.push(Cell::from(o.check.text.clone()).style(t.state(o.check.state)))
+                    }
+                    None => cells.push(Cell::from("")),
+                }
             }
             Row::new(cells)
         })

@@ -150,3 +150,260 @@ pub fn age_file(p: &Path) {
     let t = filetime::FileTime::from_unix_time(1_600_000_000, 0);
     filetime::set_symlink_file_times(p, t, t).unwrap();
 }
+
+impl Env {
+    /// The real binary as a plain process (for tests that kill it).
+    pub fn lb_process(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("lifeboat"));
+        c.env("LIFEBOAT_KEY_DIR", self.path("keys"))
+            .env("LIFEBOAT_CACHE_DIR", self.path("cache"))
+            .env("HOME", self.path("home"))
+            .env_remove("LIFEBOAT_REPO")
+            .env_remove("LIFEBOAT_KEY")
+            .env_remove("LIFEBOAT_CONFIG");
+        c
+    }
+}
+
+/// Credentials of the test S3 server. The secret is distinctive so a test
+/// can prove it never shows up in output or logs.
+pub const S3_KEY_ID: &str = "lifeboat-test-id";
+pub const S3_SECRET: &str = "s3cret-Zq8wX2vN5mLk";
+/// The bucket every test server starts with.
+pub const S3_BUCKET: &str = "lifeboat";
+
+/// A real S3-compatible server (s3s-fs) on loopback, on a free port, with
+/// its data in a temporary directory; stopped when dropped.
+pub struct S3Server {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+fn find_binary(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(home).join("bin"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let bin = find_binary("s3s-fs").unwrap_or_else(|| {
+            panic!("the S3 tests need s3s-fs, a real S3-compatible server: run scripts/test-deps.sh to install it")
+        });
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(S3_BUCKET)).unwrap();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = std::process::Command::new(&bin)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", S3_KEY_ID, "--secret-key", S3_SECRET])
+                .arg(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken by someone else: try another
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return S3Server { port, dir, child };
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("s3s-fs ({}) did not start listening", bin.display());
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Where the server keeps the objects under `prefix` of the bucket.
+    pub fn objects(&self, prefix: &str) -> PathBuf {
+        self.dir.path().join(S3_BUCKET).join(prefix)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the fault-injecting proxy does to a share of requests.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Faults {
+    /// Pass everything through.
+    None,
+    /// Out of every 100 requests, this many are dropped (connection closed
+    /// unanswered), answered 500 or 503, or cut off halfway through the
+    /// response, in equal parts.
+    Transient(u64),
+    /// Refuse every upload of a pack with 403, as a read-only key would.
+    DenyPackUploads,
+}
+
+/// A small HTTP proxy between Lifeboat and the S3 server that injects
+/// faults and records the request lines it saw.
+pub struct FaultProxy {
+    pub port: u16,
+    pub faults_injected: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: u16, faults: Faults) -> FaultProxy {
+        use std::sync::{atomic::AtomicU64, Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let injected = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (inj, reqs) = (injected.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for (n, client) in listener.incoming().enumerate() {
+                let Ok(client) = client else { continue };
+                let (inj, reqs) = (inj.clone(), reqs.clone());
+                std::thread::spawn(move || {
+                    let _ = proxy_one(client, upstream, faults, n as u64, &inj, &reqs);
+                });
+            }
+        });
+        FaultProxy {
+            port,
+            faults_injected: injected,
+            requests,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn faults(&self) -> u64 {
+        self.faults_injected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn request_lines(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// One request per connection: the proxy answers with `Connection: close`,
+/// so every request gets its own fault decision.
+fn proxy_one(
+    mut client: std::net::TcpStream,
+    upstream: u16,
+    faults: Faults,
+    n: u64,
+    injected: &std::sync::atomic::AtomicU64,
+    requests: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut head = Vec::new();
+    let mut content_length = 0usize;
+    let mut request_line = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if request_line.is_empty() {
+            request_line = line.trim_end().to_string();
+        }
+        if line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            content_length = v.trim().parse().unwrap_or(0);
+        }
+        assert!(
+            !lower.starts_with("transfer-encoding:"),
+            "the proxy does not handle chunked requests"
+        );
+        if lower.starts_with("connection:") {
+            continue;
+        }
+        head.extend_from_slice(line.as_bytes());
+    }
+    head.extend_from_slice(b"Connection: close\r\n\r\n");
+    let mut body = vec![0u8; content_length];
+    reader.read_exact(&mut body)?;
+    requests.lock().unwrap().push(request_line.clone());
+
+    let reply = |client: &mut std::net::TcpStream, status: &str, code: &str| {
+        let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected</Message></Error>");
+        let _ = write!(
+            client,
+            "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    };
+    // A fixed pseudo-random sequence: reproducible, and no two neighbouring
+    // requests fail the same way.
+    let roll = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) % 100;
+    let mut cut_response = false;
+    match faults {
+        Faults::None => {}
+        Faults::DenyPackUploads => {
+            if request_line.starts_with("PUT ") && request_line.contains("/data/") {
+                injected.fetch_add(1, Ordering::Relaxed);
+                reply(&mut client, "403 Forbidden", "AccessDenied");
+                return Ok(());
+            }
+        }
+        Faults::Transient(share) if roll < share => {
+            injected.fetch_add(1, Ordering::Relaxed);
+            match roll % 4 {
+                0 => return client.shutdown(std::net::Shutdown::Both),
+                1 => {
+                    reply(&mut client, "500 Internal Server Error", "InternalError");
+                    return Ok(());
+                }
+                2 => {
+                    reply(&mut client, "503 Slow Down", "SlowDown");
+                    return Ok(());
+                }
+                _ => cut_response = true,
+            }
+        }
+        Faults::Transient(_) => {}
+    }
+    let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
+    up.write_all(&head)?;
+    up.write_all(&body)?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response)?;
+    if cut_response {
+        // Headers and part of the body, then the connection dies.
+        let cut = (response.len() / 2).max(1);
+        client.write_all(&response[..cut])?;
+    } else {
+        client.write_all(&response)?;
+    }
+    client.shutdown(std::net::Shutdown::Both)
+}

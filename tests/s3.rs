@@ -1,0 +1,499 @@
+//! Off-site repositories on a real S3-compatible server (s3s-fs on
+//! loopback, installed by scripts/test-deps.sh), and `lifeboat copy`.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A site: a local repository, an off-site one in the bucket, a config
+/// naming both, and some data to protect.
+struct Site {
+    env: Env,
+    data: PathBuf,
+    config: PathBuf,
+}
+
+struct Offsite<'a> {
+    endpoint: &'a str,
+    /// Extra lines for `[repositories.offsite]`.
+    extra: &'a str,
+}
+
+impl Site {
+    fn new(server: &S3Server, offsite: Offsite<'_>) -> Site {
+        let env = Env::new();
+        let data = env.path("srv");
+        fs::create_dir_all(data.join("app/db")).unwrap();
+        fs::write(data.join("app/db/main.sqlite"), bytes(1, 3_000_000)).unwrap();
+        fs::write(data.join("app/.env"), b"TOKEN=abc\n").unwrap();
+        fs::write(data.join("app/empty"), b"").unwrap();
+        fs::write(data.join("notes.txt"), bytes(2, 200_000)).unwrap();
+        std::os::unix::fs::symlink("app/db/main.sqlite", data.join("current")).unwrap();
+        fs::set_permissions(
+            data.join("app/.env"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let site = Site {
+            config: env.path("lifeboat.toml"),
+            data,
+            env,
+        };
+        fs::write(site.env.path("s3-secret"), format!("{S3_SECRET}\n")).unwrap();
+        site.write_config(server, offsite);
+        site.init("local");
+        site.init("offsite");
+        site
+    }
+
+    fn write_config(&self, _server: &S3Server, offsite: Offsite<'_>) {
+        let p = |s: &str| self.env.path(s).display().to_string();
+        fs::write(
+            &self.config,
+            format!(
+                r#"
+state_dir = "{state}"
+[repositories.local]
+path = "{repo}"
+key_file = "{key}"
+
+[repositories.offsite]
+url = "s3://{S3_BUCKET}/offsite"
+endpoint = "{endpoint}"
+region = "us-east-1"
+path_style = true
+access_key_id = "env:LB_TEST_S3_ID"
+secret_access_key = "file:{secret}"
+key_file = "{key}"
+copy_of = "local"
+{extra}
+
+[services.files]
+tier = "important"
+repository = "local"
+sources = [{{ kind = "files", paths = ["{data}"] }}]
+"#,
+                state = p("state"),
+                repo = p("repo"),
+                key = p("admin.key"),
+                secret = p("s3-secret"),
+                endpoint = offsite.endpoint,
+                extra = offsite.extra,
+                data = self.data.display(),
+            ),
+        )
+        .unwrap();
+    }
+
+    fn lb(&self) -> assert_cmd::Command {
+        let mut c = self.env.lb();
+        c.arg("--config")
+            .arg(&self.config)
+            .env("LB_TEST_S3_ID", S3_KEY_ID);
+        c
+    }
+
+    fn init(&self, repo: &str) {
+        self.lb()
+            .args(["init", "--repo", repo, "--key-file"])
+            .arg(self.env.path("admin.key"))
+            .assert()
+            .success();
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        self.json_with_exit(args, true)
+    }
+
+    /// `lifeboat health` exits non-zero for warnings, which these sites have
+    /// (never verified, never drilled): read its JSON whatever the code.
+    fn health(&self) -> serde_json::Value {
+        self.json_with_exit(&["health"], false)
+    }
+
+    fn json_with_exit(&self, args: &[&str], must_succeed: bool) -> serde_json::Value {
+        let out = self.lb().arg("--json").args(args).output().unwrap();
+        assert!(
+            !must_succeed || out.status.success(),
+            "lifeboat {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "lifeboat {args:?}: {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    fn backup(&self) -> serde_json::Value {
+        self.json(&["backup", "files"])
+    }
+
+    fn copy(&self) -> serde_json::Value {
+        self.json(&["copy"])["report"].clone()
+    }
+
+    fn restore_from(&self, repo: &str, target: &str) -> PathBuf {
+        let t = self.env.path(target);
+        self.lb()
+            .args(["restore", "--repo", repo, "files:latest", "--target"])
+            .arg(&t)
+            .assert()
+            .success();
+        restored(&t, &self.data)
+    }
+
+    fn verify_read_data(&self, repo: &str) {
+        let r = self.json(&["verify", "--read-data", "--repo", repo]);
+        assert_eq!(
+            r["problems"],
+            serde_json::json!([]),
+            "verify of {repo}: {r}"
+        );
+        assert!(r["packs_read"].as_u64().unwrap() > 0, "{r}");
+    }
+}
+
+fn no_secret_in(what: &str, text: &[u8]) {
+    assert!(
+        !String::from_utf8_lossy(text).contains(S3_SECRET),
+        "the S3 secret leaked into {what}"
+    );
+}
+
+/// Every file under `dir`, read, must not hold the secret.
+fn no_secret_under(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            no_secret_under(&p);
+        } else if let Ok(b) = fs::read(&p) {
+            no_secret_in(&p.display().to_string(), &b);
+        }
+    }
+}
+
+#[test]
+fn backup_copy_to_s3_and_restore_from_it_bit_for_bit() {
+    let server = S3Server::start();
+    // A pass-through proxy, to see which requests each command makes.
+    let proxy = FaultProxy::start(server.port, Faults::None);
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &proxy.endpoint(),
+            extra: "",
+        },
+    );
+    site.backup();
+
+    let first = site.copy();
+    assert_eq!(first["copied"].as_array().unwrap().len(), 1, "{first}");
+    assert!(first["chunks_sent"].as_u64().unwrap() > 0);
+    assert!(
+        first["packs_read_back"].as_u64().unwrap() > 0,
+        "copy reads back what it sent: {first}"
+    );
+    // Nothing new: nothing sent.
+    let again = site.copy();
+    assert_eq!(again["copied"].as_array().unwrap().len(), 0, "{again}");
+    assert_eq!(again["already_there"], 1);
+    assert_eq!(again["chunks_sent"], 0);
+
+    // Listing restore points reads snapshot objects, never packs.
+    let before = proxy.request_lines().len();
+    let snaps = site.json(&["snapshots", "--repo", "offsite"]);
+    assert_eq!(snaps.as_array().map(|a| a.len()), Some(1), "{snaps}");
+    let listing: Vec<String> = proxy.request_lines()[before..].to_vec();
+    assert!(!listing.is_empty());
+    assert!(
+        listing
+            .iter()
+            .all(|l| !(l.starts_with("GET ") && l.contains("/data/"))),
+        "listing snapshots downloaded packs: {listing:?}"
+    );
+
+    // The site is lost: restore straight from the bucket.
+    let out = site.restore_from("offsite", "restored");
+    assert_same_tree(&site.data, &out);
+    site.verify_read_data("offsite");
+
+    // A drill from the off-site copy works the same way.
+    site.lb()
+        .args(["drill", "files", "--repo", "offsite"])
+        .assert()
+        .success();
+
+    // Off-site lag: current right after the copy, behind after a new backup.
+    let h = site.health();
+    let off = &h["services"][0]["offsite"][0];
+    assert_eq!(off["repository"], "offsite", "{h}");
+    assert_eq!(off["check"]["text"], "current", "{h}");
+    std::thread::sleep(Duration::from_millis(1100));
+    fs::write(site.data.join("notes.txt"), bytes(3, 100_000)).unwrap();
+    site.backup();
+    let h = site.health();
+    let off = &h["services"][0]["offsite"][0];
+    assert!(off["lag_secs"].as_u64().unwrap() >= 1, "{h}");
+    assert!(
+        off["check"]["text"].as_str().unwrap().ends_with("behind"),
+        "{h}"
+    );
+    // The second copy sends only the changed file's chunks and a new tree.
+    let third = site.copy();
+    assert_eq!(third["copied"].as_array().unwrap().len(), 1);
+    assert!(third["chunks_present"].as_u64().unwrap() > 0, "{third}");
+    let out = site.restore_from("offsite", "restored-2");
+    assert_same_tree(&site.data, &out);
+
+    // The secret never reaches output, logs or the state directory.
+    let out = site.lb().args(["copy"]).output().unwrap();
+    no_secret_in("copy's output", &out.stdout);
+    no_secret_in("copy's errors", &out.stderr);
+    no_secret_under(&site.env.path("state"));
+    no_secret_under(&site.env.path("home"));
+}
+
+#[test]
+fn backup_straight_to_s3_and_restore() {
+    let server = S3Server::start();
+    let env = Env::new();
+    let data = env.path("data");
+    fs::create_dir_all(data.join("d")).unwrap();
+    fs::write(data.join("d/a"), bytes(7, 1_500_000)).unwrap();
+    fs::write(data.join("b"), bytes(8, 10_000)).unwrap();
+    let url = format!("s3://{S3_BUCKET}/direct/repo");
+    // No config: the location and the AWS_* variables say everything.
+    let lb = || {
+        let mut c = env.lb();
+        c.env("AWS_ENDPOINT_URL", server.endpoint())
+            .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+            .env("AWS_REGION", "us-east-1")
+            .env("LIFEBOAT_KEY", env.path("k.key"))
+            .args(["--repo", &url]);
+        c
+    };
+    lb().args(["init", "--key-file"])
+        .arg(env.path("k.key"))
+        .assert()
+        .success();
+    lb().args(["backup", "--name", "d"])
+        .arg(&data)
+        .assert()
+        .success();
+    // The objects are where docs/format.md puts them.
+    assert!(server.objects("direct/repo/config").is_file());
+    assert!(
+        fs::read_dir(server.objects("direct/repo/data"))
+            .unwrap()
+            .count()
+            > 0
+    );
+    let t = env.path("t");
+    lb().args(["restore", "d:latest", "--target"])
+        .arg(&t)
+        .assert()
+        .success();
+    assert_same_tree(&data, &restored(&t, &data));
+    lb().args(["verify", "--read-data"]).assert().success();
+    // A bucket that does not exist is named as such, not retried for minutes.
+    let started = Instant::now();
+    env.lb()
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .args(["--repo", "s3://no-such-bucket/x", "init", "--key-file"])
+        .arg(env.path("k3.key"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("hint: create the bucket first"));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // A second init at the same place refuses.
+    lb().args(["init", "--key-file"])
+        .arg(env.path("k2.key"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "already holds a Lifeboat repository",
+        ));
+}
+
+#[test]
+fn copy_resumes_after_kill_9_and_sends_only_what_is_missing() {
+    let server = S3Server::start();
+    // Slow enough that the copy is still sending when it is killed.
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &server.endpoint(),
+            extra: "bandwidth_limit = \"5MiB/s\"",
+        },
+    );
+    // Noise, so it neither compresses nor deduplicates: about five packs.
+    let mut noise = Vec::with_capacity(72 << 20);
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    while noise.len() < 72 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(site.data.join("app/db/big.img"), &noise).unwrap();
+    drop(noise);
+    let snap = site.backup();
+    let stored = snap["stats"]["bytes_added"].as_u64().unwrap();
+
+    let mut child = site
+        .env
+        .lb_process()
+        .arg("--config")
+        .arg(&site.config)
+        .env("LB_TEST_S3_ID", S3_KEY_ID)
+        .args(["--quiet", "copy"])
+        .spawn()
+        .unwrap();
+    // Kill it once some of what it sent is indexed, long before the end.
+    let index_dir = server.objects("offsite/index");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let indexed = fs::read_dir(&index_dir).map(|d| d.count()).unwrap_or(0);
+        if indexed > 0 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the copy finished before it could be interrupted"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the copy never wrote an index file"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Nothing half-copied is visible as a restore point.
+    let snaps = site.json(&["snapshots", "--repo", "offsite"]);
+    assert_eq!(snaps.as_array().map(|a| a.len()), Some(0), "{snaps}");
+
+    let resumed = site.copy();
+    assert_eq!(resumed["copied"].as_array().unwrap().len(), 1, "{resumed}");
+    let sent = resumed["bytes_sent"].as_u64().unwrap();
+    assert!(
+        resumed["chunks_present"].as_u64().unwrap() > 0 && sent < stored * 9 / 10,
+        "the second run sent {sent} of {stored} bytes: {resumed}"
+    );
+    site.verify_read_data("offsite");
+    let out = site.restore_from("offsite", "restored");
+    assert_same_tree(&site.data, &out);
+}
+
+#[test]
+fn backup_and_copy_survive_dropped_connections_and_5xx() {
+    let server = S3Server::start();
+    let proxy = FaultProxy::start(server.port, Faults::Transient(25));
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &proxy.endpoint(),
+            extra: "",
+        },
+    );
+    site.backup();
+    let r = site.copy();
+    assert_eq!(r["copied"].as_array().unwrap().len(), 1, "{r}");
+    site.verify_read_data("offsite");
+    let out = site.restore_from("offsite", "restored");
+    assert_same_tree(&site.data, &out);
+    // A backup straight into the bucket, through the same faults.
+    site.lb()
+        .args(["backup", "--repo", "offsite", "--name", "direct"])
+        .arg(&site.data)
+        .assert()
+        .success();
+    site.verify_read_data("offsite");
+    let (faults, requests) = (proxy.faults(), proxy.request_lines().len());
+    assert!(
+        faults >= 8,
+        "only {faults} faults in {requests} requests were injected"
+    );
+}
+
+#[test]
+fn a_permanent_error_fails_the_copy_clearly_and_leaves_nothing_visible() {
+    let server = S3Server::start();
+    let proxy = FaultProxy::start(server.port, Faults::DenyPackUploads);
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &proxy.endpoint(),
+            extra: "",
+        },
+    );
+    site.backup();
+    let started = Instant::now();
+    let out = site.lb().arg("copy").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a refused upload is not worth retrying"
+    );
+    assert!(err.contains("copy local → offsite failed"), "{err}");
+    assert!(err.contains("s3://lifeboat/offsite"), "{err}");
+    assert!(err.contains("hint: check access_key_id"), "{err}");
+    no_secret_in("the error", &out.stderr);
+    no_secret_in("the output", &out.stdout);
+    assert!(proxy.faults() > 0);
+    // No restore point is visible in the destination (read past the proxy).
+    site.write_config(
+        &server,
+        Offsite {
+            endpoint: &server.endpoint(),
+            extra: "",
+        },
+    );
+    let snaps = site.json(&["snapshots", "--repo", "offsite"]);
+    assert_eq!(snaps.as_array().map(|a| a.len()), Some(0), "{snaps}");
+    // With the store healthy again, the copy completes.
+    assert_eq!(site.copy()["copied"].as_array().unwrap().len(), 1);
+    site.verify_read_data("offsite");
+}
+
+#[test]
+fn bad_s3_settings_are_config_errors_with_a_location() {
+    let env = Env::new();
+    let cfg = env.path("c.toml");
+    fs::write(
+        &cfg,
+        "[repositories.off]\nurl = \"s3://\"\n[services.a]\ntier = \"critical\"\nsources = [{ kind = \"files\", paths = [\"/srv\"] }]\n",
+    )
+    .unwrap();
+    env.lb()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "check"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("c.toml:2:7: repository `off`"));
+    fs::write(
+        &cfg,
+        "[repositories.local]\npath = \"/r\"\n[repositories.off]\nurl = \"s3://b/p\"\ncopy_of = \"nas\"\n",
+    )
+    .unwrap();
+    env.lb()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "check"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "copy_of must name another repository",
+        ));
+}
