@@ -104,6 +104,9 @@ struct RawService {
     rto: Option<Spanned<String>>,
     retention: Option<Retention>,
     sources: Spanned<Vec<Spanned<RawSource>>>,
+    /// Shell commands runbooks use to stop and start the service.
+    stop: Option<String>,
+    start: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +274,10 @@ pub struct Service {
     pub description: String,
     pub policy: Policy,
     pub sources: Vec<Source>,
+    /// Shell commands that stop and start the service (runbooks' `stop`
+    /// and `start` actions).
+    pub stop: Option<String>,
+    pub start: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -443,6 +450,8 @@ impl Config {
                 description: rs.description.clone().unwrap_or_default(),
                 policy,
                 sources,
+                stop: rs.stop.clone(),
+                start: rs.start.clone(),
             });
         }
         services.sort_by(|a, b| a.tier.cmp(&b.tier).then(a.name.cmp(&b.name)));
