@@ -198,7 +198,7 @@ pub fn parse(file: &Path, text: &str) -> (Option<Runbook>, Vec<Problem>) {
                 .unwrap_or(meta_line);
             problems.push(problem(
                 line,
-                format!("front matter: {}", e.message().trim()),
+                format!("front matter: {}", e.message().trim().replace('\n', "; ")),
             ));
             return (None, problems);
         }

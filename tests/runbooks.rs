@@ -1,0 +1,524 @@
+//! Runbooks end to end through the real binary: `runbook check` finds
+//! problems by line, the shipped runbooks pass against the example config,
+//! `recover` restores one deleted file through a detached job, a drill of
+//! every service records its measured time, and a restore survives its
+//! terminal being killed (tmux).
+
+mod common;
+
+use common::Env;
+use predicates::prelude::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A small homelab: three services of three tiers, backed up once.
+struct Lab {
+    env: Env,
+    config: PathBuf,
+}
+
+impl Lab {
+    fn new(big: usize) -> Lab {
+        let env = Env::new();
+        let repo = env.path("repo");
+        let key = env.init(&repo);
+        for (svc, files) in [("docs", 4), ("photos", 3), ("configs", 2)] {
+            let dir = env.path(&format!("live/{svc}/data"));
+            fs::create_dir_all(&dir).unwrap();
+            for i in 0..files {
+                let len = if i == 0 {
+                    big.max(1000)
+                } else {
+                    1000 + i * 777
+                };
+                fs::write(
+                    dir.join(format!("file{i}.bin")),
+                    common::bytes(i as u64 + 7, len),
+                )
+                .unwrap();
+            }
+        }
+        let config = env.path("lifeboat.toml");
+        let marker = env.path("stopped-marker");
+        fs::write(
+            &config,
+            format!(
+                r#"cache_dir = "{cache}"
+state_dir = "{state}"
+
+[repositories.local]
+path = "{repo}"
+key_file = "{key}"
+
+[services.docs]
+tier = "critical"
+rto = "1h"
+stop = "touch {marker}"
+start = "rm -f {marker}"
+[[services.docs.sources]]
+kind = "files"
+paths = ["{live}/docs/data"]
+
+[services.photos]
+tier = "important"
+[[services.photos.sources]]
+kind = "files"
+paths = ["{live}/photos/data"]
+
+[services.configs]
+tier = "supporting"
+[[services.configs.sources]]
+kind = "files"
+paths = ["{live}/configs/data"]
+"#,
+                cache = env.path("cache").display(),
+                state = env.path("state").display(),
+                repo = repo.display(),
+                key = key.display(),
+                live = env.path("live").display(),
+                marker = marker.display(),
+            ),
+        )
+        .unwrap();
+        let lab = Lab { env, config };
+        lab.lb().args(["backup", "--all"]).assert().success();
+        lab
+    }
+
+    fn lb(&self) -> assert_cmd::Command {
+        let mut c = self.env.lb();
+        c.arg("--config").arg(&self.config);
+        c
+    }
+}
+
+fn shipped() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks")
+}
+
+#[test]
+fn runbook_check_names_file_and_line_for_each_problem() {
+    let lab = Lab::new(1000);
+    let dir = lab.env.path("rb");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("bad.md"),
+        "+++\nid = \"bad\"\ntitle = \"Bad\"\n+++\n\n## One\n\n```lifeboat\nrestore\nexplode now\n```\n\n```sh\necho {{service.nmae}}\n```\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("broken.md"),
+        "+++\nid = \"broken\"\ntitle = Broken\n+++\n\n## One\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("kinds.md"),
+        "+++\nid = \"kinds\"\ntitle = \"K\"\napplies_to = { kinds = [\"floppy\"], services = [\"nope\"] }\n+++\n\n## One\n\n```lifeboat\nrestore from=offsite\n```\n",
+    )
+    .unwrap();
+    let out = lab
+        .lb()
+        .args(["runbook", "check", "--runbooks"])
+        .arg(&dir)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let d = dir.display();
+    for want in [
+        format!("{d}/bad.md:10: unknown action `explode`"),
+        format!("{d}/bad.md:14: undefined variable `{{{{service.nmae}}}}`"),
+        format!("{d}/broken.md:3: front matter:"),
+        format!("{d}/kinds.md:1: unknown source kind `floppy`"),
+        format!("{d}/kinds.md:1: applies to service `nope`"),
+        format!("{d}/kinds.md:10: from=offsite: no repository `offsite`"),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+    assert_eq!(out.lines().count(), 6, "{out}");
+}
+
+#[test]
+fn shipped_runbooks_pass_against_the_example_config() {
+    let env = Env::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lifeboat.example.toml");
+    env.lb()
+        .env("LIFEBOAT_USB_KEY_FILE", "/etc/lifeboat/keys/usb.key")
+        .env("LIFEBOAT_HC_BACKUP", "https://hc-ping.com/00000000-example")
+        .args([
+            "runbook",
+            "check",
+            "--config",
+            example,
+            "--runbooks",
+            shipped(),
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("8 runbooks: ok"));
+}
+
+#[test]
+fn files_deleted_runbook_restores_one_deleted_file() {
+    let lab = Lab::new(300_000);
+    let victim = lab.env.path("live/docs/data/file2.bin");
+    let original = fs::read(&victim).unwrap();
+    let neighbour = lab.env.path("live/docs/data/file1.bin");
+    fs::remove_file(&victim).unwrap();
+    // A later change to another file must survive: only the path is restored.
+    fs::write(&neighbour, b"edited after the backup").unwrap();
+
+    let out = lab
+        .lb()
+        .args([
+            "recover",
+            "files-deleted",
+            "--service",
+            "docs",
+            "--point",
+            "latest",
+            "--yes",
+            "--runbooks",
+            shipped(),
+            "--input",
+        ])
+        .arg(format!("path={}", victim.display()))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(fs::read(&victim).unwrap(), original);
+    assert_eq!(fs::read(&neighbour).unwrap(), b"edited after the backup");
+    for want in [
+        "preflight docs: ✓ credentials",
+        "step 2/3 Restore the path …",
+        "check: ✓ 1 files of docs match restore point",
+        "succeeded in",
+        "report: ",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // Nothing left behind beside the live data.
+    let left: Vec<_> = fs::read_dir(lab.env.path("live/docs/data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // The report, markdown and JSON, in the state directory.
+    let reports = lab.env.path("state/reports");
+    let names: Vec<String> = fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with(".md")) && names.iter().any(|n| n.ends_with(".json")),
+        "{names:?}"
+    );
+    // And `jobs` lists it as succeeded.
+    lab.lb()
+        .args(["jobs"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("succeeded").and(predicate::str::contains("docs")));
+}
+
+#[test]
+fn a_failed_step_stops_the_run_and_leaves_data_alone() {
+    let lab = Lab::new(1000);
+    // photos has no stop command: the ransomware runbook cannot stop it.
+    lab.lb()
+        .args([
+            "recover",
+            "ransomware",
+            "--service",
+            "photos",
+            "--yes",
+            "--runbooks",
+            shipped(),
+        ])
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("✗ service stopped"))
+        .stderr(predicate::str::contains(
+            "preflight failed; nothing was changed",
+        ));
+    // A missing input is named before anything starts.
+    lab.lb()
+        .args([
+            "recover",
+            "files-deleted",
+            "--service",
+            "docs",
+            "--yes",
+            "--runbooks",
+            shipped(),
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("needs --input path="));
+}
+
+#[test]
+fn a_drill_of_every_service_records_its_measured_rto() {
+    let lab = Lab::new(200_000);
+    let out = lab
+        .lb()
+        .args([
+            "recover",
+            "monthly-drill",
+            "--all",
+            "--yes",
+            "--runbooks",
+            shipped(),
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    // Most critical first.
+    let order: Vec<usize> = ["== docs", "== photos", "== configs"]
+        .iter()
+        .map(|s| out.find(s).unwrap_or_else(|| panic!("{s} missing:\n{out}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    for svc in ["docs", "photos", "configs"] {
+        let rec =
+            fs::read_to_string(lab.env.path(&format!("state/records/drill-{svc}.jsonl"))).unwrap();
+        let v: serde_json::Value = serde_json::from_str(rec.lines().last().unwrap()).unwrap();
+        assert_eq!(v["ok"], true, "{v}");
+        assert!(
+            v["duration_ms"].as_u64().is_some() && v["rto_ms"].as_u64().unwrap() > 0,
+            "{v}"
+        );
+        eprintln!(
+            "drill {svc}: {} ms (RTO {} ms)",
+            v["duration_ms"], v["rto_ms"]
+        );
+    }
+    assert_eq!(lab.env.path("state/records").read_dir().unwrap().count(), 3);
+    // Health now sees every service drilled.
+    let h = lab.lb().args(["health", "--json"]).output().unwrap();
+    let h = String::from_utf8_lossy(&h.stdout);
+    assert!(!h.contains("never drilled"), "{h}");
+}
+
+// ── The terminal dies; the job does not ─────────────────────────────────
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+    fn start(&self, name: &str, script: &str) {
+        assert!(self
+            .cmd()
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "80",
+                "-y",
+                "24",
+                script
+            ])
+            .status()
+            .unwrap()
+            .success());
+    }
+    fn screen(&self, name: &str) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn wait_for(&self, name: &str, what: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen(name);
+            if s.contains(what) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "waited {limit:?} for {what:?}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn journal_lines(state: &Path) -> Vec<serde_json::Value> {
+    let dir = state.join("jobs");
+    let Ok(rd) = fs::read_dir(&dir) else {
+        return vec![];
+    };
+    rd.filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .flat_map(|e| {
+            fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_restore_survives_its_terminal_being_killed() {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "tmux is needed for this test: run scripts/test-deps.sh (or apt-get install tmux)"
+    );
+    // Big enough that the restore is still running when the terminal goes.
+    let lab = Lab::new(96 << 20);
+    let data = lab.env.path("live/docs/data");
+    let before = lab.env.path("before");
+    fs::create_dir_all(&before).unwrap();
+    for e in fs::read_dir(&data).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), before.join(e.file_name())).unwrap();
+    }
+    fs::remove_dir_all(&data).unwrap();
+
+    // The shipped runbook plus a last step that keeps the job alive a
+    // moment after the restore, so the kill always lands on a live job.
+    let rb = lab.env.path("rb");
+    fs::create_dir_all(&rb).unwrap();
+    let text = fs::read_to_string(Path::new(shipped()).join("files-deleted.md")).unwrap();
+    fs::write(
+        rb.join("files-deleted.md"),
+        format!("{text}\n## Settle\n\n```sh\nsleep 2\n```\n"),
+    )
+    .unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("lifeboat");
+    let t = Tmux {
+        socket: format!("lifeboat-runbook-{}", std::process::id()),
+    };
+    let script = format!(
+        "env LIFEBOAT_KEY_DIR={keys} HOME={home} {bin} --config {cfg} recover files-deleted --service docs --yes --runbooks {rb} --input path={data}; sleep 600",
+        keys = lab.env.path("keys").display(),
+        home = lab.env.path("home").display(),
+        bin = bin.display(),
+        cfg = lab.config.display(),
+        rb = rb.display(),
+        data = data.display(),
+    );
+    t.start("first", &script);
+    let state = lab.env.path("state");
+    let start = Instant::now();
+    while !journal_lines(&state)
+        .iter()
+        .any(|l| l["event"] == "step" && l["index"] == 1 && l["state"] == "running")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            t.screen("first")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The terminal goes away mid-restore, as a dropped SSH session would.
+    assert!(t
+        .cmd()
+        .args(["kill-session", "-t", "first"])
+        .status()
+        .unwrap()
+        .success());
+    let killed_at = common_now_ms();
+
+    // Reopen: the job is listed, running or finished.
+    let out = lab.lb().arg("jobs").output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listed.contains("running") || listed.contains("succeeded"),
+        "{listed}"
+    );
+    // Attach in a new terminal and see it through to the end.
+    let attach = format!(
+        "env LIFEBOAT_KEY_DIR={keys} HOME={home} {bin} --config {cfg} jobs attach $({bin} --config {cfg} jobs --json | sed -n 's/.*\"id\": *\"\\([^\"]*\\)\".*/\\1/p' | head -1); echo ATTACH-EXITED $?; sleep 600",
+        keys = lab.env.path("keys").display(),
+        home = lab.env.path("home").display(),
+        bin = bin.display(),
+        cfg = lab.config.display(),
+    );
+    t.start("second", &attach);
+    let s = t.wait_for("second", "ATTACH-EXITED", Duration::from_secs(120));
+    assert!(
+        s.contains("ATTACH-EXITED 0") && s.contains("succeeded"),
+        "{s}"
+    );
+
+    let lines = journal_lines(&state);
+    let restored_at = lines
+        .iter()
+        .find(|l| l["event"] == "step" && l["index"] == 1 && l["state"] == "done")
+        .and_then(|l| l["t"].as_u64())
+        .expect("the restore step finished");
+    let finished_at = lines
+        .iter()
+        .find(|l| l["event"] == "finished")
+        .and_then(|l| l["t"].as_u64())
+        .expect("the job finished");
+    // Usually the restore itself is still running at the kill; on a fast
+    // machine it may just have ended, which the journal shows.
+    eprintln!(
+        "the restore step ended {} ms after its terminal was killed",
+        restored_at as i64 - killed_at as i64
+    );
+    assert!(
+        finished_at > killed_at + 1000,
+        "the job outlived its terminal"
+    );
+    assert_eq!(
+        lines.iter().find(|l| l["event"] == "finished").unwrap()["outcome"],
+        "success"
+    );
+    let mut names = 0;
+    for e in fs::read_dir(&before).unwrap() {
+        let e = e.unwrap();
+        names += 1;
+        assert!(
+            fs::read(e.path()).unwrap() == fs::read(data.join(e.file_name())).unwrap(),
+            "{:?} differs",
+            e.file_name()
+        );
+    }
+    assert_eq!(fs::read_dir(&data).unwrap().count(), names);
+}
+
+fn common_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
