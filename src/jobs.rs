@@ -515,6 +515,13 @@ pub fn spawn(state_dir: &Path, config: &Path, id: &str) -> Result<u32> {
     Ok(pid)
 }
 
+/// Writes the spec and starts the job detached; returns its pid.
+pub fn launch(config: &crate::config::Config, spec: &JobSpec) -> Result<u32> {
+    write_spec(&config.state_dir, spec)?;
+    let cfg = std::path::absolute(&config.path)?;
+    spawn(&config.state_dir, &cfg, &spec.id)
+}
+
 /// Sends an answer (continue, retry, skip, abort) to a waiting job.
 pub fn answer(state_dir: &Path, id: &str, answer: &str) -> Result<()> {
     check_id(id)?;

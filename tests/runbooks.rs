@@ -341,6 +341,24 @@ impl Tmux {
             .unwrap()
             .success());
     }
+    fn keys(&self, name: &str, keys: &[&str]) {
+        for k in keys {
+            assert!(self
+                .cmd()
+                .args(["send-keys", "-t", name, k])
+                .status()
+                .unwrap()
+                .success());
+        }
+    }
+    fn literal(&self, name: &str, text: &str) {
+        assert!(self
+            .cmd()
+            .args(["send-keys", "-t", name, "-l", text])
+            .status()
+            .unwrap()
+            .success());
+    }
     fn screen(&self, name: &str) -> String {
         let out = self
             .cmd()
@@ -389,7 +407,7 @@ fn journal_lines(state: &Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn a_restore_survives_its_terminal_being_killed() {
+fn a_restore_started_in_the_console_survives_its_terminal_being_killed() {
     let ok = Command::new("tmux")
         .arg("-V")
         .output()
@@ -409,31 +427,66 @@ fn a_restore_survives_its_terminal_being_killed() {
         fs::copy(e.path(), before.join(e.file_name())).unwrap();
     }
     fs::remove_dir_all(&data).unwrap();
-
-    // The shipped runbook plus a last step that keeps the job alive a
-    // moment after the restore, so the kill always lands on a live job.
-    let rb = lab.env.path("rb");
+    // The console finds runbooks beside the config.
+    let rb = lab.env.path("runbooks");
     fs::create_dir_all(&rb).unwrap();
-    let text = fs::read_to_string(Path::new(shipped()).join("files-deleted.md")).unwrap();
-    fs::write(
-        rb.join("files-deleted.md"),
-        format!("{text}\n## Settle\n\n```sh\nsleep 2\n```\n"),
-    )
-    .unwrap();
+    for e in fs::read_dir(shipped()).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), rb.join(e.file_name())).unwrap();
+    }
+
     let bin = assert_cmd::cargo::cargo_bin("lifeboat");
     let t = Tmux {
         socket: format!("lifeboat-runbook-{}", std::process::id()),
     };
-    let script = format!(
-        "env LIFEBOAT_KEY_DIR={keys} HOME={home} {bin} --config {cfg} recover files-deleted --service docs --yes --runbooks {rb} --input path={data}; sleep 600",
+    let console = format!(
+        "env LIFEBOAT_KEY_DIR={keys} HOME={home} NO_COLOR=1 {bin} --config {cfg}; echo CONSOLE-EXITED $?; sleep 600",
         keys = lab.env.path("keys").display(),
         home = lab.env.path("home").display(),
         bin = bin.display(),
         cfg = lab.config.display(),
-        rb = rb.display(),
-        data = data.display(),
     );
-    t.start("first", &script);
+    // Killing the only session would take the tmux server with it.
+    t.start("keep", "sleep 600");
+    t.start("first", &console);
+    t.wait_for("first", "docs", Duration::from_secs(30));
+    t.keys("first", &["3"]);
+    t.wait_for("first", "what happened?", Duration::from_secs(10));
+    t.literal("first", "deleted");
+    t.wait_for(
+        "first",
+        "Files deleted or overwritten",
+        Duration::from_secs(10),
+    );
+    t.keys("first", &["Enter"]);
+    t.wait_for("first", "which services?", Duration::from_secs(10));
+    t.keys("first", &["Enter"]);
+    t.wait_for(
+        "first",
+        "The deleted file or directory",
+        Duration::from_secs(10),
+    );
+    t.literal("first", &data.display().to_string());
+    t.keys("first", &["Enter"]);
+    let s = t.wait_for("first", "POINT", Duration::from_secs(10));
+    assert!(s.contains("not verified"), "{s}");
+    t.keys("first", &["Enter"]);
+    let s = t.wait_for("first", "All clear", Duration::from_secs(20));
+    assert!(
+        s.contains("✓ docs: credentials") && s.contains("free space"),
+        "{s}"
+    );
+    t.keys("first", &["Enter"]);
+    t.wait_for(
+        "first",
+        "Type docs and Enter to start",
+        Duration::from_secs(10),
+    );
+    t.literal("first", "docs");
+    t.keys("first", &["Enter"]);
+    // The first step is a checkbox: the job waits for a key.
+    t.wait_for("first", "Enter when done", Duration::from_secs(20));
+    t.keys("first", &["Enter"]);
     let state = lab.env.path("state");
     let start = Instant::now();
     while !journal_lines(&state)
@@ -441,7 +494,7 @@ fn a_restore_survives_its_terminal_being_killed() {
         .any(|l| l["event"] == "step" && l["index"] == 1 && l["state"] == "running")
     {
         assert!(
-            start.elapsed() < Duration::from_secs(60),
+            start.elapsed() < Duration::from_secs(30),
             "{}",
             t.screen("first")
         );
@@ -454,29 +507,20 @@ fn a_restore_survives_its_terminal_being_killed() {
         .status()
         .unwrap()
         .success());
-    let killed_at = common_now_ms();
+    let killed_at = now_ms();
 
-    // Reopen: the job is listed, running or finished.
-    let out = lab.lb().arg("jobs").output().unwrap();
-    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Reopen: the console finds the job and re-attaches its progress pane;
+    // it has restored and checked, and waits on the last checkbox.
+    t.start("second", &console);
+    let s = t.wait_for("second", "Open the restored file", Duration::from_secs(60));
     assert!(
-        listed.contains("running") || listed.contains("succeeded"),
-        "{listed}"
-    );
-    // Attach in a new terminal and see it through to the end.
-    let attach = format!(
-        "env LIFEBOAT_KEY_DIR={keys} HOME={home} {bin} --config {cfg} jobs attach $({bin} --config {cfg} jobs --json | sed -n 's/.*\"id\": *\"\\([^\"]*\\)\".*/\\1/p' | head -1); echo ATTACH-EXITED $?; sleep 600",
-        keys = lab.env.path("keys").display(),
-        home = lab.env.path("home").display(),
-        bin = bin.display(),
-        cfg = lab.config.display(),
-    );
-    t.start("second", &attach);
-    let s = t.wait_for("second", "ATTACH-EXITED", Duration::from_secs(120));
-    assert!(
-        s.contains("ATTACH-EXITED 0") && s.contains("succeeded"),
+        s.contains("✓ 2. Restore the path") && s.contains("? 3. Check it"),
         "{s}"
     );
+    assert!(s.contains("4 files of docs match restore point"), "{s}");
+    t.keys("second", &["Enter"]);
+    let s = t.wait_for("second", "Recovered in", Duration::from_secs(20));
+    assert!(s.contains("✓ check docs:") && s.contains("report:"), "{s}");
 
     let lines = journal_lines(&state);
     let restored_at = lines
@@ -484,24 +528,18 @@ fn a_restore_survives_its_terminal_being_killed() {
         .find(|l| l["event"] == "step" && l["index"] == 1 && l["state"] == "done")
         .and_then(|l| l["t"].as_u64())
         .expect("the restore step finished");
-    let finished_at = lines
-        .iter()
-        .find(|l| l["event"] == "finished")
-        .and_then(|l| l["t"].as_u64())
-        .expect("the job finished");
-    // Usually the restore itself is still running at the kill; on a fast
-    // machine it may just have ended, which the journal shows.
     eprintln!(
         "the restore step ended {} ms after its terminal was killed",
         restored_at as i64 - killed_at as i64
     );
+    let finished = lines
+        .iter()
+        .find(|l| l["event"] == "finished")
+        .expect("finished");
+    assert_eq!(finished["outcome"], "success");
     assert!(
-        finished_at > killed_at + 1000,
+        finished["t"].as_u64().unwrap() > killed_at,
         "the job outlived its terminal"
-    );
-    assert_eq!(
-        lines.iter().find(|l| l["event"] == "finished").unwrap()["outcome"],
-        "success"
     );
     let mut names = 0;
     for e in fs::read_dir(&before).unwrap() {
@@ -514,9 +552,12 @@ fn a_restore_survives_its_terminal_being_killed() {
         );
     }
     assert_eq!(fs::read_dir(&data).unwrap().count(), names);
+    t.keys("second", &["Escape", "Escape"]);
+    t.keys("second", &["q"]);
+    t.wait_for("second", "CONSOLE-EXITED 0", Duration::from_secs(10));
 }
 
-fn common_now_ms() -> u64 {
+fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

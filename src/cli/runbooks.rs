@@ -250,7 +250,7 @@ pub fn recover(ctx: &Ctx, a: RecoverArgs) -> Result<ExitCode> {
         interactive,
         key: ctx.cli_key.clone().map(std::path::absolute).transpose()?,
     };
-    start(config, &spec)?;
+    jobs::launch(config, &spec)?;
     if a.detach {
         if ctx.json {
             output::json(&serde_json::json!({"job": id}))?;
@@ -260,13 +260,6 @@ pub fn recover(ctx: &Ctx, a: RecoverArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     follow(config, &id, interactive)
-}
-
-/// Writes the spec and starts the detached job.
-pub fn start(config: &Config, spec: &JobSpec) -> Result<u32> {
-    jobs::write_spec(&config.state_dir, spec)?;
-    let cfg = std::path::absolute(&config.path)?;
-    jobs::spawn(&config.state_dir, &cfg, &spec.id)
 }
 
 /// Prints a job's journal as plain lines until it finishes; with a

@@ -361,7 +361,13 @@ impl Run<'_> {
             ("service.repository", svc.repository.clone()),
             ("service.paths", paths.join(" ")),
             ("point.id", snap.short_id()),
-            ("point.time", snap.time.clone()),
+            (
+                "point.time",
+                format!(
+                    "{} UTC",
+                    snap.time.get(..19).unwrap_or(&snap.time).replace('T', " ")
+                ),
+            ),
             ("repository.name", svc.repository.clone()),
             (
                 "repository.path",
@@ -536,7 +542,9 @@ impl Run<'_> {
             config: self.config,
             key: self.spec.key.clone(),
         };
-        self.journal.log(format!("lifeboat: {}", action.describe()));
+        let shown = action.describe();
+        self.journal
+            .log(format!("lifeboat: {}", fill(&shown).unwrap_or(shown)));
         let detail = match action {
             Action::Restore { path, to, from } => {
                 let path = path.as_deref().map(fill).transpose()?;
