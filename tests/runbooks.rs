@@ -469,7 +469,7 @@ fn a_restore_started_in_the_console_survives_its_terminal_being_killed() {
     t.literal("first", &data.display().to_string());
     t.keys("first", &["Enter"]);
     let s = t.wait_for("first", "POINT", Duration::from_secs(10));
-    assert!(s.contains("not verified"), "{s}");
+    assert!(s.contains("unverified"), "{s}");
     t.keys("first", &["Enter"]);
     let s = t.wait_for("first", "All clear", Duration::from_secs(20));
     assert!(

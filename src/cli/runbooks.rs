@@ -221,6 +221,7 @@ pub fn recover(ctx: &Ctx, a: RecoverArgs) -> Result<ExitCode> {
     let repos = Repos {
         config,
         key: ctx.cli_key.clone(),
+        staging: Default::default(),
     };
     let mut ok = true;
     for s in &services {
@@ -437,10 +438,7 @@ pub fn jobs_cmd(ctx: &Ctx, a: JobsArgs) -> Result<ExitCode> {
             } else if list.is_empty() {
                 println!("(no jobs)");
             } else {
-                println!(
-                    "{:<36} {:<10} {:<20} {}",
-                    "JOB", "STATE", "SERVICES", "STEP"
-                );
+                println!("{:<36} {:<10} {:<20} STEP", "JOB", "STATE", "SERVICES");
                 for j in &list {
                     let step = j
                         .current

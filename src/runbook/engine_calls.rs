@@ -63,6 +63,8 @@ pub struct Outcome {
 pub struct Repos<'a> {
     pub config: &'a Config,
     pub key: Option<PathBuf>,
+    /// The job's staging directories in flight.
+    pub staging: Staging,
 }
 
 impl Repos<'_> {
@@ -128,9 +130,9 @@ pub fn restore_service(
     snap: &Snapshot,
     path: Option<&str>,
     target: &Target,
-    staging: &Staging,
     reporter: &Reporter,
 ) -> Result<Outcome> {
+    let staging = &repos.staging;
     let started = std::time::Instant::now();
     let paths = scope(svc, path)?;
     let mut out = Outcome::default();
@@ -317,9 +319,9 @@ pub fn verify_point(
     repos: &Repos,
     repo: &Repository,
     snap: &Snapshot,
-    staging: &Staging,
     reporter: &Reporter,
 ) -> Result<String> {
+    let staging = &repos.staging;
     let root = repos
         .config
         .state_dir

@@ -82,6 +82,14 @@ enum Answer {
 }
 
 impl Run<'_> {
+    fn repos(&self) -> Repos<'_> {
+        Repos {
+            config: self.config,
+            key: self.spec.key.clone(),
+            staging: self.staging.clone(),
+        }
+    }
+
     fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }
@@ -184,10 +192,7 @@ impl Run<'_> {
     ) -> (Option<ServiceReport>, Outcome) {
         let setup = (|| -> Result<(ServiceLock, SvcCtx)> {
             let lock = ServiceLock::acquire(&self.config.state_dir, &svc.name, &self.spec.id)?;
-            let repos = Repos {
-                config: self.config,
-                key: self.spec.key.clone(),
-            };
+            let repos = self.repos();
             let repo = repos.open(&svc.repository)?;
             let snap = calls::resolve_point(&repo, &svc.name, &self.spec.point)?;
             let vars = self.vars(svc, &snap)?;
@@ -538,10 +543,7 @@ impl Run<'_> {
 
     fn action(&self, cx: &mut SvcCtx, action: &Action) -> Result<String> {
         let fill = |t: &str| vars::fill(t, &cx.vars, false).map_err(|e| anyhow!(e));
-        let repos = Repos {
-            config: self.config,
-            key: self.spec.key.clone(),
-        };
+        let repos = self.repos();
         let shown = action.describe();
         self.journal
             .log(format!("lifeboat: {}", fill(&shown).unwrap_or(shown)));
@@ -564,16 +566,7 @@ impl Run<'_> {
                     _ => (&cx.repo, cx.snap.clone()),
                 };
                 let out = self.with_reporter(|r| {
-                    calls::restore_service(
-                        &repos,
-                        cx.svc,
-                        repo,
-                        &snap,
-                        path.as_deref(),
-                        &target,
-                        &self.staging,
-                        r,
-                    )
+                    calls::restore_service(&repos, cx.svc, repo, &snap, path.as_deref(), &target, r)
                 })?;
                 for rb in &out.rollback {
                     self.journal.log(format!(
@@ -613,9 +606,9 @@ impl Run<'_> {
                 cx.check = Some((ok, detail));
                 r?
             }
-            Action::Verify => self.with_reporter(|r| {
-                calls::verify_point(&repos, &cx.repo, &cx.snap, &self.staging, r)
-            })?,
+            Action::Verify => {
+                self.with_reporter(|r| calls::verify_point(&repos, &cx.repo, &cx.snap, r))?
+            }
             Action::Drill => {
                 let report = self.with_reporter(|r| {
                     calls::drill_service(&repos, cx.svc, &cx.repo, &cx.snap, r)

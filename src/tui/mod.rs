@@ -318,7 +318,11 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
                     file.display()
                 )));
             };
-            let repos = runbook::engine_calls::Repos { config, key: None };
+            let repos = runbook::engine_calls::Repos {
+                config,
+                key: None,
+                staging: Default::default(),
+            };
             let mut out = Vec::new();
             for name in &services {
                 match config.service(name) {

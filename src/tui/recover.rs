@@ -266,7 +266,7 @@ impl Wizard {
                     }
                 }
                 if self.inputs.is_empty() {
-                    self.to_point(inv, now);
+                    self.enter_point(inv, now);
                 } else {
                     self.input_at = 0;
                     self.go(Stage::Inputs);
@@ -279,7 +279,7 @@ impl Wizard {
 
     fn inputs_key(&mut self, key: KeyEvent, inv: Option<&Inventory>, now: SystemTime) -> Vec<Cmd> {
         let Some(text) = self.inputs.get_mut(self.input_at) else {
-            self.to_point(inv, now);
+            self.enter_point(inv, now);
             return vec![];
         };
         match key.code {
@@ -295,7 +295,7 @@ impl Wizard {
                 if self.input_at + 1 < self.inputs.len() {
                     self.input_at += 1;
                 } else {
-                    self.to_point(inv, now);
+                    self.enter_point(inv, now);
                 }
             }
             _ => {}
@@ -306,7 +306,7 @@ impl Wizard {
     /// Restore points of the one chosen service, newest first, the cursor
     /// on the newest verified one. With several services, each takes its
     /// newest: the stage is passed straight to preflight.
-    fn to_point(&mut self, inv: Option<&Inventory>, now: SystemTime) {
+    fn enter_point(&mut self, inv: Option<&Inventory>, now: SystemTime) {
         let chosen = self.chosen();
         self.points.clear();
         self.point = None;

@@ -165,6 +165,16 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 ),
                 t.header(),
             ));
+            if let (Some(s), Some(p)) = (
+                w.services.iter().find(|s| s.1),
+                w.points.get(w.sel).filter(|p| p.over_rpo),
+            ) {
+                lines.push(Line::raw(format!(
+                    "! {} is older than {}'s RPO: newer data will be lost",
+                    &p.id[..8.min(p.id.len())],
+                    s.0
+                )));
+            }
             for i in window(w.points.len(), w.sel, h.saturating_sub(3)) {
                 let p = &w.points[i];
                 let text = format!(
@@ -176,9 +186,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     if p.verified {
                         "✓ verified"
                     } else {
-                        "· not verified"
+                        "· unverified"
                     },
-                    if p.over_rpo { "  ! older than RPO" } else { "" }
+                    if p.over_rpo { "  ! > RPO" } else { "" }
                 );
                 lines.push(selectable(text, i == w.sel, app));
             }
