@@ -311,6 +311,100 @@ fn a_drill_of_every_service_records_its_measured_rto() {
     assert!(!h.contains("never drilled"), "{h}");
 }
 
+#[test]
+fn one_job_per_service_and_a_cancelled_job_stops_cleanly() {
+    let lab = Lab::new(1000);
+    // A runbook that waits before it restores anything.
+    let rb = lab.env.path("rb");
+    fs::create_dir_all(&rb).unwrap();
+    fs::write(
+        rb.join("slow.md"),
+        "+++\nid = \"slow\"\ntitle = \"Slow\"\n+++\n\n## Wait\n\n```sh\nsleep 30\n```\n\n## Restore\n\n```lifeboat\nrestore\n```\n",
+    )
+    .unwrap();
+    let out = lab
+        .lb()
+        .args([
+            "--json",
+            "recover",
+            "slow",
+            "--service",
+            "docs",
+            "--yes",
+            "--detach",
+            "--runbooks",
+        ])
+        .arg(&rb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state = lab.env.path("state");
+    let start = Instant::now();
+    while !journal_lines(&state)
+        .iter()
+        .any(|l| l["line"] == "$ sleep 30")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the job did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A second restore of the same service is refused while the first runs.
+    lab.lb()
+        .args([
+            "recover",
+            "slow",
+            "--service",
+            "docs",
+            "--yes",
+            "--runbooks",
+        ])
+        .arg(&rb)
+        .assert()
+        .failure()
+        .stdout(
+            predicate::str::contains("another job (")
+                .and(predicate::str::contains("is already working on docs")),
+        );
+    lab.lb().args(["jobs", "cancel", &id]).assert().success();
+    let start = Instant::now();
+    let finished = loop {
+        let lines = journal_lines(&state);
+        if let Some(f) = lines
+            .iter()
+            .find(|l| l["event"] == "finished" && l["outcome"] == "cancelled")
+        {
+            break f.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not cancelled: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(finished["t"].is_u64());
+    // The restore never ran: nothing staged, nothing touched.
+    let left: Vec<_> = fs::read_dir(lab.env.path("live/docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["data"]);
+    lab.lb()
+        .args(["jobs"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("cancelled"));
+}
+
 // ── The terminal dies; the job does not ─────────────────────────────────
 
 struct Tmux {

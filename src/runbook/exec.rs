@@ -464,9 +464,13 @@ impl Run<'_> {
     /// timeout or when the job is cancelled.
     fn shell(&self, cmd: &str, timeout: Duration) -> Result<()> {
         self.journal.log(format!("$ {cmd}"));
+        use std::os::unix::process::CommandExt;
         let mut child = std::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
+            // Its own process group, so a timeout or cancel stops whatever
+            // the command started too.
+            .process_group(0)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -503,6 +507,10 @@ impl Run<'_> {
                     };
                 }
                 if self.cancelled() || started.elapsed() > timeout {
+                    // SAFETY: signals the process group created above.
+                    unsafe {
+                        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+                    }
                     let _ = child.kill();
                     let _ = child.wait();
                     if self.cancelled() {
