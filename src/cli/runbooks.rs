@@ -306,7 +306,7 @@ fn follow(config: &Config, id: &str, interactive: bool) -> Result<ExitCode> {
                     Outcome::Failed => "FAILED",
                     Outcome::Cancelled => "was cancelled",
                 },
-                runbook::exec::secs(*ms),
+                runbook::report::secs(*ms),
                 report
                     .as_ref()
                     .map(|r| format!("; report: {}", r.display()))

@@ -7,6 +7,7 @@ pub mod engine_calls;
 pub mod exec;
 pub mod parse;
 pub mod preflight;
+pub mod report;
 pub mod vars;
 
 use crate::config::{Config, Service, Tier};

@@ -318,7 +318,7 @@ pub fn job_lines(j: &JobView, height: usize, app: &App) -> Vec<Line<'static>> {
                     Outcome::Failed => "FAILED",
                     Outcome::Cancelled => "Cancelled",
                 },
-                crate::runbook::exec::secs(*ms)
+                crate::runbook::report::secs(*ms)
             ),
             t.title(),
         ));
