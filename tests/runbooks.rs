@@ -615,6 +615,12 @@ fn a_restore_started_in_the_console_survives_its_terminal_being_killed() {
     t.keys("second", &["Enter"]);
     let s = t.wait_for("second", "Recovered in", Duration::from_secs(20));
     assert!(s.contains("✓ check docs:") && s.contains("report:"), "{s}");
+    // The report itself is shown in the pane.
+    let s = t.wait_for("second", "─ report", Duration::from_secs(10));
+    assert!(
+        s.contains("# Files deleted or overwritten by accident"),
+        "{s}"
+    );
 
     let lines = journal_lines(&state);
     let restored_at = lines
@@ -646,7 +652,11 @@ fn a_restore_started_in_the_console_survives_its_terminal_being_killed() {
         );
     }
     assert_eq!(fs::read_dir(&data).unwrap().count(), names);
-    t.keys("second", &["Escape", "Escape"]);
+    // Detach, back out to Health, quit.
+    t.keys("second", &["Escape"]);
+    t.wait_for("second", "what happened?", Duration::from_secs(10));
+    t.keys("second", &["Escape"]);
+    t.wait_for("second", "Services", Duration::from_secs(10));
     t.keys("second", &["q"]);
     t.wait_for("second", "CONSOLE-EXITED 0", Duration::from_secs(10));
 }

@@ -339,6 +339,30 @@ fn the_progress_pane_shows_steps_rate_eta_and_waits_for_keys() {
         matches!(cmds.as_slice(), [Cmd::AnswerJob { answer, .. }] if answer == "retry"),
         "{cmds:?}"
     );
+    // Finished: the report is read and shown in the pane.
+    let mut done = job.clone();
+    done.apply(&Line {
+        t: 1_790_000_009_000,
+        rec: Record::Finished {
+            outcome: lifeboat::jobs::Outcome::Success,
+            duration_ms: 9000,
+            report: Some("/state/reports/x.md".into()),
+        },
+    });
+    let cmds = app.on_msg(Msg::JobTail(Box::new(done)));
+    assert!(
+        matches!(cmds.as_slice(), [Cmd::ReadReport(p)] if p.ends_with("x.md")),
+        "{cmds:?}"
+    );
+    app.on_msg(Msg::Report(vec![
+        "# Files deleted".into(),
+        "Took 9.0 s".into(),
+    ]));
+    let s = draw(&app);
+    assert!(
+        s.contains("✓ Recovered in 9.0 s") && s.contains("─ report") && s.contains("Took 9.0 s"),
+        "{s}"
+    );
     // Esc detaches; the job goes on and is listed first.
     let cmds = key(&mut app, KeyCode::Esc);
     assert!(matches!(cmds.as_slice(), [Cmd::LoadJobs]));

@@ -60,6 +60,7 @@ pub enum Cmd {
     CancelJob {
         id: String,
     },
+    ReadReport(std::path::PathBuf),
 }
 
 /// Results of that work.
@@ -77,6 +78,7 @@ pub enum Msg {
     Jobs(Vec<crate::jobs::JobView>),
     Preflight(Vec<(String, crate::runbook::preflight::Check)>),
     JobTail(Box<crate::jobs::JobView>),
+    Report(Vec<String>),
     /// A job could not be started, answered or cancelled.
     JobError(String),
 }
@@ -288,6 +290,7 @@ impl App {
                     self.jobs_checked = true;
                     if let Some(run) = j.iter().find(|j| j.running()) {
                         self.screen = Screen::Recover;
+                        self.recover.report = None;
                         self.recover.job = Some(run.clone());
                         self.recover.stage = Some(super::recover::Stage::Run);
                         self.recover.jobs = j;
@@ -297,7 +300,8 @@ impl App {
                 self.recover.jobs = j;
             }
             Msg::Preflight(p) => self.recover.preflight = Some(p),
-            Msg::JobTail(v) => self.recover.on_tail(*v),
+            Msg::JobTail(v) => return self.recover.on_tail(*v),
+            Msg::Report(lines) => self.recover.report = Some(lines),
             Msg::JobError(e) => {
                 self.recover.tailing = false;
                 self.recover.error = Some(e);

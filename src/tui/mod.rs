@@ -257,7 +257,8 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
         | Cmd::StartJob(_)
         | Cmd::TailJob(_)
         | Cmd::AnswerJob { .. }
-        | Cmd::CancelJob { .. } => return recover_exec(config, cmd),
+        | Cmd::CancelJob { .. }
+        | Cmd::ReadReport(_) => return recover_exec(config, cmd),
         Cmd::Diff {
             repository,
             older,
@@ -356,6 +357,10 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
             Ok(()) => return None,
             Err(e) => Msg::JobError(format!("{e:#}")),
         },
+        Cmd::ReadReport(p) => Msg::Report(match std::fs::read_to_string(&p) {
+            Ok(t) => t.lines().map(str::to_owned).collect(),
+            Err(e) => vec![format!("cannot read the report {}: {e}", p.display())],
+        }),
         Cmd::CancelJob { id } => match crate::jobs::cancel(state, &id) {
             Ok(()) => return None,
             Err(e) => Msg::JobError(format!("{e:#}")),

@@ -75,6 +75,8 @@ pub struct Wizard {
     pub preflight: Option<Vec<(String, Check)>>,
     pub typed: String,
     pub job: Option<JobView>,
+    /// The finished job's report (markdown), shown in the pane.
+    pub report: Option<Vec<String>>,
     /// A tail read is in flight (latest wins: one at a time).
     pub tailing: bool,
     pub error: Option<String>,
@@ -154,6 +156,7 @@ impl Wizard {
             Stage::Pick => self.pick_rows().len(),
             Stage::Services => self.services.len(),
             Stage::Point => self.points.len(),
+            Stage::Run => self.report.as_ref().map_or(0, Vec::len),
             _ => 0,
         }
     }
@@ -211,15 +214,20 @@ impl Wizard {
             KeyCode::Enter => match self.pick_rows().get(self.sel).copied() {
                 Some(PickRow::Job(i)) => {
                     if let Some(j) = self.jobs.get(i) {
-                        self.job = Some(j.clone());
+                        self.report = None;
+                        // Read from the start: the pane shows all of it.
+                        self.job = Some(JobView {
+                            id: j.id.clone(),
+                            ..Default::default()
+                        });
                         self.go(Stage::Run);
                     }
                 }
                 Some(PickRow::Runbook(i)) => {
                     self.runbook = Some(i);
                     let rb = &self.runbooks[i];
-                    // Host and site scopes start with every service chosen.
-                    let all = rb.scope != Scope::Service;
+                    // A site-wide runbook starts with every service chosen.
+                    let all = rb.scope == Scope::All;
                     self.services = rb.applies.iter().map(|s| (s.clone(), all)).collect();
                     self.inputs = rb
                         .inputs
@@ -251,8 +259,23 @@ impl Wizard {
         match key.code {
             KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => self.go(Stage::Pick),
             KeyCode::Char(' ') => {
-                if let Some(s) = self.services.get_mut(self.sel) {
-                    s.1 = !s.1;
+                let host_of = |name: &str| {
+                    inv.and_then(|i| i.services.iter().find(|s| s.name == name))
+                        .map(|s| s.host.clone())
+                };
+                let host_wide = self.current().is_some_and(|r| r.scope == Scope::Host);
+                if let Some((name, on)) = self.services.get(self.sel).cloned() {
+                    match host_of(&name).filter(|_| host_wide) {
+                        // A host-wide runbook: Space picks the whole host.
+                        Some(host) => {
+                            for s in &mut self.services {
+                                if host_of(&s.0).as_ref() == Some(&host) {
+                                    s.1 = !on;
+                                }
+                            }
+                        }
+                        None => self.services[self.sel].1 = !on,
+                    }
                 }
             }
             KeyCode::Char('j') => {
@@ -261,8 +284,11 @@ impl Wizard {
             KeyCode::Char('k') => self.sel = self.sel.saturating_sub(1),
             KeyCode::Enter => {
                 if self.chosen().is_empty() {
-                    if let Some(s) = self.services.get_mut(self.sel) {
-                        s.1 = true;
+                    // Nothing toggled: the highlighted one (its host, for a
+                    // host-wide runbook).
+                    self.services_key(KeyEvent::from(KeyCode::Char(' ')), inv, now);
+                    if self.chosen().is_empty() {
+                        return vec![];
                     }
                 }
                 if self.inputs.is_empty() {
@@ -445,6 +471,7 @@ impl Wizard {
                     services: self.chosen(),
                     ..Default::default()
                 });
+                self.report = None;
                 self.go(Stage::Run);
                 return vec![Cmd::StartJob(Box::new(spec))];
             }
@@ -488,7 +515,11 @@ impl Wizard {
     /// Every fast tick while a job is shown: read what its journal gained.
     pub fn tail(&mut self) -> Vec<Cmd> {
         match &self.job {
-            Some(j) if self.stage() == Stage::Run && !self.tailing && j.finished.is_none() => {
+            Some(j)
+                if self.stage() == Stage::Run
+                    && !self.tailing
+                    && (j.finished.is_none() || j.offset == 0) =>
+            {
                 self.tailing = true;
                 vec![Cmd::TailJob(Box::new(j.clone()))]
             }
@@ -496,10 +527,21 @@ impl Wizard {
         }
     }
 
-    pub fn on_tail(&mut self, v: JobView) {
+    /// A fresh read of the shown job; once it has finished, its report
+    /// is read to be shown.
+    pub fn on_tail(&mut self, v: JobView) -> Vec<Cmd> {
         self.tailing = false;
-        if self.job.as_ref().is_some_and(|j| j.id == v.id) {
-            self.job = Some(v);
+        if self.job.as_ref().is_none_or(|j| j.id != v.id) {
+            return vec![];
+        }
+        let report = v.finished.as_ref().and_then(|f| f.2.clone());
+        self.job = Some(v);
+        match report {
+            Some(p) if self.report.is_none() => {
+                self.report = Some(Vec::new());
+                vec![Cmd::ReadReport(p)]
+            }
+            _ => vec![],
         }
     }
 }

@@ -41,7 +41,7 @@ pub fn hints(w: &Wizard) -> &'static [(&'static str, &'static str)] {
                 &[("Enter", "done"), ("a", "abort"), ("Esc", "detach")]
             }
             Some(j) if j.running() => &[("C", "cancel job"), ("Esc", "detach: it keeps running")],
-            _ => &[("Esc", "back")],
+            _ => &[("↑↓", "scroll the report"), ("Esc", "back")],
         },
     }
 }
@@ -248,6 +248,14 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         Stage::Run => {
             if let Some(j) = &w.job {
                 lines = job_lines(j, h, app);
+                // Finished: the report replaces the log (↑↓ scroll it).
+                if let Some(r) = w.report.as_ref().filter(|r| !r.is_empty()) {
+                    let room = h.saturating_sub(lines.len() + 1);
+                    lines.push(Line::styled("─ report ", t.dim()));
+                    for l in r.iter().skip(w.sel).take(room) {
+                        lines.push(Line::raw(l.clone()));
+                    }
+                }
             }
         }
     }
@@ -335,9 +343,9 @@ pub fn job_lines(j: &JobView, height: usize, app: &App) -> Vec<Line<'static>> {
     if j.lost {
         lines.push(Line::raw("✗ the job's process is gone without finishing"));
     }
-    // The log's tail fills what is left.
+    // The log's tail fills what is left (until the report replaces it).
     let room = height.saturating_sub(lines.len() + 1);
-    if room > 0 && !j.log.is_empty() {
+    if room > 0 && !j.log.is_empty() && j.finished.as_ref().is_none_or(|f| f.2.is_none()) {
         lines.push(Line::styled("─ log ", t.dim()));
         let start = j.log.len().saturating_sub(room.saturating_sub(1));
         for l in &j.log[start..] {
