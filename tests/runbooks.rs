@@ -405,6 +405,104 @@ fn one_job_per_service_and_a_cancelled_job_stops_cleanly() {
         .stdout(predicate::str::contains("cancelled"));
 }
 
+#[test]
+fn cancelling_mid_restore_leaves_no_staging_and_no_half_copy() {
+    // Big enough that the restore outlasts the half second a cancelled
+    // job waits for its step to notice.
+    let lab = Lab::new(192 << 20);
+    let data = lab.env.path("live/docs/data");
+    let before: Vec<(std::ffi::OsString, Vec<u8>)> = fs::read_dir(&data)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), fs::read(e.path()).unwrap())
+        })
+        .collect();
+    fs::remove_dir_all(&data).unwrap();
+    let out = lab
+        .lb()
+        .args([
+            "--json",
+            "recover",
+            "files-deleted",
+            "--service",
+            "docs",
+            "--yes",
+            "--detach",
+            "--runbooks",
+            shipped(),
+            "--input",
+        ])
+        .arg(format!("path={}", data.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = lab.env.path("state");
+    let start = Instant::now();
+    while !journal_lines(&state)
+        .iter()
+        .any(|l| l["event"] == "progress")
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SIGTERM straight away (what `jobs cancel` sends), to land mid-restore.
+    let pid = journal_lines(&state)
+        .iter()
+        .find(|l| l["event"] == "started")
+        .and_then(|l| l["pid"].as_u64())
+        .unwrap();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    loop {
+        let lines = journal_lines(&state);
+        if let Some(f) = lines.iter().find(|l| l["event"] == "finished") {
+            assert_eq!(f["outcome"], "cancelled", "{lines:?}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{lines:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Wait for the process to be gone, then look.
+    let start = Instant::now();
+    while lab
+        .lb()
+        .arg("jobs")
+        .output()
+        .unwrap()
+        .stdout
+        .windows(7)
+        .any(|w| w == b"running")
+    {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<String> = fs::read_dir(lab.env.path("live/docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "staging left behind: {left:?}");
+    // All or nothing: the copy was either swapped in whole, or never.
+    if data.exists() {
+        eprintln!("the cancel landed after the swap: the restored copy is complete");
+        for (name, bytes) in &before {
+            assert!(&fs::read(data.join(name)).unwrap() == bytes, "{name:?}");
+        }
+        assert_eq!(fs::read_dir(&data).unwrap().count(), before.len());
+    } else {
+        eprintln!("the cancel landed mid-restore: nothing was swapped in");
+    }
+}
+
 // ── The terminal dies; the job does not ─────────────────────────────────
 
 struct Tmux {

@@ -523,7 +523,7 @@ pub fn job_run(ctx: &Ctx, id: &str) -> Result<ExitCode> {
 }
 
 /// SIGTERM or SIGINT: ask the run to stop; if the engine is mid-restore
-/// and does not come back within two seconds, remove the staging here,
+/// and does not come back within half a second, remove the staging here,
 /// record the cancel and exit.
 fn watch_signals(
     cancel: Arc<AtomicBool>,
@@ -553,13 +553,16 @@ fn watch_signals(
         });
         journal.log("cancel requested: stopping");
         cancel.store(true, Ordering::SeqCst);
-        for _ in 0..20 {
+        for _ in 0..5 {
             if done.load(Ordering::SeqCst) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let dirs = staging.lock().map(|s| s.clone()).unwrap_or_default();
+        // Held until the process exits: a swap into place waits on this
+        // lock, so it either finished before or never happens.
+        let guard = staging.lock();
+        let dirs = guard.as_ref().map(|s| s.to_vec()).unwrap_or_default();
         for d in dirs {
             for _ in 0..5 {
                 if std::fs::remove_dir_all(&d).is_ok() || !d.exists() {

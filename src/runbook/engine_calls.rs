@@ -218,6 +218,13 @@ fn restore_live(
         opts.include = vec![rel(live)];
         let r = engine::restore(repo, snap, &opts, reporter)?;
         let restored = stage.join("t").join(rel(live));
+        // The swap happens under the staging lock: a cancelled job removes
+        // staging under the same lock, so it never removes half of a copy
+        // that is being moved into place, and never swaps in a half-removed one.
+        let mut guard = staging.lock().map_err(|_| anyhow!("the job is stopping"))?;
+        if !guard.contains(&stage) {
+            bail!("cancelled before {} was replaced", live.display());
+        }
         let mut rollback = Vec::new();
         if live.symlink_metadata().is_ok() {
             let stamp = crate::repo::snapshot::now_rfc3339().replace([':', '-'], "");
@@ -231,8 +238,16 @@ fn restore_live(
             })?;
             rollback.push(aside);
         }
-        std::fs::rename(&restored, live)
-            .with_context(|| format!("moving the restored copy into {}", live.display()))?;
+        if let Err(e) = std::fs::rename(&restored, live) {
+            // Put back what was there rather than leave nothing.
+            if let Some(aside) = rollback.first() {
+                let _ = std::fs::rename(aside, live);
+            }
+            return Err(anyhow::Error::new(e)
+                .context(format!("moving the restored copy into {}", live.display())));
+        }
+        guard.retain(|x| x != &stage);
+        drop(guard);
         Ok(Outcome {
             files: r.files,
             bytes: r.bytes,
