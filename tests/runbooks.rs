@@ -599,6 +599,49 @@ fn journal_lines(state: &Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
+fn recover_on_a_terminal_asks_at_each_checkbox() {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "tmux is needed for this test: run scripts/test-deps.sh (or apt-get install tmux)"
+    );
+    let lab = Lab::new(1000);
+    let victim = lab.env.path("live/docs/data/file3.bin");
+    let original = fs::read(&victim).unwrap();
+    fs::remove_file(&victim).unwrap();
+    let t = Tmux {
+        socket: format!("lifeboat-ask-{}", std::process::id()),
+    };
+    let script = format!(
+        "env LIFEBOAT_KEY_DIR={keys} HOME={home} {bin} --config {cfg} recover files-deleted --service docs --runbooks {rb} --input path={victim}; echo RECOVER-EXITED $?; sleep 600",
+        keys = lab.env.path("keys").display(),
+        home = lab.env.path("home").display(),
+        bin = assert_cmd::cargo::cargo_bin("lifeboat").display(),
+        cfg = lab.config.display(),
+        rb = shipped(),
+        victim = victim.display(),
+    );
+    t.start("t", &script);
+    t.wait_for("t", "[Enter done, a abort] >", Duration::from_secs(30));
+    assert!(!victim.exists(), "nothing happens before the answer");
+    t.keys("t", &["Enter"]);
+    // The second checkbox, after the restore and the check.
+    let s = t.wait_for("t", "Open the restored file", Duration::from_secs(30));
+    assert!(s.contains("check: ✓"), "{s}");
+    assert_eq!(fs::read(&victim).unwrap(), original);
+    t.keys("t", &["Enter"]);
+    let s = t.wait_for("t", "RECOVER-EXITED", Duration::from_secs(30));
+    assert!(
+        s.contains("succeeded") && s.contains("RECOVER-EXITED 0"),
+        "{s}"
+    );
+}
+
+#[test]
 fn a_restore_started_in_the_console_survives_its_terminal_being_killed() {
     let ok = Command::new("tmux")
         .arg("-V")
