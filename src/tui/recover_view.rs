@@ -343,11 +343,20 @@ pub fn job_lines(j: &JobView, height: usize, app: &App) -> Vec<Line<'static>> {
     if j.lost {
         lines.push(Line::raw("✗ the job's process is gone without finishing"));
     }
-    // The log's tail fills what is left (until the report replaces it).
-    let room = height.saturating_sub(lines.len() + 1);
-    if room > 0 && !j.log.is_empty() && j.finished.as_ref().is_none_or(|f| f.2.is_none()) {
+    // The log's tail fills what is left. Once a report is there it takes
+    // the room, but a run that did not succeed keeps its last lines: they
+    // say why.
+    let mut room = height.saturating_sub(lines.len() + 1);
+    if let Some((outcome, _, Some(_))) = &j.finished {
+        room = if *outcome == Outcome::Success {
+            0
+        } else {
+            room.min(5)
+        };
+    }
+    if room > 1 && !j.log.is_empty() {
         lines.push(Line::styled("─ log ", t.dim()));
-        let start = j.log.len().saturating_sub(room.saturating_sub(1));
+        let start = j.log.len().saturating_sub(room - 1);
         for l in &j.log[start..] {
             lines.push(Line::styled(l.clone(), t.dim()));
         }
