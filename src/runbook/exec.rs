@@ -663,7 +663,10 @@ impl Run<'_> {
                 format!("{url} answers")
             }
         };
-        self.journal.log(format!("  {detail}"));
+        // Checks and drills are already in the journal as check records.
+        if !matches!(action, Action::Check { .. } | Action::Drill) {
+            self.journal.log(format!("  {detail}"));
+        }
         Ok(detail)
     }
 }

@@ -300,6 +300,15 @@ pub fn job_lines(j: &JobView, height: usize, app: &App) -> Vec<Line<'static>> {
         }
         lines.push(Line::raw(text));
     }
+    // Checks as they come; at the end they go under the outcome.
+    if j.finished.is_none() {
+        for (svc, ok, d) in &j.checks {
+            lines.push(Line::raw(format!(
+                "{} check {svc}: {d}",
+                if *ok { "✓" } else { "✗" }
+            )));
+        }
+    }
     if let Some(wt) = &j.waiting {
         lines.push(Line::raw(""));
         let keys = match wt.kind.as_str() {
