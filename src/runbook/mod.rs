@@ -208,6 +208,12 @@ impl Runbook {
         self.requires_stopped || self.has(|a| matches!(a, Action::Stop))
     }
 
+    /// Does it write over live data (rather than only into sandboxes or
+    /// a directory)?
+    pub fn writes_live(&self) -> bool {
+        self.has(|a| matches!(a, Action::Restore { to, .. } if to == "live"))
+    }
+
     fn has(&self, f: impl Fn(&Action) -> bool) -> bool {
         self.steps.iter().flat_map(|s| &s.items).any(|i| match i {
             Item::Lifeboat { action, .. } => f(action),

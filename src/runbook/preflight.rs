@@ -75,7 +75,25 @@ pub fn run(repos: &Repos, runbook: &Runbook, svc: &Service, point: &str) -> Vec<
             }
         ),
     );
-    for src in &svc.sources {
+    if !runbook.writes_live() {
+        // Drills and read-backs write only into sandboxes.
+        let sandboxes = &repos.config.state_dir;
+        let at = nearest_existing(sandboxes).unwrap_or(sandboxes);
+        match crate::util::fs_space(at).map(|(_, a)| a) {
+            Some(f) => add(
+                "free space",
+                f >= snap.stats.bytes,
+                format!(
+                    "{} free for sandboxes at {}; the restore point holds {}",
+                    crate::util::human_bytes(f),
+                    at.display(),
+                    crate::util::human_bytes(snap.stats.bytes)
+                ),
+            ),
+            None => add("free space", false, format!("cannot stat {}", at.display())),
+        }
+    }
+    for src in svc.sources.iter().filter(|_| runbook.writes_live()) {
         match src {
             Source::Files { paths, .. } => {
                 for p in paths {
