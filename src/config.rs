@@ -116,6 +116,9 @@ struct RawService {
     rto: Option<Spanned<String>>,
     retention: Option<Retention>,
     sources: Spanned<Vec<Spanned<RawSource>>>,
+    /// Shell commands runbooks use to stop and start the service.
+    stop: Option<String>,
+    start: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,6 +294,10 @@ pub struct Service {
     pub description: String,
     pub policy: Policy,
     pub sources: Vec<Source>,
+    /// Shell commands that stop and start the service (runbooks' `stop`
+    /// and `start` actions).
+    pub stop: Option<String>,
+    pub start: Option<String>,
 }
 
 impl Config {
@@ -517,6 +524,8 @@ impl Config {
                 description: rs.description.clone().unwrap_or_default(),
                 policy,
                 sources,
+                stop: rs.stop.clone(),
+                start: rs.start.clone(),
             });
         }
         services.sort_by(|a, b| a.tier.cmp(&b.tier).then(a.name.cmp(&b.name)));

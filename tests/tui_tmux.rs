@@ -124,12 +124,10 @@ fn demo_in_a_real_terminal_80x24() {
     t.keys(&["Enter"]);
     t.wait_for("vaultwarden ▸", Duration::from_secs(10));
     t.keys(&["/"]);
-    t.literal("vwdbsqlite");
-    t.wait_for("/vwdbsqlite", Duration::from_secs(10));
-    // The matching file, its name visible at 80 columns (the path is cut
-    // from the left).
-    let s = t.wait_for("/data/db.sqlite3 ", Duration::from_secs(10));
-    assert!(s.contains("  …"), "{s}");
+    // The database, stored through SQLite's backup API under .lifeboat/.
+    t.literal("sqlitedbsqlite");
+    t.wait_for("/sqlitedbsqlite", Duration::from_secs(10));
+    t.wait_for(".lifeboat/sqlite/db.sqlite3 ", Duration::from_secs(10));
     t.keys(&["Enter", "Enter"]);
     t.wait_for("versions of", Duration::from_secs(20));
     let s = t.wait_for(

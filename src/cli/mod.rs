@@ -3,6 +3,7 @@
 //! with `--json`, for machines.
 
 mod output;
+mod runbooks;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -74,6 +75,16 @@ enum Command {
     Metrics(MetricsArgs),
     /// Copy restore points another repository lacks (on-site → off-site), sending only missing data
     Copy(CopyArgs),
+    /// Check or list the runbooks in runbooks/
+    #[command(subcommand)]
+    Runbook(runbooks::RunbookCommand),
+    /// Follow a runbook to recover services; runs as a job that survives the terminal
+    Recover(runbooks::RecoverArgs),
+    /// List restore and drill jobs; attach to, answer or cancel one
+    Jobs(runbooks::JobsArgs),
+    /// Run a job started by `recover` or the console (internal)
+    #[command(hide = true)]
+    JobRun { id: String },
 }
 
 #[derive(Args)]
@@ -432,6 +443,10 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
         Command::Schedule(a) => schedule(ctx, a),
         Command::Metrics(a) => metrics(ctx, a),
         Command::Copy(a) => copy(ctx, a),
+        Command::Runbook(c) => runbooks::runbook_cmd(ctx, c),
+        Command::Recover(a) => runbooks::recover(ctx, a),
+        Command::Jobs(a) => runbooks::jobs_cmd(ctx, a),
+        Command::JobRun { id } => runbooks::job_run(ctx, &id),
     }
 }
 

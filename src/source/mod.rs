@@ -379,3 +379,162 @@ pub fn restore_live(
     }
     Ok(out)
 }
+
+/// What a database, stream or image looks like live, against a restore point.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveCheck {
+    pub source: String,
+    pub kind: String,
+    pub detail: String,
+    pub differences: Vec<String>,
+}
+
+/// Reads every streamed source of `svc` where it lives and compares it with
+/// what `snap` recorded: the application-level check after a live restore.
+pub fn check_live(svc: &Service, snap: &Snapshot) -> Result<Vec<LiveCheck>> {
+    let mut out = Vec::new();
+    for record in &snap.sources {
+        let Some(src) = svc.sources.iter().find(|s| s.name == record.name) else {
+            continue;
+        };
+        let what = || format!("checking {} {}", record.kind, record.name);
+        let (detail, differences) = match &src.kind {
+            SourceKind::Postgres(db) => {
+                summarize(&record.facts, postgres::live_facts(db).with_context(what)?)
+            }
+            SourceKind::Mysql(db) => {
+                summarize(&record.facts, mysql::live_facts(db).with_context(what)?)
+            }
+            SourceKind::Sqlite { path } => {
+                summarize(&record.facts, sqlite::facts(path).with_context(what)?)
+            }
+            SourceKind::Redis(r) => redis::check_live(r, &record.facts).with_context(what)?,
+            SourceKind::VmImage { path } => {
+                vm_image::check_live(path, &record.facts).with_context(what)?
+            }
+            SourceKind::Command(c) => match &c.check {
+                Some(check) => match process::output(check, process::shell(check)) {
+                    Ok(_) => (format!("`{check}` passed"), Vec::new()),
+                    Err(e) => (String::new(), vec![format!("{e:#}")]),
+                },
+                None => (
+                    "no check_command configured; nothing to compare".into(),
+                    Vec::new(),
+                ),
+            },
+            SourceKind::Files { .. } | SourceKind::Secrets { .. } => continue,
+        };
+        out.push(LiveCheck {
+            source: record.name.clone(),
+            kind: record.kind.clone(),
+            detail,
+            differences,
+        });
+    }
+    Ok(out)
+}
+
+fn summarize(
+    recorded: &crate::repo::snapshot::Facts,
+    found: crate::repo::snapshot::Facts,
+) -> (String, Vec<String>) {
+    let rows: u64 = found.counts.values().sum();
+    (
+        format!(
+            "{} tables, {rows} rows, schema as recorded",
+            found.counts.len()
+        ),
+        recorded.differences(&found),
+    )
+}
+
+/// Preflight for restoring a streamed source live: credentials readable,
+/// the server or the place reachable, the restore configured.
+pub fn preflight(src: &crate::config::Source) -> Vec<(&'static str, bool, String)> {
+    let mut out = Vec::new();
+    let mut password = |f: &Option<PathBuf>| {
+        if let Some(f) = f {
+            let ok = std::fs::File::open(f).is_ok();
+            out.push((
+                "credentials readable",
+                ok,
+                if ok {
+                    format!("{} is readable", f.display())
+                } else {
+                    format!("cannot read the password file {}", f.display())
+                },
+            ));
+        }
+    };
+    let reach =
+        |host: &str, port: u16, socket_default: bool| -> Option<(&'static str, bool, String)> {
+            if host.starts_with('/') || (socket_default && host == "localhost") {
+                return None;
+            }
+            let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+                .ok()
+                .and_then(|mut a| a.next());
+            let ok = addr.is_some_and(|a| {
+                std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)).is_ok()
+            });
+            Some((
+                "target reachable",
+                ok,
+                if ok {
+                    format!("{host}:{port} answers")
+                } else {
+                    format!("nothing answers at {host}:{port}")
+                },
+            ))
+        };
+    match &src.kind {
+        SourceKind::Postgres(db) => {
+            password(&db.password_file);
+            out.extend(reach(&db.host, db.port, false));
+        }
+        SourceKind::Mysql(db) => {
+            password(&db.password_file);
+            out.extend(reach(&db.host, db.port, true));
+        }
+        SourceKind::Redis(r) => {
+            password(&r.password_file);
+            out.extend(reach(&r.host, r.port, false));
+            let ok = r.rdb_path.is_some() && r.stop.is_some() && r.start.is_some();
+            out.push((
+                "restore configured",
+                ok,
+                if ok {
+                    "rdb_path, stop and start are set".into()
+                } else {
+                    format!(
+                        "source `{}` needs rdb_path, stop and start for a live restore",
+                        src.name
+                    )
+                },
+            ));
+        }
+        SourceKind::Sqlite { path } | SourceKind::VmImage { path } => {
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            let ok = dir.is_dir();
+            out.push((
+                "target reachable",
+                ok,
+                if ok {
+                    format!("{} exists", dir.display())
+                } else {
+                    format!("{} does not exist", dir.display())
+                },
+            ));
+        }
+        SourceKind::Command(c) => out.push((
+            "restore configured",
+            c.restore.is_some(),
+            match &c.restore {
+                Some(r) => format!("the stream is piped into `{r}`"),
+                None => format!("source `{}` has no restore_command", src.name),
+            },
+        )),
+        SourceKind::Files { .. } | SourceKind::Secrets { .. } => {}
+    }
+    out
+}

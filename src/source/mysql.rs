@@ -119,6 +119,14 @@ fn describe(db: &Database, database: &str) -> Result<Facts> {
     Ok(f)
 }
 
+/// Rows, schema and version of the live database, for a check after restore.
+pub fn live_facts(db: &Database) -> Result<Facts> {
+    let mut f = describe(db, &db.database)?;
+    let tables: Vec<String> = f.counts.keys().cloned().collect();
+    f.counts = count_rows(db, &db.database, tables.into_iter())?;
+    Ok(f)
+}
+
 /// Rows per table of a restored database, counted by the server.
 fn count_rows(
     db: &Database,

@@ -254,6 +254,11 @@ impl Capture for PgCapture {
     }
 }
 
+/// Rows, schema and version of the live database, for a check after restore.
+pub fn live_facts(db: &Database) -> Result<Facts> {
+    facts(&mut connect(db, &db.database)?)
+}
+
 /// A database name with a suffix, within PostgreSQL's 63-byte limit.
 fn with_suffix(base: &str, suffix: &str) -> String {
     let mut b = base.to_string();

@@ -225,6 +225,16 @@ fn compare(record: &Facts, found: &Facts) -> (Vec<String>, String) {
     (differences, summary)
 }
 
+/// The live server's keys against what a restore point recorded.
+pub fn check_live(spec: &Redis, recorded: &Facts) -> Result<(String, Vec<String>)> {
+    let found = facts(
+        At::Tcp(&spec.host, spec.port),
+        spec.password_file.as_deref(),
+    )?;
+    let (differences, summary) = compare(recorded, &found);
+    Ok((summary, differences))
+}
+
 pub fn restore(
     spec: &Redis,
     record: &SourceRecord,

@@ -153,6 +153,26 @@ fn write_sparse(path: &Path, input: &mut dyn Read) -> Result<u64> {
     Ok(len)
 }
 
+/// The live image's format and size against what a restore point recorded.
+pub fn check_live(path: &Path, recorded: &Facts) -> Result<(String, Vec<String>)> {
+    let (format, size) = info(path)?;
+    let mut differences = Vec::new();
+    if let Some(want) = recorded.notes.get("format") {
+        if *want != format {
+            differences.push(format!("format is {format}, {want} recorded"));
+        }
+    }
+    if let Some(want) = recorded.notes.get("virtual_size") {
+        if *want != size.to_string() {
+            differences.push(format!("virtual size is {size}, {want} recorded"));
+        }
+    }
+    Ok((
+        format!("{format} image, {} virtual", crate::util::human_bytes(size)),
+        differences,
+    ))
+}
+
 pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
     let file = record.files.first().ok_or_else(|| {
         anyhow!(

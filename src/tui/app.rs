@@ -16,6 +16,7 @@ use std::time::SystemTime;
 pub enum Screen {
     Health,
     Inventory,
+    Recover,
 }
 
 /// Work for the event loop (background tasks).
@@ -43,6 +44,23 @@ pub enum Cmd {
         older: String,
         newer: String,
     },
+    LoadRunbooks,
+    LoadJobs,
+    Preflight {
+        runbook: std::path::PathBuf,
+        services: Vec<String>,
+        point: String,
+    },
+    StartJob(Box<crate::jobs::JobSpec>),
+    TailJob(Box<crate::jobs::JobView>),
+    AnswerJob {
+        id: String,
+        answer: String,
+    },
+    CancelJob {
+        id: String,
+    },
+    ReadReport(std::path::PathBuf),
 }
 
 /// Results of that work.
@@ -50,9 +68,19 @@ pub enum Cmd {
 pub enum Msg {
     Inventory(Arc<Inventory>),
     Tree(Result<Arc<TreeView>, String>),
-    FileHits { generation: u64, hits: Vec<u32> },
+    FileHits {
+        generation: u64,
+        hits: Vec<u32>,
+    },
     Versions(Result<Vec<Version>, String>),
     Diff(Result<Vec<DiffEntry>, String>),
+    Runbooks(Result<Vec<super::recover::RunbookInfo>, String>),
+    Jobs(Vec<crate::jobs::JobView>),
+    Preflight(Vec<(String, crate::runbook::preflight::Check)>),
+    JobTail(Box<crate::jobs::JobView>),
+    Report(Vec<String>),
+    /// A job could not be started, answered or cancelled.
+    JobError(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +159,9 @@ pub struct App {
     pub health_sel: usize,
     pub inv: InventoryState,
     pub thresholds: Thresholds,
+    pub recover: super::recover::Wizard,
+    /// Running jobs were looked for once at start (and re-attached).
+    pub jobs_checked: bool,
 }
 
 impl App {
@@ -161,7 +192,37 @@ impl App {
                 diff: None,
             },
             thresholds: Thresholds::default(),
+            recover: Default::default(),
+            jobs_checked: false,
         }
+    }
+
+    /// Called often (a few times a second): a shown job's journal is read.
+    pub fn on_fast_tick(&mut self) -> Vec<Cmd> {
+        if self.screen == Screen::Recover {
+            self.recover.tail()
+        } else {
+            vec![]
+        }
+    }
+
+    fn open_recover(&mut self) -> Vec<Cmd> {
+        self.screen = Screen::Recover;
+        self.recover.leave = false;
+        self.recover.open()
+    }
+
+    fn on_recover_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        let inv = self.inventory.clone();
+        let mut cmds = self.recover.on_key(key, inv.as_deref(), self.now);
+        if self.recover.needs_preflight() {
+            cmds.extend(self.recover.start_preflight());
+        }
+        if self.recover.leave {
+            self.recover.leave = false;
+            self.screen = Screen::Health;
+        }
+        cmds
     }
 
     pub fn on_tick(&mut self, now: SystemTime) {
@@ -217,6 +278,33 @@ impl App {
             Msg::Diff(Ok(d)) => {
                 self.inv.diff = Some(d);
                 self.status = None;
+            }
+            Msg::Runbooks(Ok(r)) => {
+                self.recover.runbooks = r;
+                self.recover.load_error = None;
+            }
+            Msg::Runbooks(Err(e)) => self.recover.load_error = Some(e),
+            Msg::Jobs(j) => {
+                // On start, a job still running is re-attached at once.
+                if !self.jobs_checked {
+                    self.jobs_checked = true;
+                    if let Some(run) = j.iter().find(|j| j.running()) {
+                        self.screen = Screen::Recover;
+                        self.recover.report = None;
+                        self.recover.job = Some(run.clone());
+                        self.recover.stage = Some(super::recover::Stage::Run);
+                        self.recover.jobs = j;
+                        return vec![Cmd::LoadRunbooks];
+                    }
+                }
+                self.recover.jobs = j;
+            }
+            Msg::Preflight(p) => self.recover.preflight = Some(p),
+            Msg::JobTail(v) => return self.recover.on_tail(*v),
+            Msg::Report(lines) => self.recover.report = Some(lines),
+            Msg::JobError(e) => {
+                self.recover.tailing = false;
+                self.recover.error = Some(e);
             }
         }
         vec![]
@@ -288,6 +376,17 @@ impl App {
         if self.inv.typing.is_some() && self.screen == Screen::Inventory {
             return self.on_search_key(key);
         }
+        if self.screen == Screen::Recover && !self.help {
+            match key.code {
+                KeyCode::F(1) => self.screen = Screen::Health,
+                KeyCode::F(2) => self.screen = Screen::Inventory,
+                KeyCode::Char('?') if !self.recover.wants_text() => self.help = true,
+                KeyCode::Char('1') if !self.recover.wants_text() => self.screen = Screen::Health,
+                KeyCode::Char('2') if !self.recover.wants_text() => self.screen = Screen::Inventory,
+                _ => return self.on_recover_key(key),
+            }
+            return vec![];
+        }
         if self.help {
             if matches!(
                 key.code,
@@ -301,6 +400,7 @@ impl App {
             KeyCode::Char('?') => self.help = true,
             KeyCode::Char('1') | KeyCode::F(1) => self.screen = Screen::Health,
             KeyCode::Char('2') | KeyCode::F(2) => self.screen = Screen::Inventory,
+            KeyCode::Char('3') | KeyCode::F(3) => return self.open_recover(),
             KeyCode::Char('r') => {
                 self.status = Some("reloading…".into());
                 return vec![Cmd::LoadInventory];
@@ -309,6 +409,7 @@ impl App {
                 return match self.screen {
                     Screen::Health => self.on_health_key(key),
                     Screen::Inventory => self.on_inventory_key(key),
+                    Screen::Recover => self.on_recover_key(key),
                 }
             }
         }

@@ -4,6 +4,8 @@
 //! terminal is restored on exit, on error and on panic.
 
 pub mod app;
+pub mod recover;
+pub mod recover_view;
 pub mod theme;
 pub mod tree;
 pub mod views;
@@ -69,6 +71,7 @@ async fn run_async(config: Config, banner: Option<String>) -> Result<()> {
     let loader = Loader::new(config, tx);
     app.banner = banner;
     loader.run(Cmd::LoadInventory);
+    loader.run(Cmd::LoadJobs);
 
     // `kill`, a closed SSH session or Ctrl-\ elsewhere: leave through the
     // same door as `q`, so the terminal is put back.
@@ -77,6 +80,8 @@ async fn run_async(config: Config, banner: Option<String>) -> Result<()> {
     let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
+    // A shown job's journal is read this often.
+    let mut fast = tokio::time::interval(Duration::from_millis(250));
     let mut dirty = true;
     loop {
         if dirty {
@@ -115,6 +120,11 @@ async fn run_async(config: Config, banner: Option<String>) -> Result<()> {
             _ = tick.tick() => {
                 app.on_tick(SystemTime::now());
                 dirty = true;
+            }
+            _ = fast.tick() => {
+                for cmd in app.on_fast_tick() {
+                    loader.run(cmd);
+                }
             }
         }
         if app.quit {
@@ -241,6 +251,14 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
             })()
             .map_err(err),
         ),
+        Cmd::LoadRunbooks
+        | Cmd::LoadJobs
+        | Cmd::Preflight { .. }
+        | Cmd::StartJob(_)
+        | Cmd::TailJob(_)
+        | Cmd::AnswerJob { .. }
+        | Cmd::CancelJob { .. }
+        | Cmd::ReadReport(_) => return recover_exec(config, cmd),
         Cmd::Diff {
             repository,
             older,
@@ -253,5 +271,100 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
             })()
             .map_err(err),
         ),
+    })
+}
+
+/// The Recover screen's work: reading runbooks and journals, preflight,
+/// starting, answering and cancelling jobs.
+fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
+    use crate::runbook;
+    let state = &config.state_dir;
+    Some(match cmd {
+        Cmd::LoadRunbooks => Msg::Runbooks(
+            runbook::load_dir(&runbook::default_dir(config))
+                .map(|(rbs, _)| {
+                    rbs.iter()
+                        .map(|r| recover::RunbookInfo {
+                            id: r.id.clone(),
+                            title: r.title.clone(),
+                            summary: r.summary.clone(),
+                            file: std::path::absolute(&r.file).unwrap_or_else(|_| r.file.clone()),
+                            scope: r.scope,
+                            inputs: r.inputs.clone(),
+                            steps: r.steps.iter().map(|s| s.title.clone()).collect(),
+                            applies: config
+                                .services
+                                .iter()
+                                .filter(|s| r.applies(s))
+                                .map(|s| s.name.clone())
+                                .collect(),
+                        })
+                        .collect()
+                })
+                .map_err(|e| format!("{e:#}")),
+        ),
+        Cmd::LoadJobs => Msg::Jobs(crate::jobs::list(state)),
+        Cmd::Preflight {
+            runbook: file,
+            services,
+            point,
+        } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => return Some(Msg::JobError(format!("{}: {e}", file.display()))),
+            };
+            let (Some(rb), _) = runbook::parse::parse(&file, &text) else {
+                return Some(Msg::JobError(format!(
+                    "{} has problems: run `lifeboat runbook check`",
+                    file.display()
+                )));
+            };
+            let repos = runbook::engine_calls::Repos {
+                config,
+                key: None,
+                staging: Default::default(),
+            };
+            let mut out = Vec::new();
+            for name in &services {
+                match config.service(name) {
+                    Ok(svc) => out.extend(
+                        runbook::preflight::run(&repos, &rb, svc, &point)
+                            .into_iter()
+                            .map(|c| (name.clone(), c)),
+                    ),
+                    Err(e) => out.push((
+                        name.clone(),
+                        runbook::preflight::Check {
+                            name: "service".into(),
+                            ok: false,
+                            detail: format!("{e:#}"),
+                        },
+                    )),
+                }
+            }
+            Msg::Preflight(out)
+        }
+        Cmd::StartJob(spec) => match crate::jobs::launch(config, &spec) {
+            Ok(_) => return None,
+            Err(e) => Msg::JobError(format!("could not start the job: {e:#}")),
+        },
+        Cmd::TailJob(mut view) => {
+            // The job may not have written its first line yet.
+            let _ = view.refresh(state);
+            Msg::JobTail(view)
+        }
+        Cmd::AnswerJob { id, answer } => match crate::jobs::answer(state, &id, &answer) {
+            Ok(()) => return None,
+            Err(e) => Msg::JobError(format!("{e:#}")),
+        },
+        Cmd::ReadReport(p) => Msg::Report(match std::fs::read_to_string(&p) {
+            Ok(t) => t.lines().map(str::to_owned).collect(),
+            Err(e) => vec![format!("cannot read the report {}: {e}", p.display())],
+        }),
+        Cmd::CancelJob { id } => match crate::jobs::cancel(state, &id) {
+            Ok(()) => return None,
+            Err(e) => Msg::JobError(format!("{e:#}")),
+        },
+        _ => return None,
     })
 }

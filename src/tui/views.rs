@@ -18,6 +18,7 @@ use ratatui::Frame;
 pub const KEYS: &[(&str, &str)] = &[
     ("1  F1", "Health screen"),
     ("2  F2", "Inventory screen"),
+    ("3  F3", "Recover: run a runbook, watch jobs"),
     ("?", "this help"),
     ("↑ ↓  j k", "move"),
     ("PgUp PgDn  g G", "page, first, last"),
@@ -42,6 +43,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     match app.screen {
         Screen::Health => draw_health(f, app, body),
         Screen::Inventory => draw_inventory(f, app, body),
+        Screen::Recover => super::recover_view::draw(f, app, body),
     }
     draw_footer(f, app, footer);
     if app.help {
@@ -59,6 +61,7 @@ fn draw_title(f: &mut Frame, app: &App, area: Rect) {
         Span::styled(" Lifeboat ", t.title()),
         tab("1", "Health", app.screen == Screen::Health),
         tab("2", "Inventory", app.screen == Screen::Inventory),
+        tab("3", "Recover", app.screen == Screen::Recover),
         Span::raw(" ? Help "),
     ];
     if let Some(r) = &app.report {
@@ -112,6 +115,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
             ("?", "help"),
             ("q", "quit"),
         ],
+        Screen::Recover => super::recover_view::hints(&app.recover),
     };
     let mut spans = Vec::new();
     for (k, what) in hints {

@@ -1,0 +1,382 @@
+//! Runbooks: markdown procedures in `runbooks/` that people can read and
+//! Lifeboat can run. [`parse`] reads one, [`load_dir`] every one, [`check`]
+//! validates them against a config, [`exec`] runs one as a job. The syntax
+//! is documented in `docs/runbooks.md`.
+
+pub mod engine_calls;
+pub mod exec;
+pub mod parse;
+pub mod preflight;
+pub mod report;
+pub mod vars;
+
+use crate::config::{Config, Service, Tier};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Source kinds a runbook may name in `applies_to.kinds`.
+pub const KINDS: [&str; 8] = [
+    "files", "postgres", "mysql", "sqlite", "redis", "secrets", "command", "vm-image",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The admin picks the affected services.
+    Service,
+    /// Every service of one host, most critical tier first.
+    Host,
+    /// Every service the runbook applies to.
+    All,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AppliesTo {
+    pub kinds: Vec<String>,
+    pub services: Vec<String>,
+    pub tiers: Vec<Tier>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub name: String,
+    pub prompt: String,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    pub file: PathBuf,
+    pub id: String,
+    pub title: String,
+    pub summary: String,
+    pub applies_to: AppliesTo,
+    pub scope: Scope,
+    /// Preflight refuses to go on while the service still answers.
+    pub requires_stopped: bool,
+    pub inputs: Vec<Input>,
+    pub front_matter_line: usize,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub title: String,
+    pub line: usize,
+    /// `(optional)` after the heading: a failure may be skipped.
+    pub optional: bool,
+    /// The first paragraph under the heading, shown while it runs.
+    pub text: String,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Item {
+    Shell {
+        line: usize,
+        command: String,
+        timeout: Duration,
+        /// Ask before running it.
+        confirm: bool,
+        /// A non-zero exit is logged, not a failure.
+        may_fail: bool,
+    },
+    Lifeboat {
+        line: usize,
+        action: Action,
+    },
+    /// A `- [ ]` checkbox: a person does it and confirms.
+    Manual {
+        line: usize,
+        text: String,
+    },
+}
+
+impl Item {
+    pub fn line(&self) -> usize {
+        match self {
+            Item::Shell { line, .. } | Item::Lifeboat { line, .. } | Item::Manual { line, .. } => {
+                *line
+            }
+        }
+    }
+
+    /// Every piece of text that variables are filled into.
+    fn texts(&self) -> Vec<&str> {
+        match self {
+            Item::Shell { command, .. } => vec![command],
+            Item::Manual { text, .. } => vec![text],
+            Item::Lifeboat { action, .. } => match action {
+                Action::Restore { path, to, from } => {
+                    let mut v = vec![to.as_str()];
+                    v.extend(path.as_deref());
+                    v.extend(from.as_deref());
+                    v
+                }
+                Action::Check { path } => path.as_deref().into_iter().collect(),
+                Action::WaitTcp { addr, .. } => vec![addr],
+                Action::WaitHttp { url, .. } => vec![url],
+                _ => vec![],
+            },
+        }
+    }
+}
+
+/// What a `lifeboat` block line asks the engine to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Restore the chosen point: `to` is live, sandbox or a directory;
+    /// `path` limits it to one path; `from` names another repository.
+    Restore {
+        path: Option<String>,
+        to: String,
+        from: Option<String>,
+    },
+    /// The application-level check of what was restored.
+    Check {
+        path: Option<String>,
+    },
+    /// Read back every byte of the chosen point before trusting it.
+    Verify,
+    /// A sandbox restore measured against the RTO and recorded.
+    Drill,
+    Stop,
+    Start,
+    WaitTcp {
+        addr: String,
+        timeout: Duration,
+    },
+    WaitHttp {
+        url: String,
+        timeout: Duration,
+    },
+}
+
+impl Action {
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Restore { path, to, from } => format!(
+                "restore{}{}{}",
+                path.as_ref().map(|p| format!(" {p}")).unwrap_or_default(),
+                if to == "live" {
+                    String::new()
+                } else {
+                    format!(" to {to}")
+                },
+                from.as_ref()
+                    .map(|f| format!(" from {f}"))
+                    .unwrap_or_default()
+            ),
+            Action::Check { .. } => "check".into(),
+            Action::Verify => "verify the restore point".into(),
+            Action::Drill => "drill".into(),
+            Action::Stop => "stop the service".into(),
+            Action::Start => "start the service".into(),
+            Action::WaitTcp { addr, .. } => format!("wait for tcp {addr}"),
+            Action::WaitHttp { url, .. } => format!("wait for {url}"),
+        }
+    }
+}
+
+impl Runbook {
+    /// Does this runbook apply to the service? Empty lists match anything.
+    pub fn applies(&self, svc: &Service) -> bool {
+        let a = &self.applies_to;
+        (a.services.is_empty() || a.services.contains(&svc.name))
+            && (a.tiers.is_empty() || a.tiers.contains(&svc.tier))
+            && (a.kinds.is_empty()
+                || svc
+                    .sources
+                    .iter()
+                    .any(|s| a.kinds.iter().any(|k| k == engine_calls::kind_of(s))))
+    }
+
+    pub fn needs_stop(&self) -> bool {
+        self.requires_stopped || self.has(|a| matches!(a, Action::Stop))
+    }
+
+    /// Does it write over live data (rather than only into sandboxes or
+    /// a directory)?
+    pub fn writes_live(&self) -> bool {
+        self.has(|a| matches!(a, Action::Restore { to, .. } if to == "live"))
+    }
+
+    fn has(&self, f: impl Fn(&Action) -> bool) -> bool {
+        self.steps.iter().flat_map(|s| &s.items).any(|i| match i {
+            Item::Lifeboat { action, .. } => f(action),
+            _ => false,
+        })
+    }
+}
+
+/// Where runbooks live: `runbooks/` beside the config, else the current
+/// directory's, else /usr/share/lifeboat/runbooks.
+pub fn default_dir(config: &Config) -> PathBuf {
+    let beside = config
+        .path
+        .parent()
+        .map(|p| p.join("runbooks"))
+        .filter(|p| p.is_dir());
+    beside
+        .or_else(|| Some(PathBuf::from("runbooks")).filter(|p| p.is_dir()))
+        .unwrap_or_else(|| PathBuf::from("/usr/share/lifeboat/runbooks"))
+}
+
+/// Every `*.md` in `dir` with front matter (README.md is a plain page),
+/// sorted by file name, with the problems found while reading them.
+pub fn load_dir(dir: &Path) -> anyhow::Result<(Vec<Runbook>, Vec<Problem>)> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read runbooks from {}: {e} (pass --runbooks DIR)",
+            dir.display()
+        )
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.eq_ignore_ascii_case("README.md"))
+        })
+        .collect();
+    files.sort();
+    let mut runbooks = Vec::new();
+    let mut problems = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(&f) {
+            Ok(text) => {
+                let (rb, p) = parse::parse(&f, &text);
+                problems.extend(p);
+                runbooks.extend(rb);
+            }
+            Err(e) => problems.push(Problem {
+                file: f.clone(),
+                line: 1,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    Ok((runbooks, problems))
+}
+
+/// Finds a runbook by id (or file stem).
+pub fn find<'a>(runbooks: &'a [Runbook], id: &str) -> anyhow::Result<&'a Runbook> {
+    runbooks
+        .iter()
+        .find(|r| r.id == id || r.file.file_stem().is_some_and(|s| s == id))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no runbook `{id}` (runbooks: {})",
+                runbooks
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+/// Problems that need the config (and the other runbooks) to see:
+/// undefined variables, unknown kinds and services, duplicate ids,
+/// options that name a repository the config does not have.
+pub fn check(runbooks: &[Runbook], config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut ids = std::collections::HashMap::new();
+    for rb in runbooks {
+        let mut p = |line: usize, message: String| {
+            problems.push(Problem {
+                file: rb.file.clone(),
+                line,
+                message,
+            })
+        };
+        if let Some(other) = ids.insert(rb.id.clone(), rb.file.clone()) {
+            p(
+                rb.front_matter_line,
+                format!("id `{}` is also used by {}", rb.id, other.display()),
+            );
+        }
+        for k in &rb.applies_to.kinds {
+            if !KINDS.contains(&k.as_str()) {
+                p(
+                    rb.front_matter_line,
+                    format!("unknown source kind `{k}` (kinds: {})", KINDS.join(", ")),
+                );
+            }
+        }
+        for s in &rb.applies_to.services {
+            if config.service(s).is_err() {
+                p(
+                    rb.front_matter_line,
+                    format!(
+                        "applies to service `{s}`, which is not in {}",
+                        config.path.display()
+                    ),
+                );
+            }
+        }
+        let inputs: Vec<&str> = rb.inputs.iter().map(|i| i.name.as_str()).collect();
+        for step in &rb.steps {
+            for item in &step.items {
+                for text in item.texts() {
+                    for name in vars::names(text) {
+                        if !vars::is_known(&name, &inputs) {
+                            p(
+                                item.line(),
+                                format!(
+                                    "undefined variable `{{{{{name}}}}}` (known: {}{})",
+                                    vars::KNOWN.join(", "),
+                                    inputs
+                                        .iter()
+                                        .map(|i| format!(", input.{i}"))
+                                        .collect::<String>()
+                                ),
+                            );
+                        }
+                    }
+                    if text.contains("{{") && vars::names(text).is_empty() {
+                        p(item.line(), "an unclosed `{{`".into());
+                    }
+                }
+                if let Item::Lifeboat {
+                    action: Action::Restore { to, from, .. },
+                    line,
+                } = item
+                {
+                    if let Some(f) = from.as_deref().filter(|f| !f.contains("{{")) {
+                        if !config.repositories.contains_key(f) {
+                            p(
+                                *line,
+                                format!("from={f}: no repository `{f}` in the config"),
+                            );
+                        }
+                    }
+                    if !(to == "live"
+                        || to == "sandbox"
+                        || to.starts_with('/')
+                        || to.contains("{{"))
+                    {
+                        p(
+                            *line,
+                            format!("to={to}: expected live, sandbox or an absolute directory"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    problems
+}

@@ -1,0 +1,547 @@
+//! The Recover screen's state: a wizard from scenario to running job, and
+//! the progress pane of a job (started here, or found running on reopen).
+//! Keys change state and return [`Cmd`]s; nothing here does I/O.
+
+use super::app::Cmd;
+use crate::inventory::Inventory;
+use crate::jobs::{JobSpec, JobView};
+use crate::runbook::preflight::Check;
+use crate::runbook::{Input, Scope};
+use crossterm::event::{KeyCode, KeyEvent};
+use fuzzy_matcher::skim::SkimMatcherV2;
+use fuzzy_matcher::FuzzyMatcher;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// What the wizard needs of a runbook (the loader reads the files).
+#[derive(Debug, Clone)]
+pub struct RunbookInfo {
+    pub id: String,
+    pub title: String,
+    pub summary: String,
+    pub file: PathBuf,
+    pub scope: Scope,
+    pub inputs: Vec<Input>,
+    pub steps: Vec<String>,
+    /// Services of the config it applies to, most critical first.
+    pub applies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Pick,
+    Services,
+    Inputs,
+    Point,
+    Preflight,
+    Confirm,
+    Run,
+}
+
+/// One restore point as the picker shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointRow {
+    pub id: String,
+    pub time_text: String,
+    pub age_secs: u64,
+    pub bytes: u64,
+    pub verified: bool,
+    pub over_rpo: bool,
+}
+
+/// A row of the first list: a job to watch, or a scenario to start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PickRow {
+    Job(usize),
+    Runbook(usize),
+}
+
+#[derive(Default)]
+pub struct Wizard {
+    pub stage: Option<Stage>,
+    pub runbooks: Vec<RunbookInfo>,
+    pub load_error: Option<String>,
+    pub jobs: Vec<JobView>,
+    pub query: String,
+    pub sel: usize,
+    pub runbook: Option<usize>,
+    /// The runbook's services and which are chosen.
+    pub services: Vec<(String, bool)>,
+    pub inputs: Vec<String>,
+    pub input_at: usize,
+    pub points: Vec<PointRow>,
+    /// None: `latest` for each service (several services).
+    pub point: Option<String>,
+    pub preflight: Option<Vec<(String, Check)>>,
+    pub typed: String,
+    pub job: Option<JobView>,
+    /// The finished job's report (markdown), shown in the pane.
+    pub report: Option<Vec<String>>,
+    /// A tail read is in flight (latest wins: one at a time).
+    pub tailing: bool,
+    pub error: Option<String>,
+    /// The wizard asks the app to go back to the Health screen.
+    pub leave: bool,
+}
+
+impl Wizard {
+    pub fn stage(&self) -> Stage {
+        self.stage.unwrap_or(Stage::Pick)
+    }
+
+    /// Stages where letters and digits are text, not commands.
+    pub fn wants_text(&self) -> bool {
+        matches!(self.stage(), Stage::Pick | Stage::Inputs | Stage::Confirm)
+    }
+
+    /// Commands to run when the screen opens.
+    pub fn open(&mut self) -> Vec<Cmd> {
+        vec![Cmd::LoadRunbooks, Cmd::LoadJobs]
+    }
+
+    /// Jobs worth showing first: running or waiting ones, then the newest
+    /// finished one.
+    pub fn pick_rows(&self) -> Vec<PickRow> {
+        let matcher = SkimMatcherV2::default();
+        let q = &self.query;
+        let mut rows: Vec<PickRow> = Vec::new();
+        if q.is_empty() {
+            let mut finished_shown = false;
+            for (i, j) in self.jobs.iter().enumerate() {
+                if j.running() {
+                    rows.push(PickRow::Job(i));
+                } else if !finished_shown {
+                    finished_shown = true;
+                    rows.push(PickRow::Job(i));
+                }
+            }
+        }
+        let mut scored: Vec<(i64, usize)> = self
+            .runbooks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                if q.is_empty() {
+                    return Some((0, i));
+                }
+                matcher
+                    .fuzzy_match(&format!("{} {} {}", r.id, r.title, r.summary), q)
+                    .map(|s| (-s, i))
+            })
+            .collect();
+        scored.sort();
+        rows.extend(scored.into_iter().map(|(_, i)| PickRow::Runbook(i)));
+        rows
+    }
+
+    pub fn current(&self) -> Option<&RunbookInfo> {
+        self.runbook.and_then(|i| self.runbooks.get(i))
+    }
+
+    pub fn chosen(&self) -> Vec<String> {
+        self.services
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    /// What has to be typed to start: the (first) service's name.
+    pub fn confirm_word(&self) -> String {
+        self.chosen().first().cloned().unwrap_or_default()
+    }
+
+    fn rows_len(&self) -> usize {
+        match self.stage() {
+            Stage::Pick => self.pick_rows().len(),
+            Stage::Services => self.services.len(),
+            Stage::Point => self.points.len(),
+            Stage::Run => self.report.as_ref().map_or(0, Vec::len),
+            _ => 0,
+        }
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent, inv: Option<&Inventory>, now: SystemTime) -> Vec<Cmd> {
+        self.error = None;
+        let n = self.rows_len();
+        match key.code {
+            KeyCode::Down => {
+                self.sel = (self.sel + 1).min(n.saturating_sub(1));
+                return vec![];
+            }
+            KeyCode::Up => {
+                self.sel = self.sel.saturating_sub(1);
+                return vec![];
+            }
+            KeyCode::PageDown => {
+                self.sel = (self.sel + 10).min(n.saturating_sub(1));
+                return vec![];
+            }
+            KeyCode::PageUp => {
+                self.sel = self.sel.saturating_sub(10);
+                return vec![];
+            }
+            _ => {}
+        }
+        match self.stage() {
+            Stage::Pick => self.pick_key(key),
+            Stage::Services => self.services_key(key, inv, now),
+            Stage::Inputs => self.inputs_key(key, inv, now),
+            Stage::Point => self.point_key(key),
+            Stage::Preflight => self.preflight_key(key),
+            Stage::Confirm => self.confirm_key(key),
+            Stage::Run => self.run_key(key),
+        }
+    }
+
+    fn go(&mut self, stage: Stage) {
+        self.stage = Some(stage);
+        self.sel = 0;
+    }
+
+    fn pick_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        match key.code {
+            KeyCode::Esc if self.query.is_empty() => self.leave = true,
+            KeyCode::Esc => self.query.clear(),
+            KeyCode::Backspace => {
+                self.query.pop();
+                self.sel = 0;
+            }
+            KeyCode::Char(c) => {
+                self.query.push(c);
+                self.sel = 0;
+            }
+            KeyCode::Enter => match self.pick_rows().get(self.sel).copied() {
+                Some(PickRow::Job(i)) => {
+                    if let Some(j) = self.jobs.get(i) {
+                        self.report = None;
+                        // Read from the start: the pane shows all of it.
+                        self.job = Some(JobView {
+                            id: j.id.clone(),
+                            ..Default::default()
+                        });
+                        self.go(Stage::Run);
+                    }
+                }
+                Some(PickRow::Runbook(i)) => {
+                    self.runbook = Some(i);
+                    let rb = &self.runbooks[i];
+                    // A site-wide runbook starts with every service chosen.
+                    let all = rb.scope == Scope::All;
+                    self.services = rb.applies.iter().map(|s| (s.clone(), all)).collect();
+                    self.inputs = rb
+                        .inputs
+                        .iter()
+                        .map(|i| i.default.clone().unwrap_or_default())
+                        .collect();
+                    if self.services.is_empty() {
+                        self.error = Some(format!(
+                            "{} applies to none of the configured services",
+                            rb.id
+                        ));
+                    } else {
+                        self.go(Stage::Services);
+                    }
+                }
+                None => {}
+            },
+            _ => {}
+        }
+        vec![]
+    }
+
+    fn services_key(
+        &mut self,
+        key: KeyEvent,
+        inv: Option<&Inventory>,
+        now: SystemTime,
+    ) -> Vec<Cmd> {
+        match key.code {
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => self.go(Stage::Pick),
+            KeyCode::Char(' ') => {
+                let host_of = |name: &str| {
+                    inv.and_then(|i| i.services.iter().find(|s| s.name == name))
+                        .map(|s| s.host.clone())
+                };
+                let host_wide = self.current().is_some_and(|r| r.scope == Scope::Host);
+                if let Some((name, on)) = self.services.get(self.sel).cloned() {
+                    match host_of(&name).filter(|_| host_wide) {
+                        // A host-wide runbook: Space picks the whole host.
+                        Some(host) => {
+                            for s in &mut self.services {
+                                if host_of(&s.0).as_ref() == Some(&host) {
+                                    s.1 = !on;
+                                }
+                            }
+                        }
+                        None => self.services[self.sel].1 = !on,
+                    }
+                }
+            }
+            KeyCode::Char('j') => {
+                self.sel = (self.sel + 1).min(self.services.len().saturating_sub(1))
+            }
+            KeyCode::Char('k') => self.sel = self.sel.saturating_sub(1),
+            KeyCode::Enter => {
+                if self.chosen().is_empty() {
+                    // Nothing toggled: the highlighted one (its host, for a
+                    // host-wide runbook).
+                    self.services_key(KeyEvent::from(KeyCode::Char(' ')), inv, now);
+                    if self.chosen().is_empty() {
+                        return vec![];
+                    }
+                }
+                if self.inputs.is_empty() {
+                    self.enter_point(inv, now);
+                } else {
+                    self.input_at = 0;
+                    self.go(Stage::Inputs);
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    fn inputs_key(&mut self, key: KeyEvent, inv: Option<&Inventory>, now: SystemTime) -> Vec<Cmd> {
+        let Some(text) = self.inputs.get_mut(self.input_at) else {
+            self.enter_point(inv, now);
+            return vec![];
+        };
+        match key.code {
+            KeyCode::Esc => self.go(Stage::Services),
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Char(c) => text.push(c),
+            KeyCode::Enter if text.is_empty() => {
+                self.error = Some("this value is needed".into());
+            }
+            KeyCode::Enter => {
+                if self.input_at + 1 < self.inputs.len() {
+                    self.input_at += 1;
+                } else {
+                    self.enter_point(inv, now);
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Restore points of the one chosen service, newest first, the cursor
+    /// on the newest verified one. With several services, each takes its
+    /// newest: the stage is passed straight to preflight.
+    fn enter_point(&mut self, inv: Option<&Inventory>, now: SystemTime) {
+        let chosen = self.chosen();
+        self.points.clear();
+        self.point = None;
+        if let ([one], Some(inv)) = (chosen.as_slice(), inv) {
+            if let Some(s) = inv.services.iter().find(|s| &s.name == one) {
+                let verified_at = s.last_verify.as_ref().filter(|v| v.ok).map(|v| v.time);
+                self.points = s
+                    .restore_points
+                    .iter()
+                    .rev()
+                    .map(|p| {
+                        let age = now.duration_since(p.time).unwrap_or_default();
+                        PointRow {
+                            id: p.id.clone(),
+                            time_text: p.time_text.clone(),
+                            age_secs: age.as_secs(),
+                            bytes: p.bytes,
+                            verified: verified_at.is_some_and(|v| v >= p.time),
+                            over_rpo: age.as_secs() > s.rpo_secs,
+                        }
+                    })
+                    .collect();
+            }
+        }
+        if self.points.is_empty() {
+            self.stage = Some(Stage::Preflight);
+            self.preflight = None;
+            self.sel = 0;
+            return;
+        }
+        self.go(Stage::Point);
+        self.sel = self.points.iter().position(|p| p.verified).unwrap_or(0);
+    }
+
+    fn preflight_cmd(&self) -> Vec<Cmd> {
+        match self.current() {
+            Some(rb) => vec![Cmd::Preflight {
+                runbook: rb.file.clone(),
+                services: self.chosen(),
+                point: self.point.clone().unwrap_or_else(|| "latest".into()),
+            }],
+            None => vec![],
+        }
+    }
+
+    fn point_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        match key.code {
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => self.go(Stage::Services),
+            KeyCode::Char('j') => {
+                self.sel = (self.sel + 1).min(self.points.len().saturating_sub(1))
+            }
+            KeyCode::Char('k') => self.sel = self.sel.saturating_sub(1),
+            KeyCode::Enter => {
+                if let Some(p) = self.points.get(self.sel) {
+                    self.point = Some(p.id.clone());
+                    // Some(empty): the results are on their way.
+                    self.preflight = Some(Vec::new());
+                    self.go(Stage::Preflight);
+                    return self.preflight_cmd();
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Entering preflight from a stage that skipped the point picker.
+    pub fn needs_preflight(&self) -> bool {
+        self.stage() == Stage::Preflight && self.preflight.is_none()
+    }
+
+    pub fn start_preflight(&mut self) -> Vec<Cmd> {
+        self.preflight = Some(Vec::new());
+        self.preflight_cmd()
+    }
+
+    fn preflight_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        match key.code {
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => {
+                if self.points.is_empty() {
+                    self.go(Stage::Services)
+                } else {
+                    self.go(Stage::Point)
+                }
+            }
+            KeyCode::Enter => match &self.preflight {
+                Some(p) if !p.is_empty() && p.iter().all(|(_, c)| c.ok) => {
+                    self.typed.clear();
+                    self.go(Stage::Confirm);
+                }
+                Some(p) if !p.is_empty() => {
+                    self.error =
+                        Some("preflight found problems: fix them, then Esc and try again".into())
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        vec![]
+    }
+
+    fn confirm_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        match key.code {
+            KeyCode::Esc => self.go(Stage::Preflight),
+            KeyCode::Backspace => {
+                self.typed.pop();
+            }
+            KeyCode::Char(c) => self.typed.push(c),
+            KeyCode::Enter if self.typed == self.confirm_word() => {
+                let Some(rb) = self.current() else {
+                    return vec![];
+                };
+                let id = crate::jobs::new_id(&rb.id);
+                let spec = JobSpec {
+                    id: id.clone(),
+                    runbook: rb.file.clone(),
+                    services: self.chosen(),
+                    point: self.point.clone().unwrap_or_else(|| "latest".into()),
+                    inputs: rb
+                        .inputs
+                        .iter()
+                        .zip(&self.inputs)
+                        .map(|(i, v)| (i.name.clone(), v.clone()))
+                        .collect(),
+                    interactive: true,
+                    key: None,
+                };
+                self.job = Some(JobView {
+                    id,
+                    title: rb.title.clone(),
+                    steps: rb
+                        .steps
+                        .iter()
+                        .map(|s| (s.clone(), crate::jobs::StepState::Pending))
+                        .collect(),
+                    services: self.chosen(),
+                    ..Default::default()
+                });
+                self.report = None;
+                self.go(Stage::Run);
+                return vec![Cmd::StartJob(Box::new(spec))];
+            }
+            KeyCode::Enter => {
+                self.error = Some(format!("type {} to start", self.confirm_word()));
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    fn run_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        let Some(job) = &self.job else {
+            self.go(Stage::Pick);
+            return vec![];
+        };
+        let id = job.id.clone();
+        let answer = |a: &str| {
+            vec![Cmd::AnswerJob {
+                id: id.clone(),
+                answer: a.into(),
+            }]
+        };
+        match (&job.waiting, key.code) {
+            (Some(w), KeyCode::Enter) if w.kind != "failed" => answer("continue"),
+            (Some(w), KeyCode::Char('r')) if w.kind == "failed" => answer("retry"),
+            (Some(w), KeyCode::Char('s')) if w.skippable || w.kind == "confirm" => answer("skip"),
+            (Some(_), KeyCode::Char('a')) => answer("abort"),
+            (_, KeyCode::Char('C')) if job.running() => vec![Cmd::CancelJob { id }],
+            (_, KeyCode::Esc) | (_, KeyCode::Char('q')) => {
+                // The job goes on; it is listed first when the screen opens.
+                self.job = None;
+                self.query.clear();
+                self.go(Stage::Pick);
+                vec![Cmd::LoadJobs]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Every fast tick while a job is shown: read what its journal gained.
+    pub fn tail(&mut self) -> Vec<Cmd> {
+        match &self.job {
+            Some(j)
+                if self.stage() == Stage::Run
+                    && !self.tailing
+                    && (j.finished.is_none() || j.offset == 0) =>
+            {
+                self.tailing = true;
+                vec![Cmd::TailJob(Box::new(j.clone()))]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// A fresh read of the shown job; once it has finished, its report
+    /// is read to be shown.
+    pub fn on_tail(&mut self, v: JobView) -> Vec<Cmd> {
+        self.tailing = false;
+        if self.job.as_ref().is_none_or(|j| j.id != v.id) {
+            return vec![];
+        }
+        let report = v.finished.as_ref().and_then(|f| f.2.clone());
+        self.job = Some(v);
+        match report {
+            Some(p) if self.report.is_none() => {
+                self.report = Some(Vec::new());
+                vec![Cmd::ReadReport(p)]
+            }
+            _ => vec![],
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! Drawing the Recover screen from [`Wizard`] state: one stage at a time,
+//! planned for 80×24, states as symbols so it reads without colour.
+
+use super::app::App;
+use super::recover::{PickRow, Stage, Wizard};
+use crate::health::short_duration;
+use crate::jobs::{JobView, Outcome};
+use crate::util::human_bytes;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+use std::time::Duration;
+
+pub fn hints(w: &Wizard) -> &'static [(&'static str, &'static str)] {
+    match w.stage() {
+        Stage::Pick => &[
+            ("type", "search"),
+            ("↑↓", "move"),
+            ("Enter", "choose"),
+            ("Esc", "back"),
+        ],
+        Stage::Services => &[
+            ("↑↓", "move"),
+            ("Space", "toggle"),
+            ("Enter", "next"),
+            ("Esc", "back"),
+        ],
+        Stage::Inputs => &[("type", "value"), ("Enter", "next"), ("Esc", "back")],
+        Stage::Point => &[("↑↓", "move"), ("Enter", "use this point"), ("Esc", "back")],
+        Stage::Preflight => &[("Enter", "continue"), ("Esc", "back")],
+        Stage::Confirm => &[("type", "the name"), ("Enter", "start"), ("Esc", "back")],
+        Stage::Run => match &w.job {
+            Some(j) if j.waiting.as_ref().is_some_and(|w| w.kind == "failed") => &[
+                ("r", "retry"),
+                ("s", "skip"),
+                ("a", "abort"),
+                ("Esc", "detach"),
+            ],
+            Some(j) if j.waiting.is_some() => {
+                &[("Enter", "done"), ("a", "abort"), ("Esc", "detach")]
+            }
+            Some(j) if j.running() => &[("C", "cancel job"), ("Esc", "detach: it keeps running")],
+            _ => &[("↑↓", "scroll the report"), ("Esc", "back")],
+        },
+    }
+}
+
+/// A list window that keeps the selection visible.
+fn window(len: usize, sel: usize, height: usize) -> std::ops::Range<usize> {
+    let start = if sel >= height { sel + 1 - height } else { 0 };
+    start..len.min(start + height)
+}
+
+pub fn draw(f: &mut Frame, app: &App, area: Rect) {
+    let w = &app.recover;
+    let t = &app.theme;
+    let [head, body, msg] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let rb = w.current();
+    let title = match w.stage() {
+        Stage::Pick => "Recover ▸ what happened? (type to search)".to_string(),
+        Stage::Run => "Recover ▸ job".to_string(),
+        s => format!(
+            "Recover ▸ {} ▸ {}",
+            rb.map(|r| r.id.as_str()).unwrap_or(""),
+            match s {
+                Stage::Services => "which services?",
+                Stage::Inputs => "details",
+                Stage::Point => "restore point",
+                Stage::Preflight => "preflight",
+                _ => "confirm",
+            }
+        ),
+    };
+    f.render_widget(
+        Paragraph::new(Line::from(Span::styled(format!(" {title} "), t.header()))),
+        head,
+    );
+    let h = body.height as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    match w.stage() {
+        Stage::Pick => {
+            lines.push(Line::from(vec![
+                Span::styled("> ", t.key()),
+                Span::raw(w.query.clone()),
+                Span::styled("▏", t.key()),
+            ]));
+            if let Some(e) = &w.load_error {
+                lines.push(Line::raw(format!("✗ {e}")));
+            }
+            let rows = w.pick_rows();
+            let list_h = h.saturating_sub(5).max(3);
+            for i in window(rows.len(), w.sel, list_h) {
+                let text = match rows[i] {
+                    PickRow::Job(j) => {
+                        let j = &w.jobs[j];
+                        format!(
+                            "▶ job {:<9} {} · {}",
+                            j.state_text(),
+                            j.runbook,
+                            j.services.join(", ")
+                        )
+                    }
+                    PickRow::Runbook(r) => {
+                        let r = &w.runbooks[r];
+                        format!("  {:<15} {}", r.id, r.title)
+                    }
+                };
+                lines.push(selectable(text, i == w.sel, app));
+            }
+            if let Some(PickRow::Runbook(r)) = rows.get(w.sel) {
+                let r = &w.runbooks[*r];
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(r.summary.clone(), t.dim()));
+                lines.push(Line::styled(
+                    format!("applies to: {}", r.applies.join(", ")),
+                    t.dim(),
+                ));
+            }
+        }
+        Stage::Services => {
+            for (i, (name, on)) in w.services.iter().enumerate() {
+                let svc = app.services().iter().find(|s| &s.name == name);
+                let text = format!(
+                    "[{}] {:<18} {:<10} {:<10} {}",
+                    if *on { "x" } else { " " },
+                    name,
+                    svc.map(|s| s.tier.name()).unwrap_or(""),
+                    svc.map(|s| s.host.as_str()).unwrap_or(""),
+                    svc.map(|s| s.description.as_str()).unwrap_or("")
+                );
+                lines.push(selectable(text, i == w.sel, app));
+            }
+            if let Some(r) = rb {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(
+                    format!("{} steps: {}", r.steps.len(), r.steps.join(" · ")),
+                    t.dim(),
+                ));
+            }
+        }
+        Stage::Inputs => {
+            if let Some(r) = rb {
+                for (i, (inp, val)) in r.inputs.iter().zip(&w.inputs).enumerate() {
+                    lines.push(Line::raw(inp.prompt.clone()));
+                    let cursor = if i == w.input_at { "▏" } else { "" };
+                    lines.push(Line::from(vec![
+                        Span::styled("> ", t.key()),
+                        Span::raw(val.clone()),
+                        Span::styled(cursor, t.key()),
+                    ]));
+                }
+            }
+        }
+        Stage::Point => {
+            lines.push(Line::styled(
+                format!(
+                    "{:<10} {:<19} {:>6} {:>10}  {}",
+                    "POINT", "TIME", "AGE", "SIZE", "STATE"
+                ),
+                t.header(),
+            ));
+            if let (Some(s), Some(p)) = (
+                w.services.iter().find(|s| s.1),
+                w.points.get(w.sel).filter(|p| p.over_rpo),
+            ) {
+                lines.push(Line::raw(format!(
+                    "! {} is older than {}'s RPO: newer data will be lost",
+                    &p.id[..8.min(p.id.len())],
+                    s.0
+                )));
+            }
+            for i in window(w.points.len(), w.sel, h.saturating_sub(3)) {
+                let p = &w.points[i];
+                let text = format!(
+                    "{:<10} {:<19} {:>6} {:>10}  {}{}",
+                    &p.id[..8.min(p.id.len())],
+                    p.time_text,
+                    short_duration(Duration::from_secs(p.age_secs)),
+                    human_bytes(p.bytes),
+                    if p.verified {
+                        "✓ verified"
+                    } else {
+                        "· unverified"
+                    },
+                    if p.over_rpo { "  ! > RPO" } else { "" }
+                );
+                lines.push(selectable(text, i == w.sel, app));
+            }
+        }
+        Stage::Preflight => match &w.preflight {
+            Some(p) if !p.is_empty() => {
+                for (svc, c) in p {
+                    lines.push(Line::raw(format!(
+                        "{} {svc}: {}: {}",
+                        if c.ok { "✓" } else { "✗" },
+                        c.name,
+                        c.detail
+                    )));
+                }
+                lines.push(Line::raw(""));
+                if p.iter().all(|(_, c)| c.ok) {
+                    lines.push(Line::raw("All clear. Enter to review and start."));
+                } else {
+                    lines.push(Line::raw("✗ Fix these first; nothing has been changed."));
+                }
+            }
+            _ => lines.push(Line::raw("checking…")),
+        },
+        Stage::Confirm => {
+            if let Some(r) = rb {
+                lines.push(Line::raw(format!("Runbook:  {}", r.title)));
+                lines.push(Line::raw(format!("Services: {}", w.chosen().join(", "))));
+                lines.push(Line::raw(format!(
+                    "Point:    {}",
+                    w.point
+                        .as_deref()
+                        .map(|p| p[..8.min(p.len())].to_string())
+                        .unwrap_or_else(|| "the newest of each service".into())
+                )));
+                for (name, val) in r.inputs.iter().zip(&w.inputs) {
+                    lines.push(Line::raw(format!(
+                        "{:<9} {}",
+                        format!("{}:", name.name),
+                        val
+                    )));
+                }
+                for (i, s) in r.steps.iter().enumerate() {
+                    lines.push(Line::raw(format!("  {}. {s}", i + 1)));
+                }
+                lines.push(Line::raw(""));
+                lines.push(Line::raw(format!(
+                    "Type {} and Enter to start:",
+                    w.confirm_word()
+                )));
+                lines.push(Line::from(vec![
+                    Span::styled("> ", t.key()),
+                    Span::raw(w.typed.clone()),
+                    Span::styled("▏", t.key()),
+                ]));
+            }
+        }
+        Stage::Run => {
+            if let Some(j) = &w.job {
+                lines = job_lines(j, h, app);
+                // Finished: the report replaces the log (↑↓ scroll it).
+                if let Some(r) = w.report.as_ref().filter(|r| !r.is_empty()) {
+                    let room = h.saturating_sub(lines.len() + 1);
+                    lines.push(Line::styled("─ report ", t.dim()));
+                    for l in r.iter().skip(w.sel).take(room) {
+                        lines.push(Line::raw(l.clone()));
+                    }
+                }
+            }
+        }
+    }
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body);
+    if let Some(e) = &w.error {
+        f.render_widget(Paragraph::new(Line::raw(format!("✗ {e}"))), msg);
+    }
+}
+
+fn selectable(text: String, on: bool, app: &App) -> Line<'static> {
+    if on {
+        Line::styled(text, app.theme.selected())
+    } else {
+        Line::raw(text)
+    }
+}
+
+/// The progress pane: steps with their state, the current step's bytes,
+/// rate and ETA, the question the job waits on, then the log's tail.
+pub fn job_lines(j: &JobView, height: usize, app: &App) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let mut lines = Vec::new();
+    lines.push(Line::styled(
+        format!(
+            "{} · {} · {}",
+            if j.title.is_empty() { &j.id } else { &j.title },
+            if j.service.is_empty() {
+                j.services.join(", ")
+            } else {
+                j.service.clone()
+            },
+            j.state_text()
+        ),
+        t.title(),
+    ));
+    for (i, (title, state)) in j.steps.iter().enumerate() {
+        let mut text = format!("{} {}. {title}", state.symbol(), i + 1);
+        if j.current == Some(i) && j.finished.is_none() {
+            if let Some(c) = j.counters {
+                text.push_str(&format!("  {}", progress(j, c)));
+            }
+        }
+        lines.push(Line::raw(text));
+    }
+    // Checks as they come; at the end they go under the outcome.
+    if j.finished.is_none() {
+        for (svc, ok, d) in &j.checks {
+            lines.push(Line::raw(format!(
+                "{} check {svc}: {d}",
+                if *ok { "✓" } else { "✗" }
+            )));
+        }
+    }
+    if let Some(wt) = &j.waiting {
+        lines.push(Line::raw(""));
+        let keys = match wt.kind.as_str() {
+            "failed" if wt.skippable => "r retry · s skip · a abort",
+            "failed" => "r retry · a abort",
+            "confirm" => "Enter run it · s skip · a abort",
+            _ => "Enter when done · a abort",
+        };
+        lines.push(Line::styled(format!("? {}", wt.prompt), t.title()));
+        lines.push(Line::styled(format!("  {keys}"), t.key()));
+    }
+    if let Some((outcome, ms, report)) = &j.finished {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!(
+                "{} {} in {}",
+                if *outcome == Outcome::Success {
+                    "✓"
+                } else {
+                    "✗"
+                },
+                match outcome {
+                    Outcome::Success => "Recovered",
+                    Outcome::Failed => "FAILED",
+                    Outcome::Cancelled => "Cancelled",
+                },
+                crate::runbook::report::secs(*ms)
+            ),
+            t.title(),
+        ));
+        for (svc, ok, d) in &j.checks {
+            lines.push(Line::raw(format!(
+                "{} check {svc}: {d}",
+                if *ok { "✓" } else { "✗" }
+            )));
+        }
+        if let Some(r) = report {
+            lines.push(Line::raw(format!("report: {}", r.display())));
+        }
+    }
+    if j.lost {
+        lines.push(Line::raw("✗ the job's process is gone without finishing"));
+    }
+    // The log's tail fills what is left. Once a report is there it takes
+    // the room, but a run that did not succeed keeps its last lines: they
+    // say why.
+    let mut room = height.saturating_sub(lines.len() + 1);
+    if let Some((outcome, _, Some(_))) = &j.finished {
+        room = if *outcome == Outcome::Success {
+            0
+        } else {
+            room.min(5)
+        };
+    }
+    if room > 1 && !j.log.is_empty() {
+        lines.push(Line::styled("─ log ", t.dim()));
+        let start = j.log.len().saturating_sub(room - 1);
+        for l in &j.log[start..] {
+            lines.push(Line::styled(l.clone(), t.dim()));
+        }
+    }
+    lines
+}
+
+fn progress(j: &JobView, c: crate::progress::Counters) -> String {
+    let mut s = match c.percent() {
+        Some(p) => format!(
+            "{p:.0}% {}/{}",
+            human_bytes(c.bytes_done),
+            human_bytes(c.bytes_total)
+        ),
+        None => human_bytes(c.bytes_done),
+    };
+    if let Some(r) = j.rate() {
+        s.push_str(&format!(" {}/s", human_bytes(r as u64)));
+    }
+    if let Some(e) = j.eta() {
+        s.push_str(&format!(" ETA {}", short_duration(e)));
+    }
+    s
+}

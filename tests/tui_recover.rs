@@ -1,0 +1,371 @@
+//! The Recover screen, headless: keys in, commands out, screens drawn at
+//! 80×24 from state (insta snapshots, shown in docs/tui.md).
+
+use lifeboat::config::Tier;
+use lifeboat::inventory::{Inventory, LastVerify, RestorePoint, ServiceView};
+use lifeboat::jobs::{JobView, Line, Record, StepState};
+use lifeboat::progress::{Counters, Phase};
+use lifeboat::runbook::preflight::Check;
+use lifeboat::runbook::{Input, Scope};
+use lifeboat::tui::app::{App, Cmd, Msg, Screen};
+use lifeboat::tui::recover::{RunbookInfo, Stage};
+use lifeboat::tui::theme::Theme;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const H: u64 = 3600;
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_790_000_000)
+}
+
+fn inventory() -> Inventory {
+    let points = (0..5u64)
+        .map(|i| {
+            let t = now() - Duration::from_secs((4 - i) * 24 * H + 2 * H);
+            RestorePoint {
+                id: format!(
+                    "{:08x}{}",
+                    0xa000_0000u32 + i as u32 * 0x0111_1111,
+                    "0".repeat(56)
+                ),
+                time: t,
+                time_text: humantime::format_rfc3339_seconds(t).to_string()[..19].replace('T', " "),
+                host: "docker01".into(),
+                files: 100,
+                bytes: 50_000_000 + i * 1_000_000,
+                added: 1_000_000,
+                duration_ms: 1000,
+            }
+        })
+        .collect();
+    Inventory {
+        repositories: vec![],
+        services: vec![ServiceView {
+            name: "paperless".into(),
+            tier: Tier::Critical,
+            host: "docker01".into(),
+            description: "Paperless-NGX documents".into(),
+            repository: "local".into(),
+            rpo_secs: 24 * H,
+            rto_secs: H,
+            sources: vec!["files: /srv/paperless".into()],
+            restore_points: points,
+            // Verified a day and a half ago: the two newest are not.
+            last_verify: Some(LastVerify {
+                time: now() - Duration::from_secs(36 * H),
+                time_text: String::new(),
+                ok: true,
+            }),
+            last_drill: None,
+            offsite: vec![],
+        }],
+    }
+}
+
+fn runbooks() -> Vec<RunbookInfo> {
+    let rb = |id: &str, title: &str, inputs: Vec<Input>| RunbookInfo {
+        id: id.into(),
+        title: title.into(),
+        summary: format!("{title}, step by step."),
+        file: format!("/rb/{id}.md").into(),
+        scope: Scope::Service,
+        inputs,
+        steps: vec![
+            "Confirm what is missing".into(),
+            "Restore the path".into(),
+            "Check it".into(),
+        ],
+        applies: vec!["paperless".into()],
+    };
+    vec![
+        rb("db-corruption", "A database is corrupted", vec![]),
+        rb(
+            "files-deleted",
+            "Files deleted or overwritten by accident",
+            vec![Input {
+                name: "path".into(),
+                prompt: "The deleted file or directory".into(),
+                default: None,
+            }],
+        ),
+        rb("monthly-drill", "The monthly restore drill", vec![]),
+    ]
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Cmd> {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn draw(app: &App) -> String {
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    term.draw(|f| lifeboat::tui::views::draw(f, app)).unwrap();
+    let buf = term.backend().buffer();
+    (0..24)
+        .map(|y| {
+            (0..80)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn app() -> App {
+    let mut app = App::new(Theme { color: false }, now());
+    app.on_msg(Msg::Inventory(Arc::new(inventory())));
+    app.on_msg(Msg::Jobs(vec![]));
+    app
+}
+
+#[test]
+fn the_wizard_goes_from_scenario_to_a_started_job() {
+    let mut app = app();
+    let cmds = key(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.screen, Screen::Recover);
+    assert!(matches!(
+        cmds.as_slice(),
+        [Cmd::LoadRunbooks, Cmd::LoadJobs]
+    ));
+    app.on_msg(Msg::Runbooks(Ok(runbooks())));
+    typed(&mut app, "deleted");
+    insta::assert_snapshot!("recover_pick_80x24", draw(&app));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.recover.stage(), Stage::Services);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.recover.stage(), Stage::Inputs);
+    // Digits are text here, not screen switches.
+    typed(&mut app, "/srv/paperless/media/0042.pdf");
+    assert_eq!(app.screen, Screen::Recover);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.recover.stage(), Stage::Point);
+    // The cursor starts on the newest verified point, not the newest.
+    assert_eq!(app.recover.sel, 2);
+    insta::assert_snapshot!("recover_point_80x24", draw(&app));
+    let cmds = key(&mut app, KeyCode::Enter);
+    let Some(Cmd::Preflight {
+        services, point, ..
+    }) = cmds.first()
+    else {
+        panic!("{cmds:?}")
+    };
+    assert_eq!(services, &["paperless"]);
+    assert!(point.starts_with("a2222222"), "{point}");
+    // Enter does nothing until preflight has answered, and all is clear.
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.recover.stage(), Stage::Preflight);
+    let check = |name: &str, ok: bool, d: &str| {
+        (
+            "paperless".to_string(),
+            Check {
+                name: name.into(),
+                ok,
+                detail: d.into(),
+            },
+        )
+    };
+    app.on_msg(Msg::Preflight(vec![
+        check("credentials", true, "repository local opens with its key"),
+        check("free space", true, "812 GiB free at /srv/paperless"),
+    ]));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.recover.stage(), Stage::Confirm);
+    typed(&mut app, "paperles");
+    insta::assert_snapshot!("recover_confirm_80x24", draw(&app));
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "a wrong name starts nothing"
+    );
+    typed(&mut app, "s");
+    let cmds = key(&mut app, KeyCode::Enter);
+    let Some(Cmd::StartJob(spec)) = cmds.first() else {
+        panic!("{cmds:?}")
+    };
+    assert_eq!(spec.services, ["paperless"]);
+    assert_eq!(spec.inputs["path"], "/srv/paperless/media/0042.pdf");
+    assert!(spec.interactive);
+    assert_eq!(app.recover.stage(), Stage::Run);
+}
+
+fn journal(id: &str) -> JobView {
+    let mut v = JobView {
+        id: id.into(),
+        ..Default::default()
+    };
+    let t0 = 1_790_000_000_000u64;
+    let recs = vec![
+        (
+            0,
+            Record::Started {
+                job: id.into(),
+                pid: 1,
+                runbook: "files-deleted".into(),
+                title: "Files deleted or overwritten by accident".into(),
+                services: vec!["paperless".into()],
+                point: "a2222222".into(),
+                steps: vec![
+                    "Confirm what is missing".into(),
+                    "Restore the path".into(),
+                    "Check it".into(),
+                ],
+            },
+        ),
+        (
+            10,
+            Record::Service {
+                service: "paperless".into(),
+                point: "a2222222".into(),
+                point_time: "2026-09-19 10:13:20".into(),
+            },
+        ),
+        (
+            20,
+            Record::Step {
+                index: 0,
+                state: StepState::Running,
+                detail: String::new(),
+            },
+        ),
+        (
+            900,
+            Record::Log {
+                line: "confirmed: /srv/paperless/media is missing".into(),
+            },
+        ),
+        (
+            1000,
+            Record::Step {
+                index: 0,
+                state: StepState::Done,
+                detail: "Confirm what is missing (1.0 s)".into(),
+            },
+        ),
+        (
+            1000,
+            Record::Step {
+                index: 1,
+                state: StepState::Running,
+                detail: String::new(),
+            },
+        ),
+        (
+            1010,
+            Record::Log {
+                line: "lifeboat: restore /srv/paperless/media".into(),
+            },
+        ),
+        (
+            5000,
+            Record::Progress {
+                counters: Counters {
+                    phase: Phase::Restore,
+                    files_done: 40,
+                    files_total: 100,
+                    bytes_done: 20 << 20,
+                    bytes_total: 50 << 20,
+                    bytes_stored: 0,
+                },
+            },
+        ),
+    ];
+    for (dt, rec) in recs {
+        v.apply(&Line { t: t0 + dt, rec });
+    }
+    v
+}
+
+#[test]
+fn the_progress_pane_shows_steps_rate_eta_and_waits_for_keys() {
+    let mut app = app();
+    let job = journal("20260919-files-deleted-0001");
+    // Reopening with a job running re-attaches to it at once.
+    let mut fresh = App::new(Theme { color: false }, now());
+    let mut running = job.clone();
+    running.lost = false;
+    fresh.on_msg(Msg::Jobs(vec![running]));
+    assert_eq!(fresh.screen, Screen::Recover);
+    assert_eq!(fresh.recover.stage(), Stage::Run);
+
+    key(&mut app, KeyCode::Char('3'));
+    app.recover.job = Some(job.clone());
+    app.recover.stage = Some(Stage::Run);
+    let s = draw(&app);
+    assert!(
+        s.contains("▶ 2. Restore the path  40% 20 MiB/50 MiB 5.0 MiB/s ETA 6s"),
+        "{s}"
+    );
+    insta::assert_snapshot!("recover_run_80x24", s);
+    // A job asks: the pane shows the question and its keys.
+    let mut waiting = job.clone();
+    waiting.apply(&Line {
+        t: 1_790_000_006_000,
+        rec: Record::Step {
+            index: 1,
+            state: StepState::Failed,
+            detail: "Restore the path: disk full".into(),
+        },
+    });
+    waiting.apply(&Line {
+        t: 1_790_000_006_000,
+        rec: Record::Wait {
+            index: 1,
+            kind: "failed".into(),
+            prompt: "Restore the path: disk full".into(),
+            skippable: false,
+        },
+    });
+    app.on_msg(Msg::JobTail(Box::new(waiting)));
+    let s = draw(&app);
+    assert!(
+        s.contains("✗ 2. Restore the path") && s.contains("r retry · a abort"),
+        "{s}"
+    );
+    assert!(
+        key(&mut app, KeyCode::Char('s')).is_empty(),
+        "not skippable"
+    );
+    let cmds = key(&mut app, KeyCode::Char('r'));
+    assert!(
+        matches!(cmds.as_slice(), [Cmd::AnswerJob { answer, .. }] if answer == "retry"),
+        "{cmds:?}"
+    );
+    // Finished: the report is read and shown in the pane.
+    let mut done = job.clone();
+    done.apply(&Line {
+        t: 1_790_000_009_000,
+        rec: Record::Finished {
+            outcome: lifeboat::jobs::Outcome::Success,
+            duration_ms: 9000,
+            report: Some("/state/reports/x.md".into()),
+        },
+    });
+    let cmds = app.on_msg(Msg::JobTail(Box::new(done)));
+    assert!(
+        matches!(cmds.as_slice(), [Cmd::ReadReport(p)] if p.ends_with("x.md")),
+        "{cmds:?}"
+    );
+    app.on_msg(Msg::Report(vec![
+        "# Files deleted".into(),
+        "Took 9.0 s".into(),
+    ]));
+    let s = draw(&app);
+    assert!(
+        s.contains("✓ Recovered in 9.0 s") && s.contains("─ report") && s.contains("Took 9.0 s"),
+        "{s}"
+    );
+    // Esc detaches; the job goes on and is listed first.
+    let cmds = key(&mut app, KeyCode::Esc);
+    assert!(matches!(cmds.as_slice(), [Cmd::LoadJobs]));
+    assert_eq!(app.recover.stage(), Stage::Pick);
+}
