@@ -830,3 +830,158 @@ fn the_example_immich_db_service_backs_up_and_restores() {
             .unwrap();
     }
 }
+
+/// The database-corruption runbook, driven at a real terminal (tmux):
+/// a bad migration drops a table after two nights of backups; the admin
+/// picks the first night's restore point, answers the runbook's questions,
+/// and the database comes back as it was that night, checked.
+#[test]
+fn db_corruption_runbook_restores_postgres_from_a_chosen_point_in_tmux() {
+    let tmux_ok = Std::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(tmux_ok, "tmux is needed for this test; {START}");
+    let db = unique("lb_rb");
+    pg("postgres")
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let bench = |args: &[&str]| {
+        let ok = Std::new("pgbench")
+            .args(["-h", "127.0.0.1", "-U", "lifeboat_test"])
+            .args(args)
+            .arg(&db)
+            .env("PGPASSWORD", password())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("pgbench: {e}; {START}"));
+        assert!(ok.success());
+    };
+    bench(&["-i", "-q", "-s", "1"]);
+    bench(&["-t", "200"]);
+    let env = Env::new();
+    let marker = env.path("app-stopped");
+    let cfg = config(
+        &env,
+        &pg_service(&db).replace(
+            "[[services.immich-db.sources]]",
+            &format!(
+                "stop = \"touch {m}\"\nstart = \"rm -f {m}\"\n[[services.immich-db.sources]]",
+                m = marker.display()
+            ),
+        ),
+    );
+    // Night one, more work, night two.
+    lb(&env, &cfg)
+        .args(["backup", "immich-db"])
+        .assert()
+        .success();
+    let night_one = pg_counts(&db);
+    bench(&["-t", "300"]);
+    lb(&env, &cfg)
+        .args(["backup", "immich-db"])
+        .assert()
+        .success();
+    let snaps = snapshots(&env, &cfg, "immich-db");
+    assert_eq!(snaps.len(), 2);
+    let first = snaps
+        .iter()
+        .min_by_key(|s| s["time"].as_str().unwrap().to_string())
+        .unwrap()["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The bad migration.
+    pg(&db)
+        .batch_execute(
+            "DROP TABLE pgbench_history; ALTER TABLE pgbench_accounts DROP COLUMN filler",
+        )
+        .unwrap();
+
+    let socket = format!("lifeboat-db-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = Std::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tmux {args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Std::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .status();
+        }
+    }
+    let _kill = Kill(socket.clone());
+    let script = format!(
+        "env LIFEBOAT_KEY_DIR={keys} LIFEBOAT_CACHE_DIR={cache} HOME={home} {bin} --config {cfg} recover db-corruption --service immich-db --point {first} --runbooks {rb}; echo RECOVER-EXITED $?; sleep 600",
+        keys = env.path("keys").display(),
+        cache = env.path("cache").display(),
+        home = env.path("home").display(),
+        bin = assert_cmd::cargo::cargo_bin("lifeboat").display(),
+        cfg = cfg.display(),
+        rb = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks"),
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "40",
+        &script,
+    ]);
+    let wait_for = |what: &str| -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let s = tmux(&["capture-pane", "-p", "-t", "t", "-S", "-200"]);
+            if s.contains(what) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "waited for {what:?}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Restored, checked and started again; the runbook asks the admin to
+    // look at the application.
+    let s = wait_for("[Enter done, a abort] >");
+    assert!(s.contains("check: ✓"), "{s}");
+    assert!(!marker.exists(), "the application was started again");
+    for (table, n) in pg_counts(&db) {
+        let want = night_one.iter().find(|(t, _)| *t == table).unwrap().1;
+        assert_eq!(n, want, "{table} is as it was on night one");
+    }
+    tmux(&["send-keys", "-t", "t", "Enter"]);
+    wait_for("Tell the users");
+    tmux(&["send-keys", "-t", "t", "Enter"]);
+    let s = wait_for("RECOVER-EXITED");
+    assert!(
+        s.contains("succeeded") && s.contains("RECOVER-EXITED 0"),
+        "{s}"
+    );
+
+    let mut admin = pg("postgres");
+    for r in admin
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
+            &[&format!("{db}%")],
+        )
+        .unwrap()
+    {
+        let d: String = r.get(0);
+        admin
+            .batch_execute(&format!("DROP DATABASE \"{d}\" WITH (FORCE)"))
+            .unwrap();
+    }
+}
