@@ -199,6 +199,16 @@ fn backup_copy_to_s3_and_restore_from_it_bit_for_bit() {
         first["packs_read_back"].as_u64().unwrap() > 0,
         "copy reads back what it sent: {first}"
     );
+    // What each source chunk became is remembered for the next copy.
+    let remembered = fs::read_dir(site.env.path("cache"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).into_iter().flatten())
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name();
+            n.to_string_lossy().starts_with("copy-")
+        })
+        .count();
+    assert_eq!(remembered, 1);
     // Nothing new: nothing sent.
     let again = site.copy();
     assert_eq!(again["copied"].as_array().unwrap().len(), 0, "{again}");
