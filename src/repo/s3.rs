@@ -15,7 +15,7 @@
 use super::backend::{valid_name, Backend, Kind, ReadSeek};
 use anyhow::{anyhow, bail, Result};
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3Builder, Checksum};
+use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
 use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
 use std::io::{Read, Seek, SeekFrom};
@@ -320,9 +320,10 @@ impl S3Backend {
                 retry_timeout: Duration::from_secs(120),
                 ..Default::default()
             })
-            // The server checks each upload against this hash: a pack
-            // damaged in transit is refused rather than stored.
-            .with_checksum_algorithm(Checksum::SHA256)
+            // No extra checksum header: not every provider accepts one, and
+            // the signed payload hash (SigV4's x-amz-content-sha256) already
+            // makes the server refuse a body damaged in transit.
+            .with_unsigned_payload(false)
             .build()
             .map_err(|e| crate::Error::Storage {
                 what: format!("cannot use {}: {}", s.url, one_line(&e)),
