@@ -125,6 +125,17 @@ struct Pacer {
 }
 
 impl Pacer {
+    /// Counts a small object against the limit without queueing it: an
+    /// index file must not wait behind packs already scheduled, or an
+    /// interrupted copy would lose what those index files record.
+    fn charge(&self, bytes: usize) {
+        if let Ok(mut next) = self.next.lock() {
+            let now = Instant::now();
+            *next = (*next).max(now)
+                + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+        }
+    }
+
     fn wait(&self, bytes: usize) {
         let now = Instant::now();
         let start = {
@@ -383,8 +394,10 @@ impl S3Backend {
     fn put_owned(&self, kind: Kind, name: &str, data: Vec<u8>) -> Result<()> {
         valid_name(name)?;
         let key = self.key(kind, name);
-        if let Some(p) = &self.inner.pacer {
-            p.wait(data.len());
+        match &self.inner.pacer {
+            Some(p) if kind == Kind::Data => p.wait(data.len()),
+            Some(p) => p.charge(data.len()),
+            None => {}
         }
         // Shared bytes: every retry resends the same buffer without copying.
         let payload = PutPayload::from(data);
