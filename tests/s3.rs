@@ -254,6 +254,25 @@ fn backup_copy_to_s3_and_restore_from_it_bit_for_bit() {
         off["check"]["text"].as_str().unwrap().ends_with("behind"),
         "{h}"
     );
+    let bucket = h["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["repository"] == "offsite")
+        .unwrap();
+    assert_eq!(
+        bucket["state"], "ok",
+        "no capacity to judge in a bucket: {h}"
+    );
+    let metrics = site.lb().arg("metrics").output().unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("lifeboat_offsite_lag_seconds{service=\"files\"")
+                && l.contains("repository=\"offsite\"}")
+        ),
+        "{metrics}"
+    );
     // The second copy sends only the changed file's chunks and a new tree.
     let third = site.copy();
     assert_eq!(third["copied"].as_array().unwrap().len(), 1);
