@@ -359,97 +359,7 @@ impl Config {
         for (name, r) in &raw.repositories {
             check_name(name)
                 .map_err(|m| at(r.span().start, format!("repository `{name}`: {m}")))?;
-            let rr = r.get_ref();
-            let err = |span: std::ops::Range<usize>, m: String| {
-                at(span.start, format!("repository `{name}`: {m}"))
-            };
-            let key_file = match &rr.key_file {
-                None => None,
-                Some(k) => Some(secret_path(k.get_ref()).map_err(|m| err(k.span(), m))?),
-            };
-            let (path, s3) = match (&rr.path, &rr.url) {
-                (Some(p), None) => {
-                    if p.get_ref().is_empty() {
-                        return Err(err(p.span(), "path is empty".into()));
-                    }
-                    let s3_only = [
-                        rr.endpoint.as_ref().map(|e| e.span()),
-                        rr.access_key_id.as_ref().map(|e| e.span()),
-                        rr.secret_access_key.as_ref().map(|e| e.span()),
-                        rr.bandwidth_limit.as_ref().map(|e| e.span()),
-                        rr.transfers.as_ref().map(|e| e.span()),
-                    ];
-                    if let Some(span) = s3_only.into_iter().flatten().next() {
-                        return Err(err(
-                            span,
-                            "only a repository with `url = \"s3://…\"` takes S3 settings".into(),
-                        ));
-                    }
-                    (PathBuf::from(p.get_ref()), None)
-                }
-                (None, Some(u)) => {
-                    let url = u.get_ref();
-                    crate::repo::s3::parse_url(url).map_err(|e| err(u.span(), format!("{e}")))?;
-                    // Credentials are secrets: a value, `env:NAME` or `file:PATH`.
-                    let secret = |v: &Option<Spanned<String>>| -> Result<_, Error> {
-                        v.as_ref()
-                            .map(|v| {
-                                secret_value(v.get_ref())
-                                    .map(crate::repo::s3::Secret::new)
-                                    .map_err(|m| err(v.span(), m))
-                            })
-                            .transpose()
-                    };
-                    let transfers = match &rr.transfers {
-                        Some(n) if !(1..=32).contains(n.get_ref()) => {
-                            return Err(err(n.span(), "transfers must be between 1 and 32".into()))
-                        }
-                        Some(n) => Some(*n.get_ref() as usize),
-                        None => None,
-                    };
-                    let bandwidth_limit = match &rr.bandwidth_limit {
-                        Some(b) => Some(
-                            crate::repo::s3::parse_rate(b.get_ref())
-                                .map_err(|m| err(b.span(), m))?,
-                        ),
-                        None => None,
-                    };
-                    let settings = crate::repo::s3::S3Settings {
-                        url: url.clone(),
-                        endpoint: rr.endpoint.as_ref().map(|e| e.get_ref().clone()),
-                        region: rr.region.clone(),
-                        path_style: rr.path_style,
-                        access_key_id: secret(&rr.access_key_id)?,
-                        secret_access_key: secret(&rr.secret_access_key)?,
-                        transfers,
-                        bandwidth_limit,
-                    };
-                    (PathBuf::from(url), Some(settings))
-                }
-                (Some(_), Some(u)) => {
-                    return Err(err(
-                        u.span(),
-                        "give either `path` (a directory) or `url` (s3://bucket/prefix), not both"
-                            .into(),
-                    ))
-                }
-                (None, None) => {
-                    return Err(err(
-                        r.span(),
-                        "needs `path` (a directory) or `url` (s3://bucket/prefix)".into(),
-                    ))
-                }
-            };
-            repositories.insert(
-                name.clone(),
-                Repository {
-                    name: name.clone(),
-                    path,
-                    key_file,
-                    s3,
-                    copy_of: rr.copy_of.as_ref().map(|c| c.get_ref().clone()),
-                },
-            );
+            repositories.insert(name.clone(), repository(name, r, &at)?);
         }
         for (name, r) in &raw.repositories {
             if let Some(c) = &r.get_ref().copy_of {
@@ -665,6 +575,101 @@ impl Config {
                 )
             })
     }
+}
+
+/// One `[repositories.NAME]` table: a directory (`path`) or a bucket
+/// (`url` and its S3 settings).
+fn repository(
+    name: &str,
+    r: &Spanned<RawRepository>,
+    at: &dyn Fn(usize, String) -> Error,
+) -> Result<Repository, Error> {
+    let rr = r.get_ref();
+    let err = |span: std::ops::Range<usize>, m: String| {
+        at(span.start, format!("repository `{name}`: {m}"))
+    };
+    let key_file = match &rr.key_file {
+        None => None,
+        Some(k) => Some(secret_path(k.get_ref()).map_err(|m| err(k.span(), m))?),
+    };
+    let (path, s3) = match (&rr.path, &rr.url) {
+        (Some(p), None) => {
+            if p.get_ref().is_empty() {
+                return Err(err(p.span(), "path is empty".into()));
+            }
+            let s3_only = [
+                rr.endpoint.as_ref().map(|e| e.span()),
+                rr.access_key_id.as_ref().map(|e| e.span()),
+                rr.secret_access_key.as_ref().map(|e| e.span()),
+                rr.bandwidth_limit.as_ref().map(|e| e.span()),
+                rr.transfers.as_ref().map(|e| e.span()),
+            ];
+            if let Some(span) = s3_only.into_iter().flatten().next() {
+                return Err(err(
+                    span,
+                    "only a repository with `url = \"s3://…\"` takes S3 settings".into(),
+                ));
+            }
+            (PathBuf::from(p.get_ref()), None)
+        }
+        (None, Some(u)) => {
+            let url = u.get_ref();
+            crate::repo::s3::parse_url(url).map_err(|e| err(u.span(), format!("{e}")))?;
+            // Credentials are secrets: a value, `env:NAME` or `file:PATH`.
+            let secret = |v: &Option<Spanned<String>>| -> Result<_, Error> {
+                v.as_ref()
+                    .map(|v| {
+                        secret_value(v.get_ref())
+                            .map(crate::repo::s3::Secret::new)
+                            .map_err(|m| err(v.span(), m))
+                    })
+                    .transpose()
+            };
+            let transfers = match &rr.transfers {
+                Some(n) if !(1..=32).contains(n.get_ref()) => {
+                    return Err(err(n.span(), "transfers must be between 1 and 32".into()))
+                }
+                Some(n) => Some(*n.get_ref() as usize),
+                None => None,
+            };
+            let bandwidth_limit = match &rr.bandwidth_limit {
+                Some(b) => {
+                    Some(crate::repo::s3::parse_rate(b.get_ref()).map_err(|m| err(b.span(), m))?)
+                }
+                None => None,
+            };
+            let settings = crate::repo::s3::S3Settings {
+                url: url.clone(),
+                endpoint: rr.endpoint.as_ref().map(|e| e.get_ref().clone()),
+                region: rr.region.clone(),
+                path_style: rr.path_style,
+                access_key_id: secret(&rr.access_key_id)?,
+                secret_access_key: secret(&rr.secret_access_key)?,
+                transfers,
+                bandwidth_limit,
+            };
+            (PathBuf::from(url), Some(settings))
+        }
+        (Some(_), Some(u)) => {
+            return Err(err(
+                u.span(),
+                "give either `path` (a directory) or `url` (s3://bucket/prefix), not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(err(
+                r.span(),
+                "needs `path` (a directory) or `url` (s3://bucket/prefix)".into(),
+            ))
+        }
+    };
+    Ok(Repository {
+        name: name.to_string(),
+        path,
+        key_file,
+        s3,
+        copy_of: rr.copy_of.as_ref().map(|c| c.get_ref().clone()),
+    })
 }
 
 fn names<T>(m: &BTreeMap<String, T>) -> String {

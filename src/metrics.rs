@@ -96,6 +96,27 @@ pub fn render(inv: &Inventory, report: &Report) -> String {
         "Time of the last verify.",
         each(&|s| s.last_verify.as_ref().map(|v| secs(v.time))),
     );
+    // One series per service and off-site repository holding its copies.
+    let lags: Vec<(String, f64)> = report
+        .services
+        .iter()
+        .flat_map(|h| {
+            let labels = inv.services.iter().find(|s| s.name == h.service).map(&svc);
+            h.offsite.iter().filter_map(move |o| {
+                let labels = labels.clone()?;
+                let lag = o.lag_secs?;
+                Some((
+                    format!("{labels},repository=\"{}\"", esc(&o.repository)),
+                    lag as f64,
+                ))
+            })
+        })
+        .collect();
+    family(
+        "lifeboat_offsite_lag_seconds",
+        "How far the newest off-site copy is behind the newest local restore point.",
+        lags,
+    );
     let states: Vec<(String, f64)> = report
         .services
         .iter()

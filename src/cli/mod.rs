@@ -895,6 +895,7 @@ fn copy(ctx: &Ctx, a: CopyArgs) -> Result<ExitCode> {
                 &engine::CopyOptions {
                     services: a.services.clone(),
                     no_read_back: a.no_read_back,
+                    cache_dir: Some(ctx.cache_dir()),
                 },
                 &progress.reporter(),
             );

@@ -32,6 +32,10 @@ pub struct CopyOptions {
     /// Skip reading back what was sent (it is still checked for presence,
     /// size and indexing). Reading back needs the destination's identity.
     pub no_read_back: bool,
+    /// Where to remember which destination chunk each source chunk became
+    /// (see [`super::copy_map`]); without it every copy reads all the data
+    /// of each new restore point.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,12 +122,22 @@ pub fn copy(
         ));
     }
     let total: u64 = todo.iter().map(|s| s.stats.bytes).sum();
+    let map_file = opts
+        .cache_dir
+        .as_ref()
+        .map(|d| super::copy_map::file_for(d, &src.config().id, &dst.config().id));
+    let map = map_file
+        .as_ref()
+        .map(|f| super::copy_map::load(f, &dst_index))
+        .unwrap_or_default();
     let mut job = Job {
         src,
         dst,
         src_index,
         dst_index,
-        map: HashMap::new(),
+        map,
+        learnt: Vec::new(),
+        map_file,
         sent: HashSet::new(),
         report,
         reporter,
@@ -144,8 +158,12 @@ struct Job<'a> {
     dst: &'a Repository,
     src_index: Index,
     dst_index: Index,
-    /// Source chunk id → destination chunk id, for chunks read this run.
+    /// Source chunk id → destination chunk id, for chunks the destination
+    /// holds (remembered from earlier copies, or read this run).
     map: HashMap<ChunkId, ChunkId>,
+    /// Pairs read since the last restore point was stored, to remember.
+    learnt: Vec<(ChunkId, ChunkId)>,
+    map_file: Option<std::path::PathBuf>,
     /// Destination chunks sent this run (not yet in `dst_index`).
     sent: HashSet<ChunkId>,
     report: CopyReport,
@@ -310,6 +328,14 @@ impl Job<'_> {
         };
         // Last: only now is the copy visible as a restore point.
         self.dst.save_snapshot(&mut copy)?;
+        if let Some(f) = &self.map_file {
+            if let Err(e) = super::copy_map::append(f, &self.learnt) {
+                self.reporter.warn(format!(
+                    "could not remember copied chunk ids (the next copy reads more): {e:#}"
+                ));
+            }
+        }
+        self.learnt.clear();
         Ok(CopiedSnapshot {
             service: snap.service.clone(),
             time: snap.time.clone(),
@@ -325,7 +351,12 @@ impl Job<'_> {
         let mut seen = HashSet::new();
         for n in nodes {
             for id in &n.chunks {
-                if self.map.contains_key(id) || !seen.insert(*id) {
+                if !seen.insert(*id) {
+                    continue;
+                }
+                if self.map.contains_key(id) {
+                    // Known to be in the destination: not even read.
+                    self.report.chunks_present += 1;
                     continue;
                 }
                 let loc = self.src_index.get(id).ok_or_else(|| {
@@ -357,6 +388,7 @@ impl Job<'_> {
                     .with_context(|| format!("in source pack {}", pack_id.short()))?;
                 let new_id = crypto::chunk_id(&dst_key, &data);
                 self.map.insert(id, new_id);
+                self.learnt.push((id, new_id));
                 self.bytes_done += data.len() as u64;
                 if self.dst_index.contains(&new_id) || self.sent.contains(&new_id) {
                     self.report.chunks_present += 1;

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod copy;
+pub mod copy_map;
 pub mod drill;
 pub mod prune;
 pub mod restore;

@@ -15,7 +15,7 @@
 use super::backend::{valid_name, Backend, Kind, ReadSeek};
 use anyhow::{anyhow, bail, Result};
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3Builder, Checksum};
+use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
 use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
 use std::io::{Read, Seek, SeekFrom};
@@ -125,6 +125,17 @@ struct Pacer {
 }
 
 impl Pacer {
+    /// Counts a small object against the limit without queueing it: an
+    /// index file must not wait behind packs already scheduled, or an
+    /// interrupted copy would lose what those index files record.
+    fn charge(&self, bytes: usize) {
+        if let Ok(mut next) = self.next.lock() {
+            let now = Instant::now();
+            *next = (*next).max(now)
+                + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+        }
+    }
+
     fn wait(&self, bytes: usize) {
         let now = Instant::now();
         let start = {
@@ -320,9 +331,10 @@ impl S3Backend {
                 retry_timeout: Duration::from_secs(120),
                 ..Default::default()
             })
-            // The server checks each upload against this hash: a pack
-            // damaged in transit is refused rather than stored.
-            .with_checksum_algorithm(Checksum::SHA256)
+            // No extra checksum header: not every provider accepts one, and
+            // the signed payload hash (SigV4's x-amz-content-sha256) already
+            // makes the server refuse a body damaged in transit.
+            .with_unsigned_payload(false)
             .build()
             .map_err(|e| crate::Error::Storage {
                 what: format!("cannot use {}: {}", s.url, one_line(&e)),
@@ -382,8 +394,10 @@ impl S3Backend {
     fn put_owned(&self, kind: Kind, name: &str, data: Vec<u8>) -> Result<()> {
         valid_name(name)?;
         let key = self.key(kind, name);
-        if let Some(p) = &self.inner.pacer {
-            p.wait(data.len());
+        match &self.inner.pacer {
+            Some(p) if kind == Kind::Data => p.wait(data.len()),
+            Some(p) => p.charge(data.len()),
+            None => {}
         }
         // Shared bytes: every retry resends the same buffer without copying.
         let payload = PutPayload::from(data);
