@@ -1251,7 +1251,7 @@ fn restore_live(
         }
     }
     let progress = Progress::start(ctx.quiet || ctx.json, &format!("restore {}", svc.name));
-    let report = lifeboat::source::restore_live(svc, repo, snap, &progress.reporter());
+    let report = lifeboat::source::restore_live(svc, repo, snap, &progress.reporter(), None);
     progress.finish();
     let report = report?;
     tracing::info!(job = "restore", snapshot = %snap.id, service = %snap.service, files = report.files, bytes = report.bytes, live = true, "restore finished");

@@ -490,7 +490,16 @@ pub fn restore(
             )));
         }
     };
+    // Everything restored reaches the disk before it replaces anything: a
+    // power cut after the swap must not leave empty or truncated files.
+    if let Err(e) = sync_filesystem(&staging) {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(e.context(format!("{} was not changed", target.display())));
+    }
     report.rollback = move_into_place(&staging, &target, target_state)?;
+    if let Some(p) = target.parent() {
+        let _ = fs::File::open(p).and_then(|d| d.sync_all());
+    }
     report.duration_ms = started.elapsed().as_millis() as u64;
     reporter.progress(
         Counters {
@@ -606,6 +615,19 @@ fn target_state(target: &Path) -> Result<TargetState> {
             })
         }
     }
+}
+
+/// Flushes every dirty page of the filesystem holding `dir` (one syncfs
+/// instead of an fsync per restored file).
+fn sync_filesystem(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    // SAFETY: syncfs only reads the descriptor, which `d` keeps open.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("syncing the restore in {} to disk", dir.display()));
+    }
+    Ok(())
 }
 
 /// Swaps the checked staging directory into place. With a non-empty target,

@@ -177,11 +177,11 @@ pub fn restore_service(
             out.bytes = r.bytes;
             sources_detail(&mut out, &sources)?;
         }
-        Target::Live if path.is_none() && !snap.sources.is_empty() => {
-            // A whole service with databases or streams: every path staged
-            // first, each database restored, checked and swapped, then the
-            // paths swapped in.
-            let r = crate::source::restore_live(svc, repo, snap, reporter)?;
+        Target::Live if path.is_none() => {
+            // A whole service: every path staged first, each database
+            // restored, checked and swapped, then the paths swapped in,
+            // under the job's staging lock.
+            let r = crate::source::restore_live(svc, repo, snap, reporter, Some(staging))?;
             out.files = r.files;
             out.bytes = r.bytes;
             for (p, kept) in &r.paths {

@@ -254,11 +254,17 @@ struct Staged {
 ///    ones were already replaced);
 /// 3. the paths are swapped in, the old content kept as
 ///    `PATH.lifeboat-old-TIME`.
+///
+/// `staging`, when given, is a job's registry of staging directories: each
+/// one is registered while it exists, and the swaps happen under its lock,
+/// so a job cancelled from outside (which removes what is registered, under
+/// the same lock) never leaves half the paths swapped.
 pub fn restore_live(
     svc: &Service,
     repo: &Repository,
     snap: &Snapshot,
     reporter: &Reporter,
+    staging: Option<&std::sync::Mutex<Vec<PathBuf>>>,
 ) -> Result<LiveRestore> {
     use crate::engine::restore::{restore, RestoreOptions};
     let stamp = stamp();
@@ -291,9 +297,19 @@ pub fn restore_live(
         })
         .collect();
     let mut staged: Vec<Staged> = Vec::new();
+    let register = |p: &Path, add: bool| {
+        if let Some(Ok(mut r)) = staging.map(|m| m.lock()) {
+            if add {
+                r.push(p.to_path_buf());
+            } else {
+                r.retain(|x| x != p);
+            }
+        }
+    };
     let cleanup = |staged: &[Staged]| {
         for s in staged {
             let _ = std::fs::remove_dir_all(&s.staging);
+            register(&s.staging, false);
         }
     };
     for path in tree_paths {
@@ -309,6 +325,7 @@ pub fn restore_live(
         let mut opts = RestoreOptions::new(&staging);
         opts.include = vec![rel.clone()];
         opts.skip_streams = true;
+        register(&staging, true);
         match restore(repo, snap, &opts, reporter) {
             Ok(r) => {
                 out.files += r.files;
@@ -316,6 +333,7 @@ pub fn restore_live(
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&staging);
+                register(&staging, false);
                 cleanup(&staged);
                 return Err(e.context(format!("restoring {}; nothing was changed", path.display())));
             }
@@ -333,6 +351,16 @@ pub fn restore_live(
             return Err(e.context("no configured path was changed"));
         }
     };
+    // All swaps under the registry's lock: a cancel waits for them, or
+    // has already removed what was staged and nothing is swapped.
+    let guard = staging.map(|m| m.lock());
+    if let Some(Ok(g)) = &guard {
+        if staged.iter().any(|s| !g.contains(&s.staging)) {
+            drop(guard);
+            cleanup(&staged);
+            anyhow::bail!("cancelled before any path was replaced");
+        }
+    }
     for (i, s) in staged.iter().enumerate() {
         let swapped = (|| -> Result<Option<PathBuf>> {
             let kept = if std::fs::symlink_metadata(&s.path).is_ok() {
@@ -352,16 +380,24 @@ pub fn restore_live(
                     s.path.display()
                 )));
             }
+            if let Some(parent) = s.path.parent() {
+                let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
+            }
             Ok(kept)
         })();
         match swapped {
             Ok(kept) => out.paths.push((s.path.clone(), kept)),
             Err(e) => {
-                cleanup(&staged[i..]);
+                for rest in &staged[i..] {
+                    let _ = std::fs::remove_dir_all(&rest.staging);
+                }
                 let done: Vec<String> = out
                     .paths
                     .iter()
-                    .map(|(p, _)| p.display().to_string())
+                    .map(|(p, k)| match k {
+                        Some(k) => format!("{} (old kept as {})", p.display(), k.display()),
+                        None => p.display().to_string(),
+                    })
                     .chain(out.sources.iter().map(|o| o.source.clone()))
                     .collect();
                 return Err(e.context(format!(
@@ -376,6 +412,9 @@ pub fn restore_live(
             }
         }
         let _ = std::fs::remove_dir_all(&s.staging);
+    }
+    if let Some(Ok(mut g)) = guard {
+        g.retain(|x| !staged.iter().any(|s| &s.staging == x));
     }
     Ok(out)
 }
