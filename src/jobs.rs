@@ -99,8 +99,11 @@ pub enum Record {
     Log {
         line: String,
     },
-    /// The job waits for an answer in `ID.control`.
+    /// The job waits for an answer in `ID.control`. `ask` numbers the
+    /// question; only an answer carrying the same number counts.
     Wait {
+        #[serde(default)]
+        ask: u64,
         index: usize,
         kind: String,
         prompt: String,
@@ -258,6 +261,7 @@ pub struct JobView {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Waiting {
+    pub ask: u64,
     pub index: usize,
     pub kind: String,
     pub prompt: String,
@@ -330,12 +334,14 @@ impl JobView {
             }
             Record::Log { line } => self.push_log(line.clone()),
             Record::Wait {
+                ask,
                 index,
                 kind,
                 prompt,
                 skippable,
             } => {
                 self.waiting = Some(Waiting {
+                    ask: *ask,
                     index: *index,
                     kind: kind.clone(),
                     prompt: prompt.clone(),
@@ -522,8 +528,11 @@ pub fn launch(config: &crate::config::Config, spec: &JobSpec) -> Result<u32> {
     spawn(&config.state_dir, &cfg, &spec.id)
 }
 
-/// Sends an answer (continue, retry, skip, abort) to a waiting job.
-pub fn answer(state_dir: &Path, id: &str, answer: &str) -> Result<()> {
+/// Sends an answer (continue, retry, skip, abort) to question `ask` of a
+/// waiting job. An answer to a question no longer asked is ignored by the
+/// job, so a stray keypress or a second follower can never confirm a later
+/// step unseen.
+pub fn answer(state_dir: &Path, id: &str, ask: u64, answer: &str) -> Result<()> {
     check_id(id)?;
     if !["continue", "retry", "skip", "abort"].contains(&answer) {
         bail!("answer `{answer}`: expected continue, retry, skip or abort");
@@ -534,35 +543,42 @@ pub fn answer(state_dir: &Path, id: &str, answer: &str) -> Result<()> {
         .append(true)
         .open(&p)
         .with_context(|| format!("opening {}", p.display()))?;
-    f.write_all(format!("{answer}\n").as_bytes())?;
+    f.write_all(format!("{ask} {answer}\n").as_bytes())?;
     Ok(())
 }
 
-/// The job's side of `ID.control`: each question consumes the next line.
+/// The job's side of `ID.control`: questions are numbered, and each takes
+/// the first answer that carries its number.
 pub struct Control {
     path: PathBuf,
-    used: usize,
+    asked: u64,
 }
 
 impl Control {
     pub fn new(state_dir: &Path, id: &str) -> Control {
         Control {
             path: control_path(state_dir, id),
-            used: 0,
+            asked: 0,
         }
     }
 
-    /// The next answer, or None when `stop` turns true first.
-    pub fn next(&mut self, stop: &dyn Fn() -> bool) -> Option<String> {
+    /// The number of the next question.
+    pub fn next_ask(&mut self) -> u64 {
+        self.asked += 1;
+        self.asked
+    }
+
+    /// The answer to question `ask`, or None when `stop` turns true first.
+    pub fn answer_to(&mut self, ask: u64, stop: &dyn Fn() -> bool) -> Option<String> {
+        let prefix = format!("{ask} ");
         loop {
             if let Ok(f) = std::fs::File::open(&self.path) {
-                let lines: Vec<String> = std::io::BufReader::new(f)
+                let found = std::io::BufReader::new(f)
                     .lines()
                     .map_while(Result::ok)
-                    .collect();
-                if let Some(l) = lines.get(self.used) {
-                    self.used += 1;
-                    return Some(l.trim().to_string());
+                    .find_map(|l| l.strip_prefix(&prefix).map(|a| a.trim().to_string()));
+                if found.is_some() {
+                    return found;
                 }
             }
             if stop() {
@@ -631,5 +647,30 @@ impl ServiceLock {
         f.set_len(0)?;
         f.write_all(job.as_bytes())?;
         Ok(ServiceLock { _file: f })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_only_counts_for_its_own_question() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(super::dir(dir.path())).unwrap();
+        let mut c = Control::new(dir.path(), "job1");
+        let first = c.next_ask();
+        // Enter pressed twice, and a second follower answering too.
+        answer(dir.path(), "job1", first, "continue").unwrap();
+        answer(dir.path(), "job1", first, "continue").unwrap();
+        assert_eq!(c.answer_to(first, &|| true).as_deref(), Some("continue"));
+        let second = c.next_ask();
+        assert_eq!(
+            c.answer_to(second, &|| true),
+            None,
+            "stray answers confirm nothing"
+        );
+        answer(dir.path(), "job1", second, "abort").unwrap();
+        assert_eq!(c.answer_to(second, &|| true).as_deref(), Some("abort"));
     }
 }

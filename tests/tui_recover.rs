@@ -319,6 +319,7 @@ fn the_progress_pane_shows_steps_rate_eta_and_waits_for_keys() {
     waiting.apply(&Line {
         t: 1_790_000_006_000,
         rec: Record::Wait {
+            ask: 1,
             index: 1,
             kind: "failed".into(),
             prompt: "Restore the path: disk full".into(),

@@ -273,6 +273,7 @@ fn follow(config: &Config, id: &str, interactive: bool) -> Result<ExitCode> {
     };
     let mut offset = 0;
     let mut last_progress = 0u64;
+    let mut answered: Option<u64> = None;
     let started = std::time::Instant::now();
     loop {
         let (lines, off) = match jobs::read_from(&journal, offset) {
@@ -288,14 +289,14 @@ fn follow(config: &Config, id: &str, interactive: bool) -> Result<ExitCode> {
         for l in &lines {
             view.apply(l);
             print_line(&view, l, &mut last_progress);
-            if let Record::Wait {
-                kind, skippable, ..
-            } = &l.rec
-            {
-                if interactive && view.finished.is_none() {
-                    let ans = prompt(kind, *skippable)?;
-                    jobs::answer(&config.state_dir, id, &ans)?;
-                }
+        }
+        // Only the question still open, once everything written so far is
+        // read: replaying an old journal never answers old questions.
+        if let (true, None, Some(w)) = (interactive, &view.finished, &view.waiting) {
+            if answered != Some(w.ask) {
+                let ans = prompt(&w.kind, w.skippable)?;
+                jobs::answer(&config.state_dir, id, w.ask, &ans)?;
+                answered = Some(w.ask);
             }
         }
         if let Some((outcome, ms, report)) = &view.finished {
@@ -470,7 +471,15 @@ pub fn jobs_cmd(ctx: &Ctx, a: JobsArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(JobsCommand::Answer { id, answer }) => {
-            jobs::answer(&config.state_dir, &id, &answer)?;
+            let view = JobView::load(&config.state_dir, &id)?;
+            let running = view.running();
+            let Some(w) = view.waiting.as_ref().filter(|_| running) else {
+                bail!(
+                    "job {id} is not waiting for an answer ({})",
+                    view.state_text()
+                );
+            };
+            jobs::answer(&config.state_dir, &id, w.ask, &answer)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -71,13 +71,15 @@ impl Run<'_> {
         prompt: &str,
         skippable: bool,
     ) -> Answer {
+        let ask = control.next_ask();
         self.journal.write(Record::Wait {
+            ask,
             index,
             kind: kind.into(),
             prompt: prompt.into(),
             skippable,
         });
-        match control.next(&|| self.cancelled()).as_deref() {
+        match control.answer_to(ask, &|| self.cancelled()).as_deref() {
             Some("continue") => Answer::Continue,
             Some("retry") => Answer::Retry,
             Some("skip") if skippable => Answer::Skip,

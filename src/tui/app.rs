@@ -55,6 +55,8 @@ pub enum Cmd {
     TailJob(Box<crate::jobs::JobView>),
     AnswerJob {
         id: String,
+        /// The question answered (see `jobs::answer`).
+        ask: u64,
         answer: String,
     },
     CancelJob {

@@ -353,7 +353,7 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
             let _ = view.refresh(state);
             Msg::JobTail(view)
         }
-        Cmd::AnswerJob { id, answer } => match crate::jobs::answer(state, &id, &answer) {
+        Cmd::AnswerJob { id, ask, answer } => match crate::jobs::answer(state, &id, ask, &answer) {
             Ok(()) => return None,
             Err(e) => Msg::JobError(format!("{e:#}")),
         },

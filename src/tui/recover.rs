@@ -489,9 +489,11 @@ impl Wizard {
             return vec![];
         };
         let id = job.id.clone();
+        let ask = job.waiting.as_ref().map(|w| w.ask).unwrap_or_default();
         let answer = |a: &str| {
             vec![Cmd::AnswerJob {
                 id: id.clone(),
+                ask,
                 answer: a.into(),
             }]
         };
