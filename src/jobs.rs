@@ -174,7 +174,9 @@ fn check_id(id: &str) -> Result<()> {
 /// Appends records, one write per line, so a reader never sees half of
 /// one (a torn last line after a crash is skipped by readers).
 pub struct Journal {
-    file: Mutex<std::fs::File>,
+    /// The file, and whether `Finished` has been written: a journal ends
+    /// once, even when a cancel races the job's own ending.
+    file: Mutex<(std::fs::File, bool)>,
     pub path: PathBuf,
 }
 
@@ -190,17 +192,23 @@ impl Journal {
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
         Ok(Journal {
-            file: Mutex::new(file),
+            file: Mutex::new((file, false)),
             path,
         })
     }
 
     pub fn write(&self, rec: Record) {
+        let finishes = matches!(rec, Record::Finished { .. });
         let Ok(mut line) = serde_json::to_vec(&Line { t: now_ms(), rec }) else {
             return;
         };
         line.push(b'\n');
-        if let Ok(mut f) = self.file.lock() {
+        if let Ok(mut g) = self.file.lock() {
+            let (f, finished) = &mut *g;
+            if *finished {
+                return;
+            }
+            *finished = finishes;
             // A full disk must not kill the restore; the job's exit code
             // and the report still tell the outcome.
             let _ = f.write_all(&line);

@@ -292,6 +292,28 @@ pub fn find<'a>(runbooks: &'a [Runbook], id: &str) -> anyhow::Result<&'a Runbook
 /// Problems that need the config (and the other runbooks) to see:
 /// undefined variables, unknown kinds and services, duplicate ids,
 /// options that name a repository the config does not have.
+/// The first `{{name}}` written inside a double-quoted shell string.
+fn variable_in_double_quotes(command: &str) -> Option<String> {
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    let b = command.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            b'\\' if !single => escaped = true,
+            b'\'' if !double => single = !single,
+            b'"' if !single => double = !double,
+            b'{' if double && b.get(i + 1) == Some(&b'{') => {
+                return vars::names(&command[i..]).into_iter().next();
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 pub fn check(runbooks: &[Runbook], config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut ids = std::collections::HashMap::new();
@@ -351,6 +373,14 @@ pub fn check(runbooks: &[Runbook], config: &Config) -> Vec<Problem> {
                         p(item.line(), "an unclosed `{{`".into());
                     }
                 }
+                if let Item::Shell { command, line, .. } = item {
+                    if let Some(name) = variable_in_double_quotes(command) {
+                        p(
+                            *line,
+                            format!("`{{{{{name}}}}}` inside double quotes: Lifeboat quotes every value itself, and inside \"…\" its quotes do not protect against $(…); write it unquoted"),
+                        );
+                    }
+                }
                 if let Item::Lifeboat {
                     action: Action::Restore { to, from, .. },
                     line,
@@ -379,4 +409,16 @@ pub fn check(runbooks: &[Runbook], config: &Config) -> Vec<Problem> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod quoting_tests {
+    #[test]
+    fn variables_inside_double_quotes_are_found() {
+        use super::variable_in_double_quotes as f;
+        assert_eq!(f(r#"echo "{{input.path}}""#).as_deref(), Some("input.path"));
+        assert_eq!(f("rm -rf {{input.path}}"), None);
+        assert_eq!(f(r#"echo '"{{x}}"'"#), None);
+        assert_eq!(f(r#"echo "a" {{input.path}}"#), None);
+    }
 }
