@@ -808,3 +808,80 @@ fn now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+/// The site is gone, on-site repository included: the site-lost runbook
+/// finds the restore point in the off-site copy and brings the data back,
+/// never touching the lost storage.
+#[test]
+fn site_lost_restores_from_the_offsite_copy_when_the_local_repository_is_gone() {
+    let env = Env::new();
+    let live = env.path("live/docs/data");
+    fs::create_dir_all(&live).unwrap();
+    for i in 0..3 {
+        fs::write(
+            live.join(format!("f{i}.bin")),
+            common::bytes(40 + i, 200_000),
+        )
+        .unwrap();
+    }
+    let key = env.init(&env.path("repo"));
+    env.lb()
+        .args(["init", "--repo"])
+        .arg(env.path("offsite"))
+        .arg("--key-file")
+        .arg(&key)
+        .assert()
+        .success();
+    let config = env.path("lifeboat.toml");
+    fs::write(
+        &config,
+        format!(
+            "cache_dir = \"{c}\"\nstate_dir = \"{s}\"\n[repositories.local]\npath = \"{r}\"\nkey_file = \"{k}\"\n[repositories.offsite]\npath = \"{o}\"\nkey_file = \"{k}\"\ncopy_of = \"local\"\n[services.docs]\ntier = \"critical\"\nrepository = \"local\"\nsources = [{{ kind = \"files\", paths = [\"{l}\"] }}]\n",
+            c = env.path("cache").display(),
+            s = env.path("state").display(),
+            r = env.path("repo").display(),
+            o = env.path("offsite").display(),
+            k = key.display(),
+            l = live.display(),
+        ),
+    )
+    .unwrap();
+    let lb = || {
+        let mut c = env.lb();
+        c.arg("--config").arg(&config);
+        c
+    };
+    lb().args(["backup", "docs"]).assert().success();
+    lb().args(["copy"]).assert().success();
+    let before: Vec<Vec<u8>> = (0..3)
+        .map(|i| fs::read(live.join(format!("f{i}.bin"))).unwrap())
+        .collect();
+    // The fire.
+    fs::remove_dir_all(env.path("repo")).unwrap();
+    fs::remove_dir_all(env.path("live")).unwrap();
+
+    let out = lb()
+        .args([
+            "recover",
+            "site-lost",
+            "--all",
+            "--point",
+            "latest",
+            "--yes",
+            "--runbooks",
+            shipped(),
+        ])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("repository offsite opens"), "{text}");
+    for (i, want) in before.iter().enumerate() {
+        assert_eq!(&fs::read(live.join(format!("f{i}.bin"))).unwrap(), want);
+    }
+    assert!(
+        !env.path("repo").exists(),
+        "the lost repository was not recreated"
+    );
+}

@@ -225,7 +225,7 @@ pub fn recover(ctx: &Ctx, a: RecoverArgs) -> Result<ExitCode> {
     };
     let mut ok = true;
     for s in &services {
-        for c in runbook::preflight::run(&repos, rb, s, &a.point) {
+        for c in runbook::preflight::run(&repos, rb, s, &a.point, &inputs) {
             ok &= c.ok;
             if !ctx.json {
                 println!(

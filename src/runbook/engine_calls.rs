@@ -84,9 +84,28 @@ impl Repos<'_> {
 
 /// `latest`, an id (or unique prefix), or `before:TIME` — the newest
 /// restore point taken before TIME (RFC 3339, or `2026-11-20 14:00`).
+///
+/// An id chosen in one repository also finds its copy in another (copies
+/// remember the id they were made from), so a point picked from the
+/// on-site list restores from the off-site repository.
 pub fn resolve_point(repo: &Repository, service: &str, spec: &str) -> Result<Snapshot> {
     let Some(when) = spec.strip_prefix("before:") else {
-        return repo.find_snapshot(spec, Some(service));
+        return repo.find_snapshot(spec, Some(service)).or_else(|e| {
+            let (snaps, _) = repo.list_snapshots()?;
+            let copies: Vec<Snapshot> = snaps
+                .into_iter()
+                .filter(|s| s.service == service)
+                .filter(|s| {
+                    s.origin
+                        .as_deref()
+                        .is_some_and(|o| !spec.is_empty() && o.starts_with(spec))
+                })
+                .collect();
+            match <[Snapshot; 1]>::try_from(copies) {
+                Ok([one]) => Ok(one),
+                Err(_) => Err(e),
+            }
+        });
     };
     let limit = humantime::parse_rfc3339_weak(when.trim())
         .with_context(|| format!("before:{when}: expected a time like 2026-11-20T14:00:00Z"))?;

@@ -37,6 +37,8 @@ struct Restored {
 struct SvcCtx<'a> {
     svc: &'a Service,
     repo: Repository,
+    /// The repository the run reads from (see `Runbook::source_repository`).
+    repo_name: String,
     snap: Snapshot,
     vars: Vars,
     restored: Option<Restored>,
@@ -164,14 +166,17 @@ impl Run<'_> {
         let setup = (|| -> Result<(ServiceLock, SvcCtx)> {
             let lock = ServiceLock::acquire(&self.config.state_dir, &svc.name, &self.spec.id)?;
             let repos = self.repos();
-            let repo = repos.open(&svc.repository)?;
-            let snap = calls::resolve_point(&repo, &svc.name, &self.spec.point)?;
+            let repo_name = self.runbook.source_repository(svc, &self.spec.inputs);
+            let repo = repos.open(&repo_name)?;
+            let snap = calls::resolve_point(&repo, &svc.name, &self.spec.point)
+                .with_context(|| format!("in repository {repo_name}"))?;
             let vars = self.vars(svc, &snap)?;
             Ok((
                 lock,
                 SvcCtx {
                     svc,
                     repo,
+                    repo_name,
                     snap,
                     vars,
                     restored: None,
@@ -534,7 +539,7 @@ impl Run<'_> {
                 let target = Target::parse(&fill(to)?);
                 let other;
                 let (repo, snap) = match from.as_deref().map(fill).transpose()? {
-                    Some(name) if name != cx.svc.repository => {
+                    Some(name) if name != cx.repo_name => {
                         other = repos.open(&name)?;
                         let snap = calls::resolve_point(&other, &cx.svc.name, &self.spec.point)
                             .with_context(|| format!("in repository {name}"))?;

@@ -72,6 +72,44 @@ pub struct Runbook {
     pub steps: Vec<Step>,
 }
 
+impl Runbook {
+    /// The repository this runbook restores from for `svc`: its restore's
+    /// `from=` (inputs filled in), else the service's own. The whole run —
+    /// preflight, restore point, check — reads from it, so a runbook for a
+    /// lost site never touches the storage that was lost with it.
+    pub fn source_repository(
+        &self,
+        svc: &crate::config::Service,
+        inputs: &std::collections::BTreeMap<String, String>,
+    ) -> String {
+        let from = self
+            .steps
+            .iter()
+            .flat_map(|s| &s.items)
+            .find_map(|i| match i {
+                Item::Lifeboat {
+                    action: Action::Restore { from: Some(f), .. },
+                    ..
+                } => Some(f.clone()),
+                _ => None,
+            });
+        let Some(from) = from else {
+            return svc.repository.clone();
+        };
+        let mut v = vars::Vars::new();
+        for i in &self.inputs {
+            if let Some(val) = inputs.get(&i.name).or(i.default.as_ref()) {
+                v.insert(format!("input.{}", i.name), val.clone());
+            }
+        }
+        v.insert("service.repository".into(), svc.repository.clone());
+        match vars::fill(&from, &v, false) {
+            Ok(name) if !name.trim().is_empty() => name.trim().to_string(),
+            _ => svc.repository.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Step {
     pub title: String,

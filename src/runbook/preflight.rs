@@ -22,7 +22,13 @@ fn nearest_existing(p: &Path) -> Option<&Path> {
     p.ancestors().find(|a| a.exists())
 }
 
-pub fn run(repos: &Repos, runbook: &Runbook, svc: &Service, point: &str) -> Vec<Check> {
+pub fn run(
+    repos: &Repos,
+    runbook: &Runbook,
+    svc: &Service,
+    point: &str,
+    inputs: &std::collections::BTreeMap<String, String>,
+) -> Vec<Check> {
     let mut out = Vec::new();
     let mut add = |name: &str, ok: bool, detail: String| {
         out.push(Check {
@@ -31,12 +37,13 @@ pub fn run(repos: &Repos, runbook: &Runbook, svc: &Service, point: &str) -> Vec<
             detail,
         })
     };
-    let repo = match repos.open(&svc.repository) {
+    let repo_name = runbook.source_repository(svc, inputs);
+    let repo = match repos.open(&repo_name) {
         Ok(r) => {
             add(
                 "credentials",
                 true,
-                format!("repository {} opens with its key", svc.repository),
+                format!("repository {repo_name} opens with its key"),
             );
             r
         }

@@ -50,6 +50,7 @@ pub enum Cmd {
         runbook: std::path::PathBuf,
         services: Vec<String>,
         point: String,
+        inputs: std::collections::BTreeMap<String, String>,
     },
     StartJob(Box<crate::jobs::JobSpec>),
     TailJob(Box<crate::jobs::JobView>),

@@ -308,6 +308,7 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
             runbook: file,
             services,
             point,
+            inputs,
         } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(t) => t,
@@ -328,7 +329,7 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
             for name in &services {
                 match config.service(name) {
                     Ok(svc) => out.extend(
-                        runbook::preflight::run(&repos, &rb, svc, &point)
+                        runbook::preflight::run(&repos, &rb, svc, &point, &inputs)
                             .into_iter()
                             .map(|c| (name.clone(), c)),
                     ),

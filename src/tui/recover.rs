@@ -373,6 +373,12 @@ impl Wizard {
                 runbook: rb.file.clone(),
                 services: self.chosen(),
                 point: self.point.clone().unwrap_or_else(|| "latest".into()),
+                inputs: rb
+                    .inputs
+                    .iter()
+                    .zip(&self.inputs)
+                    .map(|(i, v)| (i.name.clone(), v.clone()))
+                    .collect(),
             }],
             None => vec![],
         }
