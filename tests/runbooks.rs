@@ -885,3 +885,36 @@ fn site_lost_restores_from_the_offsite_copy_when_the_local_repository_is_gone() 
         "the lost repository was not recreated"
     );
 }
+
+/// A shell step that starts a daemon keeping its output open (as
+/// `pg_ctl start` without -l does) ends when the command itself ends.
+#[test]
+fn a_shell_step_ends_when_its_command_does_even_if_a_daemon_keeps_its_output() {
+    let lab = Lab::new(1000);
+    let dir = lab.env.path("rb");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("daemon.md"),
+        "+++\nid = \"daemon\"\ntitle = \"Start a daemon\"\n+++\n\n## Start it\n\n```sh {timeout=60s}\nsleep 30 &\necho started\n```\n",
+    )
+    .unwrap();
+    let t = Instant::now();
+    lab.lb()
+        .args([
+            "recover",
+            "daemon",
+            "--service",
+            "docs",
+            "--yes",
+            "--runbooks",
+        ])
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("started"));
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
+}

@@ -468,40 +468,59 @@ impl Run<'_> {
         .flatten()
         .collect();
         let started = Instant::now();
-        std::thread::scope(|s| {
-            for p in pipes {
-                s.spawn(move || {
-                    for line in std::io::BufReader::new(p).lines().map_while(Result::ok) {
-                        self.journal.log(format!("  {line}"));
+        // Readers are not joined: a daemon the command started may hold its
+        // output open forever (`pg_ctl start` without -l), and the step
+        // ends when the command does.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        for p in pipes {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(p).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
                     }
-                });
-            }
+                }
+            });
+        }
+        drop(tx);
+        let log_lines = |wait: Duration| {
+            let until = Instant::now() + wait;
             loop {
-                if let Some(status) = child.try_wait()? {
-                    return if status.success() {
-                        Ok(())
-                    } else {
-                        Err(anyhow!("`{cmd}` failed ({status})"))
-                    };
+                let left = until.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(line) => self.journal.log(format!("  {line}")),
+                    Err(_) => break,
                 }
-                if self.cancelled() || started.elapsed() > timeout {
-                    // SAFETY: signals the process group created above.
-                    unsafe {
-                        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-                    }
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    if self.cancelled() {
-                        bail!("cancelled");
-                    }
-                    bail!(
-                        "`{cmd}` was still running after {} and was stopped",
-                        crate::health::short_duration(timeout)
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(50));
             }
-        })
+        };
+        loop {
+            log_lines(Duration::ZERO);
+            if let Some(status) = child.try_wait()? {
+                // What it printed last, if its pipes close soon.
+                log_lines(Duration::from_millis(500));
+                return if status.success() {
+                    Ok(())
+                } else {
+                    Err(anyhow!("`{cmd}` failed ({status})"))
+                };
+            }
+            if self.cancelled() || started.elapsed() > timeout {
+                // SAFETY: signals the process group created above.
+                unsafe {
+                    libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                if self.cancelled() {
+                    bail!("cancelled");
+                }
+                bail!(
+                    "`{cmd}` was still running after {} and was stopped",
+                    crate::health::short_duration(timeout)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Progress from the engine goes into the journal while `f` runs.
