@@ -321,27 +321,27 @@ pub fn restore_live(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let staging = parent.join(format!(".{name}.lifeboat-restore-{stamp}"));
-        let mut opts = RestoreOptions::new(&staging);
+        let stage_dir = parent.join(format!(".{name}.lifeboat-restore-{stamp}"));
+        let mut opts = RestoreOptions::new(&stage_dir);
         opts.include = vec![rel.clone()];
         opts.skip_streams = true;
-        register(&staging, true);
+        register(&stage_dir, true);
         match restore(repo, snap, &opts, reporter) {
             Ok(r) => {
                 out.files += r.files;
                 out.bytes += r.bytes;
             }
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                register(&staging, false);
+                let _ = std::fs::remove_dir_all(&stage_dir);
+                register(&stage_dir, false);
                 cleanup(&staged);
                 return Err(e.context(format!("restoring {}; nothing was changed", path.display())));
             }
         }
         staged.push(Staged {
-            restored: staging.join(&rel),
+            restored: stage_dir.join(&rel),
             path,
-            staging,
+            staging: stage_dir,
         });
     }
     out.sources = match restore_streamed(svc, repo, snap, &To::Live, reporter) {
