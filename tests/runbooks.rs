@@ -159,7 +159,7 @@ fn shipped_runbooks_pass_against_the_example_config() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains("8 runbooks: ok"));
+        .stdout(predicate::str::contains("9 runbooks: ok"));
 }
 
 #[test]
@@ -917,4 +917,48 @@ fn a_shell_step_ends_when_its_command_does_even_if_a_daemon_keeps_its_output() {
         "took {:?}",
         t.elapsed()
     );
+}
+
+/// A backup started through a runbook is a job like any other: it takes a
+/// new restore point of the service and says which.
+#[test]
+fn backup_now_runbook_takes_a_new_restore_point() {
+    let lab = Lab::new(1000);
+    fs::write(
+        lab.env.path("live/docs/data/new.txt"),
+        b"written before the upgrade",
+    )
+    .unwrap();
+    let out = lab
+        .lb()
+        .args([
+            "recover",
+            "backup-now",
+            "--service",
+            "docs",
+            "--yes",
+            "--runbooks",
+            shipped(),
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("backed up docs: restore point"), "{out}");
+    let snaps = lab
+        .lb()
+        .args(["--json", "snapshots", "docs"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&snaps.stdout);
+    assert_eq!(
+        text.matches("\"service\":\"docs\"").count()
+            + text.matches("\"service\": \"docs\"").count(),
+        2,
+        "{text}"
+    );
+    let newest = lab.lb().args(["ls", "docs:latest"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&newest.stdout).contains("new.txt"));
 }

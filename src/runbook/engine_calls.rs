@@ -478,6 +478,20 @@ pub fn verify_point(
     ))
 }
 
+/// A backup of the service into its own repository, its databases and
+/// streams included: what `lifeboat backup SERVICE` does.
+pub fn backup_service(repos: &Repos, svc: &Service, reporter: &Reporter) -> Result<Snapshot> {
+    let repo = repos.open(&svc.repository)?;
+    let cache_dir = &repos.config.cache_dir;
+    let mut opts = engine::BackupOptions::for_service(svc, cache_dir);
+    opts.skip_paths.push(cache_dir.clone());
+    if let Some(r) = repos.config.repositories.get(&svc.repository) {
+        opts.skip_paths.push(r.path.clone());
+    }
+    let captures = crate::source::captures(svc, cache_dir);
+    engine::backup_with(&repo, &opts, captures, reporter)
+}
+
 /// A drill: sandbox restore, check, time against the RTO, recorded for
 /// health. The live service is never touched.
 pub fn drill_service(

@@ -645,6 +645,17 @@ impl Run<'_> {
                 }
                 line
             }
+            Action::Backup => {
+                let snap = self.with_reporter(|r| calls::backup_service(&repos, cx.svc, r))?;
+                format!(
+                    "backed up {}: restore point {}, {} files, {} ({} new)",
+                    cx.svc.name,
+                    snap.short_id(),
+                    snap.stats.files,
+                    crate::util::human_bytes(snap.stats.bytes),
+                    crate::util::human_bytes(snap.stats.bytes_added)
+                )
+            }
             Action::Stop | Action::Start => {
                 let (cmd, what) = if *action == Action::Stop {
                     (&cx.svc.stop, "stop")

@@ -191,6 +191,8 @@ pub enum Action {
     Verify,
     /// A sandbox restore measured against the RTO and recorded.
     Drill,
+    /// A new backup of the service, now (before an upgrade, after a fix).
+    Backup,
     Stop,
     Start,
     WaitTcp {
@@ -221,6 +223,7 @@ impl Action {
             Action::Check { .. } => "check".into(),
             Action::Verify => "verify the restore point".into(),
             Action::Drill => "drill".into(),
+            Action::Backup => "backup".into(),
             Action::Stop => "stop the service".into(),
             Action::Start => "start the service".into(),
             Action::WaitTcp { addr, .. } => format!("wait for tcp {addr}"),

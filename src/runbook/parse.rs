@@ -387,6 +387,11 @@ pub fn parse_action(text: &str) -> Result<Action, String> {
             take(&[])?;
             Action::Drill
         }
+        "backup" => {
+            no_positional(&positional)?;
+            take(&[])?;
+            Action::Backup
+        }
         "stop" | "start" => {
             no_positional(&positional)?;
             take(&[])?;
@@ -419,7 +424,7 @@ pub fn parse_action(text: &str) -> Result<Action, String> {
         "" => return Err("empty action".into()),
         other => {
             return Err(format!(
-                "unknown action `{other}` (actions: restore, check, verify, drill, stop, start, wait-for)"
+                "unknown action `{other}` (actions: restore, check, verify, drill, backup, stop, start, wait-for)"
             ))
         }
     };
