@@ -93,7 +93,7 @@ pub fn restore(
             // check command can inspect as $LIFEBOAT_RESTORED.
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let out = dir.join(format!("{}.stream", record.name));
-            super::sqlite::write_new(&out, &mut streams.open(file)?)?;
+            super::write_new_file(&out, &mut streams.open(file)?)?;
             let differences = check(&[("LIFEBOAT_RESTORED", out.as_path())])?;
             let _ = std::fs::remove_file(&out);
             Ok(Restored {

@@ -202,6 +202,44 @@ pub fn stamp() -> String {
     t.chars().filter(|c| c.is_ascii_digit()).take(14).collect()
 }
 
+/// `base` + `suffix`, `base` shortened (by whole characters) to fit a
+/// server's limit on name length in bytes.
+pub fn name_with_suffix(base: &str, suffix: &str, max_bytes: usize) -> String {
+    let mut b = base.to_string();
+    while !b.is_empty() && b.len() + suffix.len() > max_bytes {
+        b.pop();
+    }
+    format!("{b}{suffix}")
+}
+
+/// Writes a restored stream to a new file (mode 0600), synced.
+pub fn write_new_file(path: &Path, input: &mut dyn std::io::Read) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::copy(input, &mut f).with_context(|| format!("writing {}", path.display()))?;
+    f.flush()?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))
+}
+
+/// Gives a restored file the owner and mode of the live one it replaces,
+/// so the application's user can still open it. Best effort: without a
+/// live file, or without the right to chown, the restored file stays
+/// owner-only.
+pub fn same_owner_as(new: &Path, live: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(live) {
+        let _ = std::os::unix::fs::chown(new, Some(m.uid()), Some(m.gid()));
+        let _ = std::fs::set_permissions(new, m.permissions());
+    }
+}
+
 /// `path` with `.lifeboat-SUFFIX` appended to its file name.
 pub fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path

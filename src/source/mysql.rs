@@ -286,12 +286,9 @@ impl<R: Read> Read for RowCounter<R> {
     }
 }
 
+/// A database name with a suffix, within MariaDB/MySQL's 64-byte limit.
 fn with_suffix(base: &str, suffix: &str) -> String {
-    let mut b = base.to_string();
-    while b.len() + suffix.len() > 64 {
-        b.pop();
-    }
-    format!("{b}{suffix}")
+    super::name_with_suffix(base, suffix, 64)
 }
 
 pub fn restore(

@@ -261,11 +261,7 @@ pub fn live_facts(db: &Database) -> Result<Facts> {
 
 /// A database name with a suffix, within PostgreSQL's 63-byte limit.
 fn with_suffix(base: &str, suffix: &str) -> String {
-    let mut b = base.to_string();
-    while b.len() + suffix.len() > 63 {
-        b.pop();
-    }
-    format!("{b}{suffix}")
+    super::name_with_suffix(base, suffix, 63)
 }
 
 fn exec(client: &mut Client, sql: &str) -> Result<()> {
@@ -377,16 +373,21 @@ pub fn restore(
     }
 }
 
+/// Ends every other session on database `name`.
+fn end_sessions(admin: &mut Client, name: &str) {
+    let _ = admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        &[&name],
+    );
+}
+
 /// Drops a database we made, ending its sessions first (`WITH (FORCE)`
 /// needs PostgreSQL 13). Failing to is reported: a forgotten copy of
 /// production data on the server is not a detail.
 fn drop_database(admin: &mut Client, name: &str) -> Option<String> {
     let mut last = String::new();
     for _ in 0..5 {
-        let _ = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&name],
-        );
+        end_sessions(admin, name);
         match admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote(name))) {
             Ok(()) => return None,
             Err(e) => last = pg_error(&e),
@@ -416,10 +417,7 @@ fn swap(admin: &mut Client, live: &str, new: &str, old: &str) -> Result<()> {
         )?;
         let mut last = None;
         for _ in 0..10 {
-            let _ = admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&live],
-            );
+            end_sessions(admin, live);
             match exec(
                 admin,
                 &format!("ALTER DATABASE {} RENAME TO {}", quote(live), quote(old)),
@@ -443,10 +441,7 @@ fn swap(admin: &mut Client, live: &str, new: &str, old: &str) -> Result<()> {
     // Our own check connection to `new` may still be closing.
     let mut result = Err(anyhow!("not tried"));
     for _ in 0..10 {
-        let _ = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&new],
-        );
+        end_sessions(admin, new);
         result = exec(
             admin,
             &format!("ALTER DATABASE {} RENAME TO {}", quote(new), quote(live)),

@@ -259,7 +259,7 @@ pub fn restore(
     let scratch = scratch_dir.path().to_path_buf();
     let result = (|| -> Result<Restored> {
         let rdb = scratch.join("dump.rdb");
-        super::sqlite::write_new(&rdb, &mut streams.open(file)?)?;
+        super::write_new_file(&rdb, &mut streams.open(file)?)?;
         let found = load_in_sandbox(&scratch)?;
         let (differences, summary) = compare(&record.facts, &found);
         match to {

@@ -11,8 +11,6 @@ use crate::repo::snapshot::{Facts, SourceRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::{Connection, OpenFlags};
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -138,20 +136,6 @@ impl Capture for SqliteCapture {
     }
 }
 
-/// Writes a stream to a new file (mode 0600), synced.
-pub fn write_new(path: &Path, input: &mut dyn std::io::Read) -> Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    std::io::copy(input, &mut f).with_context(|| format!("writing {}", path.display()))?;
-    f.flush()?;
-    f.sync_all()
-        .with_context(|| format!("syncing {}", path.display()))
-}
-
 pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
     let file = record.files.first().ok_or_else(|| {
         anyhow!(
@@ -168,7 +152,7 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
         }
     };
     let checked = (|| -> Result<Facts> {
-        write_new(&new, &mut streams.open(file)?)?;
+        super::write_new_file(&new, &mut streams.open(file)?)?;
         facts(&new)
     })();
     let found = match checked {
@@ -203,10 +187,7 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
                 );
             }
             // The application's user must still own it.
-            if let Ok(m) = fs::metadata(path) {
-                let _ = std::os::unix::fs::chown(&new, Some(m.uid()), Some(m.gid()));
-                let _ = fs::set_permissions(&new, m.permissions());
-            }
+            super::same_owner_as(&new, path);
             let old = beside(path, &format!("old-{stamp}"));
             let mut kept = Vec::new();
             for suffix in ["", "-wal", "-shm", "-journal"] {

@@ -258,11 +258,7 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
                 );
             }
             // The hypervisor's user must still be able to open it.
-            if let Ok(m) = fs::metadata(path) {
-                use std::os::unix::fs::MetadataExt;
-                let _ = std::os::unix::fs::chown(&new, Some(m.uid()), Some(m.gid()));
-                let _ = fs::set_permissions(&new, m.permissions());
-            }
+            super::same_owner_as(&new, path);
             let old = beside(path, &format!("old-{stamp}"));
             let kept = if path.exists() {
                 fs::rename(path, &old)
