@@ -562,7 +562,8 @@ fn system_time(ns: i64) -> std::time::SystemTime {
     }
 }
 
-fn hash_reader(mut f: &fs::File) -> Result<String> {
+/// The BLAKE3 of a file's content, as snapshots record it.
+pub fn hash_reader(mut f: &fs::File) -> Result<String> {
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -376,10 +376,8 @@ pub fn check_service(
             NodeKind::File => {
                 files += 1;
                 let ok = match (&n.hash, std::fs::File::open(&p)) {
-                    (Some(want), Ok(mut f)) => {
-                        let mut h = blake3::Hasher::new();
-                        std::io::copy(&mut f, &mut h).is_ok()
-                            && h.finalize().to_hex().as_str() == want
+                    (Some(want), Ok(f)) => {
+                        engine::restore::hash_reader(&f).is_ok_and(|h| h == *want)
                     }
                     (None, Ok(_)) => true,
                     (_, Err(_)) => false,
