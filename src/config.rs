@@ -4,61 +4,15 @@
 //! Secrets are never written in the file, only referenced: a path, or
 //! `env:NAME` for a path (or value) held in an environment variable.
 
-use crate::engine::retention::Policy as Retention;
+pub use crate::model::{
+    Command, Database, Policy, Redis, Retention, Service, Source, SourceKind, Thresholds, Tier,
+};
 use crate::Error;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Critical,
-    Important,
-    Supporting,
-}
-
-impl Tier {
-    pub const ALL: [Tier; 3] = [Tier::Critical, Tier::Important, Tier::Supporting];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Tier::Critical => "critical",
-            Tier::Important => "important",
-            Tier::Supporting => "supporting",
-        }
-    }
-
-    /// Defaults from the plans our users wrote: critical data back within
-    /// two hours, everything at most a day (two for supporting) old.
-    pub fn default_policy(self) -> Policy {
-        let h = |n: u64| Duration::from_secs(n * 3600);
-        match self {
-            Tier::Critical => Policy {
-                rpo: h(24),
-                rto: h(2),
-            },
-            Tier::Important => Policy {
-                rpo: h(24),
-                rto: h(8),
-            },
-            Tier::Supporting => Policy {
-                rpo: h(48),
-                rto: h(24),
-            },
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// Maximum age of the newest good backup.
-    pub rpo: Duration,
-    /// Maximum time to restore.
-    pub rto: Duration,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,7 +105,6 @@ struct RawMonitor {
 
 mod sources;
 use sources::RawSource;
-pub use sources::{Command, Database, Redis, Source, SourceKind};
 
 /// When a job runs, in a form that maps onto both systemd timers and cron.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,7 +206,7 @@ pub struct Config {
     pub cache_dir: PathBuf,
     pub state_dir: PathBuf,
     pub log_dir: PathBuf,
-    pub thresholds: crate::health::Thresholds,
+    pub thresholds: Thresholds,
     pub schedule: Schedule,
     pub monitors: Vec<Monitor>,
     pub repositories: BTreeMap<String, Repository>,
@@ -274,6 +227,21 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// Its storage.
+    pub fn backend(&self) -> anyhow::Result<Box<dyn crate::repo::Backend>> {
+        Ok(match &self.s3 {
+            Some(s) => Box::new(crate::repo::s3::S3Backend::new(s)?),
+            None => Box::new(crate::repo::LocalBackend::new(&self.path)),
+        })
+    }
+
+    /// Opens it with the key given for this command, else its `key_file`,
+    /// else the default key ([`crate::repo::KeySource::choose`]).
+    pub fn open(&self, key: Option<&Path>) -> anyhow::Result<crate::repo::Repository> {
+        let key = crate::repo::KeySource::choose(key, self.key_file.as_deref());
+        crate::repo::Repository::open(self.backend()?, key)
+    }
+
     /// The path or URL, for people.
     pub fn location(&self) -> String {
         match &self.s3 {
@@ -281,23 +249,6 @@ impl Repository {
             None => self.path.display().to_string(),
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct Service {
-    pub name: String,
-    pub tier: Tier,
-    /// Which restore points `forget` keeps.
-    pub retention: Retention,
-    pub repository: String,
-    pub host: String,
-    pub description: String,
-    pub policy: Policy,
-    pub sources: Vec<Source>,
-    /// Shell commands that stop and start the service (runbooks' `stop`
-    /// and `start` actions).
-    pub stop: Option<String>,
-    pub start: Option<String>,
 }
 
 impl Config {
@@ -440,7 +391,7 @@ impl Config {
         }
         services.sort_by(|a, b| a.tier.cmp(&b.tier).then(a.name.cmp(&b.name)));
 
-        let mut thresholds = crate::health::Thresholds::default();
+        let mut thresholds = Thresholds::default();
         if let Some(h) = &raw.health {
             let hr = h.get_ref();
             if let Some(p) = hr.capacity_warn_percent {
@@ -557,6 +508,20 @@ impl Config {
             anyhow::bail!("name the services to {what}, or --all");
         }
         names.iter().map(|n| self.service(n.as_ref())).collect()
+    }
+
+    /// A repository named in the config, or at a directory or
+    /// `s3://bucket/prefix` that is not, opened with `key` (`--key`) or
+    /// its configured key or the default one.
+    pub fn open_repository(
+        &self,
+        name_or_location: &str,
+        key: Option<&Path>,
+    ) -> anyhow::Result<crate::repo::Repository> {
+        match self.repositories.get(name_or_location) {
+            Some(r) => r.open(key),
+            None => crate::repo::open_at(name_or_location, key),
+        }
     }
 
     pub fn service(&self, name: &str) -> anyhow::Result<&Service> {

@@ -213,6 +213,7 @@ pub fn build(root: &Path, reporter: &Reporter) -> Result<Config> {
                 sandbox_root,
                 rto: svc.policy.rto,
                 service: Some(svc.clone()),
+                state_dir: Some(config.state_dir.clone()),
             },
             reporter,
         )?;

@@ -35,6 +35,9 @@ pub enum Error {
     NoSnapshot { query: String },
     #[error("{query:?} matches several snapshots: {candidates}")]
     AmbiguousSnapshot { query: String, candidates: String },
+    /// The job was asked to stop; what it made is being removed.
+    #[error("cancelled")]
+    Cancelled,
     /// Object storage refused or kept failing; the hint depends on how.
     #[error("{what}")]
     Storage { what: String, hint: String },
@@ -72,6 +75,7 @@ impl Error {
             Error::NoSnapshot { .. } => "list restore points with `lifeboat snapshots`".into(),
             Error::AmbiguousSnapshot { .. } => "use more characters of the snapshot id".into(),
             Error::Storage { hint, .. } => hint.clone(),
+            Error::Cancelled => return None,
         })
     }
 }
@@ -81,4 +85,10 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
     err.chain()
         .find_map(|e| e.downcast_ref::<Error>())
         .and_then(Error::hint)
+}
+
+/// Did this error come from a cancel?
+pub fn is_cancelled(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| matches!(e.downcast_ref::<Error>(), Some(Error::Cancelled)))
 }

@@ -12,6 +12,7 @@
 //!   in it (backups will fail); 80 % full is the repository's own warning.
 
 use crate::inventory::{Inventory, ServiceView};
+pub use crate::model::Thresholds;
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
 
@@ -49,25 +50,6 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct Thresholds {
-    pub verify_max_age: Duration,
-    pub drill_max_age: Duration,
-    pub capacity_warn_percent: f64,
-    pub capacity_breach_percent: f64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            verify_max_age: Duration::from_secs(7 * 86400),
-            drill_max_age: Duration::from_secs(35 * 86400),
-            capacity_warn_percent: 80.0,
-            capacity_breach_percent: 95.0,
-        }
-    }
-}
-
 /// One judged aspect: its state, a short text for a table cell, and what
 /// to tell the admin when it is not ok.
 #[derive(Debug, Clone, Serialize)]
@@ -98,7 +80,7 @@ impl Check {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceHealth {
     pub service: String,
-    pub tier: crate::config::Tier,
+    pub tier: crate::model::Tier,
     pub state: State,
     pub backup: Check,
     pub verify: Check,

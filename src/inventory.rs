@@ -4,7 +4,7 @@
 
 use crate::config::{Config, Policy, Source, SourceKind, Tier};
 use crate::records::{DrillRecord, Records};
-use crate::repo::{Repository, Snapshot};
+use crate::repo::Snapshot;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -193,7 +193,7 @@ pub fn load(config: &Config) -> Inventory {
             object_storage: r.s3.is_some(),
             copy_of: r.copy_of.clone(),
         };
-        match Repository::open_configured(r).and_then(|repo| {
+        match r.open(None).and_then(|repo| {
             let (list, _) = repo.list_snapshots()?;
             let size: u64 = repo
                 .backend()

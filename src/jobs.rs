@@ -44,6 +44,8 @@ pub enum StepState {
     Done,
     Failed,
     Skipped,
+    /// Stopped in the middle: by a cancel, or by the admin at a question.
+    Interrupted,
 }
 
 impl StepState {
@@ -56,6 +58,7 @@ impl StepState {
             StepState::Done => "✓",
             StepState::Failed => "✗",
             StepState::Skipped => "-",
+            StepState::Interrupted => "!",
         }
     }
 }
@@ -66,6 +69,8 @@ pub enum Outcome {
     Success,
     Failed,
     Cancelled,
+    /// The admin stopped it at a question (what was done stays done).
+    Aborted,
 }
 
 /// One journal line.
@@ -417,6 +422,7 @@ impl JobView {
             (Some((Outcome::Success, ..)), ..) => "succeeded",
             (Some((Outcome::Failed, ..)), ..) => "failed",
             (Some((Outcome::Cancelled, ..)), ..) => "cancelled",
+            (Some((Outcome::Aborted, ..)), ..) => "stopped",
             (None, true, _) => "lost",
             (None, false, Some(_)) => "waiting",
             (None, false, None) => "running",

@@ -29,6 +29,17 @@ pub struct DrillRecord {
     /// The target it was measured against.
     pub rto_ms: u64,
     pub detail: String,
+    /// `drill`, or `restore` for a checked live restore (which proves the
+    /// same thing).
+    #[serde(default = "drill_kind")]
+    pub kind: String,
+    /// Time it waited for a person (not counted in `duration_ms`).
+    #[serde(default)]
+    pub waited_ms: u64,
+}
+
+fn drill_kind() -> String {
+    "drill".into()
 }
 
 impl VerifyRecord {
@@ -58,6 +69,8 @@ impl DrillRecord {
             duration_ms: report.duration_ms,
             rto_ms: report.rto_ms,
             detail: report.detail.clone(),
+            kind: drill_kind(),
+            waited_ms: 0,
         }
     }
 }

@@ -32,3 +32,91 @@ pub fn fs_space(path: &std::path::Path) -> Option<(u64, u64)> {
     let frsize = s.f_frsize as u64;
     Some((s.f_blocks as u64 * frsize, s.f_bavail as u64 * frsize))
 }
+
+/// A running process, named so that a later look can tell whether it is
+/// certainly gone: same host, same boot, and no process with that pid and
+/// start time. A pid alone is reused after a reboot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holder {
+    pub host: String,
+    pub pid: u32,
+    #[serde(default)]
+    pub boot_id: String,
+    /// Clock ticks since boot at which the process started (`/proc/PID/stat`).
+    #[serde(default)]
+    pub start: u64,
+}
+
+impl Holder {
+    pub fn me() -> Holder {
+        let pid = std::process::id();
+        Holder {
+            host: crate::paths::hostname(),
+            pid,
+            boot_id: boot_id(),
+            start: process_start(pid).unwrap_or(0),
+        }
+    }
+
+    /// True only when the holder is provably no longer running: on this
+    /// host, and either the machine has rebooted since or no process with
+    /// its pid and start time exists.
+    pub fn is_gone(&self) -> bool {
+        if self.host != crate::paths::hostname() {
+            return false;
+        }
+        if !self.boot_id.is_empty() && self.boot_id != boot_id() {
+            return true;
+        }
+        match process_start(self.pid) {
+            None => true,
+            Some(start) => self.start != 0 && start != self.start,
+        }
+    }
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// When process `pid` started, or None when there is no such process (a
+/// zombie counts as gone).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start
+    // after the last `)`.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    // Field 22 of the whole line is the 20th after the command name.
+    fields.get(19)?.parse().ok()
+}
+
+/// A short random suffix for names that must not collide.
+pub fn random_suffix() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Text that came from outside (a snapshot's file names, a host name, a
+/// config value), safe to print on a terminal: control characters, which
+/// could be terminal escapes, are shown escaped instead of sent.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}

@@ -159,7 +159,7 @@ fn shipped_runbooks_pass_against_the_example_config() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains("9 runbooks: ok"));
+        .stdout(predicate::str::contains("10 runbooks: ok"));
 }
 
 #[test]
@@ -625,7 +625,31 @@ fn recover_on_a_terminal_asks_at_each_checkbox() {
         rb = shipped(),
         victim = victim.display(),
     );
+    // The plan first, and nothing starts until the service name is typed:
+    // a wrong name changes nothing and starts no job.
+    t.start("wrong", &script);
+    let s = t.wait_for("wrong", "Type `docs` to start", Duration::from_secs(30));
+    assert!(
+        s.contains("write") && s.contains("file3.bin"),
+        "the plan is shown: {s}"
+    );
+    t.literal("wrong", "dosc");
+    t.keys("wrong", &["Enter"]);
+    let s = t.wait_for("wrong", "RECOVER-EXITED", Duration::from_secs(30));
+    assert!(
+        s.contains("not confirmed") && s.contains("RECOVER-EXITED 1"),
+        "{s}"
+    );
+    assert!(!victim.exists(), "nothing happens without the name");
+    assert!(
+        journal_lines(&lab.env.path("state")).is_empty(),
+        "no job was started"
+    );
     t.start("t", &script);
+    t.wait_for("t", "Type `docs` to start", Duration::from_secs(30));
+    assert!(!victim.exists(), "nothing happens before the name is typed");
+    t.literal("t", "docs");
+    t.keys("t", &["Enter"]);
     t.wait_for("t", "[Enter done, a abort] >", Duration::from_secs(30));
     assert!(!victim.exists(), "nothing happens before the answer");
     t.keys("t", &["Enter"]);

@@ -450,10 +450,10 @@ fn sqlite_being_written_in_wal_mode_is_backed_up_consistently() {
                 .unwrap()
                 .file_name()
                 .to_string_lossy()
-                .contains("lifeboat-old")
+                .contains("lifeboat-kept")
         })
         .count();
-    assert!(kept >= 1);
+    assert!(kept >= 1, "the replaced database is kept beside it");
 }
 
 #[test]
@@ -953,6 +953,14 @@ fn db_corruption_runbook_restores_postgres_from_a_chosen_point_in_tmux() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
+    // The plan names only the database, and nothing happens until the
+    // service's name is typed.
+    let s = wait_for("Type `immich-db` to start");
+    assert!(s.contains("postgres `immich`: database"), "{s}");
+    assert!(!s.contains("files"), "db-corruption restores no files: {s}");
+    assert!(!marker.exists(), "nothing ran before the confirmation");
+    tmux(&["send-keys", "-t", "t", "-l", "immich-db"]);
+    tmux(&["send-keys", "-t", "t", "Enter"]);
     // Restored, checked and started again; the runbook asks the admin to
     // look at the application.
     let s = wait_for("[Enter done, a abort] >");

@@ -80,6 +80,8 @@ fn service(
             duration_ms: took_ms,
             rto_ms: rto * 1000,
             detail: "test".into(),
+            kind: "drill".into(),
+            waited_ms: 0,
         }),
         offsite: Vec::new(),
     }

@@ -7,10 +7,14 @@ use lifeboat::progress::{Event, Reporter};
 use lifeboat::repo::tree::{Node, NodeKind};
 use lifeboat::repo::Snapshot;
 use std::io::{IsTerminal, Write};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 pub fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
+}
+
+/// Outside text, with terminal escapes shown rather than sent.
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    lifeboat::util::printable(s)
 }
 
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -102,15 +106,16 @@ pub fn print_verify(r: &VerifyReport, percent: f64) {
 }
 
 /// A progress bar on stderr fed by engine events. Off the terminal it only
-/// prints warnings.
+/// prints warnings. The line fits 80 columns: what it is doing, a bar,
+/// bytes, rate and time left.
 pub struct Progress {
-    tx: Option<UnboundedSender<Event>>,
+    tx: Option<lifeboat::progress::Sender>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Progress {
     pub fn start(quiet: bool, label: &str) -> Progress {
-        let (tx, mut rx) = unbounded_channel::<Event>();
+        let (tx, rx) = lifeboat::progress::channel();
         let show = !quiet && std::io::stderr().is_terminal();
         let label = label.to_string();
         let thread = std::thread::spawn(move || {
@@ -120,34 +125,23 @@ impl Progress {
                 ProgressBar::hidden()
             };
             let style = ProgressStyle::with_template(
-                "{msg:20!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {prefix}",
+                "{msg:28!} [{bar:16}] {bytes:>9}/{total_bytes:<9} {binary_bytes_per_sec:>11} {eta:>3}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
             bar.set_style(style);
             bar.set_message(label.clone());
-            while let Some(ev) = rx.blocking_recv() {
+            while let Some(ev) = rx.recv() {
                 match ev {
-                    Event::Progress { counters, current } => {
+                    Event::Progress { counters, .. } => {
                         if counters.bytes_total > 0 {
                             bar.set_length(counters.bytes_total);
                         }
                         bar.set_position(counters.bytes_done);
-                        let phase = format!("{label} ({:?})", counters.phase).to_lowercase();
-                        bar.set_message(phase);
-                        if let Some(c) = current {
-                            let tail: String = c
-                                .chars()
-                                .rev()
-                                .take(30)
-                                .collect::<Vec<_>>()
-                                .into_iter()
-                                .rev()
-                                .collect();
-                            bar.set_prefix(tail);
-                        }
+                        bar.set_message(format!("{} {label}", counters.phase.doing()));
                     }
                     Event::Warning { message } => {
+                        let message = clean(&message).into_owned();
                         tracing::warn!(job = %label, "{message}");
                         bar.suspend(|| eprintln!("warning: {message}"))
                     }
@@ -163,7 +157,7 @@ impl Progress {
 
     pub fn reporter(&self) -> Reporter {
         match &self.tx {
-            Some(tx) => Reporter::new(tx.clone()),
+            Some(tx) => tx.reporter(),
             None => Reporter::silent(),
         }
     }

@@ -1,100 +1,13 @@
 //! The `[[services.NAME.sources]]` tables: one flat raw table (so every key
 //! keeps its span for errors), checked per kind into a [`Source`].
 
-use super::{secret_path, Error};
+use super::{secret_path, Command, Database, Error, Redis, Source, SourceKind};
 use serde::Deserialize;
 use std::path::PathBuf;
 use toml::Spanned;
 
 /// Every kind, as written in the config.
 pub const KINDS: &str = "files, secrets, postgres, mysql, sqlite, redis, command, vm-image";
-
-#[derive(Debug, Clone)]
-pub struct Source {
-    /// Unique within the service; names the source's files in a snapshot
-    /// (`.lifeboat/NAME/…`). Defaults to the kind.
-    pub name: String,
-    pub kind: SourceKind,
-}
-
-#[derive(Debug, Clone)]
-pub enum SourceKind {
-    Files {
-        paths: Vec<PathBuf>,
-        exclude: Vec<String>,
-    },
-    /// Files that hold secrets (`.env`): stored like files, never previewed,
-    /// restored mode 0600.
-    Secrets {
-        paths: Vec<PathBuf>,
-    },
-    Postgres(Database),
-    Mysql(Database),
-    Sqlite {
-        path: PathBuf,
-    },
-    Redis(Redis),
-    Command(Command),
-    VmImage {
-        path: PathBuf,
-    },
-}
-
-impl SourceKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            SourceKind::Files { .. } => "files",
-            SourceKind::Secrets { .. } => "secrets",
-            SourceKind::Postgres(_) => "postgres",
-            SourceKind::Mysql(_) => "mysql",
-            SourceKind::Sqlite { .. } => "sqlite",
-            SourceKind::Redis(_) => "redis",
-            SourceKind::Command(_) => "command",
-            SourceKind::VmImage { .. } => "vm-image",
-        }
-    }
-
-    /// Sources whose data is walked as a tree rather than streamed.
-    pub fn is_tree(&self) -> bool {
-        matches!(self, SourceKind::Files { .. } | SourceKind::Secrets { .. })
-    }
-}
-
-/// A PostgreSQL or MariaDB/MySQL database and how to reach it.
-#[derive(Debug, Clone)]
-pub struct Database {
-    pub database: String,
-    /// A host name, an address, or (PostgreSQL) a socket directory.
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    /// A file holding the password (its first line). Never on a command line.
-    pub password_file: Option<PathBuf>,
-    /// PostgreSQL: also keep roles and tablespaces (`pg_dumpall --globals-only`).
-    pub globals: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Redis {
-    pub host: String,
-    pub port: u16,
-    pub password_file: Option<PathBuf>,
-    /// Where the live server loads its RDB from; needed to restore live.
-    pub rdb_path: Option<PathBuf>,
-    /// Stop and start the live server around a live restore.
-    pub stop: Option<String>,
-    pub start: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Command {
-    /// Its standard output is the backup (`vzdump 100 --stdout`).
-    pub backup: String,
-    /// Receives the backup on standard input.
-    pub restore: Option<String>,
-    /// Run after a restore; exit 0 means the restored service is sound.
-    pub check: Option<String>,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +23,7 @@ pub(super) struct RawSource {
     user: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     globals: Option<Spanned<bool>>,
+    lock_timeout: Option<Spanned<String>>,
     rdb_path: Option<Spanned<String>>,
     stop: Option<Spanned<String>>,
     start: Option<Spanned<String>>,
@@ -137,6 +51,7 @@ impl RawSource {
             s("user", &self.user),
             s("password_file", &self.password_file),
             s("globals", &self.globals),
+            s("lock_timeout", &self.lock_timeout),
             s("rdb_path", &self.rdb_path),
             s("stop", &self.stop),
             s("start", &self.start),
@@ -168,8 +83,16 @@ pub(super) fn parse(
             "user",
             "password_file",
             "globals",
+            "lock_timeout",
         ],
-        "mysql" => &["database", "host", "port", "user", "password_file"],
+        "mysql" => &[
+            "database",
+            "host",
+            "port",
+            "user",
+            "password_file",
+            "lock_timeout",
+        ],
         "sqlite" | "vm-image" => &["path"],
         "redis" => &["host", "port", "password_file", "rdb_path", "stop", "start"],
         "command" => &["command", "restore_command", "check_command"],
@@ -266,6 +189,18 @@ pub(super) fn parse(
             user: text(&raw.user).unwrap_or_else(|| default_user.into()),
             password_file: password_file()?,
             globals: raw.globals.as_ref().is_some_and(|g| *g.get_ref()),
+            lock_timeout: match &raw.lock_timeout {
+                None => std::time::Duration::from_secs(60),
+                Some(d) => humantime::parse_duration(d.get_ref()).map_err(|e| {
+                    at(
+                        d.span().start,
+                        format!(
+                            "service `{svc}`: lock_timeout {:?} is not a duration like \"60s\": {e}",
+                            d.get_ref()
+                        ),
+                    )
+                })?,
+            },
         })
     };
 

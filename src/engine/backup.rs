@@ -12,7 +12,7 @@
 //! workers chunk by chunk. Index files are written after their packs are
 //! durable, and the snapshot after everything it references.
 
-use crate::config::SourceKind;
+use crate::model::SourceKind;
 use crate::progress::{Counters, Phase, Reporter};
 use crate::repo::index::PackEntry;
 use crate::repo::snapshot::SourceRecord;
@@ -71,7 +71,7 @@ impl BackupOptions {
     }
 
     /// Everything a configured service's sources name, from its host.
-    pub fn for_service(svc: &crate::config::Service, cache_dir: &std::path::Path) -> Self {
+    pub fn for_service(svc: &crate::model::Service, cache_dir: &std::path::Path) -> Self {
         let mut opts = BackupOptions::new(&svc.name, Vec::new());
         for src in &svc.sources {
             match &src.kind {

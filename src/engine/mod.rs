@@ -5,6 +5,7 @@ pub mod backup;
 pub mod copy;
 pub mod copy_map;
 pub mod drill;
+pub mod leftovers;
 pub mod prune;
 pub mod restore;
 pub mod retention;
@@ -14,6 +15,9 @@ pub use backup::{backup, backup_with, BackupOptions};
 pub use copy::{copy, CopyOptions, CopyReport};
 pub use drill::{drill, DrillOptions, DrillReport};
 pub use prune::{forget, plan_forget, prune, PruneOptions, PruneReport};
+pub use restore::live::{execute, LiveReport};
+pub use restore::plan::{plan_service, RestorePlan, Scope};
+pub use restore::rollback::{rollback, RollbackReport};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 pub use verify::{verify, VerifyOptions, VerifyReport};
 

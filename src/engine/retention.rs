@@ -6,55 +6,10 @@
 //! kept it. Calendar periods are UTC (ISO weeks), so the result does not
 //! depend on the machine's time zone.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::SystemTime;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Policy {
-    pub last: u32,
-    pub hourly: u32,
-    pub daily: u32,
-    pub weekly: u32,
-    pub monthly: u32,
-    pub yearly: u32,
-}
-
-impl Policy {
-    /// The plans' common default: 7 daily, 4 weekly, 12 monthly.
-    pub fn seed_default() -> Policy {
-        Policy {
-            daily: 7,
-            weekly: 4,
-            monthly: 12,
-            ..Policy::default()
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == Policy::default()
-    }
-
-    pub fn describe(&self) -> String {
-        let parts: Vec<String> = [
-            ("last", self.last),
-            ("hourly", self.hourly),
-            ("daily", self.daily),
-            ("weekly", self.weekly),
-            ("monthly", self.monthly),
-            ("yearly", self.yearly),
-        ]
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{n} {k}"))
-        .collect();
-        if parts.is_empty() {
-            "keep everything".into()
-        } else {
-            parts.join(", ")
-        }
-    }
-}
+pub use crate::model::Retention as Policy;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {

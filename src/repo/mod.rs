@@ -8,6 +8,7 @@ pub mod index;
 pub mod keys;
 pub mod lock;
 pub mod pack;
+pub mod reader;
 pub mod s3;
 pub mod snapshot;
 pub mod tree;
@@ -104,6 +105,27 @@ pub enum KeySource {
     Default,
 }
 
+impl KeySource {
+    /// The one order every front end uses: the key given for this command
+    /// (`--key`), else the repository's configured `key_file`, else
+    /// `<key dir>/<repository id>.key`.
+    pub fn choose(
+        given: Option<&std::path::Path>,
+        configured: Option<&std::path::Path>,
+    ) -> KeySource {
+        match given.or(configured) {
+            Some(k) => KeySource::File(k.to_path_buf()),
+            None => KeySource::Default,
+        }
+    }
+}
+
+/// Opens the repository at a location given on the command line (a
+/// directory or `s3://bucket/prefix`), with `key` or the default key.
+pub fn open_at(location: &str, key: Option<&std::path::Path>) -> Result<Repository> {
+    Repository::open(backend_at(location)?, KeySource::choose(key, None))
+}
+
 pub struct Repository {
     backend: Box<dyn Backend>,
     config: RepoConfig,
@@ -121,17 +143,6 @@ pub struct Created {
 }
 
 impl Repository {
-    /// Opens a repository named in the config, with its configured key (or
-    /// the default key for its id).
-    pub fn open_configured(r: &crate::config::Repository) -> Result<Repository> {
-        let key = r
-            .key_file
-            .clone()
-            .map(KeySource::File)
-            .unwrap_or(KeySource::Default);
-        Repository::open(backend_for(r)?, key)
-    }
-
     /// Creates a repository. The admin identity is read from `key_file` if it
     /// exists (one key may serve several repositories) or generated there.
     pub fn init(backend: Box<dyn Backend>, key_file: Option<PathBuf>) -> Result<Created> {
@@ -555,14 +566,6 @@ impl std::io::Write for Counted<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// The storage of a repository named in the config.
-pub fn backend_for(r: &crate::config::Repository) -> Result<Box<dyn Backend>> {
-    Ok(match &r.s3 {
-        Some(s) => Box::new(s3::S3Backend::new(s)?),
-        None => Box::new(LocalBackend::new(&r.path)),
-    })
 }
 
 /// The storage at a location given on the command line: `s3://bucket/prefix`

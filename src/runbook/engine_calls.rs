@@ -1,18 +1,19 @@
 //! Every restore, check, verify and drill a runbook performs goes through
-//! this module: the one seam between runbooks and the engine. A single
-//! path is restored by the engine's restore (staged, hash-checked, swapped
-//! into place with a rollback copy); a whole service goes through the
-//! source adapters (`crate::source`), which restore databases, streams and
-//! images into a new copy, check it and swap it in.
+//! this module: the one seam between runbooks and the engine. A restore is
+//! planned (what it writes, what it replaces, per path and per database),
+//! staged, checked and swapped in by the engine's restore, which keeps
+//! what it replaced and writes it down for `lifeboat rollback`.
 
-use crate::config::{Config, Service, Source, SourceKind};
-use crate::engine::{self, DrillOptions, DrillReport, RestoreOptions};
+use crate::config::Config;
+use crate::engine::restore::plan::Scope;
+use crate::engine::{self, DrillOptions, DrillReport, RestoreOptions, RestorePlan};
+use crate::model::{Service, Source};
 use crate::progress::Reporter;
-use crate::repo::tree::{is_at_or_under, NodeKind};
-use crate::repo::{KeySource, Repository, Snapshot};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::repo::{Repository, Snapshot};
+use crate::source::ledger::{Ledger, Replaced};
+use anyhow::{anyhow, Context, Result};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The name runbooks use for a source's kind in `applies_to.kinds`.
 pub fn kind_of(src: &Source) -> &'static str {
@@ -41,19 +42,18 @@ impl Target {
     }
 }
 
-/// Staging directories a job has in flight, so a cancelled job removes
-/// them before it exits.
-pub type Staging = Arc<Mutex<Vec<PathBuf>>>;
-
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Outcome {
+    /// The restore's id (`lifeboat rollback ID`).
+    pub id: String,
     pub files: u64,
     pub bytes: u64,
     pub duration_ms: u64,
-    /// Where data landed (live paths, or the directory).
-    pub restored: Vec<PathBuf>,
-    /// What a live restore replaced, kept until the admin deletes it.
-    pub rollback: Vec<PathBuf>,
+    /// Where data landed (live paths, databases, or the directory).
+    pub restored: Vec<String>,
+    /// What a live restore replaced, kept until the admin discards it.
+    #[serde(skip)]
+    pub replaced: Vec<Replaced>,
     pub detail: String,
 }
 
@@ -62,8 +62,6 @@ pub struct Outcome {
 pub struct Repos<'a> {
     pub config: &'a Config,
     pub key: Option<PathBuf>,
-    /// The job's staging directories in flight.
-    pub staging: Staging,
 }
 
 impl Repos<'_> {
@@ -73,12 +71,7 @@ impl Repos<'_> {
             .repositories
             .get(name)
             .ok_or_else(|| anyhow!("no repository named `{name}` in the config"))?;
-        let key = match (&self.key, &r.key_file) {
-            (Some(k), _) => KeySource::File(k.clone()),
-            (None, Some(k)) => KeySource::File(k.clone()),
-            (None, None) => KeySource::Default,
-        };
-        Repository::open(crate::repo::backend_for(r)?, key)
+        r.open(self.key.as_deref())
     }
 }
 
@@ -118,361 +111,155 @@ pub fn resolve_point(repo: &Repository, service: &str, spec: &str) -> Result<Sna
         .ok_or_else(|| anyhow!("{service} has no restore point taken before {when}"))
 }
 
-/// The snapshot paths a restore covers: one path, or every source path.
-fn scope(svc: &Service, path: Option<&str>) -> Result<Vec<PathBuf>> {
-    if let Some(p) = path {
-        let p = PathBuf::from(p);
-        if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
-            bail!("path {}: give an absolute path without `..`", p.display());
-        }
-        return Ok(vec![p]);
-    }
-    Ok(svc
-        .sources
-        .iter()
-        .flat_map(|s| match &s.kind {
-            SourceKind::Files { paths, .. } | SourceKind::Secrets { paths } => paths.clone(),
-            _ => Vec::new(),
-        })
-        .collect())
+/// The plan of a live restore of `scope` of `svc` from `snap`: what it
+/// writes and what it replaces, before anything is touched.
+pub fn plan(
+    svc: &Service,
+    repo: &Repository,
+    snap: &Snapshot,
+    scope: &Scope,
+    id: &str,
+) -> Result<RestorePlan> {
+    let (index, _) = repo.load_index()?;
+    let tree = Arc::new(repo.read_tree(&index, snap)?);
+    engine::plan_service(svc, snap, tree, scope, id)
 }
 
-fn rel(p: &Path) -> String {
-    p.to_string_lossy().trim_matches('/').to_string()
-}
-
-/// Restores a service (or one path of it) from `snap` to `target`.
+/// Restores `scope` of a service from `snap` to `target`, as restore `id`
+/// of job `job`.
+#[allow(clippy::too_many_arguments)]
 pub fn restore_service(
     repos: &Repos,
     svc: &Service,
     repo: &Repository,
     snap: &Snapshot,
-    path: Option<&str>,
+    scope: &Scope,
     target: &Target,
+    (id, job): (&str, &str),
     reporter: &Reporter,
 ) -> Result<Outcome> {
-    let staging = &repos.staging;
     let started = std::time::Instant::now();
-    let paths = scope(svc, path)?;
-    let mut out = Outcome::default();
+    let state_dir = &repos.config.state_dir;
+    let mut out = Outcome {
+        id: id.to_string(),
+        ..Outcome::default()
+    };
+    let roots: Vec<String> = engine::restore::plan::tree_selections(svc, scope)?
+        .iter()
+        .map(|s| s.live.to_string_lossy().trim_matches('/').to_string())
+        .collect();
     match target {
         Target::Dir(dir) => {
             let mut opts = RestoreOptions::new(dir);
-            opts.include = paths.iter().map(|p| rel(p)).collect();
+            opts.include = roots;
+            opts.state_dir = Some(state_dir.clone());
+            opts.id = Some(id.to_string());
             let r = engine::restore(repo, snap, &opts, reporter)?;
             out.files = r.files;
             out.bytes = r.bytes;
-            out.restored.push(dir.clone());
+            out.restored.push(dir.display().to_string());
+            out.detail = format!(
+                "restored {} files ({}) from {} into {}; every file matched its recorded hash",
+                r.files,
+                crate::util::human_bytes(r.bytes),
+                snap.short_id(),
+                dir.display()
+            );
         }
         Target::Sandbox => {
-            let root = repos.config.state_dir.join("sandboxes").join(format!(
-                "restore-{}-{:08x}",
-                snap.short_id(),
-                rand::random::<u32>()
-            ));
-            let mut opts = RestoreOptions::new(root.join("restore"));
-            opts.include = paths.iter().map(|p| rel(p)).collect();
-            opts.owners = false;
-            opts.skip_streams = path.is_none() && !snap.sources.is_empty();
-            track(staging, &root);
-            let r = engine::restore(repo, snap, &opts, reporter).and_then(|r| {
-                let sources = if opts.skip_streams {
-                    crate::source::restore_streamed(
-                        svc,
-                        repo,
-                        snap,
-                        &crate::source::To::Sandbox(root.join("sources")),
-                        reporter,
-                    )?
-                } else {
-                    Vec::new()
-                };
-                Ok((r, sources))
-            });
-            let _ = std::fs::remove_dir_all(&root);
-            untrack(staging, &root);
-            let (r, sources) = r?;
-            out.files = r.files;
-            out.bytes = r.bytes;
-            sources_detail(&mut out, &sources)?;
-        }
-        Target::Live if path.is_none() => {
-            // A whole service: every path staged first, each database
-            // restored, checked and swapped, then the paths swapped in,
-            // under the job's staging lock.
-            let r = crate::source::restore_live(svc, repo, snap, reporter, Some(staging))?;
-            out.files = r.files;
-            out.bytes = r.bytes;
-            for (p, kept) in &r.paths {
-                out.restored.push(p.clone());
-                out.rollback.extend(kept.clone());
+            let ledger =
+                Ledger::new(Some(state_dir), id, &svc.name, (&snap.id, &snap.time))?.in_job(job);
+            let dir = state_dir.join("sandboxes").join(format!("restore-{id}"));
+            let include = if scope.path.is_some() {
+                roots
+            } else {
+                Vec::new()
+            };
+            let r =
+                engine::drill::sandbox(repo, snap, Some(svc), &include, &dir, &ledger, reporter);
+            let problems = ledger.finish();
+            let r = r?;
+            for p in problems {
+                reporter.warn(p);
             }
+            out.files = r.tree.files;
+            out.bytes = r.tree.bytes;
             let differences = r.differences();
-            sources_detail(&mut out, &r.sources)?;
             if !differences.is_empty() {
-                bail!(
-                    "restored, but the check found differences: {}",
+                anyhow::bail!(
+                    "the restored copy differs from the backup: {}",
+                    differences.join("; ")
+                );
+            }
+            out.detail = r.detail();
+        }
+        Target::Live => {
+            let plan = plan(svc, repo, snap, scope, id)?;
+            let ledger =
+                Ledger::new(Some(state_dir), id, &svc.name, (&snap.id, &snap.time))?.in_job(job);
+            let r = engine::execute(repo, snap, &plan, &ledger, reporter);
+            let problems = ledger.finish();
+            let r = r?;
+            for p in problems.iter().chain(&r.problems) {
+                reporter.warn(p.clone());
+            }
+            out.files = r.files;
+            out.bytes = r.bytes;
+            out.restored = plan.items.iter().map(|i| i.target.clone()).collect();
+            out.replaced = r.replaced.clone();
+            out.detail = r
+                .done
+                .iter()
+                .map(|d| format!("{} {}: {}", d.kind, d.source, d.detail))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let differences = r.differences();
+            if !differences.is_empty() {
+                anyhow::bail!(
+                    "restored, but the check found differences: {}; `lifeboat rollback {id}` puts back what was there",
                     differences.join("; ")
                 );
             }
         }
-        Target::Live => {
-            for p in &paths {
-                let r = restore_live(repo, snap, p, staging, reporter)?;
-                out.files += r.files;
-                out.bytes += r.bytes;
-                out.restored.extend(r.restored);
-                out.rollback.extend(r.rollback);
-            }
-        }
     }
     out.duration_ms = started.elapsed().as_millis() as u64;
-    let files = format!(
-        "restored {} files ({}) from {}; every file matched its recorded hash",
-        out.files,
-        crate::util::human_bytes(out.bytes),
-        snap.short_id()
-    );
-    out.detail = if out.detail.is_empty() {
-        files
-    } else {
-        format!("{files}; {}", out.detail)
-    };
     Ok(out)
 }
 
-/// Adds what each database or stream restore did; a sandbox check that
-/// found differences fails the step.
-fn sources_detail(out: &mut Outcome, sources: &[crate::source::SourceOutcome]) -> Result<()> {
-    let lines: Vec<String> = sources
-        .iter()
-        .map(|s| {
-            let mut l = format!("{} {}: {}", s.kind, s.source, s.restored.detail);
-            if let Some(k) = &s.restored.kept {
-                l.push_str(&format!(" ({k})"));
-            }
-            l
-        })
-        .collect();
-    out.detail = lines.join("; ");
-    let differences: Vec<String> = sources
-        .iter()
-        .flat_map(|s| {
-            s.restored
-                .differences
-                .iter()
-                .map(move |d| format!("{}: {d}", s.source))
-        })
-        .collect();
-    if !differences.is_empty() {
-        bail!(
-            "the restored copy differs from the backup: {}",
-            differences.join("; ")
-        );
-    }
-    Ok(())
-}
-
-fn track(staging: &Staging, p: &Path) {
-    if let Ok(mut s) = staging.lock() {
-        s.push(p.to_path_buf());
-    }
-}
-
-fn untrack(staging: &Staging, p: &Path) {
-    if let Ok(mut s) = staging.lock() {
-        s.retain(|x| x != p);
-    }
-}
-
-/// One live path: restore it into a staging directory beside it (same
-/// filesystem, so the swap is a rename), move what is there aside as a
-/// rollback copy, rename the restored copy into place.
-fn restore_live(
-    repo: &Repository,
-    snap: &Snapshot,
-    live: &Path,
-    staging: &Staging,
-    reporter: &Reporter,
-) -> Result<Outcome> {
-    let (Some(parent), Some(name)) = (live.parent(), live.file_name()) else {
-        bail!(
-            "cannot restore {} over live data: it has no parent directory",
-            live.display()
-        );
-    };
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let stage = parent.join(format!(".lifeboat-restore-{:08x}", rand::random::<u32>()));
-    track(staging, &stage);
-    let result = (|| -> Result<Outcome> {
-        let mut opts = RestoreOptions::new(stage.join("t"));
-        opts.include = vec![rel(live)];
-        let r = engine::restore(repo, snap, &opts, reporter)?;
-        let restored = stage.join("t").join(rel(live));
-        // The swap happens under the staging lock: a cancelled job removes
-        // staging under the same lock, so it never removes half of a copy
-        // that is being moved into place, and never swaps in a half-removed one.
-        let mut guard = staging.lock().map_err(|_| anyhow!("the job is stopping"))?;
-        if !guard.contains(&stage) {
-            bail!("cancelled before {} was replaced", live.display());
-        }
-        let mut rollback = Vec::new();
-        if live.symlink_metadata().is_ok() {
-            let stamp = crate::repo::snapshot::now_rfc3339().replace([':', '-'], "");
-            let aside = parent.join(format!(
-                ".{}.lifeboat-rollback-{}",
-                name.to_string_lossy(),
-                stamp.get(..15).unwrap_or(&stamp)
-            ));
-            std::fs::rename(live, &aside).with_context(|| {
-                format!("moving {} aside to {}", live.display(), aside.display())
-            })?;
-            rollback.push(aside);
-        }
-        if let Err(e) = std::fs::rename(&restored, live) {
-            // Put back what was there rather than leave nothing.
-            if let Some(aside) = rollback.first() {
-                let _ = std::fs::rename(aside, live);
-            }
-            return Err(anyhow::Error::new(e)
-                .context(format!("moving the restored copy into {}", live.display())));
-        }
-        guard.retain(|x| x != &stage);
-        drop(guard);
-        Ok(Outcome {
-            files: r.files,
-            bytes: r.bytes,
-            restored: vec![live.to_path_buf()],
-            rollback,
-            ..Default::default()
-        })
-    })();
-    let _ = std::fs::remove_dir_all(&stage);
-    untrack(staging, &stage);
-    result
-}
-
-/// The application-level check after a restore. For files: every file of
-/// the restored scope, read back from `root` (`/` for live data) and
-/// hashed, matches the restore point.
+/// The application-level check after a restore: every file of the scope,
+/// read back from `root` (`/` for live data) and hashed, matches the
+/// restore point; live databases and streams in scope match what the
+/// backup recorded.
 pub fn check_service(
     svc: &Service,
     repo: &Repository,
     snap: &Snapshot,
-    path: Option<&str>,
+    scope: &Scope,
     root: &Path,
 ) -> Result<String> {
-    let scope: Vec<String> = scope(svc, path)?.iter().map(|p| rel(p)).collect();
-    let (index, _) = repo.load_index()?;
-    let nodes = repo.read_tree(&index, snap)?;
-    let mut files = 0u64;
-    let mut bad = Vec::new();
-    for n in nodes
-        .iter()
-        .filter(|n| scope.iter().any(|s| is_at_or_under(&n.path, s)))
-    {
-        let p = root.join(&n.path);
-        match n.kind {
-            NodeKind::File => {
-                files += 1;
-                let ok = match (&n.hash, std::fs::File::open(&p)) {
-                    (Some(want), Ok(f)) => {
-                        engine::restore::hash_reader(&f).is_ok_and(|h| h == *want)
-                    }
-                    (None, Ok(_)) => true,
-                    (_, Err(_)) => false,
-                };
-                if !ok {
-                    bad.push(format!("/{}", n.path));
-                }
-            }
-            NodeKind::Dir | NodeKind::Symlink => {
-                if p.symlink_metadata().is_err() {
-                    bad.push(format!("/{}", n.path));
-                }
-            }
-        }
-    }
-    if !bad.is_empty() {
-        bail!(
-            "{} of {} files differ from restore point {} or are missing: {}{}",
-            bad.len(),
-            files,
-            snap.short_id(),
-            bad.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
-            if bad.len() > 5 { ", …" } else { "" }
-        );
-    }
-    if files == 0 && path.is_some() {
-        bail!(
-            "nothing of {} is in restore point {}",
-            scope.join(", "),
-            snap.short_id()
-        );
-    }
-    let mut said = vec![format!(
-        "{files} files of {} match restore point {}",
-        svc.name,
-        snap.short_id()
-    )];
-    if path.is_none() && root == Path::new("/") {
-        // Databases and streams: what is live now, against what was recorded.
-        for c in crate::source::check_live(svc, snap)? {
-            if !c.differences.is_empty() {
-                bail!(
-                    "{} {} differs from restore point {}: {}",
-                    c.kind,
-                    c.source,
-                    snap.short_id(),
-                    c.differences.join("; ")
-                );
-            }
-            said.push(format!("{} {}: {}", c.kind, c.source, c.detail));
-        }
-    }
-    Ok(said.join("; "))
+    engine::restore::check::check(svc, repo, snap, scope, root)
 }
 
 /// Reads back every byte of a restore point in a sandbox (hashes checked)
-/// before anyone trusts it; nothing is recorded.
+/// before anyone trusts it; nothing is recorded for health.
 pub fn verify_point(
     repos: &Repos,
     repo: &Repository,
     snap: &Snapshot,
     reporter: &Reporter,
 ) -> Result<String> {
-    let staging = &repos.staging;
-    let root = repos
-        .config
-        .state_dir
-        .join("sandboxes")
-        .join(format!("verify-{:08x}", rand::random::<u32>()));
-    track(staging, &root);
-    let r = engine::drill(
-        repo,
-        snap,
-        &DrillOptions {
-            sandbox_root: root.clone(),
-            rto: std::time::Duration::MAX,
-            service: None,
-        },
-        reporter,
-    );
-    let _ = std::fs::remove_dir_all(&root);
-    untrack(staging, &root);
-    let r = r?;
-    if !r.ok {
-        bail!(
-            "restore point {} does not restore: {}",
-            snap.short_id(),
-            r.detail
-        );
-    }
+    let state_dir = &repos.config.state_dir;
+    let id = crate::source::ledger::new_id("verify");
+    let ledger = Ledger::new(Some(state_dir), &id, &snap.service, (&snap.id, &snap.time))?;
+    let dir = state_dir.join("sandboxes").join(format!("verify-{id}"));
+    let r = engine::drill::sandbox(repo, snap, None, &[], &dir, &ledger, reporter);
+    ledger.finish();
+    let r = r.with_context(|| format!("restore point {} does not restore", snap.short_id()))?;
     Ok(format!(
         "restore point {} reads back whole: {} files, {}",
         snap.short_id(),
-        r.files,
-        crate::util::human_bytes(r.bytes)
+        r.tree.files,
+        crate::util::human_bytes(r.tree.bytes)
     ))
 }
 
@@ -506,10 +293,91 @@ pub fn drill_service(
             sandbox_root: repos.config.state_dir.join("sandboxes"),
             rto: svc.policy.rto,
             service: Some(svc.clone()),
+            state_dir: Some(repos.config.state_dir.clone()),
         },
         reporter,
     )?;
     crate::records::Records::new(&repos.config.state_dir)
         .add_drill(&crate::records::DrillRecord::new(&svc.name, &report))?;
     Ok(report)
+}
+
+/// A restore point as an admin choosing it needs to see it: when it was
+/// taken, how old it is, whether a verify has vouched for it since, and
+/// how many newer points the choice skips.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PointInfo {
+    pub id: String,
+    pub time: String,
+    pub age_secs: u64,
+    /// Newer restore points of the same service.
+    pub newer: usize,
+    /// The verify that ran since it was taken, if any: (time, ok, read data).
+    pub verified: Option<(String, bool, bool)>,
+}
+
+impl PointInfo {
+    pub fn of(
+        repo: &Repository,
+        snap: &Snapshot,
+        state_dir: &Path,
+        now: std::time::SystemTime,
+    ) -> PointInfo {
+        let newer = repo
+            .list_snapshots()
+            .map(|(all, _)| {
+                all.iter()
+                    .filter(|s| s.service == snap.service && s.time > snap.time)
+                    .count()
+            })
+            .unwrap_or(0);
+        let verified = crate::records::Records::new(state_dir)
+            .verifies(&repo.config().id)
+            .into_iter()
+            .rfind(|v| v.time > snap.time)
+            .map(|v| {
+                let ok = v.ok || !v.affected_services.contains(&snap.service);
+                (v.time, ok, v.read_data_percent > 0.0)
+            });
+        PointInfo {
+            id: snap.short_id(),
+            time: snap.time.get(..19).unwrap_or(&snap.time).replace('T', " "),
+            age_secs: snap
+                .system_time()
+                .and_then(|t| now.duration_since(t).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            newer,
+            verified,
+        }
+    }
+
+    /// "a1b2c3d4 from 2026-12-01 02:00 UTC, 1d 3h ago; verified 12-01 05:00"
+    pub fn text(&self) -> String {
+        let age = crate::health::short_duration(std::time::Duration::from_secs(self.age_secs));
+        let short = |t: &str| t.get(5..16).unwrap_or(t).replace('T', " ");
+        let verified = match &self.verified {
+            None => "not verified yet".to_string(),
+            Some((t, true, true)) => format!("read back {}", short(t)),
+            Some((t, true, false)) => format!("verified {}", short(t)),
+            Some((t, false, _)) => format!("DAMAGED (verify {})", short(t)),
+        };
+        format!(
+            "{} from {} UTC, {age} ago; {verified}",
+            self.id,
+            self.time.get(..16).unwrap_or(&self.time)
+        )
+    }
+
+    /// The warning to show when a newer point exists.
+    pub fn warning(&self) -> Option<String> {
+        (self.newer > 0).then(|| {
+            format!(
+                "{} newer restore point{} exist{}: anything written after this one is lost",
+                self.newer,
+                if self.newer == 1 { "" } else { "s" },
+                if self.newer == 1 { "s" } else { "" }
+            )
+        })
+    }
 }

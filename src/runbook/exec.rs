@@ -4,18 +4,19 @@
 //! the run; an interactive job then waits for retry / skip / abort.
 //! At the end a report (markdown and JSON) goes to `<state_dir>/reports`.
 
-use super::engine_calls::{self as calls, Repos, Staging, Target};
+use super::engine_calls::{self as calls, Repos, Target};
 use super::report::{secs, write_report, JobReport, ServiceReport, StepReport};
 use super::vars::{self, Vars};
 use super::{Action, Item, Runbook};
-use crate::config::{Config, Service};
+use crate::config::Config;
+use crate::engine::restore::plan::Scope;
 use crate::jobs::{Control, JobSpec, Journal, Outcome, Record, ServiceLock, StepState};
-use crate::progress::{Event, Reporter};
+use crate::model::Service;
+use crate::progress::{Cancel, Event, Reporter};
 use crate::repo::{Repository, Snapshot};
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Everything one run needs.
@@ -24,14 +25,17 @@ pub struct Run<'a> {
     pub spec: &'a JobSpec,
     pub runbook: &'a Runbook,
     pub journal: &'a Journal,
-    pub cancel: &'a AtomicBool,
-    pub staging: Staging,
+    pub cancel: Cancel,
+    /// Time spent waiting for a person so far, in milliseconds.
+    waited: std::cell::Cell<u64>,
+    /// Restores this job made, to give each its own id.
+    restores: std::cell::Cell<usize>,
 }
 
 /// What the previous restore left, for `check` to look at.
 struct Restored {
     root: PathBuf,
-    path: Option<String>,
+    scope: Scope,
 }
 
 struct SvcCtx<'a> {
@@ -43,6 +47,11 @@ struct SvcCtx<'a> {
     vars: Vars,
     restored: Option<Restored>,
     check: Option<(bool, String)>,
+    /// The job ran the service's stop command and not yet its start.
+    stopped: bool,
+    /// Something live was replaced (a rollback is then possible, and the
+    /// service is not restarted behind the admin's back).
+    replaced: Vec<String>,
 }
 
 enum Answer {
@@ -52,17 +61,46 @@ enum Answer {
     Abort,
 }
 
-impl Run<'_> {
+/// The admin stopped the run at a question.
+#[derive(Debug)]
+struct Aborted(String);
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Aborted {}
+
+impl<'a> Run<'a> {
+    pub fn new(
+        config: &'a Config,
+        spec: &'a JobSpec,
+        runbook: &'a Runbook,
+        journal: &'a Journal,
+        cancel: Cancel,
+    ) -> Run<'a> {
+        Run {
+            config,
+            spec,
+            runbook,
+            journal,
+            cancel,
+            waited: Default::default(),
+            restores: Default::default(),
+        }
+    }
+
     fn repos(&self) -> Repos<'_> {
         Repos {
             config: self.config,
             key: self.spec.key.clone(),
-            staging: self.staging.clone(),
         }
     }
 
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.cancel.is_cancelled()
     }
 
     fn ask(
@@ -74,6 +112,7 @@ impl Run<'_> {
         skippable: bool,
     ) -> Answer {
         let ask = control.next_ask();
+        let asked = Instant::now();
         self.journal.write(Record::Wait {
             ask,
             index,
@@ -81,7 +120,10 @@ impl Run<'_> {
             prompt: prompt.into(),
             skippable,
         });
-        match control.answer_to(ask, &|| self.cancelled()).as_deref() {
+        let answer = control.answer_to(ask, &|| self.cancelled());
+        self.waited
+            .set(self.waited.get() + asked.elapsed().as_millis() as u64);
+        match answer.as_deref() {
             Some("continue") => Answer::Continue,
             Some("retry") => Answer::Retry,
             Some("skip") if skippable => Answer::Skip,
@@ -181,6 +223,8 @@ impl Run<'_> {
                     vars,
                     restored: None,
                     check: None,
+                    stopped: false,
+                    replaced: Vec::new(),
                 },
             ))
         })();
@@ -203,6 +247,7 @@ impl Run<'_> {
             point_time: point_time.clone(),
         });
         let started = Instant::now();
+        let waited_before = self.waited.get();
         let mut steps = Vec::new();
         let mut outcome = Outcome::Success;
         'steps: for (index, step) in self.runbook.steps.iter().enumerate() {
@@ -219,6 +264,14 @@ impl Run<'_> {
                 });
                 let result = self.run_step(&mut cx, index, &step.items, control);
                 let ms = t.elapsed().as_millis() as u64;
+                let mut report = |state: StepState, detail: String| {
+                    steps.push(StepReport {
+                        title: step.title.clone(),
+                        state,
+                        duration_ms: ms,
+                        detail,
+                    })
+                };
                 match result {
                     Ok(detail) => {
                         self.journal.write(Record::Step {
@@ -226,17 +279,29 @@ impl Run<'_> {
                             state: StepState::Done,
                             detail: format!("{} ({})", step.title, secs(ms)),
                         });
-                        steps.push(StepReport {
-                            title: step.title.clone(),
-                            state: StepState::Done,
-                            duration_ms: ms,
-                            detail,
-                        });
+                        report(StepState::Done, detail);
                         break;
                     }
-                    Err(e) if self.cancelled() => {
-                        let _ = e;
+                    Err(e) if self.cancelled() || crate::error::is_cancelled(&e) => {
+                        let detail = format!("{}: interrupted by a cancel: {e:#}", step.title);
+                        self.journal.write(Record::Step {
+                            index,
+                            state: StepState::Interrupted,
+                            detail: detail.clone(),
+                        });
+                        report(StepState::Interrupted, detail);
                         outcome = Outcome::Cancelled;
+                        break 'steps;
+                    }
+                    Err(e) if e.downcast_ref::<Aborted>().is_some() => {
+                        let detail = format!("{}: {e:#}", step.title);
+                        self.journal.write(Record::Step {
+                            index,
+                            state: StepState::Interrupted,
+                            detail: detail.clone(),
+                        });
+                        report(StepState::Interrupted, detail);
+                        outcome = Outcome::Aborted;
                         break 'steps;
                     }
                     Err(e) => {
@@ -265,21 +330,11 @@ impl Run<'_> {
                                     state: StepState::Skipped,
                                     detail: format!("{} skipped", step.title),
                                 });
-                                steps.push(StepReport {
-                                    title: step.title.clone(),
-                                    state: StepState::Skipped,
-                                    duration_ms: ms,
-                                    detail,
-                                });
+                                report(StepState::Skipped, detail);
                                 break;
                             }
                             Answer::Abort => {
-                                steps.push(StepReport {
-                                    title: step.title.clone(),
-                                    state: StepState::Failed,
-                                    duration_ms: ms,
-                                    detail,
-                                });
+                                report(StepState::Failed, detail);
                                 outcome = if self.cancelled() {
                                     Outcome::Cancelled
                                 } else {
@@ -292,7 +347,11 @@ impl Run<'_> {
                 }
             }
         }
+        if outcome != Outcome::Success {
+            self.after_stop(&mut cx);
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
+        let waited_ms = self.waited.get().saturating_sub(waited_before);
         let rto_ms = svc.policy.rto.as_millis() as u64;
         if outcome == Outcome::Success {
             self.journal.log(format!(
@@ -306,6 +365,34 @@ impl Run<'_> {
                     ""
                 }
             ));
+            if waited_ms > 0 {
+                self.journal.log(format!(
+                    "  of which {} the restore worked and {} it waited for a person",
+                    secs(duration_ms.saturating_sub(waited_ms)),
+                    secs(waited_ms)
+                ));
+            }
+        }
+        let proven = cx.check.as_ref().is_some_and(|(ok, _)| *ok) && !cx.replaced.is_empty();
+        if proven {
+            // A checked live restore proves the service restores, as a
+            // drill does: health counts it.
+            let rec = crate::records::DrillRecord {
+                time: crate::repo::snapshot::now_rfc3339(),
+                service: svc.name.clone(),
+                snapshot: cx.snap.id.clone(),
+                ok: true,
+                duration_ms: duration_ms.saturating_sub(waited_ms),
+                rto_ms,
+                detail: format!("live restore (job {})", self.spec.id),
+                kind: "restore".into(),
+                waited_ms,
+            };
+            if let Err(e) = crate::records::Records::new(&self.config.state_dir).add_drill(&rec) {
+                self.journal.log(format!(
+                    "warning: could not record the restore for health: {e:#}"
+                ));
+            }
         }
         (
             Some(ServiceReport {
@@ -315,10 +402,100 @@ impl Run<'_> {
                 steps,
                 check: cx.check.clone(),
                 duration_ms,
+                waited_ms,
                 rto_ms,
+                replaced: cx.replaced.clone(),
             }),
             outcome,
         )
+    }
+
+    /// Puts back what restore (or job) `of` replaced of this service, as
+    /// rollbacks that keep what they take out.
+    fn rollback(&self, cx: &mut SvcCtx, of: &str) -> Result<String> {
+        let state_dir = &self.config.state_dir;
+        let targets: Vec<_> = crate::engine::restore::rollback::targets(state_dir, of)
+            .into_iter()
+            .filter(|r| r.service == cx.svc.name)
+            .collect();
+        if targets.is_empty() {
+            bail!(
+                "nothing of {} to roll back in `{of}` (`lifeboat leftovers` lists what restores kept)",
+                cx.svc.name
+            );
+        }
+        let mut said = Vec::new();
+        for rec in targets {
+            let n = self.restores.get() + 1;
+            self.restores.set(n);
+            let id = format!("{}-{n}", self.spec.id);
+            let ledger = crate::source::ledger::Ledger::new(
+                Some(state_dir),
+                &id,
+                &cx.svc.name,
+                (&rec.point, &rec.point_time),
+            )?
+            .in_job(&self.spec.id);
+            let r = crate::engine::rollback(state_dir, &rec.id, &ledger);
+            ledger.finish();
+            let r = r?;
+            for d in &r.done {
+                self.journal.log(format!("put back {d}"));
+                cx.replaced.push(d.clone());
+            }
+            for k in &r.kept {
+                self.journal.log(format!(
+                    "what restore {} had written is kept as {k}",
+                    rec.id
+                ));
+            }
+            said.push(format!(
+                "restore {} rolled back: {} put back",
+                rec.id,
+                r.done.join(", ")
+            ));
+        }
+        Ok(said.join("; "))
+    }
+
+    /// After a failure, a cancel or an abort: a service this job stopped
+    /// is started again when nothing of it was replaced (it is as it
+    /// was); otherwise the admin is told, loudly, that it is still stopped.
+    fn after_stop(&self, cx: &mut SvcCtx) {
+        if !cx.stopped {
+            return;
+        }
+        let start = cx.svc.start.as_deref();
+        if cx.replaced.is_empty() {
+            if let Some(cmd) = start {
+                self.journal.log(format!(
+                    "nothing of {} was replaced: starting it again",
+                    cx.svc.name
+                ));
+                match self.run_shell_unstoppable(cmd) {
+                    Ok(()) => {
+                        cx.stopped = false;
+                        self.journal.log(format!("started {} again", cx.svc.name));
+                    }
+                    Err(e) => self.journal.log(format!(
+                        "WARNING: {} is STILL STOPPED: `{cmd}` failed: {e:#}",
+                        cx.svc.name
+                    )),
+                }
+                return;
+            }
+        }
+        self.journal.log(format!(
+            "WARNING: {} is STILL STOPPED{}. Start it with {}, or put back what was replaced with `lifeboat rollback {}` first",
+            cx.svc.name,
+            if cx.replaced.is_empty() {
+                String::new()
+            } else {
+                format!(" and these were already replaced: {}", cx.replaced.join(", "))
+            },
+            start.map(|c| format!("`{c}`")).unwrap_or_else(|| "its usual start command".into()),
+            self.spec.id
+        ));
     }
 
     fn vars(&self, svc: &Service, snap: &Snapshot) -> Result<Vars> {
@@ -403,7 +580,17 @@ impl Run<'_> {
                             Answer::Continue | Answer::Retry => {
                                 self.journal.log(format!("confirmed: {text}"))
                             }
-                            _ => bail!("stopped at: {text}"),
+                            _ => {
+                                return Err(Aborted(format!(
+                                    "stopped by the admin at: {text}{}",
+                                    if cx.replaced.is_empty() {
+                                        String::new()
+                                    } else {
+                                        "; what was restored stays restored".to_string()
+                                    }
+                                ))
+                                .into())
+                            }
                         }
                     } else {
                         self.journal.log(format!("confirmed by --yes: {text}"));
@@ -424,7 +611,9 @@ impl Run<'_> {
                                 self.journal.log(format!("not run: {cmd}"));
                                 continue;
                             }
-                            Answer::Abort => bail!("not confirmed: {cmd}"),
+                            Answer::Abort => {
+                                return Err(Aborted(format!("not confirmed: {cmd}")).into())
+                            }
                         }
                     }
                     match self.shell(&cmd, *timeout) {
@@ -441,6 +630,16 @@ impl Run<'_> {
     /// `sh -c`, its output line by line into the journal, killed at the
     /// timeout or when the job is cancelled.
     fn shell(&self, cmd: &str, timeout: Duration) -> Result<()> {
+        self.shell_with(cmd, timeout, true)
+    }
+
+    /// The service's start command after a cancel: it must run to the end
+    /// even though the job is stopping.
+    fn run_shell_unstoppable(&self, cmd: &str) -> Result<()> {
+        self.shell_with(cmd, super::parse::DEFAULT_SHELL_TIMEOUT, false)
+    }
+
+    fn shell_with(&self, cmd: &str, timeout: Duration, stoppable: bool) -> Result<()> {
         self.journal.log(format!("$ {cmd}"));
         use std::os::unix::process::CommandExt;
         let mut child = std::process::Command::new("sh")
@@ -504,15 +703,16 @@ impl Run<'_> {
                     Err(anyhow!("`{cmd}` failed ({status})"))
                 };
             }
-            if self.cancelled() || started.elapsed() > timeout {
+            let cancelled = stoppable && self.cancelled();
+            if cancelled || started.elapsed() > timeout {
                 // SAFETY: signals the process group created above.
                 unsafe {
                     libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
                 }
                 let _ = child.kill();
                 let _ = child.wait();
-                if self.cancelled() {
-                    bail!("cancelled");
+                if cancelled {
+                    return Err(crate::Error::Cancelled.into());
                 }
                 bail!(
                     "`{cmd}` was still running after {} and was stopped",
@@ -525,11 +725,12 @@ impl Run<'_> {
 
     /// Progress from the engine goes into the journal while `f` runs.
     fn with_reporter<T>(&self, f: impl FnOnce(&Reporter) -> Result<T>) -> Result<T> {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let reporter = Reporter::new(tx);
+        let (tx, rx) = crate::progress::channel();
+        let reporter = tx.reporter().with_cancel(self.cancel.clone());
+        drop(tx);
         std::thread::scope(|s| {
             s.spawn(|| {
-                while let Some(ev) = rx.blocking_recv() {
+                while let Some(ev) = rx.recv() {
                     match ev {
                         Event::Progress { counters, .. } => {
                             self.journal.write(Record::Progress { counters })
@@ -553,9 +754,15 @@ impl Run<'_> {
         self.journal
             .log(format!("lifeboat: {}", fill(&shown).unwrap_or(shown)));
         let detail = match action {
-            Action::Restore { path, to, from } => {
+            Action::Restore {
+                path,
+                to,
+                from,
+                kinds,
+            } => {
                 let path = path.as_deref().map(fill).transpose()?;
                 let target = Target::parse(&fill(to)?);
+                let scope = self.runbook.restore_scope(kinds, path.as_deref());
                 let other;
                 let (repo, snap) = match from.as_deref().map(fill).transpose()? {
                     Some(name) if name != cx.repo_name => {
@@ -570,23 +777,51 @@ impl Run<'_> {
                     }
                     _ => (&cx.repo, cx.snap.clone()),
                 };
-                let out = self.with_reporter(|r| {
-                    calls::restore_service(&repos, cx.svc, repo, &snap, path.as_deref(), &target, r)
-                })?;
-                for rb in &out.rollback {
-                    self.journal.log(format!(
-                        "what was there is kept in {} (delete it once you are happy)",
-                        rb.display()
-                    ));
+                let n = self.restores.get() + 1;
+                self.restores.set(n);
+                let id = format!("{}-{n}", self.spec.id);
+                if target == Target::Live {
+                    if let Ok(plan) = calls::plan(cx.svc, repo, &snap, &scope, &id) {
+                        for l in plan.lines() {
+                            self.journal.log(format!("  plan: {l}"));
+                        }
+                    }
                 }
+                let out = self.with_reporter(|r| {
+                    calls::restore_service(
+                        &repos,
+                        cx.svc,
+                        repo,
+                        &snap,
+                        &scope,
+                        &target,
+                        (&id, &self.spec.id),
+                        r,
+                    )
+                });
+                // What was replaced, even by a restore that failed halfway.
+                let replaced = crate::source::ledger::load(&self.config.state_dir, &id)
+                    .map(|r| r.replaced)
+                    .unwrap_or_default();
+                for r in &replaced {
+                    cx.replaced.push(r.what());
+                    if let Some(k) = r.kept_text() {
+                        self.journal.log(format!(
+                            "the previous {} is kept as {k} (`lifeboat rollback {}` puts it back; `lifeboat leftovers` lists kept copies)",
+                            r.what(),
+                            self.spec.id
+                        ));
+                    }
+                }
+                let out = out?;
                 cx.restored = match &target {
                     Target::Live => Some(Restored {
                         root: PathBuf::from("/"),
-                        path,
+                        scope,
                     }),
                     Target::Dir(d) => Some(Restored {
                         root: d.clone(),
-                        path,
+                        scope,
                     }),
                     Target::Sandbox => None,
                 };
@@ -594,11 +829,21 @@ impl Run<'_> {
             }
             Action::Check { path } => {
                 let path = path.as_deref().map(fill).transpose()?;
-                let (root, scope) = match &cx.restored {
-                    Some(r) => (r.root.clone(), path.or_else(|| r.path.clone())),
-                    None => (PathBuf::from("/"), path),
+                let (root, scope) = match (&cx.restored, path) {
+                    (Some(r), None) => (r.root.clone(), r.scope.clone()),
+                    (Some(r), Some(p)) => (
+                        r.root.clone(),
+                        Scope {
+                            kinds: Vec::new(),
+                            path: Some(PathBuf::from(p)),
+                        },
+                    ),
+                    (None, p) => (
+                        PathBuf::from("/"),
+                        self.runbook.restore_scope(&[], p.as_deref()),
+                    ),
                 };
-                let r = calls::check_service(cx.svc, &cx.repo, &cx.snap, scope.as_deref(), &root);
+                let r = calls::check_service(cx.svc, &cx.repo, &cx.snap, &scope, &root);
                 let (ok, detail) = match &r {
                     Ok(d) => (true, d.clone()),
                     Err(e) => (false, format!("{e:#}")),
@@ -614,6 +859,7 @@ impl Run<'_> {
             Action::Verify => {
                 self.with_reporter(|r| calls::verify_point(&repos, &cx.repo, &cx.snap, r))?
             }
+            Action::Rollback { restore } => self.rollback(cx, &fill(restore)?)?,
             Action::Drill => {
                 let report = self.with_reporter(|r| {
                     calls::drill_service(&repos, cx.svc, &cx.repo, &cx.snap, r)
@@ -671,7 +917,13 @@ impl Run<'_> {
                     )
                 })?;
                 self.shell(cmd, super::parse::DEFAULT_SHELL_TIMEOUT)?;
-                format!("{what}ped {}", cx.svc.name)
+                cx.stopped = *action == Action::Stop;
+                let done = if *action == Action::Stop {
+                    "stopped"
+                } else {
+                    "started"
+                };
+                format!("{done} {}", cx.svc.name)
             }
             Action::WaitTcp { addr, timeout } => {
                 let addr = fill(addr)?;

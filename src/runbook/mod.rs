@@ -8,9 +8,11 @@ pub mod exec;
 pub mod parse;
 pub mod preflight;
 pub mod report;
+pub mod request;
 pub mod vars;
 
-use crate::config::{Config, Service, Tier};
+use crate::config::Config;
+use crate::model::{Service, Tier};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,13 +75,18 @@ pub struct Runbook {
 }
 
 impl Runbook {
+    /// Where the runbook came from, for a job to read it again.
+    pub fn origin(&self) -> PathBuf {
+        std::path::absolute(&self.file).unwrap_or_else(|_| self.file.clone())
+    }
+
     /// The repository this runbook restores from for `svc`: its restore's
     /// `from=` (inputs filled in), else the service's own. The whole run —
     /// preflight, restore point, check — reads from it, so a runbook for a
     /// lost site never touches the storage that was lost with it.
     pub fn source_repository(
         &self,
-        svc: &crate::config::Service,
+        svc: &Service,
         inputs: &std::collections::BTreeMap<String, String>,
     ) -> String {
         let from = self
@@ -158,13 +165,14 @@ impl Item {
             Item::Shell { command, .. } => vec![command],
             Item::Manual { text, .. } => vec![text],
             Item::Lifeboat { action, .. } => match action {
-                Action::Restore { path, to, from } => {
+                Action::Restore { path, to, from, .. } => {
                     let mut v = vec![to.as_str()];
                     v.extend(path.as_deref());
                     v.extend(from.as_deref());
                     v
                 }
                 Action::Check { path } => path.as_deref().into_iter().collect(),
+                Action::Rollback { restore } => vec![restore],
                 Action::WaitTcp { addr, .. } => vec![addr],
                 Action::WaitHttp { url, .. } => vec![url],
                 _ => vec![],
@@ -182,6 +190,9 @@ pub enum Action {
         path: Option<String>,
         to: String,
         from: Option<String>,
+        /// Only sources of these kinds (`kinds=postgres,sqlite`); empty:
+        /// the runbook's `applies_to.kinds`, else every source.
+        kinds: Vec<String>,
     },
     /// The application-level check of what was restored.
     Check {
@@ -193,6 +204,10 @@ pub enum Action {
     Drill,
     /// A new backup of the service, now (before an upgrade, after a fix).
     Backup,
+    /// Put back what a restore (or every restore of a job) replaced.
+    Rollback {
+        restore: String,
+    },
     Stop,
     Start,
     WaitTcp {
@@ -208,9 +223,19 @@ pub enum Action {
 impl Action {
     pub fn describe(&self) -> String {
         match self {
-            Action::Restore { path, to, from } => format!(
-                "restore{}{}{}",
+            Action::Restore {
+                path,
+                to,
+                from,
+                kinds,
+            } => format!(
+                "restore{}{}{}{}",
                 path.as_ref().map(|p| format!(" {p}")).unwrap_or_default(),
+                if kinds.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", kinds.join(", "))
+                },
                 if to == "live" {
                     String::new()
                 } else {
@@ -224,6 +249,7 @@ impl Action {
             Action::Verify => "verify the restore point".into(),
             Action::Drill => "drill".into(),
             Action::Backup => "backup".into(),
+            Action::Rollback { restore } => format!("roll back restore {restore}"),
             Action::Stop => "stop the service".into(),
             Action::Start => "start the service".into(),
             Action::WaitTcp { addr, .. } => format!("wait for tcp {addr}"),
@@ -243,6 +269,22 @@ impl Runbook {
                     .sources
                     .iter()
                     .any(|s| a.kinds.iter().any(|k| k == engine_calls::kind_of(s))))
+    }
+
+    /// What a `restore` action of this runbook covers: one path, else the
+    /// action's kinds, else the runbook's `applies_to.kinds` (so a database
+    /// runbook never touches the service's files), else everything.
+    pub fn restore_scope(&self, kinds: &[String], path: Option<&str>) -> crate::engine::Scope {
+        crate::engine::Scope {
+            kinds: if path.is_some() {
+                Vec::new()
+            } else if kinds.is_empty() {
+                self.applies_to.kinds.clone()
+            } else {
+                kinds.to_vec()
+            },
+            path: path.map(PathBuf::from),
+        }
     }
 
     pub fn needs_stop(&self) -> bool {

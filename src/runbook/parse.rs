@@ -4,7 +4,7 @@
 //! else is prose shown alongside. Problems carry the line they are on.
 
 use super::{Action, AppliesTo, Input, Item, Problem, Runbook, Scope, Step};
-use crate::config::Tier;
+use crate::model::Tier;
 use pulldown_cmark::{
     CodeBlockKind, Event, HeadingLevel, MetadataBlockKind, Options, Parser, Tag, TagEnd,
 };
@@ -365,11 +365,24 @@ pub fn parse_action(text: &str) -> Result<Action, String> {
     let action = match name {
         "restore" => {
             no_positional(&positional)?;
-            let o = take(&["path", "to", "from"])?;
+            let o = take(&["path", "to", "from", "kinds"])?;
+            let kinds: Vec<String> = get(&o, "kinds")
+                .map(|k| k.split(',').map(|s| s.trim().to_string()).collect())
+                .unwrap_or_default();
+            if let Some(k) = kinds.iter().find(|k| !super::KINDS.contains(&k.as_str())) {
+                return Err(format!(
+                    "restore kinds=: unknown source kind `{k}` (kinds: {})",
+                    super::KINDS.join(", ")
+                ));
+            }
+            if !kinds.is_empty() && get(&o, "path").is_some() {
+                return Err("restore takes path= or kinds=, not both".into());
+            }
             Action::Restore {
                 path: get(&o, "path"),
                 to: get(&o, "to").unwrap_or_else(|| "live".into()),
                 from: get(&o, "from"),
+                kinds,
             }
         }
         "check" => {
@@ -391,6 +404,14 @@ pub fn parse_action(text: &str) -> Result<Action, String> {
             no_positional(&positional)?;
             take(&[])?;
             Action::Backup
+        }
+        "rollback" => {
+            no_positional(&positional)?;
+            let o = take(&["restore"])?;
+            Action::Rollback {
+                restore: get(&o, "restore")
+                    .ok_or("rollback needs restore=ID (a restore or job id)")?,
+            }
         }
         "stop" | "start" => {
             no_positional(&positional)?;
@@ -424,7 +445,7 @@ pub fn parse_action(text: &str) -> Result<Action, String> {
         "" => return Err("empty action".into()),
         other => {
             return Err(format!(
-                "unknown action `{other}` (actions: restore, check, verify, drill, backup, stop, start, wait-for)"
+                "unknown action `{other}` (actions: restore, check, verify, drill, backup, rollback, stop, start, wait-for)"
             ))
         }
     };

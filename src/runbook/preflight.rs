@@ -6,7 +6,7 @@
 
 use super::engine_calls::{self as calls, Repos};
 use super::Runbook;
-use crate::config::{Service, SourceKind};
+use crate::model::{Service, SourceKind};
 use serde::Serialize;
 use std::path::Path;
 use std::time::SystemTime;

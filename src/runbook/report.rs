@@ -24,7 +24,13 @@ pub struct ServiceReport {
     pub check: Option<(bool, String)>,
     /// Time from the first step to the last, against the RTO.
     pub duration_ms: u64,
+    /// Of that, the time spent waiting for a person.
+    #[serde(default)]
+    pub waited_ms: u64,
     pub rto_ms: u64,
+    /// What the run replaced (kept for `lifeboat rollback JOB`).
+    #[serde(default)]
+    pub replaced: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +42,18 @@ pub struct JobReport {
     pub outcome: Outcome,
     pub duration_ms: u64,
     pub services: Vec<ServiceReport>,
+}
+
+/// How long before the run the restore point was taken.
+fn point_age(point_time: &str, started: &str) -> String {
+    let parse = |t: &str| humantime::parse_rfc3339_weak(&t.replace(' ', "T")).ok();
+    match (parse(point_time), parse(started)) {
+        (Some(p), Some(s)) => s
+            .duration_since(p)
+            .map(crate::health::short_duration)
+            .unwrap_or_else(|_| "0s".into()),
+        _ => "?".into(),
+    }
 }
 
 pub fn secs(ms: u64) -> String {
@@ -67,13 +85,23 @@ pub fn report_markdown(r: &JobReport) -> String {
     );
     for svc in &r.services {
         s.push_str(&format!(
-            "\n## {}\n\nRestore point `{}` ({}). Took {} against an RTO of {}{}.\n\n| step | state | time | detail |\n|---|---|---|---|\n",
+            "\n## {}\n\nRestore point `{}` ({} UTC, {} before the run). Took {} against an RTO of {}{}{}.\n\n| step | state | time | detail |\n|---|---|---|---|\n",
             svc.service,
             &svc.point[..8.min(svc.point.len())],
             svc.point_time,
+            point_age(&svc.point_time, &r.started),
             secs(svc.duration_ms),
             crate::health::short_duration(Duration::from_millis(svc.rto_ms)),
-            if svc.duration_ms > svc.rto_ms { " (over)" } else { "" }
+            if svc.duration_ms > svc.rto_ms { " (over)" } else { "" },
+            if svc.waited_ms > 0 {
+                format!(
+                    "; the restore worked {} and waited {} for a person",
+                    secs(svc.duration_ms.saturating_sub(svc.waited_ms)),
+                    secs(svc.waited_ms)
+                )
+            } else {
+                String::new()
+            }
         ));
         for st in &svc.steps {
             s.push_str(&format!(
@@ -83,6 +111,13 @@ pub fn report_markdown(r: &JobReport) -> String {
                 st.state,
                 secs(st.duration_ms),
                 st.detail.replace('|', "\\|")
+            ));
+        }
+        if !svc.replaced.is_empty() {
+            s.push_str(&format!(
+                "\nReplaced (the previous data is kept; `lifeboat rollback {}` puts it back): {}\n",
+                r.job,
+                svc.replaced.join(", ")
             ));
         }
         if let Some((ok, d)) = &svc.check {

@@ -5,8 +5,8 @@
 
 use super::capture::{Artifact, Capture};
 use super::process::{self, shell};
-use super::{Restored, Streams, To};
-use crate::config::Command as CommandSpec;
+use super::{Commit, Streams, To};
+use crate::model::Command as CommandSpec;
 use crate::repo::snapshot::{Facts, SourceRecord};
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -47,57 +47,68 @@ impl Capture for CommandCapture {
     }
 }
 
-pub fn restore(
+fn run_check(spec: &CommandSpec, env: &[(&str, &std::path::Path)]) -> Vec<String> {
+    let Some(check) = &spec.check else {
+        return Vec::new();
+    };
+    let mut cmd = shell(check);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    match process::output(check, cmd) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![format!("check command failed: {e:#}")],
+    }
+}
+
+fn stream_of(record: &SourceRecord) -> Result<&str> {
+    record
+        .files
+        .first()
+        .map(String::as_str)
+        .ok_or_else(|| anyhow!("the restore point holds no stream for `{}`", record.name))
+}
+
+/// A stream cannot be put anywhere but into its restore command, so a live
+/// restore stages nothing (the command runs last, when everything else is
+/// in place). A sandbox restores it to a file, every byte checked against
+/// its hash, that a configured check command inspects as
+/// `$LIFEBOAT_RESTORED`.
+pub fn stage(
     spec: &CommandSpec,
     record: &SourceRecord,
     streams: &Streams,
     to: &To,
-) -> Result<Restored> {
-    let file = record
-        .files
-        .first()
-        .ok_or_else(|| anyhow!("the restore point holds no stream for `{}`", record.name))?;
+) -> Result<(String, Vec<String>, Commit)> {
+    let file = stream_of(record)?;
     let size = streams.size(file);
-    let check = |env: &[(&str, &std::path::Path)]| -> Result<Vec<String>> {
-        let Some(check) = &spec.check else {
-            return Ok(Vec::new());
-        };
-        let mut cmd = shell(check);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Ok(match process::output(check, cmd) {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![format!("check command failed: {e:#}")],
-        })
-    };
     match to {
-        To::Live => {
+        To::Live { .. } => {
             let Some(restore) = &spec.restore else {
                 bail!(
                     "no `restore_command` is configured, so Lifeboat cannot put this stream back; restore it as a file with `lifeboat restore POINT {file} --target DIR` and feed it to your tool"
                 );
             };
-            let mut input = streams.open(file)?;
-            process::consume(restore, shell(restore), &mut input)?;
-            let differences = check(&[])?;
-            Ok(Restored {
-                detail: format!("{} piped into `{restore}`", crate::util::human_bytes(size)),
-                differences,
-                kept: None,
-            })
+            Ok((
+                format!(
+                    "{} to pipe into `{restore}` once everything else is in place",
+                    crate::util::human_bytes(size)
+                ),
+                Vec::new(),
+                Commit::Command {
+                    spec: spec.clone(),
+                    file: file.to_string(),
+                },
+            ))
         }
         To::Sandbox(dir) => {
-            // No application to restore into: the stream is restored to a
-            // file (every byte checked against its hash) that a configured
-            // check command can inspect as $LIFEBOAT_RESTORED.
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let out = dir.join(format!("{}.stream", record.name));
             super::write_new_file(&out, &mut streams.open(file)?)?;
-            let differences = check(&[("LIFEBOAT_RESTORED", out.as_path())])?;
+            let differences = run_check(spec, &[("LIFEBOAT_RESTORED", out.as_path())]);
             let _ = std::fs::remove_file(&out);
-            Ok(Restored {
-                detail: format!(
+            Ok((
+                format!(
                     "stream of {} restored into a sandbox file; its hash matches the backup{}",
                     crate::util::human_bytes(size),
                     if spec.check.is_some() {
@@ -107,8 +118,22 @@ pub fn restore(
                     }
                 ),
                 differences,
-                kept: None,
-            })
+                Commit::None,
+            ))
         }
     }
+}
+
+/// Pipes the stream into the restore command, then runs the check command.
+pub fn commit(spec: &CommandSpec, file: &str, streams: &Streams) -> Result<(String, Vec<String>)> {
+    let Some(restore) = &spec.restore else {
+        bail!("no `restore_command` is configured");
+    };
+    let size = streams.size(file);
+    let mut input = streams.open(file)?;
+    process::consume(restore, shell(restore), &mut input, &|| false)?;
+    Ok((
+        format!("{} piped into `{restore}`", crate::util::human_bytes(size)),
+        run_check(spec, &[]),
+    ))
 }

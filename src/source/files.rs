@@ -157,7 +157,9 @@ fn descend(
     }
     children.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
     for child in children {
-        if excludes.matches(&child) {
+        // A restore's staging or kept copy is not the service's data.
+        let own = child.file_name().is_some_and(super::swap::is_own_name);
+        if own || excludes.matches(&child) {
             continue;
         }
         match fs::symlink_metadata(&child) {

@@ -8,21 +8,24 @@ pub mod capture;
 pub mod command;
 pub mod files;
 pub mod files_cache;
+pub mod ledger;
 pub mod mysql;
 pub mod postgres;
 pub mod process;
 pub mod redis;
 pub mod sqlite;
+pub mod swap;
 pub mod vm_image;
 
-use crate::config::{Service, SourceKind};
-use crate::engine::restore::FileReader;
+use crate::model::{Database, Redis, Service, Source, SourceKind};
 use crate::progress::Reporter;
+use crate::repo::reader::FileReader;
 use crate::repo::snapshot::SourceRecord;
 use crate::repo::tree::Node;
 use crate::repo::{Index, Repository, Snapshot};
 use anyhow::{anyhow, Context, Result};
 use capture::Capture;
+use ledger::{Ledger, Made, Replaced};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,29 +57,83 @@ pub fn captures(svc: &Service, cache_dir: &Path) -> Vec<Box<dyn Capture>> {
 #[derive(Debug, Clone)]
 pub enum To {
     /// Where the source lives: the configured database, file or command.
-    Live,
+    /// A file-based source (SQLite, VM image) writes its new copy at
+    /// `file` when given (inside a staged directory that is swapped in as
+    /// a whole), else beside the live file.
+    Live { file: Option<PathBuf> },
     /// A throwaway place (a temporary database, a private server, files in
     /// this directory), torn down afterwards. Drills use this.
     Sandbox(PathBuf),
 }
 
-/// What restoring one source did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Restored {
+impl To {
+    pub fn live() -> To {
+        To::Live { file: None }
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self, To::Live { .. })
+    }
+}
+
+/// A streamed source restored into a new copy and checked, not yet live
+/// (a sandbox copy is already gone again).
+#[derive(Debug)]
+pub struct Staged {
+    pub source: String,
+    pub kind: String,
     pub detail: String,
     /// How the restored copy differs from what the backup recorded; empty
     /// when the check passed.
     pub differences: Vec<String>,
-    /// What was kept of the replaced live data, and how to discard it.
-    pub kept: Option<String>,
+    pub commit: Commit,
 }
 
+/// What is left to make a staged copy live.
+#[derive(Debug)]
+pub enum Commit {
+    /// Nothing: a sandbox copy, or a file written into a staged directory
+    /// that goes live with it.
+    None,
+    /// A checked file renamed over the live one; `suffixes` are the live
+    /// file's companions that move aside with it.
+    File {
+        new: PathBuf,
+        live: PathBuf,
+        suffixes: &'static [&'static str],
+    },
+    Postgres {
+        db: Database,
+        new: String,
+    },
+    Mysql {
+        db: Database,
+        new: String,
+    },
+    Redis {
+        spec: Redis,
+        new: PathBuf,
+        recorded: crate::repo::snapshot::Facts,
+    },
+    /// A stream cannot be staged: it is piped into its restore command
+    /// when everything else is in place, and cannot be undone.
+    Command {
+        spec: crate::model::Command,
+        file: String,
+    },
+}
+
+/// What making one staged copy live did.
 #[derive(Debug, Clone, Serialize)]
-pub struct SourceOutcome {
+pub struct Committed {
     pub source: String,
     pub kind: String,
-    #[serde(flatten)]
-    pub restored: Restored,
+    pub detail: String,
+    /// Checks that can only run once the data is live (a restarted Redis,
+    /// a `check_command`) and failed.
+    pub differences: Vec<String>,
+    #[serde(skip)]
+    pub replaced: Option<Replaced>,
 }
 
 /// The streamed files of one restore point, read straight from the repository.
@@ -91,16 +148,16 @@ impl<'a> Streams<'a> {
     pub fn new(
         repo: &'a Repository,
         index: &'a Index,
-        tree: Vec<Node>,
+        tree: &[Node],
         reporter: &'a Reporter,
     ) -> Self {
         Streams {
             repo,
             index,
             nodes: tree
-                .into_iter()
-                .filter(|n| n.path.starts_with(capture::DIR))
-                .map(|n| (n.path.clone(), n))
+                .iter()
+                .filter(|n| crate::repo::tree::is_at_or_under(&n.path, capture::DIR))
+                .map(|n| (n.path.clone(), n.clone()))
                 .collect(),
             reporter,
         }
@@ -114,85 +171,216 @@ impl<'a> Streams<'a> {
         Ok(FileReader::new(self.repo, self.index, node, self.reporter))
     }
 
+    /// The job was asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.reporter.cancelled()
+    }
+
     pub fn size(&self, path: &str) -> u64 {
         self.nodes.get(path).map(|n| n.size).unwrap_or(0)
     }
 }
 
-/// Restores every streamed source recorded in `snap` that `svc` still
-/// configures, in the order they were backed up.
-pub fn restore_streamed(
-    svc: &Service,
-    repo: &Repository,
-    snap: &Snapshot,
-    to: &To,
-    reporter: &Reporter,
-) -> Result<Vec<SourceOutcome>> {
-    if snap.sources.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (index, _) = repo.load_index()?;
-    let tree = repo.read_tree(&index, snap)?;
-    let streams = Streams::new(repo, &index, tree, reporter);
-    let mut out = Vec::new();
-    for record in &snap.sources {
-        let src = svc.sources.iter().find(|s| s.name == record.name).ok_or_else(|| {
-            anyhow!(
-                "restore point {} has a {} source `{}` that service `{}` no longer configures; restore its files with `lifeboat restore {} .lifeboat/{} --target DIR`",
-                snap.short_id(), record.kind, record.name, svc.name, snap.short_id(), record.name
-            )
-        })?;
-        if src.kind.name() != record.kind {
-            anyhow::bail!(
-                "source `{}` of `{}` was backed up as {} but is now configured as {}; restore its files with --target instead",
-                record.name, svc.name, record.kind, src.kind.name()
-            );
-        }
-        let what = || {
-            format!(
-                "service `{}`, source `{}` ({})",
-                svc.name, record.name, record.kind
-            )
-        };
-        let restored = match restore_one(&src.kind, record, &streams, to).with_context(what) {
-            Ok(r) => r,
-            Err(e) if matches!(to, To::Live) && !out.is_empty() => {
-                let done: Vec<String> = out
-                    .iter()
-                    .map(|o: &SourceOutcome| o.source.clone())
-                    .collect();
-                return Err(e.context(format!(
-                    "already restored before this failure: {} (their previous data is kept beside them)",
-                    done.join(", ")
-                )));
-            }
-            Err(e) => return Err(e),
-        };
-        out.push(SourceOutcome {
-            source: record.name.clone(),
-            kind: record.kind.clone(),
-            restored,
-        });
-    }
-    Ok(out)
-}
-
-fn restore_one(
-    kind: &SourceKind,
+/// Restores one streamed source of `record` into a new copy (`to`) and
+/// checks it against what the backup recorded. Nothing live changes: a
+/// live restore's copy waits in [`Staged::commit`], a sandbox's is gone.
+/// A live copy that fails its check is removed and is an error.
+pub fn stage(
+    src: &Source,
     record: &SourceRecord,
     streams: &Streams,
     to: &To,
-) -> Result<Restored> {
-    match kind {
-        SourceKind::Postgres(db) => postgres::restore(db, record, streams, to),
-        SourceKind::Mysql(db) => mysql::restore(db, record, streams, to),
-        SourceKind::Sqlite { path } => sqlite::restore(path, record, streams, to),
-        SourceKind::Redis(r) => redis::restore(r, record, streams, to),
-        SourceKind::Command(c) => command::restore(c, record, streams, to),
-        SourceKind::VmImage { path } => vm_image::restore(path, record, streams, to),
+    ledger: &Ledger,
+) -> Result<Staged> {
+    if src.kind.name() != record.kind {
+        anyhow::bail!(
+            "source `{}` was backed up as {} but is now configured as {}; restore its files with --target instead",
+            record.name, record.kind, src.kind.name()
+        );
+    }
+    let (detail, differences, commit) = match &src.kind {
+        SourceKind::Postgres(db) => postgres::stage(db, record, streams, to, ledger)?,
+        SourceKind::Mysql(db) => mysql::stage(db, record, streams, to, ledger)?,
+        SourceKind::Sqlite { path } => sqlite::stage(path, record, streams, to, ledger)?,
+        SourceKind::Redis(r) => redis::stage(r, record, streams, to, ledger)?,
+        SourceKind::Command(c) => command::stage(c, record, streams, to)?,
+        SourceKind::VmImage { path } => vm_image::stage(path, record, streams, to, ledger)?,
         SourceKind::Files { .. } | SourceKind::Secrets { .. } => {
-            Err(anyhow!("internal: a tree source has no stream"))
+            return Err(anyhow!("internal: a tree source has no stream"))
         }
+    };
+    Ok(Staged {
+        source: record.name.clone(),
+        kind: record.kind.clone(),
+        detail,
+        differences,
+        commit,
+    })
+}
+
+/// Makes a staged copy live and writes down what it replaced.
+pub fn commit(staged: Staged, streams: &Streams, ledger: &Ledger) -> Result<Committed> {
+    let id = ledger.id();
+    let source = staged.source.clone();
+    let (detail, differences, replaced) = match staged.commit {
+        Commit::None => (staged.detail, Vec::new(), None),
+        Commit::File {
+            new,
+            live,
+            suffixes,
+        } => {
+            let kept = swap::kept_path(&live, &id);
+            let had = swap::swap_file(&new, &live, &kept, suffixes)?;
+            ledger.unmade(&Made::Path { path: new });
+            let r = Replaced::Path {
+                source: source.clone(),
+                live: live.clone(),
+                kept: had.then_some(kept),
+                carried: Vec::new(),
+                suffixes: suffixes.iter().map(|s| s.to_string()).collect(),
+            };
+            (
+                format!("{} replaced: {}", live.display(), staged.detail),
+                Vec::new(),
+                Some(r),
+            )
+        }
+        Commit::Postgres { db, new } => {
+            let kept = postgres::commit(&db, &new)?;
+            ledger.unmade(&Made::Postgres {
+                db: db.clone(),
+                name: new,
+            });
+            let r = Replaced::Postgres {
+                source: source.clone(),
+                db: db.clone(),
+                kept,
+            };
+            (
+                format!("database `{}` replaced: {}", db.database, staged.detail),
+                Vec::new(),
+                Some(r),
+            )
+        }
+        Commit::Mysql { db, new } => {
+            let kept = mysql::commit(&db, &new)?;
+            ledger.unmade(&Made::Mysql {
+                db: db.clone(),
+                name: new,
+            });
+            let r = Replaced::Mysql {
+                source: source.clone(),
+                db: db.clone(),
+                kept,
+            };
+            (
+                format!("database `{}` replaced: {}", db.database, staged.detail),
+                Vec::new(),
+                Some(r),
+            )
+        }
+        Commit::Redis {
+            spec,
+            new,
+            recorded,
+        } => {
+            let (detail, differences, kept) = redis::commit(&spec, &new, &recorded, &id, ledger)?;
+            let rdb = spec.rdb_path.clone().unwrap_or_default();
+            let r = Replaced::Redis {
+                source: source.clone(),
+                spec,
+                rdb,
+                kept,
+            };
+            (detail, differences, Some(r))
+        }
+        Commit::Command { spec, file } => {
+            let (detail, differences) = command::commit(&spec, &file, streams)?;
+            let r = Replaced::Command {
+                source: source.clone(),
+                command: spec.restore.clone().unwrap_or_default(),
+            };
+            (detail, differences, Some(r))
+        }
+    };
+    if let Some(r) = &replaced {
+        ledger.replaced(r.clone())?;
+    }
+    Ok(Committed {
+        source,
+        kind: staged.kind,
+        detail,
+        differences,
+        replaced,
+    })
+}
+
+/// Removes a staged copy that will not go live (a failure or a cancel
+/// elsewhere in the restore).
+pub fn discard(staged: &Staged, ledger: &Ledger) {
+    let made = match &staged.commit {
+        Commit::File { new, .. } | Commit::Redis { new, .. } => Made::Path { path: new.clone() },
+        Commit::Postgres { db, new } => Made::Postgres {
+            db: db.clone(),
+            name: new.clone(),
+        },
+        Commit::Mysql { db, new } => Made::Mysql {
+            db: db.clone(),
+            name: new.clone(),
+        },
+        Commit::None | Commit::Command { .. } => return,
+    };
+    if made.remove().is_ok() {
+        ledger.unmade(&made);
+    }
+}
+
+/// Puts back what a restore replaced. What the rollback takes out again is
+/// itself kept, and returned for the rollback's own record.
+pub fn undo(what: &Replaced, rollback_id: &str) -> Result<Replaced> {
+    match what {
+        Replaced::Path {
+            source,
+            live,
+            kept,
+            carried,
+            suffixes,
+        } => {
+            let undone = swap::undone_path(live, rollback_id);
+            let sfx: Vec<&str> = suffixes.iter().map(String::as_str).collect();
+            let moved = swap::swap_back(live, kept.as_deref(), &undone, carried, &sfx)?;
+            Ok(Replaced::Path {
+                source: source.clone(),
+                live: live.clone(),
+                kept: moved.then_some(undone),
+                carried: carried.clone(),
+                suffixes: suffixes.clone(),
+            })
+        }
+        Replaced::Postgres { source, db, kept } => Ok(Replaced::Postgres {
+            source: source.clone(),
+            db: db.clone(),
+            kept: postgres::undo(db, kept.as_deref())?,
+        }),
+        Replaced::Mysql { source, db, kept } => Ok(Replaced::Mysql {
+            source: source.clone(),
+            db: db.clone(),
+            kept: mysql::undo(db, kept.as_deref())?,
+        }),
+        Replaced::Redis {
+            source,
+            spec,
+            rdb,
+            kept,
+        } => Ok(Replaced::Redis {
+            source: source.clone(),
+            spec: spec.clone(),
+            rdb: rdb.clone(),
+            kept: redis::undo(spec, rdb, kept.as_deref(), rollback_id)?,
+        }),
+        Replaced::Command { source, command } => anyhow::bail!(
+            "source `{source}` was piped into `{command}`; a stream cannot be taken back out: restore an older point instead"
+        ),
     }
 }
 
@@ -240,223 +428,6 @@ pub fn same_owner_as(new: &Path, live: &Path) {
     }
 }
 
-/// `path` with `.lifeboat-SUFFIX` appended to its file name.
-pub fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".lifeboat-{suffix}"));
-    path.with_file_name(name)
-}
-
-/// What a live restore of a whole service did.
-#[derive(Debug, Clone, Serialize)]
-pub struct LiveRestore {
-    /// Each configured path put back, and where its previous content went.
-    pub paths: Vec<(PathBuf, Option<PathBuf>)>,
-    pub files: u64,
-    pub bytes: u64,
-    pub sources: Vec<SourceOutcome>,
-    /// Configured sources this restore point does not hold (added since).
-    pub not_in_point: Vec<String>,
-}
-
-impl LiveRestore {
-    /// Every check that failed after data was put back.
-    pub fn differences(&self) -> Vec<String> {
-        self.sources
-            .iter()
-            .flat_map(|s| {
-                s.restored
-                    .differences
-                    .iter()
-                    .map(move |d| format!("{}: {d}", s.source))
-            })
-            .collect()
-    }
-}
-
-/// A path restored beside itself, not yet swapped in.
-struct Staged {
-    path: PathBuf,
-    staging: PathBuf,
-    restored: PathBuf,
-}
-
-/// Puts a restore point back where the service lives, in an order that
-/// changes nothing live until everything that can be checked is:
-/// 1. every configured path is restored beside itself (hashes checked);
-/// 2. every database or stream goes through its adapter (new copy, check,
-///    swap; a failure leaves that one untouched and says which earlier
-///    ones were already replaced);
-/// 3. the paths are swapped in, the old content kept as
-///    `PATH.lifeboat-old-TIME`.
-///
-/// `staging`, when given, is a job's registry of staging directories: each
-/// one is registered while it exists, and the swaps happen under its lock,
-/// so a job cancelled from outside (which removes what is registered, under
-/// the same lock) never leaves half the paths swapped.
-pub fn restore_live(
-    svc: &Service,
-    repo: &Repository,
-    snap: &Snapshot,
-    reporter: &Reporter,
-    staging: Option<&std::sync::Mutex<Vec<PathBuf>>>,
-) -> Result<LiveRestore> {
-    use crate::engine::restore::{restore, RestoreOptions};
-    let stamp = stamp();
-    let mut out = LiveRestore {
-        paths: Vec::new(),
-        files: 0,
-        bytes: 0,
-        sources: Vec::new(),
-        not_in_point: svc
-            .sources
-            .iter()
-            .filter(|s| !s.kind.is_tree() && !snap.sources.iter().any(|r| r.name == s.name))
-            .map(|s| format!("{} {}", s.kind.name(), s.name))
-            .collect(),
-    };
-    for record in &snap.sources {
-        if !svc.sources.iter().any(|s| s.name == record.name) {
-            anyhow::bail!(
-                "restore point {} has a {} source `{}` that `{}` no longer configures; nothing was changed. Restore its files with `lifeboat restore {} .lifeboat/{} --target DIR`",
-                snap.short_id(), record.kind, record.name, svc.name, snap.short_id(), record.name
-            );
-        }
-    }
-    let tree_paths: Vec<PathBuf> = svc
-        .sources
-        .iter()
-        .flat_map(|s| match &s.kind {
-            SourceKind::Files { paths, .. } | SourceKind::Secrets { paths } => paths.clone(),
-            _ => Vec::new(),
-        })
-        .collect();
-    let mut staged: Vec<Staged> = Vec::new();
-    let register = |p: &Path, add: bool| {
-        if let Some(Ok(mut r)) = staging.map(|m| m.lock()) {
-            if add {
-                r.push(p.to_path_buf());
-            } else {
-                r.retain(|x| x != p);
-            }
-        }
-    };
-    let cleanup = |staged: &[Staged]| {
-        for s in staged {
-            let _ = std::fs::remove_dir_all(&s.staging);
-            register(&s.staging, false);
-        }
-    };
-    for path in tree_paths {
-        let rel = path.to_string_lossy().trim_matches('/').to_string();
-        let parent = path
-            .parent()
-            .ok_or_else(|| anyhow!("cannot restore {} in place", path.display()))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let stage_dir = parent.join(format!(".{name}.lifeboat-restore-{stamp}"));
-        let mut opts = RestoreOptions::new(&stage_dir);
-        opts.include = vec![rel.clone()];
-        opts.skip_streams = true;
-        register(&stage_dir, true);
-        match restore(repo, snap, &opts, reporter) {
-            Ok(r) => {
-                out.files += r.files;
-                out.bytes += r.bytes;
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&stage_dir);
-                register(&stage_dir, false);
-                cleanup(&staged);
-                return Err(e.context(format!("restoring {}; nothing was changed", path.display())));
-            }
-        }
-        staged.push(Staged {
-            restored: stage_dir.join(&rel),
-            path,
-            staging: stage_dir,
-        });
-    }
-    out.sources = match restore_streamed(svc, repo, snap, &To::Live, reporter) {
-        Ok(s) => s,
-        Err(e) => {
-            cleanup(&staged);
-            return Err(e.context("no configured path was changed"));
-        }
-    };
-    // All swaps under the registry's lock: a cancel waits for them, or
-    // has already removed what was staged and nothing is swapped.
-    let guard = staging.map(|m| m.lock());
-    if let Some(Ok(g)) = &guard {
-        if staged.iter().any(|s| !g.contains(&s.staging)) {
-            drop(guard);
-            cleanup(&staged);
-            anyhow::bail!("cancelled before any path was replaced");
-        }
-    }
-    for (i, s) in staged.iter().enumerate() {
-        let swapped = (|| -> Result<Option<PathBuf>> {
-            let kept = if std::fs::symlink_metadata(&s.path).is_ok() {
-                let old = beside(&s.path, &format!("old-{stamp}"));
-                std::fs::rename(&s.path, &old)
-                    .with_context(|| format!("moving {} aside", s.path.display()))?;
-                Some(old)
-            } else {
-                None
-            };
-            if let Err(e) = std::fs::rename(&s.restored, &s.path) {
-                if let Some(old) = &kept {
-                    let _ = std::fs::rename(old, &s.path);
-                }
-                return Err(anyhow::Error::new(e).context(format!(
-                    "moving the restored {} into place",
-                    s.path.display()
-                )));
-            }
-            if let Some(parent) = s.path.parent() {
-                let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
-            }
-            Ok(kept)
-        })();
-        match swapped {
-            Ok(kept) => out.paths.push((s.path.clone(), kept)),
-            Err(e) => {
-                for rest in &staged[i..] {
-                    let _ = std::fs::remove_dir_all(&rest.staging);
-                }
-                let done: Vec<String> = out
-                    .paths
-                    .iter()
-                    .map(|(p, k)| match k {
-                        Some(k) => format!("{} (old kept as {})", p.display(), k.display()),
-                        None => p.display().to_string(),
-                    })
-                    .chain(out.sources.iter().map(|o| o.source.clone()))
-                    .collect();
-                return Err(e.context(format!(
-                    "{} was left as it was; already restored: {}",
-                    s.path.display(),
-                    if done.is_empty() {
-                        "nothing".into()
-                    } else {
-                        done.join(", ")
-                    }
-                )));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&s.staging);
-    }
-    if let Some(Ok(mut g)) = guard {
-        g.retain(|x| !staged.iter().any(|s| &s.staging == x));
-    }
-    Ok(out)
-}
-
 /// What a database, stream or image looks like live, against a restore point.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveCheck {
@@ -468,12 +439,16 @@ pub struct LiveCheck {
 
 /// Reads every streamed source of `svc` where it lives and compares it with
 /// what `snap` recorded: the application-level check after a live restore.
-pub fn check_live(svc: &Service, snap: &Snapshot) -> Result<Vec<LiveCheck>> {
+/// `kinds` limits it to sources of those kinds (empty: all).
+pub fn check_live(svc: &Service, snap: &Snapshot, kinds: &[String]) -> Result<Vec<LiveCheck>> {
     let mut out = Vec::new();
     for record in &snap.sources {
         let Some(src) = svc.sources.iter().find(|s| s.name == record.name) else {
             continue;
         };
+        if !kinds.is_empty() && !kinds.iter().any(|k| k == src.kind.name()) {
+            continue;
+        }
         let what = || format!("checking {} {}", record.kind, record.name);
         let (detail, differences) = match &src.kind {
             SourceKind::Postgres(db) => {
@@ -527,7 +502,7 @@ fn summarize(
 
 /// Preflight for restoring a streamed source live: credentials readable,
 /// the server or the place reachable, the restore configured.
-pub fn preflight(src: &crate::config::Source) -> Vec<(&'static str, bool, String)> {
+pub fn preflight(src: &crate::model::Source) -> Vec<(&'static str, bool, String)> {
     let mut out = Vec::new();
     let mut password = |f: &Option<PathBuf>| {
         if let Some(f) = f {

@@ -6,9 +6,10 @@
 //! old tables are kept in another database.
 
 use super::capture::{Artifact, Capture};
+use super::ledger::{Ledger, Made};
 use super::process::{self, find_tool, produce};
-use super::{Restored, Streams, To};
-use crate::config::Database;
+use super::{Commit, Streams, To};
+use crate::model::Database;
 use crate::repo::snapshot::{Facts, SourceRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
@@ -291,12 +292,16 @@ fn with_suffix(base: &str, suffix: &str) -> String {
     super::name_with_suffix(base, suffix, 64)
 }
 
-pub fn restore(
+/// Loads the dump of `record` into a new database and checks its tables,
+/// rows and schema against the backup's. The new database is written down
+/// in `ledger` before it exists.
+pub fn stage(
     db: &Database,
     record: &SourceRecord,
     streams: &Streams,
     to: &To,
-) -> Result<Restored> {
+    ledger: &Ledger,
+) -> Result<(String, Vec<String>, Commit)> {
     let dump = record
         .files
         .iter()
@@ -304,22 +309,28 @@ pub fn restore(
         .ok_or_else(|| anyhow!("the restore point holds no SQL dump for `{}`", record.name))?;
     let stamp = super::stamp();
     let new = match to {
-        To::Live => with_suffix(&db.database, &format!("_lifeboat_new_{stamp}")),
+        To::Live { .. } => with_suffix(&db.database, &format!("_lifeboat_new_{stamp}")),
         To::Sandbox(_) => format!("lifeboat_drill_{stamp}_{:04x}", rand::random::<u16>()),
     };
-    query(db, None, &format!("CREATE DATABASE {}", ident(&new)))?;
-    let drop_new = || {
-        let _ = query(
-            db,
-            None,
-            &format!("DROP DATABASE IF EXISTS {}", ident(&new)),
-        );
+    let made = Made::Mysql {
+        db: db.clone(),
+        name: new.clone(),
+    };
+    ledger.made(made.clone())?;
+    if let Err(e) = query(db, None, &format!("CREATE DATABASE {}", ident(&new))) {
+        ledger.unmade(&made);
+        return Err(e);
+    }
+    let forget = || {
+        if drop_named(db, &new).is_ok() {
+            ledger.unmade(&made);
+        }
     };
     let loaded = (|| -> Result<Facts> {
         let opts = options(db)?;
         let (name, mut c) = client(&["mariadb", "mysql"], &opts)?;
         c.arg(&new);
-        process::consume(&name, c, &mut streams.open(dump)?)?;
+        process::consume(&name, c, &mut streams.open(dump)?, &|| streams.cancelled())?;
         let mut f = describe(db, &new)?;
         let tables: Vec<String> = f.counts.keys().cloned().collect();
         f.counts = count_rows(db, &new, tables.into_iter())?;
@@ -328,7 +339,7 @@ pub fn restore(
     let found = match loaded {
         Ok(f) => f,
         Err(e) => {
-            drop_new();
+            forget();
             return Err(e.context(format!(
                 "loading into the new database `{new}` failed; `{}` was not touched",
                 db.database
@@ -340,111 +351,168 @@ pub fn restore(
     let summary = format!("{} tables, {rows} rows", found.counts.len());
     match to {
         To::Sandbox(_) => {
-            drop_new();
-            Ok(Restored {
-                detail: format!(
+            forget();
+            Ok((
+                format!(
                     "loaded into the throwaway database `{new}`: {summary} (dropped afterwards)"
                 ),
                 differences,
-                kept: None,
-            })
+                Commit::None,
+            ))
         }
-        To::Live => {
+        To::Live { .. } => {
             if !differences.is_empty() {
-                drop_new();
+                forget();
                 bail!(
                     "the restored database does not match the backup ({}); `{}` was not touched",
                     differences.join("; "),
                     db.database
                 );
             }
-            let old = with_suffix(&db.database, &format!("_lifeboat_old_{stamp}"));
-            let kept = swap(db, &new, &old, found.counts.keys())
-                .with_context(|| format!("the checked copy is kept as database `{new}`"))?;
-            Ok(Restored {
-                detail: format!(
-                    "database `{}` replaced: {summary}, checked against the backup",
-                    db.database
-                ),
+            // RENAME TABLE cannot move views, triggers or routines between
+            // databases: say so before anything is swapped.
+            if has_objects_beyond_tables(db, &new)? {
+                bail!("the database has views, triggers or routines, which cannot be swapped in table by table; the checked copy is kept as database `{new}`: point the application at it or rename it by hand");
+            }
+            Ok((
+                format!("{summary}, checked against the backup"),
                 differences,
-                kept,
-            })
+                Commit::Mysql {
+                    db: db.clone(),
+                    new,
+                },
+            ))
         }
     }
 }
 
-/// Moves the live tables into `old` and the new ones into place, in one
-/// atomic RENAME TABLE.
-fn swap<'a>(
-    db: &Database,
-    new: &str,
-    old: &str,
-    tables: impl Iterator<Item = &'a String>,
-) -> Result<Option<String>> {
-    let live = &db.database;
-    let lit = literal;
-    // RENAME TABLE cannot move views, triggers or routines between databases.
+fn has_objects_beyond_tables(db: &Database, database: &str) -> Result<bool> {
+    let n = literal(database);
     let extras = query(db, None, &format!(
-        "SELECT (SELECT COUNT(*) FROM information_schema.views WHERE table_schema = {n}) + (SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = {n}) + (SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = {n})",
-        n = lit(new)
+        "SELECT (SELECT COUNT(*) FROM information_schema.views WHERE table_schema = {n}) + (SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = {n}) + (SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = {n})"
     ))?;
-    if extras.first().and_then(|r| r.first()).map(String::as_str) != Some("0") {
-        bail!("the database has views, triggers or routines, which cannot be swapped in table by table; point the application at the checked copy or rename it by hand");
-    }
-    let live_tables: Vec<String> = query(
+    Ok(extras.first().and_then(|r| r.first()).map(String::as_str) != Some("0"))
+}
+
+fn tables_of(db: &Database, database: &str) -> Result<Vec<String>> {
+    Ok(query(
         db,
         None,
         &format!(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = {}",
-            lit(live)
+            literal(database)
         ),
     )?
     .into_iter()
     .filter_map(|r| r.into_iter().next())
-    .collect();
+    .collect())
+}
+
+/// Swaps the checked copy `new` in; returns the database the previous
+/// tables are kept in (None when the live database had none).
+pub fn commit(db: &Database, new: &str) -> Result<Option<String>> {
+    let old = with_suffix(&db.database, &format!("_lifeboat_old_{}", super::stamp()));
+    let moved = swap(db, &db.database, new, &old)
+        .with_context(|| format!("the checked copy is kept as database `{new}`"))?;
+    query(db, None, &format!("DROP DATABASE {}", ident(new)))?;
+    Ok(moved.then_some(old))
+}
+
+/// Puts the tables kept in `kept` back; the restored ones move to another
+/// database, which is returned.
+pub fn undo(db: &Database, kept: Option<&str>) -> Result<Option<String>> {
+    let undone = with_suffix(
+        &db.database,
+        &format!("_lifeboat_undone_{}", super::stamp()),
+    );
+    match kept {
+        Some(k) => {
+            if tables_of(db, k)?.is_empty() {
+                bail!(
+                    "the kept database `{k}` is gone or empty; `{}` was left as it is",
+                    db.database
+                );
+            }
+            let moved = swap(db, &db.database, k, &undone)?;
+            query(db, None, &format!("DROP DATABASE IF EXISTS {}", ident(k)))?;
+            Ok(moved.then_some(undone))
+        }
+        None => {
+            let live = tables_of(db, &db.database)?;
+            if live.is_empty() {
+                return Ok(None);
+            }
+            query(db, None, &format!("CREATE DATABASE {}", ident(&undone)))?;
+            rename_tables(db, &renames(&db.database, &undone, &live))?;
+            Ok(Some(undone))
+        }
+    }
+}
+
+/// Drops a database a restore made.
+pub fn drop_named(db: &Database, name: &str) -> Result<()> {
+    query(
+        db,
+        None,
+        &format!("DROP DATABASE IF EXISTS {}", ident(name)),
+    )
+    .map(|_| ())
+}
+
+fn renames(from: &str, to: &str, tables: &[String]) -> Vec<String> {
+    tables
+        .iter()
+        .map(|t| format!("{}.{} TO {}.{}", ident(from), ident(t), ident(to), ident(t)))
+        .collect()
+}
+
+fn rename_tables(db: &Database, renames: &[String]) -> Result<()> {
+    if renames.is_empty() {
+        return Ok(());
+    }
+    // Waiting behind an application's open transaction for the default
+    // year would hang the restore: give up after `lock_timeout` instead.
+    query(
+        db,
+        None,
+        &format!(
+            "SET SESSION lock_wait_timeout = {}; RENAME TABLE {}",
+            db.lock_timeout.as_secs().max(1),
+            renames.join(", ")
+        ),
+    )
+    .map(|_| ())
+    .with_context(|| {
+        format!(
+            "the tables were still in use after lock_timeout ({}s)",
+            db.lock_timeout.as_secs().max(1)
+        )
+    })
+}
+
+/// Moves the tables of `live` into `old` and those of `new` into `live`,
+/// in one atomic RENAME TABLE. Returns whether any live table moved; when
+/// the rename fails, the `old` database it made is dropped again.
+fn swap(db: &Database, live: &str, new: &str, old: &str) -> Result<bool> {
+    let live_tables = tables_of(db, live)?;
+    let new_tables = tables_of(db, new)?;
     query(
         db,
         None,
         &format!("CREATE DATABASE IF NOT EXISTS {}", ident(live)),
     )?;
-    let mut renames = Vec::new();
     if !live_tables.is_empty() {
         query(db, None, &format!("CREATE DATABASE {}", ident(old)))?;
-        for t in &live_tables {
-            renames.push(format!(
-                "{}.{} TO {}.{}",
-                ident(live),
-                ident(t),
-                ident(old),
-                ident(t)
-            ));
+    }
+    let mut all = renames(live, old, &live_tables);
+    all.extend(renames(new, live, &new_tables));
+    if let Err(e) = rename_tables(db, &all) {
+        if !live_tables.is_empty() {
+            let _ = query(db, None, &format!("DROP DATABASE IF EXISTS {}", ident(old)));
         }
+        return Err(e.context(format!("`{live}` was left as it was")));
     }
-    for t in tables {
-        renames.push(format!(
-            "{}.{} TO {}.{}",
-            ident(new),
-            ident(t),
-            ident(live),
-            ident(t)
-        ));
-    }
-    if !renames.is_empty() {
-        // Waiting behind an application's open transaction for the default
-        // year would hang the restore: give up after a minute instead.
-        query(
-            db,
-            None,
-            &format!(
-                "SET SESSION lock_wait_timeout = 60; RENAME TABLE {}",
-                renames.join(", ")
-            ),
-        )?;
-    }
-    query(db, None, &format!("DROP DATABASE {}", ident(new)))?;
-    Ok((!live_tables.is_empty()).then(|| {
-        format!("the previous tables are kept in database `{old}`; drop it with DROP DATABASE `{old}` once you are happy")
-    }))
+    Ok(!live_tables.is_empty())
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@
 //! then swapped in; the old database is kept under another name.
 
 use super::capture::{Artifact, Capture};
+use super::ledger::{Ledger, Made};
 use super::process::{self, produce};
-use super::{Restored, Streams, To};
-use crate::config::Database;
+use super::{Commit, Streams, To};
+use crate::model::Database;
 use crate::repo::snapshot::{Facts, SourceRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use postgres::{Client, NoTls};
@@ -270,12 +271,20 @@ fn exec(client: &mut Client, sql: &str) -> Result<()> {
         .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))
 }
 
-pub fn restore(
+fn admin(db: &Database) -> Result<Client> {
+    connect(db, "postgres").or_else(|_| connect(db, "template1"))
+}
+
+/// Restores the dump of `record` into a new database and checks its
+/// tables, rows and schema against the backup's. The new database is
+/// written down in `ledger` before it exists.
+pub fn stage(
     db: &Database,
     record: &SourceRecord,
     streams: &Streams,
     to: &To,
-) -> Result<Restored> {
+    ledger: &Ledger,
+) -> Result<(String, Vec<String>, Commit)> {
     process::find_tool(&["pg_restore"])?;
     let dump = record
         .files
@@ -289,10 +298,10 @@ pub fn restore(
         })?;
     let stamp = super::stamp();
     let new = match to {
-        To::Live => with_suffix(&db.database, &format!("_lifeboat_new_{stamp}")),
+        To::Live { .. } => with_suffix(&db.database, &format!("_lifeboat_new_{stamp}")),
         To::Sandbox(_) => format!("lifeboat_drill_{stamp}_{:04x}", rand::random::<u16>()),
     };
-    let mut admin = connect(db, "postgres").or_else(|_| connect(db, "template1"))?;
+    let mut admin = admin(db)?;
     // The copy gets the live database's owner, encoding and locale, so the
     // application's role still owns what it owned.
     let like = admin
@@ -312,23 +321,38 @@ pub fn restore(
             lit(r.get(3))
         ));
     }
-    exec(&mut admin, &create)?;
-    let drop_new = |admin: &mut Client| drop_database(admin, &new);
+    let made = Made::Postgres {
+        db: db.clone(),
+        name: new.clone(),
+    };
+    ledger.made(made.clone())?;
+    let forget = |admin: &mut Client| -> Option<String> {
+        let problem = drop_database(admin, &new);
+        if problem.is_none() {
+            ledger.unmade(&made);
+        }
+        problem
+    };
+    if let Err(e) = exec(&mut admin, &create) {
+        ledger.unmade(&made);
+        return Err(e);
+    }
     let loaded = (|| -> Result<Facts> {
         let (mut cmd, _pass) = tool(db, "pg_restore")?;
         cmd.arg("--exit-on-error").arg("--dbname").arg(&new);
         let mut input = streams.open(dump)?;
-        process::consume("pg_restore", cmd, &mut input)?;
+        process::consume("pg_restore", cmd, &mut input, &|| streams.cancelled())?;
         let mut c = connect(db, &new)?;
         facts(&mut c)
     })();
     let found = match loaded {
         Ok(f) => f,
         Err(e) => {
-            let _ = drop_new(&mut admin);
+            let left = forget(&mut admin);
             return Err(e.context(format!(
-                "restoring into the new database `{new}` failed; `{}` was not touched",
-                db.database
+                "restoring into the new database `{new}` failed; `{}` was not touched{}",
+                db.database,
+                left.map(|l| format!(" ({l})")).unwrap_or_default()
             )));
         }
     };
@@ -338,39 +362,107 @@ pub fn restore(
     match to {
         To::Sandbox(_) => {
             let mut differences = differences;
-            differences.extend(drop_new(&mut admin));
-            Ok(Restored {
-                detail: format!(
+            differences.extend(forget(&mut admin));
+            Ok((
+                format!(
                     "restored into the throwaway database `{new}`: {tables} tables, {rows} rows (dropped afterwards)"
                 ),
                 differences,
-                kept: None,
-            })
+                Commit::None,
+            ))
         }
-        To::Live => {
+        To::Live { .. } => {
             if !differences.is_empty() {
-                let _ = drop_new(&mut admin);
+                let left = forget(&mut admin);
                 bail!(
-                    "the restored database does not match the backup ({}); `{}` was not touched",
+                    "the restored database does not match the backup ({}); `{}` was not touched{}",
                     differences.join("; "),
+                    db.database,
+                    left.map(|l| format!(" ({l})")).unwrap_or_default()
+                );
+            }
+            Ok((
+                format!("{tables} tables, {rows} rows, checked against the backup"),
+                differences,
+                Commit::Postgres {
+                    db: db.clone(),
+                    new,
+                },
+            ))
+        }
+    }
+}
+
+/// Swaps the checked copy `new` in for the live database; returns the name
+/// the previous database is kept under (None when there was none).
+pub fn commit(db: &Database, new: &str) -> Result<Option<String>> {
+    let mut admin = admin(db)?;
+    let old = with_suffix(&db.database, &format!("_lifeboat_old_{}", super::stamp()));
+    let had = swap(&mut admin, &db.database, new, &old, db.lock_timeout)
+        .with_context(|| format!("the checked copy is kept as database `{new}`"))?;
+    Ok(had.then_some(old))
+}
+
+/// Puts `kept` back as the live database; the restored one is kept under
+/// another name, which is returned.
+pub fn undo(db: &Database, kept: Option<&str>) -> Result<Option<String>> {
+    let mut admin = admin(db)?;
+    let undone = with_suffix(
+        &db.database,
+        &format!("_lifeboat_undone_{}", super::stamp()),
+    );
+    match kept {
+        Some(k) => {
+            if !exists(&mut admin, k)? {
+                bail!(
+                    "the kept database `{k}` is gone; `{}` was left as it is",
                     db.database
                 );
             }
-            let old = with_suffix(&db.database, &format!("_lifeboat_old_{stamp}"));
-            swap(&mut admin, &db.database, &new, &old)
-                .with_context(|| format!("the checked copy is kept as database `{new}`"))?;
-            Ok(Restored {
-                detail: format!(
-                    "database `{}` replaced: {tables} tables, {rows} rows, checked against the backup",
-                    db.database
-                ),
-                differences,
-                kept: Some(format!(
-                    "the previous database is kept as `{old}` (connections disabled); drop it with DROP DATABASE \"{old}\" once you are happy"
-                )),
-            })
+            exec(
+                &mut admin,
+                &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote(k)),
+            )?;
+            let had = swap(&mut admin, &db.database, k, &undone, db.lock_timeout)?;
+            Ok(had.then_some(undone))
+        }
+        None => {
+            // The restore created the database: set it aside.
+            if !exists(&mut admin, &db.database)? {
+                return Ok(None);
+            }
+            rename_aside(&mut admin, &db.database, &undone, db.lock_timeout)?;
+            Ok(Some(undone))
         }
     }
+}
+
+/// Drops a database a restore made (a leftover copy, after a crash).
+pub fn drop_named(db: &Database, name: &str) -> Result<()> {
+    let mut admin = admin(db)?;
+    match drop_database(&mut admin, name) {
+        None => Ok(()),
+        Some(problem) => Err(anyhow!(problem)),
+    }
+}
+
+fn exists(admin: &mut Client, name: &str) -> Result<bool> {
+    Ok(!admin
+        .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))?
+        .is_empty())
+}
+
+/// Total size of a database, for the plan and the leftovers list.
+pub fn size(db: &Database, name: &str) -> Option<u64> {
+    let mut admin = admin(db).ok()?;
+    let row = admin
+        .query_opt(
+            "SELECT pg_database_size(datname) FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .ok()??;
+    row.get::<_, i64>(0).try_into().ok()
 }
 
 /// Ends every other session on database `name`.
@@ -399,44 +491,44 @@ fn drop_database(admin: &mut Client, name: &str) -> Option<String> {
     ))
 }
 
-/// Renames `live` aside and `new` into its place. Connections to the live
-/// database are refused first, so an application cannot reconnect between
-/// being disconnected and the rename.
-fn swap(admin: &mut Client, live: &str, new: &str, old: &str) -> Result<()> {
-    let exists = !admin
-        .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&live])
-        .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))?
-        .is_empty();
-    if exists {
-        exec(
+/// Renames `live` to `old`, refusing connections first, so an application
+/// cannot reconnect between being disconnected and the rename.
+fn rename_aside(admin: &mut Client, live: &str, old: &str, wait: Duration) -> Result<()> {
+    exec(
+        admin,
+        &format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+            quote(live)
+        ),
+    )?;
+    let mut last = None;
+    let deadline = std::time::Instant::now() + wait.max(Duration::from_secs(1));
+    while std::time::Instant::now() < deadline {
+        end_sessions(admin, live);
+        match exec(
             admin,
-            &format!(
-                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-                quote(live)
-            ),
-        )?;
-        let mut last = None;
-        for _ in 0..10 {
-            end_sessions(admin, live);
-            match exec(
-                admin,
-                &format!("ALTER DATABASE {} RENAME TO {}", quote(live), quote(old)),
-            ) {
-                Ok(()) => {
-                    last = None;
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-            std::thread::sleep(Duration::from_millis(300));
+            &format!("ALTER DATABASE {} RENAME TO {}", quote(live), quote(old)),
+        ) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
         }
-        if let Some(e) = last {
-            let _ = exec(
-                admin,
-                &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote(live)),
-            );
-            return Err(e.context(format!("`{live}` is still in use")));
-        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = exec(
+        admin,
+        &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote(live)),
+    );
+    Err(last
+        .unwrap_or_else(|| anyhow!("not tried"))
+        .context(format!("`{live}` was still in use after lock_timeout")))
+}
+
+/// Renames `live` aside (to `old`) and `new` into its place. Returns
+/// whether there was a live database to set aside.
+fn swap(admin: &mut Client, live: &str, new: &str, old: &str, wait: Duration) -> Result<bool> {
+    let existed = exists(admin, live)?;
+    if existed {
+        rename_aside(admin, live, old, wait)?;
     }
     // Our own check connection to `new` may still be closing.
     let mut result = Err(anyhow!("not tried"));
@@ -452,7 +544,7 @@ fn swap(admin: &mut Client, live: &str, new: &str, old: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(300));
     }
     if let Err(e) = result {
-        if exists {
+        if existed {
             // Put the old database back as it was.
             let _ = exec(
                 admin,
@@ -464,10 +556,10 @@ fn swap(admin: &mut Client, live: &str, new: &str, old: &str) -> Result<()> {
             );
         }
         return Err(e.context(format!(
-            "could not rename the restored copy to `{live}`; the live database was put back"
+            "could not rename the restored copy to `{live}`; the live database was left as it was"
         )));
     }
-    Ok(())
+    Ok(existed)
 }
 
 #[cfg(test)]

@@ -177,8 +177,14 @@ pub fn produce(
 }
 
 /// Runs `cmd` with `input` on its standard input; fails unless it exits 0.
-/// Returns what it printed.
-pub fn consume(tool: &str, mut cmd: Command, input: &mut (dyn Read + Send)) -> Result<String> {
+/// Returns what it printed. When `cancelled` turns true the tool is
+/// killed and the result is [`crate::Error::Cancelled`].
+pub fn consume(
+    tool: &str,
+    mut cmd: Command,
+    input: &mut (dyn Read + Send),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<String> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -200,19 +206,37 @@ pub fn consume(tool: &str, mut cmd: Command, input: &mut (dyn Read + Send)) -> R
     // The process exits on SIGPIPE (so `lifeboat ls | head` behaves), but
     // a tool that stops reading must be an error, not our death: feed it
     // from a thread that blocks SIGPIPE, whose pending signal dies with it.
-    let fed = std::thread::scope(|s| {
-        s.spawn(move || {
+    let mut was_cancelled = false;
+    let (fed, status) = std::thread::scope(|s| {
+        let feeder = s.spawn(move || {
             block_sigpipe();
             let r = std::io::copy(input, &mut stdin).and_then(|_| stdin.flush());
             drop(stdin);
             r
-        })
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the input thread crashed")))
+        });
+        // Wait for the tool, killing it on a cancel: a tool blocked on its
+        // work would otherwise keep the feeder (and the job) waiting.
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Ok(st),
+                Ok(None) if cancelled() && !was_cancelled => {
+                    was_cancelled = true;
+                    let _ = child.kill();
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                Err(e) => break Err(e),
+            }
+        };
+        let fed = feeder
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the input thread crashed")));
+        (fed, status)
     });
-    let status = child
-        .wait()
-        .with_context(|| format!("waiting for `{tool}`"))?;
+    let status = status.with_context(|| format!("waiting for `{tool}`"))?;
+    if was_cancelled {
+        let _ = tail.finish();
+        return Err(crate::Error::Cancelled.into());
+    }
     let stderr = tail.finish();
     let printed = out.join().unwrap_or_default();
     if !status.success() {

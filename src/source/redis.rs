@@ -5,9 +5,10 @@
 //! through the configured command, puts the RDB in place and starts it.
 
 use super::capture::{Artifact, Capture};
+use super::ledger::{Ledger, Made};
 use super::process::{self, find_tool, produce};
-use super::{beside, Restored, Streams, To};
-use crate::config::Redis;
+use super::{Commit, Streams, To};
+use crate::model::Redis;
 use crate::repo::snapshot::{Facts, SourceRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
@@ -151,7 +152,13 @@ impl Drop for Sandbox {
 /// Loads `dir/dump.rdb` into a private server (no TCP port, a unix socket
 /// in `dir`, which must be private) and returns what it holds.
 fn load_in_sandbox(dir: &Path) -> Result<Facts> {
-    let socket = dir.join("redis.sock");
+    // A unix socket path must fit in 108 bytes: it lives in a short
+    // private directory of its own, not beside the data.
+    let socket_dir = tempfile::Builder::new()
+        .prefix("lb-redis-")
+        .tempdir()
+        .context("creating a private directory for the sandbox's socket")?;
+    let socket = socket_dir.path().join("redis.sock");
     let mut cmd = Command::new(find_tool(&["redis-server"])?);
     cmd.args(["--port", "0", "--unixsocketperm", "700", "--unixsocket"])
         .arg(&socket)
@@ -235,19 +242,27 @@ pub fn check_live(spec: &Redis, recorded: &Facts) -> Result<(String, Vec<String>
     Ok((summary, differences))
 }
 
-pub fn restore(
+/// Loads the RDB of `record` into a private server and checks its keys
+/// against the backup's. For a live restore the checked RDB is then copied
+/// beside the live one, ready to be put in place.
+pub fn stage(
     spec: &Redis,
     record: &SourceRecord,
     streams: &Streams,
     to: &To,
-) -> Result<Restored> {
+    ledger: &Ledger,
+) -> Result<(String, Vec<String>, Commit)> {
     let file = record
         .files
         .first()
         .ok_or_else(|| anyhow!("the restore point holds no RDB file for `{}`", record.name))?;
+    let target = match to {
+        To::Live { .. } => Some(live_target(spec)?),
+        To::Sandbox(_) => None,
+    };
     let parent = match to {
         To::Sandbox(dir) => dir.clone(),
-        To::Live => std::env::temp_dir(),
+        To::Live { .. } => std::env::temp_dir(),
     };
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
     // Private (0700) and unpredictable: nobody can swap the RDB after it
@@ -256,94 +271,158 @@ pub fn restore(
         .prefix("lifeboat-redis-")
         .tempdir_in(&parent)
         .with_context(|| format!("creating a private directory in {}", parent.display()))?;
-    let scratch = scratch_dir.path().to_path_buf();
-    let result = (|| -> Result<Restored> {
-        let rdb = scratch.join("dump.rdb");
+    let scratch = Made::Path {
+        path: scratch_dir.path().to_path_buf(),
+    };
+    ledger.made(scratch.clone())?;
+    let result = (|| -> Result<(String, Vec<String>, Commit)> {
+        let rdb = scratch_dir.path().join("dump.rdb");
         super::write_new_file(&rdb, &mut streams.open(file)?)?;
-        let found = load_in_sandbox(&scratch)?;
+        let found = load_in_sandbox(scratch_dir.path())?;
         let (differences, summary) = compare(&record.facts, &found);
-        match to {
-            To::Sandbox(_) => Ok(Restored {
-                detail: format!("loaded into a private redis-server: {summary}"),
+        let Some(target) = target else {
+            return Ok((
+                format!("loaded into a private redis-server: {summary}"),
                 differences,
-                kept: None,
-            }),
-            To::Live => {
-                if !differences.is_empty() {
-                    bail!(
-                        "the RDB does not match the backup ({}); the live server was not touched",
-                        differences.join("; ")
-                    );
-                }
-                live(spec, &rdb, &record.facts)
-            }
+                Commit::None,
+            ));
+        };
+        if !differences.is_empty() {
+            bail!(
+                "the RDB does not match the backup ({}); the live server was not touched",
+                differences.join("; ")
+            );
         }
+        let staged = super::swap::staging_path(&target, &ledger.id());
+        ledger.made(Made::Path {
+            path: staged.clone(),
+        })?;
+        std::fs::copy(&rdb, &staged)
+            .with_context(|| format!("copying the RDB next to {}", target.display()))?;
+        if let Ok(m) = std::fs::metadata(&target) {
+            use std::os::unix::fs::MetadataExt;
+            let _ = std::os::unix::fs::chown(&staged, Some(m.uid()), Some(m.gid()));
+        }
+        Ok((
+            summary,
+            differences,
+            Commit::Redis {
+                spec: spec.clone(),
+                new: staged,
+                recorded: record.facts.clone(),
+            },
+        ))
     })();
     drop(scratch_dir);
+    ledger.unmade(&scratch);
     result
 }
 
-fn live(spec: &Redis, rdb: &Path, recorded: &Facts) -> Result<Restored> {
-    let (Some(target), Some(stop), Some(start)) = (&spec.rdb_path, &spec.stop, &spec.start) else {
-        bail!("a live Redis restore needs `rdb_path`, `stop` and `start` in the source's configuration (the server would overwrite a replaced RDB on shutdown); the RDB loaded and checked fine in a sandbox");
-    };
-    let dir = target
-        .parent()
-        .ok_or_else(|| anyhow!("rdb_path {} has no directory", target.display()))?;
-    let staged = beside(target, &format!("new-{}", super::stamp()));
-    std::fs::copy(rdb, &staged)
-        .with_context(|| format!("copying the RDB next to {}", target.display()))?;
-    if let Ok(m) = std::fs::metadata(target) {
-        use std::os::unix::fs::MetadataExt;
-        let _ = std::os::unix::fs::chown(&staged, Some(m.uid()), Some(m.gid()));
+fn live_target(spec: &Redis) -> Result<std::path::PathBuf> {
+    match (&spec.rdb_path, &spec.stop, &spec.start) {
+        (Some(t), Some(_), Some(_)) => Ok(t.clone()),
+        _ => bail!("a live Redis restore needs `rdb_path`, `stop` and `start` in the source's configuration (the server would overwrite a replaced RDB on shutdown)"),
     }
-    process::run_shell("stop command", stop).map_err(|e| {
-        let _ = std::fs::remove_file(&staged);
-        e.context("stopping Redis failed; nothing was replaced")
-    })?;
-    let old = beside(target, &format!("old-{}", super::stamp()));
-    let had_old = target.exists();
-    let placed = (|| -> Result<()> {
-        if had_old {
-            std::fs::rename(target, &old)
-                .with_context(|| format!("moving {} aside", target.display()))?;
-        }
-        std::fs::rename(&staged, target)
-            .with_context(|| format!("putting the restored RDB at {}", target.display()))
-    })();
+}
+
+/// Stops the server, puts `new` where it loads its RDB from (the previous
+/// RDB kept beside it), starts it, waits for it to load and checks it.
+/// Returns (detail, differences, where the previous RDB is kept).
+pub fn commit(
+    spec: &Redis,
+    new: &Path,
+    recorded: &Facts,
+    id: &str,
+    ledger: &Ledger,
+) -> Result<(String, Vec<String>, Option<std::path::PathBuf>)> {
+    let target = live_target(spec)?;
+    let kept = super::swap::kept_path(&target, id);
+    let had = place(spec, &target, new, &kept)?;
+    ledger.unmade(&Made::Path {
+        path: new.to_path_buf(),
+    });
+    let found = wait_loaded(spec)?;
+    let (differences, summary) = compare(recorded, &found);
+    Ok((
+        format!("Redis restarted with the restored RDB: {summary}"),
+        differences,
+        had.then_some(kept),
+    ))
+}
+
+/// stop; `target` → `kept`; `new` → `target`; start. A failure before the
+/// start puts the old RDB back and starts the server on it.
+fn place(spec: &Redis, target: &Path, new: &Path, kept: &Path) -> Result<bool> {
+    let (Some(stop), Some(start)) = (&spec.stop, &spec.start) else {
+        bail!("a live Redis restore needs `stop` and `start`");
+    };
+    process::run_shell("stop command", stop)
+        .map_err(|e| e.context("stopping Redis failed; nothing was replaced"))?;
+    let had = target.exists();
+    let placed = super::swap::swap_file(new, target, kept, &[]);
     if let Err(e) = placed {
-        // Put things back as they were and bring the server back up.
-        if had_old && !target.exists() {
-            let _ = std::fs::rename(&old, target);
-        }
-        let _ = std::fs::remove_file(&staged);
         let restarted = process::run_shell("start command", start);
         return Err(e.context(match restarted {
             Ok(()) => "nothing was replaced; Redis was started again on its old data".to_string(),
             Err(s) => format!("nothing was replaced, but Redis did not start again: {s:#}"),
         }));
     }
-    let kept = had_old.then(|| format!("the previous RDB is kept as {}", old.display()));
-    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    process::run_shell("start command", start)
-        .context("Redis did not start with the restored RDB; the previous RDB is kept beside it")?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let found = loop {
-        match facts(
-            At::Tcp(&spec.host, spec.port),
-            spec.password_file.as_deref(),
-        ) {
-            Ok(f) => break f,
-            Err(e) if Instant::now() > deadline => return Err(e.context("Redis did not come back")),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+    process::run_shell("start command", start).with_context(|| {
+        format!(
+            "Redis did not start with the restored RDB; the previous RDB is kept as {}",
+            kept.display()
+        )
+    })?;
+    Ok(had)
+}
+
+/// Waits until the restarted server has loaded its RDB (`INFO
+/// persistence` says `loading:0`): counting keys before that sees a
+/// partial dataset.
+fn wait_loaded(spec: &Redis) -> Result<Facts> {
+    let at = At::Tcp(&spec.host, spec.port);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let loaded = cli(at, spec.password_file.as_deref()).and_then(|mut c| {
+            c.args(["INFO", "persistence"]);
+            process::output("redis-cli", c)
+        });
+        if let Ok(out) = &loaded {
+            if out.lines().any(|l| l.trim() == "loading:0") {
+                if let Ok(f) = facts(at, spec.password_file.as_deref()) {
+                    return Ok(f);
+                }
+            }
         }
+        if Instant::now() > deadline {
+            return Err(match loaded {
+                Err(e) => e.context("Redis did not come back within 5 minutes"),
+                Ok(_) => anyhow!("Redis was still loading its RDB after 5 minutes"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Puts the kept RDB back: the restored one is kept as `undone`.
+pub fn undo(
+    spec: &Redis,
+    rdb: &Path,
+    kept: Option<&Path>,
+    rollback_id: &str,
+) -> Result<Option<std::path::PathBuf>> {
+    let (Some(stop), Some(start)) = (&spec.stop, &spec.start) else {
+        bail!("rolling Redis back needs `stop` and `start`");
     };
-    let (differences, summary) = compare(recorded, &found);
-    Ok(Restored {
-        detail: format!("Redis restarted with the restored RDB: {summary}"),
-        differences,
-        kept,
-    })
+    let undone = super::swap::undone_path(rdb, rollback_id);
+    process::run_shell("stop command", stop)
+        .context("stopping Redis failed; nothing was changed")?;
+    let moved = super::swap::swap_back(rdb, kept, &undone, &[], &[]);
+    let started = process::run_shell("start command", start);
+    let moved = moved?;
+    started.context("Redis did not start again after the rollback")?;
+    wait_loaded(spec)?;
+    Ok(moved.then_some(undone))
 }
 
 #[cfg(test)]

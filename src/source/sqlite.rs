@@ -6,7 +6,8 @@
 //! one) is kept beside it.
 
 use super::capture::{Artifact, Capture};
-use super::{beside, Restored, Streams, To};
+use super::ledger::{Ledger, Made};
+use super::{Commit, Streams, To};
 use crate::repo::snapshot::{Facts, SourceRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::{Connection, OpenFlags};
@@ -36,10 +37,47 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> anyhow::Error + '_ {
     move |e| anyhow!("{}: {e}", path.display())
 }
 
-/// Integrity, rows per table and a schema hash of the database at `path`.
+/// Opens a database file that nothing else writes (a copy or a restored
+/// file) without creating `-wal` or `-shm` beside it.
+fn open_immutable(path: &Path) -> rusqlite::Result<Connection> {
+    let mut uri = url_escape(path);
+    uri.insert_str(0, "file:");
+    uri.push_str("?immutable=1");
+    Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+}
+
+fn url_escape(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|&b| match b {
+            b'?' | b'#' | b'%' | 0x80.. => format!("%{b:02X}"),
+            _ => (b as char).to_string(),
+        })
+        .collect()
+}
+
+/// Integrity, rows per table and a schema hash of the live database at
+/// `path`, read as any other reader would.
 pub fn facts(path: &Path) -> Result<Facts> {
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(sql_err(path))?;
+    facts_of(&c, path)
+}
+
+/// The same for a copy nothing else writes (a backup's copy, a restored
+/// file): opened immutable, so checking it leaves no `-wal`/`-shm` behind.
+pub fn facts_of_copy(path: &Path) -> Result<Facts> {
+    let c = open_immutable(path).map_err(sql_err(path))?;
+    facts_of(&c, path)
+}
+
+fn facts_of(c: &Connection, path: &Path) -> Result<Facts> {
     let err = sql_err(path);
-    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(&err)?;
     let integrity: String = c
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .map_err(&err)?;
@@ -114,7 +152,7 @@ impl Capture for SqliteCapture {
                 }
             }
         }
-        self.facts = facts(copy.path())?;
+        self.facts = facts_of_copy(copy.path())?;
         let file = copy.reopen().context("reading the database copy")?;
         let name = self
             .path
@@ -136,29 +174,47 @@ impl Capture for SqliteCapture {
     }
 }
 
-pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
+/// The companions of a live SQLite database: moved aside with it, never
+/// left beside a restored copy (a stale WAL would be replayed into it).
+pub const COMPANIONS: &[&str] = &["-wal", "-shm", "-journal"];
+
+/// Writes the database of `record` to a new file and checks it: the
+/// integrity check, and its tables and rows against the backup's.
+pub fn stage(
+    path: &Path,
+    record: &SourceRecord,
+    streams: &Streams,
+    to: &To,
+    ledger: &Ledger,
+) -> Result<(String, Vec<String>, Commit)> {
     let file = record.files.first().ok_or_else(|| {
         anyhow!(
             "the restore point holds no database file for `{}`",
             record.name
         )
     })?;
-    let stamp = super::stamp();
     let new = match to {
-        To::Live => beside(path, &format!("new-{stamp}")),
+        To::Live { file: Some(f) } => f.clone(),
+        To::Live { file: None } => super::swap::staging_path(path, &ledger.id()),
         To::Sandbox(dir) => {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             dir.join(format!("{}.sqlite", record.name))
         }
     };
+    let made = Made::Path { path: new.clone() };
+    ledger.made(made.clone())?;
     let checked = (|| -> Result<Facts> {
+        if let Some(parent) = new.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
         super::write_new_file(&new, &mut streams.open(file)?)?;
-        facts(&new)
+        facts_of_copy(&new)
     })();
     let found = match checked {
         Ok(f) => f,
         Err(e) => {
             let _ = fs::remove_file(&new);
+            ledger.unmade(&made);
             return Err(e.context(format!("{} was not touched", path.display())));
         }
     };
@@ -171,15 +227,17 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
     match to {
         To::Sandbox(_) => {
             let _ = fs::remove_file(&new);
-            Ok(Restored {
-                detail: format!("restored into a sandbox copy: {summary}"),
+            ledger.unmade(&made);
+            Ok((
+                format!("restored into a sandbox copy: {summary}"),
                 differences,
-                kept: None,
-            })
+                Commit::None,
+            ))
         }
-        To::Live => {
+        To::Live { file } => {
             if !differences.is_empty() {
                 let _ = fs::remove_file(&new);
+                ledger.unmade(&made);
                 bail!(
                     "the restored database does not match the backup ({}); {} was not touched",
                     differences.join("; "),
@@ -188,30 +246,16 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
             }
             // The application's user must still own it.
             super::same_owner_as(&new, path);
-            let old = beside(path, &format!("old-{stamp}"));
-            let mut kept = Vec::new();
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let mut p = path.as_os_str().to_os_string();
-                p.push(suffix);
-                let p = PathBuf::from(p);
-                if p.exists() {
-                    let mut o = old.as_os_str().to_os_string();
-                    o.push(suffix);
-                    fs::rename(&p, &o).with_context(|| format!("moving {} aside", p.display()))?;
-                    kept.push(PathBuf::from(o).display().to_string());
-                }
-            }
-            fs::rename(&new, path)
-                .with_context(|| format!("moving the restored copy to {}", path.display()))?;
-            if let Some(dir) = path.parent() {
-                let _ = fs::File::open(dir).and_then(|d| d.sync_all());
-            }
-            Ok(Restored {
-                detail: format!("{} replaced: {summary}", path.display()),
-                differences,
-                kept: (!kept.is_empty())
-                    .then(|| format!("the previous database is kept as {}", kept.join(", "))),
-            })
+            let commit = match file {
+                // Goes live with the directory it was written into.
+                Some(_) => Commit::None,
+                None => Commit::File {
+                    new,
+                    live: path.to_path_buf(),
+                    suffixes: COMPANIONS,
+                },
+            };
+            Ok((summary, differences, commit))
         }
     }
 }

@@ -8,8 +8,9 @@
 //! VM stopped: Lifeboat reads what is on disk.
 
 use super::capture::{Artifact, Capture};
+use super::ledger::{Ledger, Made};
 use super::process::{self, find_tool};
-use super::{beside, Restored, Streams, To};
+use super::{Commit, Streams, To};
 use crate::repo::snapshot::{Facts, SourceRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs;
@@ -173,7 +174,15 @@ pub fn check_live(path: &Path, recorded: &Facts) -> Result<(String, Vec<String>)
     ))
 }
 
-pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -> Result<Restored> {
+/// Writes the image of `record` to a new file in its recorded format and
+/// checks format and virtual size against the backup's.
+pub fn stage(
+    path: &Path,
+    record: &SourceRecord,
+    streams: &Streams,
+    to: &To,
+    ledger: &Ledger,
+) -> Result<(String, Vec<String>, Commit)> {
     let file = record.files.first().ok_or_else(|| {
         anyhow!(
             "the restore point holds no disk image for `{}`",
@@ -191,9 +200,9 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
         .notes
         .get("virtual_size")
         .and_then(|s| s.parse().ok());
-    let stamp = super::stamp();
     let new = match to {
-        To::Live => beside(path, &format!("new-{stamp}")),
+        To::Live { file: Some(f) } => f.clone(),
+        To::Live { file: None } => super::swap::staging_path(path, &ledger.id()),
         To::Sandbox(dir) => {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             dir.join(format!("{}.{format}", record.name))
@@ -202,7 +211,21 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
     let raw = if format == "raw" {
         new.clone()
     } else {
-        beside(&new, "raw")
+        super::swap::staging_path(&new, "raw")
+    };
+    let made = [
+        Made::Path { path: new.clone() },
+        Made::Path { path: raw.clone() },
+    ];
+    for m in &made {
+        ledger.made(m.clone())?;
+    }
+    let forget = || {
+        for m in &made {
+            if m.remove().is_ok() {
+                ledger.unmade(m);
+            }
+        }
     };
     let built = (|| -> Result<(String, u64)> {
         write_sparse(&raw, &mut streams.open(file)?)?;
@@ -217,11 +240,14 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
         }
         info(&new)
     })();
+    if format != "raw" {
+        let _ = fs::remove_file(&raw);
+        ledger.unmade(&made[1]);
+    }
     let (got_format, got_size) = match built {
         Ok(v) => v,
         Err(e) => {
-            let _ = fs::remove_file(&raw);
-            let _ = fs::remove_file(&new);
+            forget();
             return Err(e.context(format!("{} was not touched", path.display())));
         }
     };
@@ -241,16 +267,16 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
     );
     match to {
         To::Sandbox(_) => {
-            let _ = fs::remove_file(&new);
-            Ok(Restored {
-                detail: format!("restored into a sandbox file: {summary}"),
+            forget();
+            Ok((
+                format!("restored into a sandbox file: {summary}"),
                 differences,
-                kept: None,
-            })
+                Commit::None,
+            ))
         }
-        To::Live => {
+        To::Live { file } => {
             if !differences.is_empty() {
-                let _ = fs::remove_file(&new);
+                forget();
                 bail!(
                     "the restored image does not match the backup ({}); {} was not touched",
                     differences.join("; "),
@@ -259,21 +285,15 @@ pub fn restore(path: &Path, record: &SourceRecord, streams: &Streams, to: &To) -
             }
             // The hypervisor's user must still be able to open it.
             super::same_owner_as(&new, path);
-            let old = beside(path, &format!("old-{stamp}"));
-            let kept = if path.exists() {
-                fs::rename(path, &old)
-                    .with_context(|| format!("moving {} aside", path.display()))?;
-                Some(format!("the previous image is kept as {}", old.display()))
-            } else {
-                None
+            let commit = match file {
+                Some(_) => Commit::None,
+                None => Commit::File {
+                    new,
+                    live: path.to_path_buf(),
+                    suffixes: &[],
+                },
             };
-            fs::rename(&new, path)
-                .with_context(|| format!("moving the restored image to {}", path.display()))?;
-            Ok(Restored {
-                detail: format!("{} replaced: {summary}", path.display()),
-                differences,
-                kept,
-            })
+            Ok((summary, differences, commit))
         }
     }
 }

@@ -176,7 +176,7 @@ fn open_repo(config: &Config, name: &str) -> Result<Repository> {
         .repositories
         .get(name)
         .ok_or_else(|| anyhow!("no repository named {name}"))?;
-    Repository::open_configured(r)
+    r.open(None)
 }
 
 fn read_tree(
@@ -320,11 +320,7 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
                     file.display()
                 )));
             };
-            let repos = runbook::engine_calls::Repos {
-                config,
-                key: None,
-                staging: Default::default(),
-            };
+            let repos = runbook::engine_calls::Repos { config, key: None };
             let mut out = Vec::new();
             for name in &services {
                 match config.service(name) {

@@ -334,6 +334,7 @@ pub fn job_lines(j: &JobView, height: usize, app: &App) -> Vec<Line<'static>> {
                     Outcome::Success => "Recovered",
                     Outcome::Failed => "FAILED",
                     Outcome::Cancelled => "Cancelled",
+                    Outcome::Aborted => "Stopped by you",
                 },
                 crate::runbook::report::secs(*ms)
             ),

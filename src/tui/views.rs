@@ -125,11 +125,11 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn tier_short(t: crate::config::Tier) -> &'static str {
+fn tier_short(t: crate::model::Tier) -> &'static str {
     match t {
-        crate::config::Tier::Critical => "crit",
-        crate::config::Tier::Important => "imp",
-        crate::config::Tier::Supporting => "supp",
+        crate::model::Tier::Critical => "crit",
+        crate::model::Tier::Important => "imp",
+        crate::model::Tier::Supporting => "supp",
     }
 }
 

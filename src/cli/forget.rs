@@ -1,0 +1,189 @@
+//! `lifeboat forget` and `lifeboat prune`: retention and reclaiming space.
+
+use super::output::{self, human_bytes, Progress};
+use super::Ctx;
+use anyhow::{bail, Result};
+use clap::Args;
+use lifeboat::engine;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ForgetArgs {
+    /// Services whose restore points to thin out
+    services: Vec<String>,
+    /// Every service in the config
+    #[arg(long, conflicts_with = "services")]
+    all: bool,
+    /// Show what would go and why each survivor stays, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run prune afterwards
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    keep: KeepArgs,
+}
+
+/// A policy on the command line, instead of (or overriding) the config's.
+#[derive(Args, Default)]
+pub struct KeepArgs {
+    #[arg(long, value_name = "N")]
+    keep_last: Option<u32>,
+    #[arg(long, value_name = "N")]
+    keep_hourly: Option<u32>,
+    #[arg(long, value_name = "N")]
+    keep_daily: Option<u32>,
+    #[arg(long, value_name = "N")]
+    keep_weekly: Option<u32>,
+    #[arg(long, value_name = "N")]
+    keep_monthly: Option<u32>,
+    #[arg(long, value_name = "N")]
+    keep_yearly: Option<u32>,
+}
+
+impl KeepArgs {
+    fn given(&self) -> bool {
+        [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        ]
+        .iter()
+        .any(Option::is_some)
+    }
+    fn policy(&self) -> lifeboat::engine::retention::Policy {
+        lifeboat::engine::retention::Policy {
+            last: self.keep_last.unwrap_or(0),
+            hourly: self.keep_hourly.unwrap_or(0),
+            daily: self.keep_daily.unwrap_or(0),
+            weekly: self.keep_weekly.unwrap_or(0),
+            monthly: self.keep_monthly.unwrap_or(0),
+            yearly: self.keep_yearly.unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Say what would be reclaimed, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<ExitCode> {
+    // (service, repository in the config, policy)
+    let mut jobs: Vec<(String, Option<String>, lifeboat::engine::retention::Policy)> = Vec::new();
+    match &ctx.config {
+        Some(config) if ctx.cli_repo.is_none() => {
+            let chosen = config.select_services(&a.services, a.all, "thin out")?;
+            for svc in chosen {
+                let policy = if a.keep.given() {
+                    a.keep.policy()
+                } else {
+                    svc.retention
+                };
+                jobs.push((svc.name.clone(), Some(svc.repository.clone()), policy));
+            }
+        }
+        _ => {
+            if !a.keep.given() {
+                bail!("without a config, say what to keep: --keep-last, --keep-daily, --keep-weekly, …");
+            }
+            if a.services.is_empty() {
+                bail!("name the services (as `lifeboat snapshots` shows them) to thin out");
+            }
+            for s in &a.services {
+                jobs.push((s.clone(), None, a.keep.policy()));
+            }
+        }
+    }
+    let mut repos_touched: Vec<Option<String>> = Vec::new();
+    for (service, repo_name, policy) in jobs {
+        let repo = ctx.open(repo_name.as_deref())?;
+        let plan = engine::plan_forget(&repo, &service, &policy)?;
+        let going = plan.iter().filter(|(_, d)| !d.keep).count();
+        if ctx.json {
+            output::json(&serde_json::json!({
+                "service": service, "policy": policy, "dry_run": a.dry_run,
+                "restore_points": plan.iter().map(|(s, d)| serde_json::json!({"id": s.id, "time": s.time, "keep": d.keep, "reasons": d.reasons})).collect::<Vec<_>>(),
+            }))?;
+        } else {
+            println!(
+                "{service}: keep {} of {} restore points ({})",
+                plan.len() - going,
+                plan.len(),
+                policy.describe()
+            );
+            for (s, d) in &plan {
+                let when = s.time.get(..16).unwrap_or(&s.time).replace('T', " ");
+                if d.keep {
+                    println!(
+                        "  keep    {}  {when}  {}",
+                        s.short_id(),
+                        d.reasons.join(", ")
+                    );
+                } else {
+                    println!("  forget  {}  {when}", s.short_id());
+                }
+            }
+        }
+        if !a.dry_run && going > 0 {
+            let removed = engine::forget(&repo, &plan)?;
+            ctx.say(format!("{service}: forgot {removed} restore point(s); `lifeboat prune` reclaims their space"));
+            if !repos_touched.contains(&repo_name) {
+                repos_touched.push(repo_name);
+            }
+        }
+    }
+    if a.prune && !a.dry_run {
+        for repo_name in repos_touched {
+            prune_one(ctx, repo_name.as_deref(), false)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn prune(ctx: &Ctx, a: &PruneArgs) -> Result<ExitCode> {
+    for name in ctx.every_repository() {
+        prune_one(ctx, name.as_deref(), a.dry_run)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn prune_one(ctx: &Ctx, repo_name: Option<&str>, dry_run: bool) -> Result<()> {
+    let repo = ctx.open(repo_name)?;
+    let progress = Progress::start(ctx.quiet || ctx.json, "prune");
+    let r = engine::prune(
+        &repo,
+        &engine::PruneOptions {
+            dry_run,
+            ..Default::default()
+        },
+        &progress.reporter(),
+    );
+    progress.finish();
+    let r = r?;
+    if !dry_run {
+        tracing::info!(job = "prune", repository = %repo.config().id, reclaimed = r.reclaimed(), packs_deleted = r.packs_deleted, packs_repacked = r.packs_repacked, "prune finished");
+    }
+    if ctx.json {
+        output::json(&serde_json::json!({"report": r, "reclaimed": r.reclaimed()}))?;
+    } else {
+        ctx.say(format!(
+            "{}{} packs: {} deleted, {} rewritten into {}, {} left by interrupted backups removed; {} reclaimed ({} -> {})",
+            if dry_run { "would prune " } else { "pruned " },
+            r.packs_before,
+            r.packs_deleted,
+            r.packs_repacked,
+            if dry_run { "new ones".to_string() } else { r.packs_written.to_string() },
+            r.packs_unreferenced,
+            human_bytes(r.reclaimed()),
+            human_bytes(r.bytes_before),
+            human_bytes(r.bytes_after),
+        ));
+    }
+    Ok(())
+}

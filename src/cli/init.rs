@@ -1,0 +1,48 @@
+//! `lifeboat init`: a new repository and its admin key.
+
+use super::output::{self};
+use super::Ctx;
+use anyhow::Result;
+use clap::Args;
+use lifeboat::repo::Repository;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Where to write the new admin key, or an existing identity to reuse
+    /// [default: ~/.config/lifeboat/keys/<repository id>.key]
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+}
+
+pub fn init(ctx: &Ctx, a: InitArgs) -> Result<ExitCode> {
+    let (backend, _) = ctx.location(None)?;
+    let path = backend.location();
+    let key_file = a.key_file.or_else(|| ctx.cli_key.clone());
+    let created = Repository::init(backend, key_file)?;
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "repository": path, "id": created.repo_id, "recipient": created.recipient,
+            "key_file": created.key_file, "key_file_created": created.key_file_created,
+        }))?;
+    } else if !ctx.quiet {
+        println!("created repository {} at {path}", created.repo_id,);
+        println!("admin recipient: {}", created.recipient);
+        if created.key_file_created {
+            println!(
+                "admin key written to {} (mode 0600)",
+                created.key_file.display()
+            );
+        } else {
+            println!("admin key reused from {}", created.key_file.display());
+        }
+        println!();
+        println!(
+            "Keep a copy of that key away from this host: without it nothing can be restored."
+        );
+        println!("Add a break-glass key with `lifeboat keys add age1…`; give backed-up hosts a");
+        println!("key that cannot read backups with `lifeboat keys write-only --out FILE`.");
+    }
+    Ok(ExitCode::SUCCESS)
+}

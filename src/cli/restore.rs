@@ -1,0 +1,195 @@
+//! `lifeboat restore`: into a directory, or (`--live`) where the service
+//! lives, after showing the plan and a typed confirmation.
+
+use super::output::{self, human_bytes, Progress};
+use super::Ctx;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use lifeboat::engine::{self, RestoreOptions, Scope};
+use lifeboat::runbook::engine_calls::{self as calls, PointInfo};
+use lifeboat::source::ledger::Ledger;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// Snapshot id (or unique prefix), `latest`, `SERVICE:latest`, or a service name (its latest)
+    snapshot: String,
+    /// Restore only these paths (as shown by `lifeboat ls`)
+    paths: Vec<String>,
+    /// Directory to restore into (created if missing); database dumps land as files under .lifeboat/
+    #[arg(
+        long,
+        short,
+        value_name = "DIR",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
+    target: Option<PathBuf>,
+    /// Put the service back where it lives: its paths (old content kept beside them) and its databases and streams (restored into a new copy, checked, then swapped in)
+    #[arg(long, conflicts_with = "paths")]
+    live: bool,
+    /// With --live: only sources of these kinds (e.g. postgres,sqlite)
+    #[arg(long, value_delimiter = ',', requires = "live", value_name = "KINDS")]
+    kinds: Vec<String>,
+    /// With --live: do not ask for confirmation
+    #[arg(long)]
+    yes: bool,
+    /// Restore into a non-empty target: the entries the restore writes replace what is there, which is kept aside; nothing else is touched
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
+    if let Some(config) = &ctx.config {
+        if config.services.iter().any(|s| s.name == a.snapshot) {
+            a.snapshot = format!("{}:latest", a.snapshot);
+        }
+    }
+    let repo = ctx.open(super::snapshot_repo(ctx, &a.snapshot))?;
+    let snap = repo.find_snapshot(&a.snapshot, None)?;
+    let state_dir = ctx.state_dir();
+    for line in engine::leftovers::clean_stale(&state_dir) {
+        eprintln!("{line}");
+    }
+    let Some(target) = a.target.clone() else {
+        return restore_live(ctx, &repo, &snap, &a);
+    };
+    let mut opts = RestoreOptions::new(&target);
+    opts.include = a.paths;
+    opts.force = a.force;
+    opts.state_dir = Some(state_dir);
+    let progress = Progress::start(
+        ctx.quiet || ctx.json,
+        &format!("restore {}", snap.short_id()),
+    );
+    let report = engine::restore(&repo, &snap, &opts, &progress.reporter());
+    progress.finish();
+    let report = report?;
+    tracing::info!(job = "restore", restore = %report.id, snapshot = %snap.id, service = %snap.service, files = report.files, bytes = report.bytes, duration_ms = report.duration_ms, "restore finished");
+    if ctx.json {
+        output::json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let secs = report.duration_ms as f64 / 1000.0;
+    ctx.say(format!(
+        "restored snapshot {} of {} into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s; every file matches its recorded hash",
+        snap.short_id(),
+        snap.service,
+        report.target.display(),
+        report.files,
+        report.dirs,
+        report.symlinks,
+        human_bytes(report.bytes),
+        secs
+    ));
+    if let Some(r) = &report.rollback {
+        ctx.say(format!(
+            "{} entries it replaced are kept in {}: `lifeboat rollback {}` puts them back, `lifeboat leftovers remove {}` discards them",
+            report.replaced.len(),
+            r.display(),
+            report.id,
+            report.id
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `restore --live`: the service goes back where it lives, after showing
+/// exactly what will be written and replaced, and a typed confirmation.
+fn restore_live(
+    ctx: &Ctx,
+    repo: &lifeboat::repo::Repository,
+    snap: &lifeboat::repo::Snapshot,
+    a: &RestoreArgs,
+) -> Result<ExitCode> {
+    let config = ctx.config.as_ref().context(
+        "--live needs the config that says where the service lives (pass --config FILE)",
+    )?;
+    let svc = config.service(&snap.service)?;
+    let scope = Scope {
+        kinds: a.kinds.clone(),
+        path: None,
+    };
+    let id = lifeboat::source::ledger::new_id(&format!("restore-{}", svc.name));
+    let plan = calls::plan(svc, repo, snap, &scope, &id)?;
+    let point = PointInfo::of(repo, snap, &config.state_dir, std::time::SystemTime::now());
+    if !a.yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "a live restore replaces {}'s data; pass --yes to confirm without a terminal",
+                svc.name
+            );
+        }
+        eprintln!(
+            "This puts `{}` back at restore point {}:",
+            svc.name,
+            point.text()
+        );
+        if let Some(w) = point.warning() {
+            eprintln!("  warning: {w}");
+        }
+        for l in plan.lines() {
+            eprintln!("  {l}");
+        }
+        eprintln!("Nothing is replaced until every copy is restored and checked.");
+        eprintln!("Type the service name to go on:");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != svc.name {
+            bail!("not confirmed; nothing was changed");
+        }
+    }
+    let ledger = Ledger::new(
+        Some(&config.state_dir),
+        &id,
+        &svc.name,
+        (&snap.id, &snap.time),
+    )?;
+    let progress = Progress::start(ctx.quiet || ctx.json, &format!("restore {}", svc.name));
+    let report = engine::execute(repo, snap, &plan, &ledger, &progress.reporter());
+    progress.finish();
+    for p in ledger.finish() {
+        eprintln!("warning: {p}");
+    }
+    let report = report?;
+    tracing::info!(job = "restore", restore = %id, snapshot = %snap.id, service = %snap.service, files = report.files, bytes = report.bytes, live = true, "restore finished");
+    let differences = report.differences();
+    if ctx.json {
+        output::json(&report)?;
+        return Ok(if differences.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    for d in &report.done {
+        ctx.say(format!("{} {}: {}", d.kind, d.source, d.detail));
+        if let Some(k) = &d.kept {
+            ctx.say(format!("  what was there is kept as {k}"));
+        }
+    }
+    for p in &report.problems {
+        eprintln!("warning: {p}");
+    }
+    if !report.replaced.is_empty() {
+        ctx.say(format!(
+            "`lifeboat rollback {id}` puts back what was replaced; `lifeboat leftovers` lists the kept copies"
+        ));
+    }
+    if !differences.is_empty() {
+        eprintln!(
+            "error: {} was restored, but its check found differences: {}",
+            svc.name,
+            differences.join("; ")
+        );
+        return Ok(ExitCode::from(1));
+    }
+    ctx.say(format!(
+        "{} is back at restore point {}; start it and check it",
+        svc.name,
+        snap.short_id()
+    ));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,617 @@
+//! The plan of a live restore: exactly what will be written and what it
+//! replaces, per path and per database, with sizes, built before anything
+//! is touched. The console's confirm screen and `recover`'s prompt show it;
+//! [`super::live::execute`] carries it out.
+//!
+//! Sources own what they restore. When sources of one service overlap (a
+//! SQLite database inside a files path, `.env` secrets inside an app
+//! directory), the most specific one owns its path: the files restore
+//! leaves it out, and when that source is not restored too, the live copy
+//! (with its `-wal`/`-shm`) stays where it is. Paths the files source
+//! excludes from backups stay in place too.
+
+use crate::model::{Service, Source, SourceKind};
+use crate::repo::snapshot::SourceRecord;
+use crate::repo::tree::{is_at_or_under, Node, NodeKind};
+use crate::repo::Snapshot;
+use crate::source::files::Excludes;
+use crate::source::swap;
+use anyhow::{anyhow, bail, Result};
+use serde::Serialize;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What part of a service a restore covers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scope {
+    /// Only sources of these kinds (`postgres`, `files`, …); empty: all.
+    pub kinds: Vec<String>,
+    /// Only this path (and what is below it) of a files or secrets source.
+    pub path: Option<PathBuf>,
+}
+
+impl Scope {
+    fn covers(&self, src: &Source) -> bool {
+        if self.path.is_some() {
+            return false;
+        }
+        self.kinds.is_empty() || self.kinds.iter().any(|k| k == src.kind.name())
+    }
+}
+
+/// Files and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Size {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub source: String,
+    pub kind: String,
+    /// What is written: a live path, a database, an RDB file, a command.
+    pub target: String,
+    pub writes: Size,
+    /// What is there now and will be replaced (None: nothing is there).
+    pub replaces: Option<Size>,
+    /// Where what it replaces is kept, or why it cannot be.
+    pub keeps: String,
+    /// What stays where it is inside the target, and why.
+    pub leaves: Vec<String>,
+    #[serde(skip)]
+    pub(super) work: Work,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum Work {
+    /// A live path restored from the snapshot path `rel`, leaving out
+    /// `skip` (snapshot paths) and keeping `carry` (relative to `live`)
+    /// from the live copy.
+    Tree {
+        live: PathBuf,
+        rel: String,
+        skip: Vec<String>,
+        carry: Vec<PathBuf>,
+    },
+    /// A streamed source; `inside` names the tree item (and the path below
+    /// its live root) a file-based source writes its copy into.
+    Stream {
+        source: Box<Source>,
+        record: Box<SourceRecord>,
+        inside: Option<(usize, PathBuf)>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePlan {
+    /// The restore's id: names its staging and kept copies, and
+    /// `lifeboat rollback ID` undoes it.
+    pub id: String,
+    pub service: String,
+    pub point: String,
+    pub point_time: String,
+    pub items: Vec<Item>,
+    /// Sources of the service this restore leaves alone.
+    pub untouched: Vec<String>,
+    /// Configured sources the restore point does not hold (added since).
+    pub not_in_point: Vec<String>,
+    #[serde(skip)]
+    pub(super) tree: Arc<Vec<Node>>,
+}
+
+impl RestorePlan {
+    pub fn writes(&self) -> Size {
+        self.items.iter().fold(Size::default(), |a, i| Size {
+            files: a.files + i.writes.files,
+            bytes: a.bytes + i.writes.bytes,
+        })
+    }
+
+    /// The plan as lines for people, short enough for 80 columns: what
+    /// each item writes and replaces and where the old data is kept, what
+    /// stays where it is, and what is not restored.
+    pub fn lines(&self) -> Vec<String> {
+        let h = crate::util::human_bytes;
+        let size = |s: &Size| match s.files {
+            0 => h(s.bytes),
+            1 => format!("1 file, {}", h(s.bytes)),
+            n => format!("{n} files, {}", h(s.bytes)),
+        };
+        let mut out = Vec::new();
+        for i in &self.items {
+            let what = if i.source == i.kind {
+                i.kind.clone()
+            } else {
+                format!("{} `{}`", i.kind, i.source)
+            };
+            out.push(format!("{what}: {}", i.target));
+            out.push(format!(
+                "  writes {}; {}",
+                size(&i.writes),
+                match &i.replaces {
+                    None => "nothing is there now".to_string(),
+                    Some(r) if r.files == 0 && r.bytes == 0 => "replaces what is there".into(),
+                    Some(r) => format!("replaces {}", size(r)),
+                }
+            ));
+            if i.replaces.is_some() {
+                out.push(format!("  {}", i.keeps));
+            }
+            for l in &i.leaves {
+                out.push(format!("  stays in place: {l}"));
+            }
+        }
+        for u in &self.untouched {
+            out.push(format!("not restored: {u}"));
+        }
+        for n in &self.not_in_point {
+            out.push(format!("not in this restore point, left as it is: {n}"));
+        }
+        out
+    }
+}
+
+/// The live paths a streamed source keeps its data in, with companions.
+fn stream_files(src: &Source) -> Vec<PathBuf> {
+    let with = |p: &Path, sfx: &[&str]| -> Vec<PathBuf> {
+        std::iter::once(p.to_path_buf())
+            .chain(sfx.iter().map(|s| {
+                let mut o = p.as_os_str().to_os_string();
+                o.push(s);
+                PathBuf::from(o)
+            }))
+            .collect()
+    };
+    match &src.kind {
+        SourceKind::Sqlite { path } => with(path, crate::source::sqlite::COMPANIONS),
+        SourceKind::VmImage { path } => with(path, &[]),
+        SourceKind::Redis(r) => r.rdb_path.iter().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn tree_paths(src: &Source) -> &[PathBuf] {
+    match &src.kind {
+        SourceKind::Files { paths, .. } | SourceKind::Secrets { paths } => paths,
+        _ => &[],
+    }
+}
+
+fn rel(p: &Path) -> String {
+    p.to_string_lossy().trim_matches('/').to_string()
+}
+
+fn strictly_under(p: &Path, root: &Path) -> Option<PathBuf> {
+    p.strip_prefix(root)
+        .ok()
+        .filter(|r| !r.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+}
+
+/// The live paths a restore of `scope` writes as trees, each with the
+/// source that owns it, the snapshot paths left out of it (owned by other
+/// sources) and the live entries kept in place (relative to the path).
+/// Pure: looks at nothing but the config and the snapshot.
+pub struct TreeSel<'a> {
+    pub live: PathBuf,
+    pub owner: &'a Source,
+    pub skip: Vec<String>,
+    pub carry: Vec<PathBuf>,
+    pub leaves: Vec<String>,
+}
+
+pub fn tree_selections<'a>(svc: &'a Service, scope: &Scope) -> Result<Vec<TreeSel<'a>>> {
+    let in_scope: Vec<&Source> = svc.sources.iter().filter(|s| scope.covers(s)).collect();
+    // Tree roots: one path, or the paths of every tree source in scope,
+    // nested ones merged into the path that holds them.
+    let mut roots: Vec<(PathBuf, &Source)> = match &scope.path {
+        Some(p) => {
+            if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+                bail!("path {}: give an absolute path without `..`", p.display());
+            }
+            let owner = svc
+                .sources
+                .iter()
+                .filter(|s| tree_paths(s).iter().any(|t| p.starts_with(t)))
+                .max_by_key(|s| {
+                    tree_paths(s)
+                        .iter()
+                        .filter(|t| p.starts_with(t))
+                        .map(|t| t.as_os_str().len())
+                        .max()
+                })
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{} is not inside any files or secrets source of {}",
+                        p.display(),
+                        svc.name
+                    )
+                })?;
+            vec![(p.clone(), owner)]
+        }
+        None => in_scope
+            .iter()
+            .flat_map(|s| tree_paths(s).iter().map(move |p| (p.clone(), *s)))
+            .collect(),
+    };
+    let all_roots: Vec<PathBuf> = roots.iter().map(|(p, _)| p.clone()).collect();
+    roots.retain(|(p, _)| !all_roots.iter().any(|o| o != p && p.starts_with(o)));
+    Ok(roots
+        .into_iter()
+        .map(|(live, owner)| select_tree(svc, scope, &in_scope, live, owner))
+        .collect())
+}
+
+fn select_tree<'a>(
+    svc: &'a Service,
+    scope: &Scope,
+    in_scope: &[&Source],
+    live: PathBuf,
+    owner: &'a Source,
+) -> TreeSel<'a> {
+    let mut sel = TreeSel {
+        live,
+        owner,
+        skip: Vec::new(),
+        carry: Vec::new(),
+        leaves: Vec::new(),
+    };
+    let live = sel.live.clone();
+    for other in &svc.sources {
+        if std::ptr::eq(other, owner) {
+            continue;
+        }
+        let restored_here = scope.path.is_none() && in_scope.iter().any(|s| s.name == other.name);
+        // A file-based source restored in the same run writes its copy
+        // into this tree; otherwise its live data stays put.
+        for f in stream_files(other) {
+            let Some(below) = strictly_under(&f, &live) else {
+                continue;
+            };
+            sel.skip.push(rel(&f));
+            let written_here = restored_here
+                && matches!(
+                    other.kind,
+                    SourceKind::Sqlite { .. } | SourceKind::VmImage { .. }
+                );
+            if !written_here {
+                sel.leaves.push(format!(
+                    "{} ({} source `{}`)",
+                    below.display(),
+                    other.kind.name(),
+                    other.name
+                ));
+                sel.carry.push(below);
+            }
+        }
+        // A nested files or secrets source is restored with this tree when
+        // it is in scope (a one-path restore takes what is below the path).
+        if scope.path.is_none() && !restored_here {
+            for t in tree_paths(other) {
+                if let Some(below) = strictly_under(t, &live) {
+                    sel.skip.push(rel(t));
+                    sel.leaves.push(format!(
+                        "{} ({} source `{}`, not restored)",
+                        below.display(),
+                        other.kind.name(),
+                        other.name
+                    ));
+                    sel.carry.push(below);
+                }
+            }
+        }
+    }
+    sel
+}
+
+/// Plans restoring `scope` of `svc` from `snap` (whose tree is `tree`)
+/// where the service lives.
+pub fn plan_service(
+    svc: &Service,
+    snap: &Snapshot,
+    tree: Arc<Vec<Node>>,
+    scope: &Scope,
+    id: &str,
+) -> Result<RestorePlan> {
+    for record in &snap.sources {
+        if !svc.sources.iter().any(|s| s.name == record.name) {
+            bail!(
+                "restore point {} has a {} source `{}` that `{}` no longer configures; nothing was changed. Restore its files with `lifeboat restore {} .lifeboat/{} --target DIR`",
+                snap.short_id(), record.kind, record.name, svc.name, snap.short_id(), record.name
+            );
+        }
+    }
+    let in_scope: Vec<&Source> = svc.sources.iter().filter(|s| scope.covers(s)).collect();
+    let sels = tree_selections(svc, scope)?;
+    let roots: Vec<PathBuf> = sels.iter().map(|s| s.live.clone()).collect();
+    let mut items = Vec::new();
+    for sel in sels {
+        items.push(plan_tree(svc, snap, &tree, sel, id)?);
+    }
+    // Databases, streams and images of the point that are in scope.
+    for record in &snap.sources {
+        let Some(src) = in_scope.iter().find(|s| s.name == record.name) else {
+            continue;
+        };
+        let inside = match &src.kind {
+            SourceKind::Sqlite { path } | SourceKind::VmImage { path } => roots
+                .iter()
+                .enumerate()
+                .find_map(|(i, r)| strictly_under(path, r).map(|rest| (i, rest))),
+            _ => None,
+        };
+        let stored: u64 = tree
+            .iter()
+            .filter(|n| n.kind == NodeKind::File)
+            .filter(|n| {
+                is_at_or_under(
+                    &n.path,
+                    &format!("{}/{}", crate::source::capture::DIR, record.name),
+                )
+            })
+            .map(|n| n.size)
+            .sum();
+        items.push(plan_stream(src, record, inside, &roots, stored, id));
+    }
+    let untouched = svc
+        .sources
+        .iter()
+        .filter(|s| !in_scope.iter().any(|i| i.name == s.name))
+        .filter(|s| scope.path.is_none() || !s.kind.is_tree())
+        .map(|s| format!("{} `{}`", s.kind.name(), s.name))
+        .collect();
+    let not_in_point = in_scope
+        .iter()
+        .filter(|s| !s.kind.is_tree() && !snap.sources.iter().any(|r| r.name == s.name))
+        .map(|s| format!("{} `{}`", s.kind.name(), s.name))
+        .collect();
+    if items.is_empty() {
+        bail!(
+            "restore point {} of {} holds nothing this restore covers{}",
+            snap.short_id(),
+            svc.name,
+            if scope.kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" (kinds: {})", scope.kinds.join(", "))
+            }
+        );
+    }
+    Ok(RestorePlan {
+        id: id.to_string(),
+        service: svc.name.clone(),
+        point: snap.id.clone(),
+        point_time: snap.time.clone(),
+        items,
+        untouched,
+        not_in_point,
+        tree,
+    })
+}
+
+fn plan_tree(
+    svc: &Service,
+    snap: &Snapshot,
+    tree: &[Node],
+    sel: TreeSel,
+    id: &str,
+) -> Result<Item> {
+    let TreeSel {
+        live,
+        owner,
+        skip,
+        mut carry,
+        mut leaves,
+    } = sel;
+    let r = rel(&live);
+    if !tree.iter().any(|n| n.path == r) {
+        bail!(
+            "{} is not in restore point {} (list it with `lifeboat ls {} {}`)",
+            live.display(),
+            snap.short_id(),
+            snap.short_id(),
+            live.display()
+        );
+    }
+    let writes = tree
+        .iter()
+        .filter(|n| n.kind == NodeKind::File && is_at_or_under(&n.path, &r))
+        .filter(|n| !skip.iter().any(|s| is_at_or_under(&n.path, s)))
+        .fold(Size::default(), |a, n| Size {
+            files: a.files + 1,
+            bytes: a.bytes + n.size,
+        });
+    // What the live copy holds now, and what of it the backup excludes
+    // (it stays, as it was never backed up).
+    let patterns: Vec<String> = svc
+        .sources
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SourceKind::Files { paths, exclude }
+                if paths
+                    .iter()
+                    .any(|p| p.starts_with(&live) || live.starts_with(p)) =>
+            {
+                Some(exclude.clone())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let excludes = Excludes::new(&patterns)?;
+    let (replaces, excluded) = survey(&live, &excludes, &carry)?;
+    for e in excluded {
+        leaves.push(format!("{} (excluded from backups)", e.display()));
+        carry.push(e);
+    }
+    let keeps = match replaces {
+        None => "nothing to keep".to_string(),
+        Some(_) => format!(
+            "what is there is kept as {}",
+            swap::kept_path(&live, id).display()
+        ),
+    };
+    Ok(Item {
+        source: owner.name.clone(),
+        kind: owner.kind.name().to_string(),
+        target: live.display().to_string(),
+        writes,
+        replaces,
+        keeps,
+        leaves,
+        work: Work::Tree {
+            live,
+            rel: r,
+            skip,
+            carry,
+        },
+    })
+}
+
+/// Files and bytes under `live` now (not counting what stays), and the
+/// entries the backup excludes. A mount point cannot be swapped with a
+/// rename: that is refused here, before anything is touched.
+fn survey(
+    live: &Path,
+    excludes: &Excludes,
+    carry: &[PathBuf],
+) -> Result<(Option<Size>, Vec<PathBuf>)> {
+    let meta = match std::fs::symlink_metadata(live) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, Vec::new())),
+        Err(e) => return Err(anyhow!(e).context(format!("looking at {}", live.display()))),
+        Ok(m) => m,
+    };
+    if let Some(parent) = live.parent() {
+        if std::fs::metadata(parent).is_ok_and(|p| p.dev() != meta.dev()) {
+            bail!(
+                "{} is a mount point; Lifeboat swaps a restored copy in with a rename, which cannot replace a mount point: restore it with `--target DIR` and move the files, or restore paths inside it",
+                live.display()
+            );
+        }
+    }
+    let mut size = Size::default();
+    let mut excluded = Vec::new();
+    if !meta.is_dir() {
+        size.files = 1;
+        size.bytes = meta.len();
+        return Ok((Some(size), excluded));
+    }
+    let mut stack = vec![live.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(below) = p.strip_prefix(live).map(Path::to_path_buf) else {
+                continue;
+            };
+            if carry.contains(&below) {
+                continue;
+            }
+            if excludes.matches(&p) {
+                excluded.push(below);
+                continue;
+            }
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                if m.dev() != meta.dev() {
+                    bail!(
+                        "{} is a mount point inside {}; a restore of {} would move it: restore paths beside it instead",
+                        p.display(),
+                        live.display(),
+                        live.display()
+                    );
+                }
+                stack.push(p);
+            } else {
+                size.files += 1;
+                size.bytes += m.len();
+            }
+        }
+    }
+    Ok((Some(size), excluded))
+}
+
+fn plan_stream(
+    src: &Source,
+    record: &SourceRecord,
+    inside: Option<(usize, PathBuf)>,
+    roots: &[PathBuf],
+    stored: u64,
+    id: &str,
+) -> Item {
+    let (target, keeps, replaces) = match &src.kind {
+        SourceKind::Postgres(db) => (
+            format!("database `{}` on {}:{}", db.database, db.host, db.port),
+            format!(
+                "the previous database is kept as `{}_lifeboat_old_…`",
+                db.database
+            ),
+            crate::source::postgres::size(db, &db.database).map(|b| Size { files: 0, bytes: b }),
+        ),
+        SourceKind::Mysql(db) => (
+            format!("database `{}` on {}:{}", db.database, db.host, db.port),
+            format!(
+                "the previous tables are kept in `{}_lifeboat_old_…`",
+                db.database
+            ),
+            Some(Size::default()),
+        ),
+        SourceKind::Sqlite { path } | SourceKind::VmImage { path } => {
+            let now = std::fs::metadata(path).ok().map(|m| Size {
+                files: 1,
+                bytes: m.len(),
+            });
+            let keeps = match &inside {
+                Some((i, _)) => format!(
+                    "written into the restored {}; the live one stays with the kept copy of it",
+                    roots[*i].display()
+                ),
+                None => format!(
+                    "the previous one is kept as {}",
+                    swap::kept_path(path, id).display()
+                ),
+            };
+            (path.display().to_string(), keeps, now)
+        }
+        SourceKind::Redis(r) => (
+            match &r.rdb_path {
+                Some(p) => format!("Redis at {}:{} (RDB {})", r.host, r.port, p.display()),
+                None => format!("Redis at {}:{}", r.host, r.port),
+            },
+            "the server is stopped and started; the previous RDB is kept beside it".to_string(),
+            Some(Size::default()),
+        ),
+        SourceKind::Command(c) => (
+            format!(
+                "`{}`",
+                c.restore.as_deref().unwrap_or("(no restore_command)")
+            ),
+            "piped in last; a stream cannot be kept or rolled back".to_string(),
+            Some(Size::default()),
+        ),
+        SourceKind::Files { .. } | SourceKind::Secrets { .. } => {
+            (String::new(), String::new(), None)
+        }
+    };
+    Item {
+        source: src.name.clone(),
+        kind: src.kind.name().to_string(),
+        target,
+        writes: Size {
+            files: 0,
+            bytes: stored,
+        },
+        replaces,
+        keeps,
+        leaves: Vec::new(),
+        work: Work::Stream {
+            source: Box::new(src.clone()),
+            record: Box::new(record.clone()),
+            inside,
+        },
+    }
+}

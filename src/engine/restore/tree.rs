@@ -1,0 +1,643 @@
+//! Writing part of a snapshot's tree into a new staging directory: the plan
+//! maps every chunk to the places it goes; packs are read once each, on all
+//! cores; files are written with positional writes, checked against their
+//! BLAKE3 hashes, and given their metadata. Nothing outside the staging
+//! directory is touched: swapping it into place is the caller's business.
+//!
+//! A restore never writes outside its target: paths with `..`, absolute
+//! paths, and paths through a symlink are refused before anything is
+//! written, and symlinks are created last, so nothing is ever written
+//! through one.
+
+use crate::progress::{Counters, Phase, Reporter};
+use crate::repo::tree::{is_at_or_under, Node, NodeKind};
+use crate::repo::{pack, ChunkId, Index, Location, Repository, Snapshot};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Which part of a snapshot's tree to restore.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Snapshot paths to restore (with everything below them); empty
+    /// restores everything.
+    pub include: Vec<String>,
+    /// Snapshot paths left out with everything below them: data another
+    /// source restores its own way (a SQLite database inside a files path).
+    pub skip: Vec<String>,
+    /// Leave out streamed sources (`.lifeboat/`): they are restored into
+    /// their databases, not as files.
+    pub skip_streams: bool,
+    /// Restore file ownership (on by default when running as root).
+    pub owners: bool,
+}
+
+impl Selection {
+    pub fn all() -> Selection {
+        Selection {
+            owners: unsafe { libc::geteuid() } == 0,
+            ..Selection::default()
+        }
+    }
+
+    fn keeps(&self, n: &Node) -> bool {
+        matches_include(&n.path, n.kind, &self.include)
+            && !self.skip.iter().any(|s| is_at_or_under(&n.path, s))
+            && !(self.skip_streams && is_at_or_under(&n.path, crate::source::capture::DIR))
+    }
+}
+
+/// What a tree restore wrote.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TreeReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+}
+
+/// The longest path a snapshot may hold: what Linux takes in one call. A
+/// longer one can only come from a damaged or forged snapshot, and bounds
+/// the work every check below does.
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// Checks one snapshot path on its own: not empty, not absolute, no NUL,
+/// no empty, `.` or `..` component, not too long.
+fn check_path(snap: &Snapshot, node: &Node, bytes: &[u8]) -> Result<()> {
+    let unsafe_path = |why| crate::Error::UnsafePath {
+        snapshot: snap.short_id(),
+        path: node.path.chars().take(200).collect(),
+        why,
+    };
+    if bytes.is_empty() {
+        return Err(unsafe_path("empty path").into());
+    }
+    if bytes.len() > MAX_PATH_BYTES {
+        return Err(unsafe_path("longer than 4096 bytes").into());
+    }
+    if bytes[0] == b'/' {
+        return Err(unsafe_path("absolute path").into());
+    }
+    if bytes.contains(&0) {
+        return Err(unsafe_path("NUL byte in path").into());
+    }
+    for p in bytes.split(|b| *b == b'/') {
+        match p {
+            b"" => return Err(unsafe_path("empty path component").into()),
+            b"." | b".." => return Err(unsafe_path("`.` or `..` in path").into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks the paths against each other, in O(n log n) comparisons of
+/// bounded paths: none listed twice, and nothing below a file or symlink
+/// (which would be written through it). Sorted with `/` lowest, everything
+/// below a path comes right after it.
+pub fn check_tree(snap: &Snapshot, nodes: &[Node], rels: &[Vec<u8>]) -> Result<()> {
+    for (n, rel) in nodes.iter().zip(rels) {
+        check_path(snap, n, rel)?;
+    }
+    let key = |b: &u8| if *b == b'/' { 0u8 } else { *b };
+    let mut order: Vec<usize> = (0..rels.len()).collect();
+    order.sort_by(|&a, &b| rels[a].iter().map(key).cmp(rels[b].iter().map(key)));
+    for w in order.windows(2) {
+        let (a, b) = (&rels[w[0]], &rels[w[1]]);
+        let why = if a == b {
+            "listed twice"
+        } else if nodes[w[0]].kind != NodeKind::Dir
+            && b.len() > a.len()
+            && b.starts_with(a)
+            && b[a.len()] == b'/'
+        {
+            "a parent is not a directory (symlink escape)"
+        } else {
+            continue;
+        };
+        return Err(crate::Error::UnsafePath {
+            snapshot: snap.short_id(),
+            path: nodes[w[1]].path.chars().take(200).collect(),
+            why,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn matches_include(path: &str, kind: NodeKind, include: &[String]) -> bool {
+    include.is_empty()
+        || include.iter().any(|inc| {
+            is_at_or_under(path, inc)
+                // Ancestors of an included path, so it lands where it was.
+                || (kind == NodeKind::Dir && is_at_or_under(inc, path))
+        })
+}
+
+struct Dest {
+    file: usize,
+    offset: u64,
+}
+
+/// The chunks to read from one pack and where each one goes.
+type PackPlan = Vec<(ChunkId, Location, Vec<Dest>)>;
+
+/// Restores the selected part of `snap` (whose tree is `nodes`) into
+/// `staging`, a directory that must not exist yet; the snapshot's paths
+/// are recreated below it. Every file is checked against its recorded
+/// hash. The caller holds the repository lock, has written `staging` down
+/// in its ledger, and removes it on failure.
+pub fn restore_tree(
+    repo: &Repository,
+    index: &Index,
+    nodes: &[Node],
+    snap: &Snapshot,
+    sel: &Selection,
+    staging: &Path,
+    reporter: &Reporter,
+) -> Result<TreeReport> {
+    repo.data_identity()?;
+    let include: Vec<String> = sel
+        .include
+        .iter()
+        .map(|p| p.trim_matches('/').to_string())
+        .collect();
+    let sel = Selection {
+        include,
+        ..sel.clone()
+    };
+    let nodes: Vec<&Node> = nodes.iter().filter(|n| sel.keeps(n)).collect();
+    for inc in &sel.include {
+        if !nodes.iter().any(|n| is_at_or_under(&n.path, inc)) {
+            bail!(
+                "{inc:?} is not in snapshot {} (list it with `lifeboat ls {} /`)",
+                snap.short_id(),
+                snap.short_id()
+            );
+        }
+    }
+    // Validate every path before writing anything.
+    let rels: Vec<Vec<u8>> = nodes
+        .iter()
+        .map(|n| n.path_bytes())
+        .collect::<Result<_>>()?;
+    let owned: Vec<Node> = nodes.iter().map(|n| (*n).clone()).collect();
+    check_tree(snap, &owned, &rels)?;
+    let dirs: HashSet<&[u8]> = nodes
+        .iter()
+        .zip(&rels)
+        .filter(|(n, _)| n.kind == NodeKind::Dir)
+        .map(|(_, r)| r.as_slice())
+        .collect();
+
+    // Plan: where each chunk goes.
+    let mut plan: HashMap<u32, PackPlan> = HashMap::new();
+    let mut by_chunk: HashMap<ChunkId, (u32, usize)> = HashMap::new();
+    let mut files: Vec<usize> = Vec::new();
+    let mut bytes_total = 0u64;
+    for (i, n) in nodes.iter().enumerate() {
+        if n.kind != NodeKind::File {
+            continue;
+        }
+        let file = files.len();
+        files.push(i);
+        bytes_total += n.size;
+        let mut offset = 0u64;
+        for id in &n.chunks {
+            let loc = index.get(id).ok_or_else(|| {
+                anyhow!(
+                    "{}: chunk {} is missing from the repository (run `lifeboat verify`)",
+                    n.path,
+                    id.short()
+                )
+            })?;
+            let dest = Dest { file, offset };
+            offset += loc.raw_len as u64;
+            match by_chunk.get(id) {
+                Some(&(p, k)) => plan.get_mut(&p).map(|v| v[k].2.push(dest)).unwrap_or(()),
+                None => {
+                    let v = plan.entry(loc.pack).or_default();
+                    by_chunk.insert(*id, (loc.pack, v.len()));
+                    v.push((*id, loc, vec![dest]));
+                }
+            }
+        }
+        if offset != n.size {
+            bail!("{}: its chunks add up to {offset} bytes but the snapshot says {} (damaged snapshot)", n.path, n.size);
+        }
+    }
+    drop(by_chunk);
+
+    let parent = staging
+        .parent()
+        .ok_or_else(|| anyhow!("cannot restore onto /; choose a directory"))?;
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    // Better to refuse now than to fail halfway through.
+    if let Some((_, free)) = crate::util::fs_space(parent) {
+        if free < bytes_total {
+            bail!(
+                "{} has {} free; restoring snapshot {} needs {}",
+                parent.display(),
+                crate::util::human_bytes(free),
+                snap.short_id(),
+                crate::util::human_bytes(bytes_total)
+            );
+        }
+    }
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(staging)
+        .with_context(|| format!("creating staging directory {}", staging.display()))?;
+
+    let path_of = |rel: &[u8]| staging.join(OsStr::from_bytes(rel));
+    // Directories first, and empty files; files with content are created
+    // by the workers on first write, in parallel. Parents the snapshot
+    // does not list (a partial restore) are made as needed.
+    for (n, rel) in nodes.iter().zip(&rels) {
+        let p = path_of(rel);
+        let parent_listed = rel
+            .iter()
+            .rposition(|b| *b == b'/')
+            .is_none_or(|i| dirs.contains(&rel[..i]));
+        if !parent_listed {
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+        }
+        match n.kind {
+            NodeKind::Dir => fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&p)
+                .with_context(|| format!("creating {}", p.display()))?,
+            NodeKind::File if n.chunks.is_empty() => {
+                create_file(&p)?;
+            }
+            NodeKind::File | NodeKind::Symlink => {}
+        }
+    }
+
+    let counters = Progress {
+        files_total: files.len() as u64,
+        bytes_total,
+        ..Progress::default()
+    };
+    write_contents(
+        repo, index, &nodes, &rels, &files, plan, staging, &counters, reporter,
+    )?;
+    check_files(
+        &nodes, &rels, &files, staging, sel.owners, &counters, reporter,
+    )?;
+
+    // Symlinks last: nothing is written after them, so none is followed.
+    let mut report = TreeReport {
+        bytes: bytes_total,
+        ..TreeReport::default()
+    };
+    for (n, rel) in nodes.iter().zip(&rels) {
+        let p = path_of(rel);
+        match n.kind {
+            NodeKind::Symlink => {
+                let t = n.target_bytes()?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&t), &p)
+                    .with_context(|| format!("creating symlink {}", p.display()))?;
+                report.symlinks += 1;
+            }
+            NodeKind::File => report.files += 1,
+            NodeKind::Dir => report.dirs += 1,
+        }
+    }
+    // Directories and symlinks last, deepest first, so a directory's
+    // mtime is set after everything inside it.
+    for (n, rel) in nodes.iter().zip(&rels).rev() {
+        if n.kind != NodeKind::File {
+            apply_metadata(&path_of(rel), n, sel.owners)?;
+        }
+    }
+    // Everything restored reaches the disk before it replaces anything: a
+    // power cut after the swap must not leave empty or truncated files.
+    sync_filesystem(staging)?;
+    Ok(report)
+}
+
+/// Shared progress of one tree restore.
+#[derive(Default)]
+struct Progress {
+    files_total: u64,
+    bytes_total: u64,
+    files_done: AtomicU64,
+    bytes_done: AtomicU64,
+}
+
+impl Progress {
+    fn counters(&self, phase: Phase) -> Counters {
+        Counters {
+            phase,
+            files_done: self.files_done.load(Ordering::Relaxed),
+            files_total: self.files_total,
+            bytes_done: self.bytes_done.load(Ordering::Relaxed),
+            bytes_total: self.bytes_total,
+            bytes_stored: 0,
+        }
+    }
+}
+
+/// Every pack read once, packs spread over all cores; each chunk written
+/// to every place it goes.
+#[allow(clippy::too_many_arguments)]
+fn write_contents(
+    repo: &Repository,
+    index: &Index,
+    nodes: &[&Node],
+    rels: &[Vec<u8>],
+    files: &[usize],
+    plan: HashMap<u32, PackPlan>,
+    staging: &Path,
+    progress: &Progress,
+    reporter: &Reporter,
+) -> Result<()> {
+    let path_of = |rel: &[u8]| staging.join(OsStr::from_bytes(rel));
+    let mut packs: Vec<(u32, PackPlan)> = plan.into_iter().collect();
+    for (_, chunks) in packs.iter_mut() {
+        chunks.sort_by_key(|(_, l, _)| l.offset);
+    }
+    // In the order of the file regions they fill; workers take turns from
+    // the two ends, so two of them rarely write into the same big file at
+    // once (buffered writes to one file serialise on its inode).
+    packs.sort_by_key(|(_, chunks)| {
+        chunks
+            .first()
+            .and_then(|(_, _, d)| d.first())
+            .map(|d| (d.file, d.offset))
+    });
+    let queue = Mutex::new(std::collections::VecDeque::from(packs));
+    let worker_ids = AtomicU64::new(0);
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    // Every core, or more on object storage, where each worker spends much
+    // of its time waiting for its pack to arrive.
+    let restorers = super::super::workers().max(repo.backend().transfers());
+    std::thread::scope(|s| {
+        for _ in 0..restorers {
+            s.spawn(|| {
+                let w = worker_ids.fetch_add(1, Ordering::Relaxed);
+                let mut scratch = Vec::new();
+                let mut open: Option<(usize, fs::File)> = None;
+                loop {
+                    if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        return;
+                    }
+                    let Some((pack_no, chunks)) = queue.lock().ok().and_then(|mut q| {
+                        if w % 2 == 0 {
+                            q.pop_front()
+                        } else {
+                            q.pop_back()
+                        }
+                    }) else {
+                        return;
+                    };
+                    let res = (|| -> Result<()> {
+                        reporter.check_cancelled()?;
+                        let pack_id = index.pack_id(pack_no);
+                        let mut r = repo.read_pack(&pack_id)?;
+                        for (id, loc, dests) in &chunks {
+                            let data =
+                                pack::read_chunk(&mut r, repo.chunk_key(), id, loc, &mut scratch)
+                                    .map_err(|e| {
+                                    let paths: Vec<&str> = dests
+                                        .iter()
+                                        .map(|d| nodes[files[d.file]].path.as_str())
+                                        .collect();
+                                    e.context(format!(
+                                        "pack {}, needed by {}",
+                                        pack_id.short(),
+                                        paths.join(", ")
+                                    ))
+                                })?;
+                            for d in dests {
+                                // Chunks of one file sit together in a pack:
+                                // keep its handle for the next chunk.
+                                if open.as_ref().is_none_or(|(i, _)| *i != d.file) {
+                                    let node = nodes[files[d.file]];
+                                    let f = create_file(&path_of(&rels[files[d.file]]))?;
+                                    if node.chunks.len() > 1 {
+                                        f.set_len(node.size).with_context(|| {
+                                            format!("allocating /{}", node.path)
+                                        })?;
+                                    }
+                                    open = Some((d.file, f));
+                                }
+                                if let Some((_, f)) = &open {
+                                    f.write_all_at(&data, d.offset).with_context(|| {
+                                        format!("writing /{}", nodes[files[d.file]].path)
+                                    })?;
+                                }
+                                progress
+                                    .bytes_done
+                                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                            }
+                            reporter.progress(progress.counters(Phase::Restore), None, false);
+                        }
+                        Ok(())
+                    })();
+                    if let Err(e) = res {
+                        if let Ok(mut f) = failure.lock() {
+                            f.get_or_insert(e);
+                        }
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failure
+        .into_inner()
+        .map_err(|_| anyhow!("restore state poisoned"))?
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Checks every file against the hash recorded at backup time, and gives
+/// it its owner, mode and times through the same open handle.
+fn check_files(
+    nodes: &[&Node],
+    rels: &[Vec<u8>],
+    files: &[usize],
+    staging: &Path,
+    owners: bool,
+    progress: &Progress,
+    reporter: &Reporter,
+) -> Result<()> {
+    let path_of = |rel: &[u8]| staging.join(OsStr::from_bytes(rel));
+    reporter.progress(progress.counters(Phase::Checking), None, true);
+    let next = AtomicU64::new(0);
+    let bad: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..super::super::workers() {
+            s.spawn(|| loop {
+                if reporter.cancelled() {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(&ni) = files.get(i) else { return };
+                let n = nodes[ni];
+                match check_and_finish_file(&path_of(&rels[ni]), n, owners) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        if let Ok(mut b) = bad.lock() {
+                            b.push(n.path.clone());
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut f) = failure.lock() {
+                            f.get_or_insert(e);
+                        }
+                    }
+                }
+                progress.files_done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    });
+    reporter.check_cancelled()?;
+    if let Some(e) = failure
+        .into_inner()
+        .map_err(|_| anyhow!("restore state poisoned"))?
+    {
+        return Err(e);
+    }
+    let bad = bad
+        .into_inner()
+        .map_err(|_| anyhow!("restore state poisoned"))?;
+    if !bad.is_empty() {
+        bail!(
+            "{} restored file(s) do not match their recorded hash: {}",
+            bad.len(),
+            bad.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Opens a restored file for writing, creating it (mode 0600 until its
+/// metadata is applied). Never follows a symlink.
+fn create_file(p: &Path) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+        .with_context(|| format!("creating {}", p.display()))
+}
+
+/// Hashes a restored file; when it matches, applies the snapshot's owner,
+/// mode and times. Owner first: changing it clears set-id bits.
+fn check_and_finish_file(p: &Path, n: &Node, owners: bool) -> Result<bool> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+        .with_context(|| format!("opening {}", p.display()))?;
+    if hash_reader(&f)? != n.hash.as_deref().unwrap_or_default() {
+        return Ok(false);
+    }
+    if owners {
+        std::os::unix::fs::fchown(&f, Some(n.uid), Some(n.gid))
+            .with_context(|| format!("setting owner of {}", p.display()))?;
+    }
+    // Secrets are owner-only whatever their mode was when backed up.
+    let mode = if n.secret { 0o600 } else { n.mode & 0o7777 };
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting mode of {}", p.display()))?;
+    let t = system_time(n.mtime_ns);
+    f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
+        .with_context(|| format!("setting times of {}", p.display()))?;
+    Ok(true)
+}
+
+fn system_time(ns: i64) -> std::time::SystemTime {
+    let d = std::time::Duration::from_nanos(ns.unsigned_abs());
+    if ns >= 0 {
+        std::time::UNIX_EPOCH + d
+    } else {
+        std::time::UNIX_EPOCH - d
+    }
+}
+
+/// The BLAKE3 of a file's content, as snapshots record it.
+pub fn hash_reader(mut f: &fs::File) -> Result<String> {
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+fn apply_metadata(p: &Path, n: &Node, owners: bool) -> Result<()> {
+    if owners {
+        std::os::unix::fs::lchown(p, Some(n.uid), Some(n.gid))
+            .with_context(|| format!("setting owner of {}", p.display()))?;
+    }
+    let mtime = filetime::FileTime::from_system_time(system_time(n.mtime_ns));
+    if n.kind == NodeKind::Symlink {
+        filetime::set_symlink_file_times(p, mtime, mtime)
+            .with_context(|| format!("setting times of {}", p.display()))?;
+        return Ok(());
+    }
+    fs::set_permissions(p, fs::Permissions::from_mode(n.mode & 0o7777))
+        .with_context(|| format!("setting mode of {}", p.display()))?;
+    filetime::set_file_times(p, mtime, mtime)
+        .with_context(|| format!("setting times of {}", p.display()))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    Missing,
+    Empty,
+    NonEmpty,
+}
+
+pub fn target_state(target: &Path) -> Result<TargetState> {
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TargetState::Missing),
+        Err(e) => Err(e).with_context(|| format!("target {}", target.display())),
+        Ok(m) if !m.is_dir() => bail!("target {} exists and is not a directory", target.display()),
+        Ok(_) => {
+            let mut rd =
+                fs::read_dir(target).with_context(|| format!("target {}", target.display()))?;
+            Ok(if rd.next().is_some() {
+                TargetState::NonEmpty
+            } else {
+                TargetState::Empty
+            })
+        }
+    }
+}
+
+/// Flushes every dirty page of the filesystem holding `dir` (one syncfs
+/// instead of an fsync per restored file).
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    // SAFETY: syncfs only reads the descriptor, which `d` keeps open.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("syncing the restore in {} to disk", dir.display()));
+    }
+    Ok(())
+}
