@@ -67,6 +67,7 @@ fn inventory(services: usize, points: usize) -> Inventory {
                 offsite: Vec::new(),
             })
             .collect(),
+        kept: Default::default(),
     }
 }
 

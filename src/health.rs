@@ -126,6 +126,8 @@ pub struct Report {
     pub repositories: Vec<CapacityCheck>,
     /// Worst first.
     pub alerts: Vec<Alert>,
+    /// Rollback copies restores kept (a warning while there are any).
+    pub kept: crate::inventory::Kept,
 }
 
 /// "3h", "2d 4h", "45m": short enough for a table cell.
@@ -228,7 +230,10 @@ fn drill_check(s: &ServiceView, now: SystemTime, t: &Thresholds) -> Check {
         Check::bad(
             State::Breach,
             format!("FAILED {} ago", short_duration(when)),
-            format!("{}: the last restore drill failed: {}", s.name, d.detail),
+            format!(
+                "{}: the last restore {} failed: {}",
+                s.name, d.kind, d.detail
+            ),
         )
     } else if took > rto {
         Check::bad(
@@ -376,6 +381,19 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
             text,
         });
     }
+    if inv.kept.count > 0 {
+        alerts.push(Alert {
+            state: State::Warning,
+            service: None,
+            message: format!(
+                "{} rollback cop{} kept by restores take {} (oldest {}): `lifeboat leftovers` lists them, `lifeboat leftovers remove ID` discards them",
+                inv.kept.count,
+                if inv.kept.count == 1 { "y" } else { "ies" },
+                crate::util::human_bytes(inv.kept.bytes),
+                short_duration(Duration::from_secs(inv.kept.oldest_secs))
+            ),
+        });
+    }
     let mut services = Vec::new();
     for s in &inv.services {
         let backup = backup_check(s, now);
@@ -434,6 +452,7 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
         .iter()
         .map(|s| s.state)
         .chain(repositories.iter().map(|r| r.state))
+        .chain((inv.kept.count > 0).then_some(State::Warning))
         .max()
         .unwrap_or(State::Ok);
     Report {
@@ -441,6 +460,7 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
         services,
         repositories,
         alerts,
+        kept: inv.kept.clone(),
     }
 }
 

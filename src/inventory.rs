@@ -136,6 +136,16 @@ pub struct Inventory {
     pub repositories: Vec<RepositoryView>,
     /// Most critical tier first, then by name.
     pub services: Vec<ServiceView>,
+    /// Copies restores kept of what they replaced, until discarded.
+    pub kept: Kept,
+}
+
+/// The rollback copies restores left, in sum.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Kept {
+    pub count: usize,
+    pub bytes: u64,
+    pub oldest_secs: u64,
 }
 
 impl Inventory {
@@ -259,8 +269,16 @@ pub fn load(config: &Config) -> Inventory {
             }
         })
         .collect();
+    let kept = crate::engine::leftovers::list(&config.state_dir, SystemTime::now())
+        .iter()
+        .fold(Kept::default(), |k, l| Kept {
+            count: k.count + 1,
+            bytes: k.bytes + l.bytes.unwrap_or(0),
+            oldest_secs: k.oldest_secs.max(l.age.as_secs()),
+        });
     Inventory {
         repositories,
         services,
+        kept,
     }
 }

@@ -119,6 +119,13 @@ pub enum Record {
         ok: bool,
         detail: String,
     },
+    /// Live data the job replaced; `kept` is where the old data is.
+    Replaced {
+        service: String,
+        what: String,
+        #[serde(default)]
+        kept: Option<String>,
+    },
     Finished {
         outcome: Outcome,
         duration_ms: u64,
@@ -264,6 +271,8 @@ pub struct JobView {
     pub log: Vec<String>,
     pub waiting: Option<Waiting>,
     pub checks: Vec<(String, bool, String)>,
+    /// What the job replaced (so it can be rolled back).
+    pub replaced: Vec<String>,
     pub finished: Option<(Outcome, u64, Option<PathBuf>)>,
     /// The process is gone without finishing (killed, or the host rebooted).
     pub lost: bool,
@@ -371,6 +380,9 @@ impl JobView {
                 ok,
                 detail,
             } => self.checks.push((service.clone(), *ok, detail.clone())),
+            Record::Replaced { service, what, .. } => {
+                self.replaced.push(format!("{service}: {what}"))
+            }
             Record::Finished {
                 outcome,
                 duration_ms,

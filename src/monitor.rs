@@ -260,3 +260,48 @@ mod tests {
         assert!(tail(&long).len() <= TAIL_BYTES && long.ends_with(tail(&long)));
     }
 }
+
+/// Runs one job the way every job runs, whoever started it (a CLI command,
+/// a recovery job from `recover` or the console, a scheduled run): its
+/// start and end logged as JSON lines under `log_dir`, its monitors pinged
+/// at the start and with success or failure and the tail of what it said.
+/// `said` returns that text once the job is over. Warnings about logging
+/// or pings go to `warn`; they never fail the job.
+pub fn observe<T>(
+    job: &str,
+    monitors: &[Monitor],
+    log_dir: &std::path::Path,
+    succeeded: impl Fn(&T) -> bool,
+    said: impl Fn() -> String,
+    warn: impl Fn(String),
+    run: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let (_guard, log_problem) = crate::logging::init(log_dir);
+    log_problem.into_iter().for_each(&warn);
+    let pinger = Pinger::new(monitors, job);
+    let started = std::time::Instant::now();
+    tracing::info!(job, run_id = %pinger.run_id, host = %crate::paths::hostname(), "job started");
+    pinger.start().into_iter().for_each(&warn);
+    let result = run();
+    let took = started.elapsed().as_millis() as u64;
+    let log = said();
+    match &result {
+        Ok(v) if succeeded(v) => {
+            tracing::info!(job, run_id = %pinger.run_id, outcome = "success", duration_ms = took, "job finished");
+            pinger.success(&log).into_iter().for_each(&warn);
+        }
+        Ok(_) => {
+            tracing::error!(job, run_id = %pinger.run_id, outcome = "failed", duration_ms = took, "job finished");
+            pinger.fail(&log).into_iter().for_each(&warn);
+        }
+        Err(e) => {
+            let e = crate::util::printable(&format!("{e:#}")).into_owned();
+            tracing::error!(job, run_id = %pinger.run_id, outcome = "failed", duration_ms = took, error = %e, "job finished");
+            pinger
+                .fail(&format!("{log}\nerror: {e}"))
+                .into_iter()
+                .for_each(&warn);
+        }
+    }
+    result
+}

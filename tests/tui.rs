@@ -158,6 +158,7 @@ fn inventory() -> Inventory {
                 None,
             ),
         ],
+        kept: Default::default(),
     }
 }
 

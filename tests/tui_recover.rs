@@ -63,6 +63,7 @@ fn inventory() -> Inventory {
             last_drill: None,
             offsite: vec![],
         }],
+        kept: Default::default(),
     }
 }
 
@@ -150,8 +151,11 @@ fn the_wizard_goes_from_scenario_to_a_started_job() {
     assert_eq!(app.screen, Screen::Recover);
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.recover.stage(), Stage::Point);
-    // The cursor starts on the newest verified point, not the newest.
-    assert_eq!(app.recover.sel, 2);
+    // The cursor starts on the newest point; the admin moves to an older,
+    // verified one.
+    assert_eq!(app.recover.sel, 0);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
     insta::assert_snapshot!("recover_point_80x24", draw(&app));
     let cmds = key(&mut app, KeyCode::Enter);
     let Some(Cmd::Preflight {
@@ -175,10 +179,24 @@ fn the_wizard_goes_from_scenario_to_a_started_job() {
             },
         )
     };
-    app.on_msg(Msg::Preflight(vec![
-        check("credentials", true, "repository local opens with its key"),
-        check("free space", true, "812 GiB free at /srv/paperless"),
-    ]));
+    app.on_msg(Msg::Preflight(
+        vec![
+            check("credentials", true, "repository local opens with its key"),
+            check("free space", true, "812 GiB free at /srv/paperless"),
+        ],
+        vec![(
+            "paperless".into(),
+            vec![
+                "restore point a2222222 from 2026-09-19 10:13 UTC, 2d2h ago; verified 09-20 03:00"
+                    .into(),
+                "warning: 2 newer restore points exist: anything written after this one is lost"
+                    .into(),
+                "files: /srv/paperless/media/0042.pdf".into(),
+                "  writes 1 file, 2.1 MiB; replaces 1 file, 2.0 MiB".into(),
+                "  what is there is kept as /srv/paperless/media/.0042.pdf.lifeboat-kept-…".into(),
+            ],
+        )],
+    ));
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.recover.stage(), Stage::Confirm);
     typed(&mut app, "paperles");

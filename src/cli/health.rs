@@ -12,6 +12,11 @@ pub fn health(ctx: &Ctx) -> Result<ExitCode> {
         eprintln!("error: health needs a config (pass --config FILE)");
         return Ok(ExitCode::from(3));
     };
+    // Staging of restores that were killed is gone for good: clean it
+    // before judging, so it never hides behind a warning.
+    for line in lifeboat::engine::leftovers::clean_stale(&config.state_dir) {
+        eprintln!("{line}");
+    }
     let inv = lifeboat::inventory::load(config);
     let report = lifeboat::health::evaluate(&inv, std::time::SystemTime::now(), &config.thresholds);
     if ctx.json {

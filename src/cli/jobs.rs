@@ -84,6 +84,16 @@ pub fn jobs_cmd(ctx: &Ctx, a: JobsArgs) -> Result<ExitCode> {
     }
 }
 
+/// What kind of job a detached job is, for its monitors and log lines
+/// (`restore`, `drill`, `backup`, `verify`): what its runbook does.
+pub fn kind_of(ctx: &Ctx, id: &str) -> Option<String> {
+    let config = ctx.config.as_ref()?;
+    let spec = jobs::read_spec(&config.state_dir, id).ok()?;
+    let text = std::fs::read_to_string(&spec.runbook).ok()?;
+    let (rb, _) = runbook::parse::parse(&spec.runbook, &text);
+    Some(rb.map_or("restore", |r| r.job_kind()).to_string())
+}
+
 /// The detached job itself.
 pub fn job_run(ctx: &Ctx, id: &str) -> Result<ExitCode> {
     let config = config(ctx)?;
@@ -118,9 +128,19 @@ pub fn job_run(ctx: &Ctx, id: &str) -> Result<ExitCode> {
     }
     let run = runbook::exec::Run::new(config, &spec, &rb, &journal, cancel);
     let report = run.run();
+    // What the job said last, for a failure ping.
+    if let Ok(view) = JobView::load(&config.state_dir, id) {
+        let tail = view.log.len().saturating_sub(20);
+        ctx.log
+            .borrow_mut()
+            .extend(view.log[tail..].iter().cloned());
+    }
     ctx.log.borrow_mut().push(format!(
-        "job {} ({}): {:?}",
-        report.job, report.runbook, report.outcome
+        "job {} ({}) for {}: {:?}",
+        report.job,
+        report.runbook,
+        spec.services.join(", "),
+        report.outcome
     ));
     Ok(if report.outcome == Outcome::Success {
         ExitCode::SUCCESS

@@ -152,57 +152,32 @@ pub fn run() -> Result<ExitCode> {
     };
     // Jobs that change or check data are logged and pinged; dry runs are not.
     let job = match &command {
-        Command::Backup(_) => Some("backup"),
-        Command::Verify(_) => Some("verify"),
-        Command::Prune(a) if !a.dry_run => Some("prune"),
-        Command::Forget(a) if !a.dry_run => Some("prune"),
-        Command::Drill(_) => Some("drill"),
-        Command::Restore(_) => Some("restore"),
-        Command::Copy(_) => Some("copy"),
+        Command::Backup(_) => Some("backup".to_string()),
+        Command::Verify(_) => Some("verify".into()),
+        Command::Prune(a) if !a.dry_run => Some("prune".into()),
+        Command::Forget(a) if !a.dry_run => Some("prune".into()),
+        Command::Drill(_) => Some("drill".into()),
+        Command::Restore(_) => Some("restore".into()),
+        Command::Copy(_) => Some("copy".into()),
+        Command::JobRun { id } => jobs::kind_of(&ctx, id),
         _ => None,
     };
     let Some(job) = job else {
         return dispatch(&ctx, command);
     };
-    let log_dir = ctx
-        .config
-        .as_ref()
-        .map(|c| c.log_dir.clone())
-        .unwrap_or_else(|| lifeboat::paths::state_dir().join("logs"));
-    let (_log_guard, log_problem) = lifeboat::logging::init(&log_dir);
-    let warn_all = |warnings: Vec<String>| {
-        for w in warnings {
-            eprintln!("warning: {w}");
-        }
+    let (log_dir, monitors) = match &ctx.config {
+        Some(c) => (c.log_dir.clone(), c.monitors.clone()),
+        None => (lifeboat::paths::state_dir().join("logs"), Vec::new()),
     };
-    warn_all(log_problem.into_iter().collect());
-    let monitors = ctx
-        .config
-        .as_ref()
-        .map(|c| c.monitors.clone())
-        .unwrap_or_default();
-    let pinger = lifeboat::monitor::Pinger::new(&monitors, job);
-    let started = std::time::Instant::now();
-    tracing::info!(job, run_id = %pinger.run_id, host = %lifeboat::paths::hostname(), "job started");
-    warn_all(pinger.start());
-    let result = dispatch(&ctx, command);
-    let took = started.elapsed().as_millis() as u64;
-    let log = ctx.log.borrow().join("\n");
-    match &result {
-        Ok(code) if *code == ExitCode::SUCCESS => {
-            tracing::info!(job, run_id = %pinger.run_id, outcome = "success", duration_ms = took, "job finished");
-            warn_all(pinger.success(&log));
-        }
-        Ok(_) => {
-            tracing::error!(job, run_id = %pinger.run_id, outcome = "failed", duration_ms = took, "job finished");
-            warn_all(pinger.fail(&log));
-        }
-        Err(e) => {
-            tracing::error!(job, run_id = %pinger.run_id, outcome = "failed", duration_ms = took, error = %format!("{e:#}"), "job finished");
-            warn_all(pinger.fail(&format!("{log}\nerror: {e:#}")));
-        }
-    }
-    result
+    lifeboat::monitor::observe(
+        &job,
+        &monitors,
+        &log_dir,
+        |code| *code == ExitCode::SUCCESS,
+        || ctx.log.borrow().join("\n"),
+        |w| eprintln!("warning: {w}"),
+        || dispatch(&ctx, command),
+    )
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {

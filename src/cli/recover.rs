@@ -320,7 +320,7 @@ fn print_line(view: &JobView, l: &Line, last_progress: &mut u64) {
         Record::Check { ok, detail, .. } => {
             println!("  check: {} {}", if *ok { "✓" } else { "✗" }, c(detail))
         }
-        Record::Finished { .. } => {}
+        Record::Replaced { .. } | Record::Finished { .. } => {}
     }
 }
 

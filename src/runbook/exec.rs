@@ -805,6 +805,11 @@ impl<'a> Run<'a> {
                     .unwrap_or_default();
                 for r in &replaced {
                     cx.replaced.push(r.what());
+                    self.journal.write(Record::Replaced {
+                        service: cx.svc.name.clone(),
+                        what: r.what(),
+                        kept: r.kept_text(),
+                    });
                     if let Some(k) = r.kept_text() {
                         self.journal.log(format!(
                             "the previous {} is kept as {k} (`lifeboat rollback {}` puts it back; `lifeboat leftovers` lists kept copies)",

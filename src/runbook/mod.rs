@@ -287,6 +287,23 @@ impl Runbook {
         }
     }
 
+    /// The kind of job a run of it is, for monitors' `jobs = [...]` and
+    /// log lines: a restore (or rollback) unless it only drills, backs up
+    /// or verifies.
+    pub fn job_kind(&self) -> &'static str {
+        if self.has(|a| matches!(a, Action::Restore { .. } | Action::Rollback { .. })) {
+            "restore"
+        } else if self.has(|a| matches!(a, Action::Drill)) {
+            "drill"
+        } else if self.has(|a| matches!(a, Action::Backup)) {
+            "backup"
+        } else if self.has(|a| matches!(a, Action::Verify)) {
+            "verify"
+        } else {
+            "restore"
+        }
+    }
+
     pub fn needs_stop(&self) -> bool {
         self.requires_stopped || self.has(|a| matches!(a, Action::Stop))
     }

@@ -79,7 +79,11 @@ pub enum Msg {
     Diff(Result<Vec<DiffEntry>, String>),
     Runbooks(Result<Vec<super::recover::RunbookInfo>, String>),
     Jobs(Vec<crate::jobs::JobView>),
-    Preflight(Vec<(String, crate::runbook::preflight::Check)>),
+    /// The preflight's checks, and per service what the run will change.
+    Preflight(
+        Vec<(String, crate::runbook::preflight::Check)>,
+        Vec<(String, Vec<String>)>,
+    ),
     JobTail(Box<crate::jobs::JobView>),
     Report(Vec<String>),
     /// A job could not be started, answered or cancelled.
@@ -302,7 +306,10 @@ impl App {
                 }
                 self.recover.jobs = j;
             }
-            Msg::Preflight(p) => self.recover.preflight = Some(p),
+            Msg::Preflight(p, plans) => {
+                self.recover.preflight = Some(p);
+                self.recover.plans = plans;
+            }
             Msg::JobTail(v) => return self.recover.on_tail(*v),
             Msg::Report(lines) => self.recover.report = Some(lines),
             Msg::JobError(e) => {

@@ -322,13 +322,20 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
             };
             let repos = runbook::engine_calls::Repos { config, key: None };
             let mut out = Vec::new();
+            let mut plans = Vec::new();
             for name in &services {
                 match config.service(name) {
-                    Ok(svc) => out.extend(
-                        runbook::preflight::run(&repos, &rb, svc, &point, &inputs)
-                            .into_iter()
-                            .map(|c| (name.clone(), c)),
-                    ),
+                    Ok(svc) => {
+                        out.extend(
+                            runbook::preflight::run(&repos, &rb, svc, &point, &inputs)
+                                .into_iter()
+                                .map(|c| (name.clone(), c)),
+                        );
+                        plans.push((
+                            name.clone(),
+                            runbook::request::plan_lines(&repos, &rb, svc, &point, &inputs),
+                        ));
+                    }
                     Err(e) => out.push((
                         name.clone(),
                         runbook::preflight::Check {
@@ -339,7 +346,7 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
                     )),
                 }
             }
-            Msg::Preflight(out)
+            Msg::Preflight(out, plans)
         }
         Cmd::StartJob(spec) => match crate::jobs::launch(config, &spec) {
             Ok(_) => return None,

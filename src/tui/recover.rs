@@ -73,6 +73,12 @@ pub struct Wizard {
     /// None: `latest` for each service (several services).
     pub point: Option<String>,
     pub preflight: Option<Vec<(String, Check)>>,
+    /// Per service, what the run will write and replace (the confirm
+    /// screen shows it).
+    pub plans: Vec<(String, Vec<String>)>,
+    /// A destructive key waits for y: `C` (cancel the job) or `u` (roll
+    /// back what it replaced).
+    pub asking: Option<char>,
     pub typed: String,
     pub job: Option<JobView>,
     /// The finished job's report (markdown), shown in the pane.
@@ -363,8 +369,9 @@ impl Wizard {
             self.sel = 0;
             return;
         }
+        // The newest point: an older one is a choice the admin makes (the
+        // confirm screen says how many newer points it skips).
         self.go(Stage::Point);
-        self.sel = self.points.iter().position(|p| p.verified).unwrap_or(0);
     }
 
     fn preflight_cmd(&self) -> Vec<Cmd> {
@@ -503,12 +510,29 @@ impl Wizard {
                 answer: a.into(),
             }]
         };
+        if let Some(what) = self.asking.take() {
+            if key.code != KeyCode::Char('y') {
+                return vec![];
+            }
+            return match what {
+                'C' if job.running() => vec![Cmd::CancelJob { id }],
+                'u' => self.rollback_spec().into_iter().collect(),
+                _ => vec![],
+            };
+        }
         match (&job.waiting, key.code) {
             (Some(w), KeyCode::Enter) if w.kind != "failed" => answer("continue"),
             (Some(w), KeyCode::Char('r')) if w.kind == "failed" => answer("retry"),
             (Some(w), KeyCode::Char('s')) if w.skippable || w.kind == "confirm" => answer("skip"),
             (Some(_), KeyCode::Char('a')) => answer("abort"),
-            (_, KeyCode::Char('C')) if job.running() => vec![Cmd::CancelJob { id }],
+            (_, KeyCode::Char('C')) if job.running() => {
+                self.asking = Some('C');
+                vec![]
+            }
+            (_, KeyCode::Char('u')) if job.finished.is_some() && !job.replaced.is_empty() => {
+                self.asking = Some('u');
+                vec![]
+            }
             (_, KeyCode::Esc) | (_, KeyCode::Char('q')) => {
                 // The job goes on; it is listed first when the screen opens.
                 self.job = None;
@@ -518,6 +542,41 @@ impl Wizard {
             }
             _ => vec![],
         }
+    }
+
+    /// A rollback job for what the shown job replaced, through the
+    /// `rollback` runbook; it becomes the shown job.
+    fn rollback_spec(&mut self) -> Option<Cmd> {
+        let job = self.job.as_ref()?;
+        let Some(rb) = self.runbooks.iter().find(|r| r.id == "rollback") else {
+            self.error = Some(
+                "the rollback runbook is missing: `lifeboat rollback JOB` does the same".into(),
+            );
+            return None;
+        };
+        let spec = JobSpec {
+            id: crate::jobs::new_id(&rb.id),
+            runbook: rb.file.clone(),
+            services: job.services.clone(),
+            point: "latest".into(),
+            inputs: [("restore".to_string(), job.id.clone())].into(),
+            interactive: true,
+            key: None,
+        };
+        self.job = Some(JobView {
+            id: spec.id.clone(),
+            title: rb.title.clone(),
+            steps: rb
+                .steps
+                .iter()
+                .map(|s| (s.clone(), crate::jobs::StepState::Pending))
+                .collect(),
+            services: spec.services.clone(),
+            ..Default::default()
+        });
+        self.report = None;
+        self.sel = 0;
+        Some(Cmd::StartJob(Box::new(spec)))
     }
 
     /// Every fast tick while a job is shown: read what its journal gained.

@@ -40,7 +40,12 @@ pub fn hints(w: &Wizard) -> &'static [(&'static str, &'static str)] {
             Some(j) if j.waiting.is_some() => {
                 &[("Enter", "done"), ("a", "abort"), ("Esc", "detach")]
             }
+            _ if w.asking == Some('C') => &[("y", "yes, cancel the job"), ("any key", "no")],
+            _ if w.asking == Some('u') => &[("y", "yes, roll it back"), ("any key", "no")],
             Some(j) if j.running() => &[("C", "cancel job"), ("Esc", "detach: it keeps running")],
+            Some(j) if !j.replaced.is_empty() => {
+                &[("↑↓", "scroll"), ("u", "undo: roll back"), ("Esc", "back")]
+            }
             _ => &[("↑↓", "scroll the report"), ("Esc", "back")],
         },
     }
@@ -214,28 +219,37 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         },
         Stage::Confirm => {
             if let Some(r) = rb {
-                lines.push(Line::raw(format!("Runbook:  {}", r.title)));
-                lines.push(Line::raw(format!("Services: {}", w.chosen().join(", "))));
-                lines.push(Line::raw(format!(
-                    "Point:    {}",
-                    w.point
-                        .as_deref()
-                        .map(|p| p[..8.min(p.len())].to_string())
-                        .unwrap_or_else(|| "the newest of each service".into())
-                )));
+                lines.push(Line::raw(format!("Runbook: {}", r.title)));
+                let steps: Vec<&str> = r.steps.iter().map(String::as_str).collect();
+                lines.push(Line::styled(
+                    format!("Steps: {}", steps.join(" · ")),
+                    t.dim(),
+                ));
                 for (name, val) in r.inputs.iter().zip(&w.inputs) {
-                    lines.push(Line::raw(format!(
-                        "{:<9} {}",
-                        format!("{}:", name.name),
-                        val
-                    )));
+                    lines.push(Line::raw(format!("{}: {val}", name.name)));
                 }
-                for (i, s) in r.steps.iter().enumerate() {
-                    lines.push(Line::raw(format!("  {}. {s}", i + 1)));
+                for (svc, plan) in &w.plans {
+                    lines.push(Line::styled(format!("{svc}:"), t.title()));
+                    for l in plan {
+                        let style = if l.starts_with("warning") {
+                            t.state(crate::health::State::Warning)
+                        } else {
+                            ratatui::style::Style::default()
+                        };
+                        lines.push(Line::styled(format!("  {l}"), style));
+                    }
                 }
-                lines.push(Line::raw(""));
+                // The prompt stays on screen however long the plan is.
+                let room = h.saturating_sub(3);
+                if lines.len() > room {
+                    lines.truncate(room.saturating_sub(1));
+                    lines.push(Line::styled(
+                        "  … (a larger terminal shows all of the plan)",
+                        t.dim(),
+                    ));
+                }
                 lines.push(Line::raw(format!(
-                    "Type {} and Enter to start:",
+                    "Nothing is replaced until it is restored and checked. Type {}:",
                     w.confirm_word()
                 )));
                 lines.push(Line::from(vec![
