@@ -237,30 +237,6 @@ impl Pinger {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_get_their_suffix_before_any_query() {
-        assert_eq!(
-            with_suffix("https://hc-ping.com/abc/", "/start", "rid=1"),
-            "https://hc-ping.com/abc/start?rid=1"
-        );
-        assert_eq!(
-            with_suffix("https://kuma/api/push/tok?a=b", "", "status=up"),
-            "https://kuma/api/push/tok?a=b&status=up"
-        );
-        assert_eq!(
-            redact_url("https://hc-ping.com/secret-uuid?x=1"),
-            "https://hc-ping.com/…"
-        );
-        assert_eq!(encode("disk full: 100%"), "disk%20full%3A%20100%25");
-        let long = "é".repeat(TAIL_BYTES);
-        assert!(tail(&long).len() <= TAIL_BYTES && long.ends_with(tail(&long)));
-    }
-}
-
 /// Runs one job the way every job runs, whoever started it (a CLI command,
 /// a recovery job from `recover` or the console, a scheduled run): its
 /// start and end logged as JSON lines under `log_dir`, its monitors pinged
@@ -304,4 +280,28 @@ pub fn observe<T>(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_get_their_suffix_before_any_query() {
+        assert_eq!(
+            with_suffix("https://hc-ping.com/abc/", "/start", "rid=1"),
+            "https://hc-ping.com/abc/start?rid=1"
+        );
+        assert_eq!(
+            with_suffix("https://kuma/api/push/tok?a=b", "", "status=up"),
+            "https://kuma/api/push/tok?a=b&status=up"
+        );
+        assert_eq!(
+            redact_url("https://hc-ping.com/secret-uuid?x=1"),
+            "https://hc-ping.com/…"
+        );
+        assert_eq!(encode("disk full: 100%"), "disk%20full%3A%20100%25");
+        let long = "é".repeat(TAIL_BYTES);
+        assert!(tail(&long).len() <= TAIL_BYTES && long.ends_with(tail(&long)));
+    }
 }
