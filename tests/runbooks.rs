@@ -986,3 +986,95 @@ fn backup_now_runbook_takes_a_new_restore_point() {
     let newest = lab.lb().args(["ls", "docs:latest"]).output().unwrap();
     assert!(String::from_utf8_lossy(&newest.stdout).contains("new.txt"));
 }
+
+#[test]
+fn ctrl_c_leaves_the_job_running_and_stopping_after_the_restore_is_no_failure() {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "tmux is needed for this test: run scripts/test-deps.sh (or apt-get install tmux)"
+    );
+    let lab = Lab::new(1000);
+    let victim = lab.env.path("live/docs/data/file2.bin");
+    let original = fs::read(&victim).unwrap();
+    fs::remove_file(&victim).unwrap();
+    let t = Tmux {
+        socket: format!("lifeboat-ctrlc-{}", std::process::id()),
+    };
+    let script = format!(
+        "cd {dir} && env LIFEBOAT_KEY_DIR={keys} HOME={home} {bin} --config {cfg} recover files-deleted --service docs --runbooks {rb} --input path={victim}; echo RECOVER-EXITED $?; sleep 600",
+        dir = lab.env.path("").display(),
+        keys = lab.env.path("keys").display(),
+        home = lab.env.path("home").display(),
+        bin = assert_cmd::cargo::cargo_bin("lifeboat").display(),
+        cfg = lab.config.display(),
+        rb = shipped(),
+        victim = victim.display(),
+    );
+    // Ctrl-C at the first question: the follower says how to get back,
+    // the job goes on waiting.
+    t.start("a", &script);
+    let s = t.wait_for("a", "Type `docs` to start", Duration::from_secs(30));
+    assert!(
+        s.contains("UTC") && s.contains("ago;"),
+        "the point's time and age: {s}"
+    );
+    t.literal("a", "docs");
+    t.keys("a", &["Enter"]);
+    t.wait_for("a", "[Enter done, a abort] >", Duration::from_secs(30));
+    t.keys("a", &["C-c"]);
+    let s = t.wait_for("a", "RECOVER-EXITED", Duration::from_secs(30));
+    assert!(s.contains("goes on without this terminal"), "{s}");
+    assert!(
+        s.contains("lifeboat jobs attach") && s.contains("RECOVER-EXITED 130"),
+        "{s}"
+    );
+    let jobs = || {
+        let out = lab
+            .env
+            .lb()
+            .arg("--config")
+            .arg(&lab.config)
+            .args(["--json", "jobs"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let j = jobs()[0].clone();
+    assert!(
+        j["finished"].is_null() && !j["lost"].as_bool().unwrap(),
+        "{j}"
+    );
+    let id = j["id"].as_str().unwrap().to_string();
+
+    // Re-attached: the restore happens, then the admin stops at the last
+    // checkbox. The data stays restored and the job is not a failure.
+    let attach = format!(
+        "cd {dir} && env LIFEBOAT_KEY_DIR={keys} HOME={home} {bin} --config {cfg} jobs attach {id}; echo ATTACH-EXITED $?; sleep 600",
+        dir = lab.env.path("").display(),
+        keys = lab.env.path("keys").display(),
+        home = lab.env.path("home").display(),
+        bin = assert_cmd::cargo::cargo_bin("lifeboat").display(),
+        cfg = lab.config.display(),
+    );
+    t.start("b", &attach);
+    t.wait_for("b", "[Enter done, a abort] >", Duration::from_secs(30));
+    t.keys("b", &["Enter"]);
+    t.wait_for("b", "Open the restored file", Duration::from_secs(30));
+    assert_eq!(fs::read(&victim).unwrap(), original);
+    t.literal("b", "a");
+    t.keys("b", &["Enter"]);
+    let s = t.wait_for("b", "ATTACH-EXITED", Duration::from_secs(30));
+    assert!(s.contains("was stopped by you"), "{s}");
+    let j = jobs()[0].clone();
+    assert_eq!(j["finished"][0], "aborted", "{j}");
+    assert_eq!(
+        fs::read(&victim).unwrap(),
+        original,
+        "what was restored stays"
+    );
+}

@@ -12,54 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 use std::time::Duration;
 
-const PASSWORD_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/db-password");
-const START: &str = "run scripts/test-deps.sh (it installs and starts PostgreSQL, MariaDB and Redis and creates the lifeboat_test login)";
-
-fn password() -> String {
-    std::fs::read_to_string(PASSWORD_FILE)
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{:08x}", rand::random::<u32>())
-}
-
-fn pg(db: &str) -> postgres::Client {
-    postgres::Config::new()
-        .host("127.0.0.1")
-        .port(5432)
-        .user("lifeboat_test")
-        .password(password())
-        .dbname(db)
-        .connect(postgres::NoTls)
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable on 127.0.0.1:5432 as lifeboat_test ({e}); {START}")
-        })
-}
-
-fn mariadb(sql: &str) -> String {
-    let out = Std::new("mariadb")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-u",
-            "lifeboat_test",
-            "--batch",
-            "--skip-column-names",
-        ])
-        .env("MYSQL_PWD", password())
-        .args(["-e", sql])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the mariadb client ({e}); {START}"));
-    assert!(
-        out.status.success(),
-        "MariaDB on 127.0.0.1:3306 refused `{sql}`: {}; {START}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use common::db::{mariadb, password, pg, unique, PASSWORD_FILE, START};
 
 /// A config with one local repository and the given services.
 fn config(env: &Env, services: &str) -> PathBuf {

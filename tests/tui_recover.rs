@@ -388,3 +388,70 @@ fn the_progress_pane_shows_steps_rate_eta_and_waits_for_keys() {
     assert!(matches!(cmds.as_slice(), [Cmd::LoadJobs]));
     assert_eq!(app.recover.stage(), Stage::Pick);
 }
+
+#[test]
+fn cancel_and_roll_back_ask_first() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('3'));
+    let mut rbs = runbooks();
+    rbs.push(RunbookInfo {
+        id: "rollback".into(),
+        title: "Undo a restore".into(),
+        summary: "Put back what a restore replaced.".into(),
+        file: "/rb/rollback.md".into(),
+        scope: Scope::Service,
+        inputs: vec![],
+        steps: vec!["Stop".into(), "Put back".into(), "Start".into()],
+        applies: vec!["paperless".into()],
+    });
+    app.on_msg(Msg::Runbooks(Ok(rbs)));
+    let job = journal("20260919-files-deleted-0002");
+    app.recover.job = Some(job.clone());
+    app.recover.stage = Some(Stage::Run);
+    // C alone cancels nothing; the pane asks, and only y goes ahead.
+    assert!(key(&mut app, KeyCode::Char('C')).is_empty());
+    assert!(
+        draw(&app).contains("y yes, cancel the job"),
+        "{}",
+        draw(&app)
+    );
+    assert!(
+        key(&mut app, KeyCode::Char('n')).is_empty(),
+        "any other key says no"
+    );
+    assert!(key(&mut app, KeyCode::Char('C')).is_empty());
+    let cmds = key(&mut app, KeyCode::Char('y'));
+    assert!(
+        matches!(cmds.as_slice(), [Cmd::CancelJob { id }] if id == &job.id),
+        "{cmds:?}"
+    );
+    // A finished job that replaced data offers u, which rolls it back
+    // through the rollback runbook after a y.
+    let mut done = job.clone();
+    done.apply(&Line {
+        t: 1_790_000_008_000,
+        rec: Record::Replaced {
+            service: "paperless".into(),
+            what: "/srv/paperless/media".into(),
+            kept: Some("/srv/paperless/.media.lifeboat-kept-x".into()),
+        },
+    });
+    done.apply(&Line {
+        t: 1_790_000_009_000,
+        rec: Record::Finished {
+            outcome: lifeboat::jobs::Outcome::Success,
+            duration_ms: 9000,
+            report: None,
+        },
+    });
+    app.on_msg(Msg::JobTail(Box::new(done.clone())));
+    assert!(draw(&app).contains("u undo: roll back"), "{}", draw(&app));
+    assert!(key(&mut app, KeyCode::Char('u')).is_empty());
+    let cmds = key(&mut app, KeyCode::Char('y'));
+    let [Cmd::StartJob(spec)] = cmds.as_slice() else {
+        panic!("{cmds:?}")
+    };
+    assert!(spec.runbook.ends_with("rollback.md"));
+    assert_eq!(spec.inputs["restore"], done.id);
+    assert_eq!(spec.services, ["paperless"]);
+}

@@ -75,6 +75,10 @@ pub enum Replaced {
         carried: Vec<PathBuf>,
         #[serde(default)]
         suffixes: Vec<String>,
+        /// The kept copy of secrets is made private (0700/0600) while it
+        /// waits; this is the mode it goes back with.
+        #[serde(default)]
+        mode: Option<u32>,
     },
     Postgres {
         source: String,

@@ -238,6 +238,7 @@ pub fn commit(staged: Staged, streams: &Streams, ledger: &Ledger) -> Result<Comm
                 kept: had.then_some(kept),
                 carried: Vec::new(),
                 suffixes: suffixes.iter().map(|s| s.to_string()).collect(),
+                mode: None,
             };
             (
                 format!("{} replaced: {}", live.display(), staged.detail),
@@ -345,16 +346,25 @@ pub fn undo(what: &Replaced, rollback_id: &str) -> Result<Replaced> {
             kept,
             carried,
             suffixes,
+            mode,
         } => {
             let undone = swap::undone_path(live, rollback_id);
             let sfx: Vec<&str> = suffixes.iter().map(String::as_str).collect();
+            if let (Some(k), Some(m)) = (kept, mode) {
+                swap::set_mode(k, *m)?;
+            }
             let moved = swap::swap_back(live, kept.as_deref(), &undone, carried, &sfx)?;
+            let mode = match (moved, mode) {
+                (true, Some(_)) => swap::make_private(&undone)?,
+                _ => None,
+            };
             Ok(Replaced::Path {
                 source: source.clone(),
                 live: live.clone(),
                 kept: moved.then_some(undone),
                 carried: carried.clone(),
                 suffixes: suffixes.clone(),
+                mode,
             })
         }
         Replaced::Postgres { source, db, kept } => Ok(Replaced::Postgres {

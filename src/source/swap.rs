@@ -59,6 +59,26 @@ pub fn is_own_name(name: &std::ffi::OsStr) -> bool {
             .any(|w| n.contains(&format!(".lifeboat-{w}")))
 }
 
+/// Makes a kept copy of secrets private while it waits (0700 for a
+/// directory, 0600 for a file); returns the mode it had, to go back with.
+pub fn make_private(p: &Path) -> Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = fs::symlink_metadata(p).with_context(|| format!("looking at {}", p.display()))?;
+    if m.file_type().is_symlink() {
+        return Ok(None);
+    }
+    let mode = m.permissions().mode() & 0o7777;
+    let private = if m.is_dir() { 0o700 } else { 0o600 };
+    set_mode(p, private)?;
+    Ok(Some(mode))
+}
+
+pub fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", p.display()))
+}
+
 /// Moves `carry` entries (relative paths) from `from` into `to`, creating
 /// parents in `to` as needed. Returns what was moved, so it can be moved
 /// back.

@@ -2,6 +2,8 @@
 //! directories, the real binary, and a strict tree comparison.
 #![allow(dead_code)]
 
+pub mod db;
+
 use assert_cmd::Command;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -25,7 +27,9 @@ impl Env {
     /// The real binary, with keys and caches inside this test's directory.
     pub fn lb(&self) -> Command {
         let mut c = Command::cargo_bin("lifeboat").expect("binary");
-        c.env("LIFEBOAT_KEY_DIR", self.path("keys"))
+        // As users run it: from a directory of their own, not the source tree.
+        c.current_dir(self.dir.path())
+            .env("LIFEBOAT_KEY_DIR", self.path("keys"))
             .env("LIFEBOAT_CACHE_DIR", self.path("cache"))
             .env("HOME", self.path("home"))
             .env_remove("LIFEBOAT_REPO")
@@ -155,7 +159,8 @@ impl Env {
     /// The real binary as a plain process (for tests that kill it).
     pub fn lb_process(&self) -> std::process::Command {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("lifeboat"));
-        c.env("LIFEBOAT_KEY_DIR", self.path("keys"))
+        c.current_dir(self.dir.path())
+            .env("LIFEBOAT_KEY_DIR", self.path("keys"))
             .env("LIFEBOAT_CACHE_DIR", self.path("cache"))
             .env("HOME", self.path("home"))
             .env_remove("LIFEBOAT_REPO")

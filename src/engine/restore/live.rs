@@ -238,12 +238,18 @@ fn swap_all(
         let kept = swap::kept_path(live, &plan.id);
         let had = swap::swap_in(&t.root, live, &kept, carry)
             .with_context(|| format!("{} `{}`", item.kind, item.source))?;
+        // Old secrets waiting for a rollback are nobody else's business.
+        let mode = match had && item.kind == "secrets" {
+            true => swap::make_private(&kept).unwrap_or(None),
+            false => None,
+        };
         ledger.replaced(Replaced::Path {
             source: item.source.clone(),
             live: live.clone(),
             kept: had.then(|| kept.clone()),
             carried: carry.clone(),
             suffixes: Vec::new(),
+            mode,
         })?;
         let _ = std::fs::remove_dir_all(&t.staging);
         ledger.unmade(&Made::Path { path: t.staging });

@@ -220,6 +220,7 @@ fn place(
             kept: had.then_some(kept),
             carried: Vec::new(),
             suffixes: Vec::new(),
+            mode: None,
         })?;
         if had {
             replaced.push(live);

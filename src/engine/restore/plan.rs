@@ -441,7 +441,15 @@ fn plan_tree(
         .flatten()
         .collect();
     let excludes = Excludes::new(&patterns)?;
-    let (replaces, excluded) = survey(&live, &excludes, &carry)?;
+    // Paths other sources own are theirs, excluded from backups or not: a
+    // SQLite file restored into this tree is not "excluded" just because
+    // the files source leaves it out of its backups.
+    let owned: Vec<PathBuf> = skip
+        .iter()
+        .filter_map(|s| s.strip_prefix(&r).and_then(|b| b.strip_prefix('/')))
+        .map(PathBuf::from)
+        .collect();
+    let (replaces, excluded) = survey(&live, &excludes, &owned)?;
     for e in excluded {
         leaves.push(format!("{} (excluded from backups)", e.display()));
         carry.push(e);
@@ -470,13 +478,13 @@ fn plan_tree(
     })
 }
 
-/// Files and bytes under `live` now (not counting what stays), and the
-/// entries the backup excludes. A mount point cannot be swapped with a
+/// Files and bytes under `live` now (not counting what other sources
+/// own), and the entries the backup excludes. A mount point cannot be swapped with a
 /// rename: that is refused here, before anything is touched.
 fn survey(
     live: &Path,
     excludes: &Excludes,
-    carry: &[PathBuf],
+    owned: &[PathBuf],
 ) -> Result<(Option<Size>, Vec<PathBuf>)> {
     let meta = match std::fs::symlink_metadata(live) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, Vec::new())),
@@ -508,7 +516,7 @@ fn survey(
             let Ok(below) = p.strip_prefix(live).map(Path::to_path_buf) else {
                 continue;
             };
-            if carry.contains(&below) {
+            if owned.contains(&below) {
                 continue;
             }
             if excludes.matches(&p) {
