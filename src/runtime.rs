@@ -11,7 +11,12 @@ pub fn get() -> anyhow::Result<&'static tokio::runtime::Runtime> {
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(crate::engine::workers().clamp(2, 8))
+                .worker_threads(
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2)
+                        .clamp(2, 8),
+                )
                 .thread_name("lifeboat-io")
                 .enable_all()
                 .build()

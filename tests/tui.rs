@@ -434,14 +434,12 @@ fn headless_demo_find_a_file_see_its_restore_points_and_diff() {
     assert!(
         diff.iter()
             .any(|d| d.path.ends_with("attachments/att-06.bin")
-                && d.change == lifeboat::tui::app::Change::Added),
+                && d.change == lifeboat::tui::tree::Change::Added),
         "{diff:?}"
     );
-    assert!(
-        diff.iter()
-            .any(|d| d.path.ends_with("db.sqlite3")
-                && d.change == lifeboat::tui::app::Change::Changed)
-    );
+    assert!(diff.iter().any(
+        |d| d.path.ends_with("db.sqlite3") && d.change == lifeboat::tui::tree::Change::Changed
+    ));
     // Secrets are never previewed: no screen shows file contents.
     let (text, _) = render(&app, 160, 48);
     assert!(!text.contains("ADMIN_TOKEN"), "{text}");

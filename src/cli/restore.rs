@@ -150,7 +150,7 @@ fn restore_live(
     let progress = Progress::start(ctx.quiet || ctx.json, &format!("restore {}", svc.name));
     let report = engine::execute(repo, snap, &plan, &ledger, &progress.reporter());
     progress.finish();
-    for p in ledger.finish() {
+    for p in lifeboat::source::cleanup::finish(&ledger) {
         eprintln!("warning: {p}");
     }
     let report = report?;

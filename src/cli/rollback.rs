@@ -92,7 +92,7 @@ pub fn rollback(ctx: &Ctx, a: RollbackArgs) -> Result<ExitCode> {
             (&rec.point, &rec.point_time),
         )?;
         let r = engine::rollback(&state_dir, &rec.id, &l);
-        l.finish();
+        lifeboat::source::cleanup::finish(&l);
         let r = r?;
         ctx.say(format!(
             "restore {} rolled back: {} put back",

@@ -137,7 +137,7 @@ pub fn sandbox(
         }
         Ok(SandboxReport { tree, sources })
     })();
-    match made.remove() {
+    match crate::source::cleanup::remove(&made) {
         Ok(()) => ledger.unmade(&made),
         Err(e) => reporter.warn(format!(
             "could not remove the sandbox {}: {e:#}",
@@ -174,7 +174,7 @@ pub fn drill(
         reporter,
     );
     let took = started.elapsed();
-    for p in ledger.finish() {
+    for p in crate::source::cleanup::finish(&ledger) {
         reporter.warn(p);
     }
     if let Err(e) = &result {

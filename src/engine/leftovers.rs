@@ -4,6 +4,7 @@
 //! kept copy is listed with its size and age, staging of a restore whose
 //! process is provably gone is removed.
 
+use crate::source::cleanup;
 use crate::source::ledger::{self, Made, Record, Replaced};
 use anyhow::Result;
 use serde::Serialize;
@@ -104,7 +105,7 @@ pub fn clean_stale(state_dir: &Path) -> Vec<String> {
         }
         let mut left: Vec<Made> = Vec::new();
         for m in std::mem::take(&mut rec.made) {
-            match m.remove() {
+            match cleanup::remove(&m) {
                 Ok(()) => said.push(format!(
                     "removed {} left by interrupted restore {}",
                     m.describe(),
@@ -145,9 +146,7 @@ pub fn remove(state_dir: &Path, id: Option<&str>, older_than: Duration) -> Resul
         for r in &rec.replaced {
             let gone = match r {
                 Replaced::Path { kept: Some(k), .. } | Replaced::Redis { kept: Some(k), .. } => {
-                    Made::Path { path: k.clone() }
-                        .remove()
-                        .map(|()| k.display().to_string())
+                    cleanup::remove_path(k).map(|()| k.display().to_string())
                 }
                 Replaced::Postgres {
                     kept: Some(k), db, ..

@@ -177,7 +177,7 @@ pub fn restore_service(
             };
             let r =
                 engine::drill::sandbox(repo, snap, Some(svc), &include, &dir, &ledger, reporter);
-            let problems = ledger.finish();
+            let problems = crate::source::cleanup::finish(&ledger);
             let r = r?;
             for p in problems {
                 reporter.warn(p);
@@ -198,7 +198,7 @@ pub fn restore_service(
             let ledger =
                 Ledger::new(Some(state_dir), id, &svc.name, (&snap.id, &snap.time))?.in_job(job);
             let r = engine::execute(repo, snap, &plan, &ledger, reporter);
-            let problems = ledger.finish();
+            let problems = crate::source::cleanup::finish(&ledger);
             let r = r?;
             for p in problems.iter().chain(&r.problems) {
                 reporter.warn(p.clone());
@@ -253,7 +253,7 @@ pub fn verify_point(
     let ledger = Ledger::new(Some(state_dir), &id, &snap.service, (&snap.id, &snap.time))?;
     let dir = state_dir.join("sandboxes").join(format!("verify-{id}"));
     let r = engine::drill::sandbox(repo, snap, None, &[], &dir, &ledger, reporter);
-    ledger.finish();
+    crate::source::cleanup::finish(&ledger);
     let r = r.with_context(|| format!("restore point {} does not restore", snap.short_id()))?;
     Ok(format!(
         "restore point {} reads back whole: {} files, {}",

@@ -47,15 +47,6 @@ impl Made {
             }
         }
     }
-
-    /// Removes it; Ok when it is gone (or was never there).
-    pub fn remove(&self) -> Result<()> {
-        match self {
-            Made::Path { path } => remove_path(path),
-            Made::Postgres { db, name } => super::postgres::drop_named(db, name),
-            Made::Mysql { db, name } => super::mysql::drop_named(db, name),
-        }
-    }
 }
 
 /// Live data a restore replaced, and where the old data is kept.
@@ -274,24 +265,10 @@ impl Ledger {
         self.with(|r| r.clone())
     }
 
-    /// Removes everything made and not yet removed; returns what could not
-    /// be removed, for the report.
-    pub fn clean_up(&self) -> Vec<String> {
-        let made = self.with(|r| r.made.clone());
-        let mut problems = Vec::new();
-        for m in made.iter().rev() {
-            match m.remove() {
-                Ok(()) => self.unmade(m),
-                Err(e) => problems.push(format!("could not remove {}: {e:#}", m.describe())),
-            }
-        }
-        problems
-    }
-
-    /// The restore is over: anything still made is cleaned up; a record
-    /// that holds nothing to roll back is removed.
-    pub fn finish(&self) -> Vec<String> {
-        let problems = self.clean_up();
+    /// The restore is over (its made list is empty, or what is left in it
+    /// could not be removed): a record that holds nothing to roll back or
+    /// clean up is removed. See `source::cleanup::finish`.
+    pub fn close(&self) -> Result<()> {
         let rec = self.with(|r| {
             r.finished = true;
             r.clone()
@@ -300,14 +277,10 @@ impl Ledger {
             if let Some(p) = &self.path {
                 let _ = std::fs::remove_file(p);
             }
-        } else if let Err(e) = self.save(&rec) {
-            return [
-                problems,
-                vec![format!("could not write the restore record: {e:#}")],
-            ]
-            .concat();
+            return Ok(());
         }
-        problems
+        self.save(&rec)
+            .context("could not write the restore record")
     }
 }
 
@@ -323,17 +296,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| anyhow!("writing {}: {}", path.display(), e.error))?;
     Ok(())
-}
-
-fn remove_path(p: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(p) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("looking at {}", p.display())),
-        Ok(m) if m.is_dir() => {
-            std::fs::remove_dir_all(p).with_context(|| format!("removing {}", p.display()))
-        }
-        Ok(_) => std::fs::remove_file(p).with_context(|| format!("removing {}", p.display())),
-    }
 }
 
 pub fn load(state_dir: &Path, id: &str) -> Result<Record> {

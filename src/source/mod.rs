@@ -5,6 +5,7 @@
 //! facts recorded for the check after a restore.
 
 pub mod capture;
+pub mod cleanup;
 pub mod command;
 pub mod files;
 pub mod files_cache;
@@ -331,7 +332,7 @@ pub fn discard(staged: &Staged, ledger: &Ledger) {
         },
         Commit::None | Commit::Command { .. } => return,
     };
-    if made.remove().is_ok() {
+    if cleanup::remove(&made).is_ok() {
         ledger.unmade(&made);
     }
 }

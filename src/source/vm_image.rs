@@ -222,7 +222,7 @@ pub fn stage(
     }
     let forget = || {
         for m in &made {
-            if m.remove().is_ok() {
+            if super::cleanup::remove(m).is_ok() {
                 ledger.unmade(m);
             }
         }

@@ -3,7 +3,7 @@
 //! run in the background, and its result comes back as a [`Msg`].
 
 use super::theme::Theme;
-use super::tree::TreeView;
+use super::tree::{DiffEntry, TreeView, Version};
 use crate::health::{self, Report, Thresholds};
 use crate::inventory::Inventory;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -19,99 +19,7 @@ pub enum Screen {
     Recover,
 }
 
-/// Work for the event loop (background tasks).
-#[derive(Debug, Clone)]
-pub enum Cmd {
-    LoadInventory,
-    LoadTree {
-        service: String,
-        repository: String,
-        snapshot: String,
-    },
-    SearchFiles {
-        generation: u64,
-        query: String,
-        tree: Arc<TreeView>,
-    },
-    Versions {
-        service: String,
-        repository: String,
-        path: String,
-        snapshots: Vec<String>,
-    },
-    Diff {
-        repository: String,
-        older: String,
-        newer: String,
-    },
-    LoadRunbooks,
-    LoadJobs,
-    Preflight {
-        runbook: std::path::PathBuf,
-        services: Vec<String>,
-        point: String,
-        inputs: std::collections::BTreeMap<String, String>,
-    },
-    StartJob(Box<crate::jobs::JobSpec>),
-    TailJob(Box<crate::jobs::JobView>),
-    AnswerJob {
-        id: String,
-        /// The question answered (see `jobs::answer`).
-        ask: u64,
-        answer: String,
-    },
-    CancelJob {
-        id: String,
-    },
-    ReadReport(std::path::PathBuf),
-}
-
-/// Results of that work.
-#[derive(Debug, Clone)]
-pub enum Msg {
-    Inventory(Arc<Inventory>),
-    Tree(Result<Arc<TreeView>, String>),
-    FileHits {
-        generation: u64,
-        hits: Vec<u32>,
-    },
-    Versions(Result<Vec<Version>, String>),
-    Diff(Result<Vec<DiffEntry>, String>),
-    Runbooks(Result<Vec<super::recover::RunbookInfo>, String>),
-    Jobs(Vec<crate::jobs::JobView>),
-    /// The preflight's checks, and per service what the run will change.
-    Preflight(
-        Vec<(String, crate::runbook::preflight::Check)>,
-        Vec<(String, Vec<String>)>,
-    ),
-    JobTail(Box<crate::jobs::JobView>),
-    Report(Vec<String>),
-    /// A job could not be started, answered or cancelled.
-    JobError(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Version {
-    pub snapshot: String,
-    pub time: String,
-    pub size: u64,
-    pub changed: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Added,
-    Removed,
-    Changed,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DiffEntry {
-    pub change: Change,
-    pub path: String,
-    pub old_size: u64,
-    pub new_size: u64,
-}
+pub use super::action::{Cmd, Msg};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Level {

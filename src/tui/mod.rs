@@ -3,6 +3,7 @@
 //! reads run as background tasks; the render path never waits on I/O. The
 //! terminal is restored on exit, on error and on panic.
 
+pub mod action;
 pub mod app;
 pub mod recover;
 pub mod recover_view;
@@ -235,7 +236,7 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
             snapshots,
             ..
         } => Msg::Versions(
-            (|| -> Result<Vec<app::Version>> {
+            (|| -> Result<Vec<tree::Version>> {
                 let repo = open_repo(config, &repository)?;
                 let mut trees = Vec::new();
                 for id in &snapshots {
@@ -264,7 +265,7 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
             older,
             newer,
         } => Msg::Diff(
-            (|| -> Result<Vec<app::DiffEntry>> {
+            (|| -> Result<Vec<tree::DiffEntry>> {
                 let a = read_tree(config, cache, &repository, &older)?;
                 let b = read_tree(config, cache, &repository, &newer)?;
                 Ok(tree::diff(&a, &b))

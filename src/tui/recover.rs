@@ -2,30 +2,17 @@
 //! the progress pane of a job (started here, or found running on reopen).
 //! Keys change state and return [`Cmd`]s; nothing here does I/O.
 
-use super::app::Cmd;
+use super::action::Cmd;
 use crate::inventory::Inventory;
 use crate::jobs::{JobSpec, JobView};
 use crate::runbook::preflight::Check;
-use crate::runbook::{Input, Scope};
+use crate::runbook::Scope;
 use crossterm::event::{KeyCode, KeyEvent};
 use fuzzy_matcher::skim::SkimMatcherV2;
 use fuzzy_matcher::FuzzyMatcher;
-use std::path::PathBuf;
 use std::time::SystemTime;
 
-/// What the wizard needs of a runbook (the loader reads the files).
-#[derive(Debug, Clone)]
-pub struct RunbookInfo {
-    pub id: String,
-    pub title: String,
-    pub summary: String,
-    pub file: PathBuf,
-    pub scope: Scope,
-    pub inputs: Vec<Input>,
-    pub steps: Vec<String>,
-    /// Services of the config it applies to, most critical first.
-    pub applies: Vec<String>,
-}
+pub use super::action::RunbookInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {

@@ -2,13 +2,35 @@
 //! background computations over it (fuzzy search, versions, diff). Built
 //! off the render path; the views only read it.
 
-use super::app::{Change, DiffEntry, Version};
 use crate::repo::tree::{Node, NodeKind};
 use fuzzy_matcher::skim::SkimMatcherV2;
 use fuzzy_matcher::FuzzyMatcher;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    pub snapshot: String,
+    pub time: String,
+    pub size: u64,
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Removed,
+    Changed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffEntry {
+    pub change: Change,
+    pub path: String,
+    pub old_size: u64,
+    pub new_size: u64,
+}
 
 #[derive(Debug)]
 pub struct TreeView {

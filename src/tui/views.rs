@@ -2,7 +2,8 @@
 //! state or does I/O. Layouts are planned for 80×24 first; wider terminals
 //! get more columns.
 
-use super::app::{App, Change, Level, Screen};
+use super::app::{App, Level, Screen};
+use super::tree::Change;
 use crate::health::{short_duration, State};
 use crate::repo::tree::NodeKind;
 use crate::util::human_bytes;

@@ -96,7 +96,7 @@ pub fn execute(
         for s in &staged {
             source::discard(s, ledger);
         }
-        let problems = ledger.clean_up();
+        let problems = source::cleanup::clean_up(ledger);
         let e = if crate::error::is_cancelled(&e) {
             e.context(format!(
                 "the restore of {} was cancelled before anything live was replaced; what it had made was removed",
@@ -121,7 +121,7 @@ pub fn execute(
         problems: Vec::new(),
     };
     let swapped = swap_all(plan, trees, staged, &streams, ledger, &mut report);
-    report.problems = ledger.clean_up();
+    report.problems = source::cleanup::clean_up(ledger);
     report.replaced = ledger.record().replaced;
     match swapped {
         Ok(()) => Ok(report),

@@ -134,7 +134,7 @@ pub fn restore(
     let result = tree::restore_tree(repo, &index, &nodes, snap, &sel, &staging, reporter)
         .and_then(|r| Ok((r, place(&staging, &target, state, opts, &ledger)?)));
     let already = ledger.record().replaced.len();
-    let problems = ledger.finish();
+    let problems = crate::source::cleanup::finish(&ledger);
     let (written, (rollback, replaced)) = result.map_err(|e| {
         let changed = if already == 0 {
             format!("{} was not changed", target.display())

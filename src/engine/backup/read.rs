@@ -1,0 +1,317 @@
+//! The reading stage of a backup: streamed sources first, then the trees,
+//! walked in order; files cut into chunks for the workers, unchanged files
+//! taken from the files cache without being read.
+
+use super::{Msg, Stopped, Work};
+use crate::progress::{Counters, Phase, Reporter};
+use crate::repo::snapshot::SourceRecord;
+use crate::repo::tree::{encode_os, Node, NodeKind};
+use crate::repo::{chunker, Index};
+use crate::source::capture::{self, Capture};
+use crate::source::files::{self, Excludes};
+use crate::source::files_cache::{self, FilesCache, Stamp};
+use anyhow::{Context, Result};
+use crossbeam_channel::Sender;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+fn node_for(e: &files::Entry<'_>, kind: NodeKind) -> Node {
+    let (path, raw_path) = encode_os(&e.rel);
+    Node {
+        raw_path,
+        mode: e.meta.mode() & 0o7777,
+        mtime_ns: files_cache::mtime_ns(&e.meta),
+        uid: e.meta.uid(),
+        gid: e.meta.gid(),
+        ..Node::new(path, kind)
+    }
+}
+
+pub(super) struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    read: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Splits what `r` yields into chunks for file `seq` and hands them to the
+/// workers; returns how many. `small` marks data known to fit in one chunk.
+pub(super) fn send_chunks(
+    seq: u64,
+    r: &mut dyn Read,
+    small: Option<u64>,
+    params: &chunker::Params,
+    seed: u64,
+    work_tx: &Sender<Work>,
+    bytes_done: &AtomicU64,
+) -> Result<u32> {
+    let stopped = || anyhow::Error::new(Stopped);
+    if let Some(size) = small {
+        // Small files are one chunk: skip the chunker's buffers.
+        let mut data = Vec::with_capacity(size as usize);
+        r.read_to_end(&mut data)?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+        work_tx
+            .send(Work { seq, idx: 0, data })
+            .map_err(|_| stopped())?;
+        return Ok(1);
+    }
+    let mut n = 0u32;
+    for chunk in chunker::stream(r, params, seed) {
+        let chunk = chunk.map_err(std::io::Error::from)?;
+        bytes_done.fetch_add(chunk.length as u64, Ordering::Relaxed);
+        work_tx
+            .send(Work {
+                seq,
+                idx: n,
+                data: chunk.data,
+            })
+            .map_err(|_| stopped())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Stores every artifact of every streamed source, in order, as files
+/// under `.lifeboat/`. Any failure fails the backup.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn read_captures(
+    captures: &mut Vec<Box<dyn Capture>>,
+    seq: &mut u64,
+    params: &chunker::Params,
+    seed: u64,
+    work_tx: &Sender<Work>,
+    msg_tx: &Sender<Msg>,
+    bytes_done: &AtomicU64,
+    files_done: &AtomicU64,
+    reporter: &Reporter,
+    counters: &dyn Fn(Phase) -> Counters,
+) -> Result<Vec<SourceRecord>> {
+    let mut records = Vec::new();
+    if captures.is_empty() {
+        return Ok(records);
+    }
+    let stopped = || anyhow::Error::new(Stopped);
+    let now_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    // SAFETY: geteuid/getegid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    // Dumps hold everything the database holds: owner-only.
+    let owned = |path: String, kind: NodeKind| Node {
+        mode: if kind == NodeKind::Dir { 0o700 } else { 0o600 },
+        mtime_ns: now_ns,
+        uid,
+        gid,
+        ..Node::new(path, kind)
+    };
+    let mut next = || {
+        *seq += 1;
+        *seq - 1
+    };
+    msg_tx
+        .send(Msg::Node(
+            next(),
+            owned(capture::DIR.into(), NodeKind::Dir),
+            None,
+        ))
+        .map_err(|_| stopped())?;
+    for mut cap in captures.drain(..) {
+        let name = cap.name().to_string();
+        let kind = cap.kind();
+        let what = || format!("source `{name}` ({kind})");
+        msg_tx
+            .send(Msg::Node(
+                next(),
+                owned(format!("{}/{name}", capture::DIR), NodeKind::Dir),
+                None,
+            ))
+            .map_err(|_| stopped())?;
+        let artifacts = cap.start().with_context(what)?;
+        let mut files = Vec::new();
+        for a in artifacts {
+            let this = next();
+            let path = capture::artifact_path(&name, &a.file);
+            reporter.progress(counters(Phase::Backup), Some(&path), true);
+            let mut r = HashingReader {
+                inner: a.reader,
+                hasher: blake3::Hasher::new(),
+                read: 0,
+            };
+            let sent = send_chunks(this, &mut r, None, params, seed, work_tx, bytes_done);
+            // Close our end first so a producer we stopped reading sees a
+            // broken pipe instead of waiting for us forever.
+            let HashingReader {
+                inner,
+                hasher,
+                read,
+            } = r;
+            drop(inner);
+            let finished = (a.done)();
+            let n = sent.with_context(|| format!("{}: reading {path}", what()))?;
+            finished.with_context(what)?;
+            files_done.fetch_add(1, Ordering::Relaxed);
+            let node = Node {
+                size: read,
+                hash: Some(hasher.finalize().to_hex().to_string()),
+                ..owned(path.clone(), NodeKind::File)
+            };
+            msg_tx
+                .send(Msg::FileEnd {
+                    seq: this,
+                    node,
+                    chunks: n,
+                    stamp: None,
+                })
+                .map_err(|_| stopped())?;
+            files.push(path);
+        }
+        let facts = cap.facts().with_context(what)?;
+        records.push(SourceRecord {
+            name,
+            kind: kind.to_string(),
+            files,
+            facts,
+        });
+    }
+    Ok(records)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn read_all(
+    captures: &mut Vec<Box<dyn Capture>>,
+    roots: &[PathBuf],
+    secret_roots: &[PathBuf],
+    excludes: &Excludes,
+    cache: &FilesCache,
+    index: &Index,
+    params: &chunker::Params,
+    seed: u64,
+    racy_after: i64,
+    work_tx: &Sender<Work>,
+    msg_tx: &Sender<Msg>,
+    bytes_done: &AtomicU64,
+    files_done: &AtomicU64,
+    reporter: &Reporter,
+    counters: &dyn Fn(Phase) -> Counters,
+) -> Result<Vec<SourceRecord>> {
+    let stopped = || anyhow::Error::new(Stopped);
+    let mut seq = 0u64;
+    let records = read_captures(
+        captures, &mut seq, params, seed, work_tx, msg_tx, bytes_done, files_done, reporter,
+        counters,
+    )?;
+    let mut visit = |e: files::Entry<'_>| -> Result<()> {
+        let this = seq;
+        seq += 1;
+        let ft = e.meta.file_type();
+        if ft.is_dir() {
+            return msg_tx
+                .send(Msg::Node(this, node_for(&e, NodeKind::Dir), None))
+                .map_err(|_| stopped());
+        }
+        if ft.is_symlink() {
+            let mut node = node_for(&e, NodeKind::Symlink);
+            match std::fs::read_link(e.abs) {
+                Ok(t) => {
+                    let (t, raw) = encode_os(t.as_os_str());
+                    node.target = Some(t);
+                    node.raw_target = raw;
+                    return msg_tx
+                        .send(Msg::Node(this, node, None))
+                        .map_err(|_| stopped());
+                }
+                Err(err) => {
+                    reporter.warn(format!("skipped {}: {err}", e.abs.display()));
+                    return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
+                }
+            }
+        }
+        if !ft.is_file() {
+            reporter.warn(format!(
+                "skipped {}: not a regular file, directory or symlink",
+                e.abs.display()
+            ));
+            return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
+        }
+        let stamp = Stamp::of(&e.meta);
+        let key = files_cache::key(e.abs.as_os_str().as_bytes());
+        let mut node = node_for(&e, NodeKind::File);
+        node.secret = secret_roots.iter().any(|r| e.abs.starts_with(r));
+        if let Some(hit) = cache.lookup(&key, &stamp) {
+            if hit.chunks.iter().all(|c| index.contains(c)) {
+                node.size = stamp.size;
+                node.chunks = hit.chunks.clone();
+                node.hash = Some(hit.hash.clone());
+                bytes_done.fetch_add(stamp.size, Ordering::Relaxed);
+                files_done.fetch_add(1, Ordering::Relaxed);
+                return msg_tx
+                    .send(Msg::Node(this, node, Some(hit.clone())))
+                    .map_err(|_| stopped());
+            }
+        }
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(e.abs)
+        {
+            Ok(f) => f,
+            Err(err) => {
+                reporter.warn(format!("skipped {}: {err}", e.abs.display()));
+                return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
+            }
+        };
+        reporter.progress(counters(Phase::Backup), e.abs.to_str(), false);
+        let mut r = HashingReader {
+            inner: file,
+            hasher: blake3::Hasher::new(),
+            read: 0,
+        };
+        let small = (stamp.size <= params.min as u64).then_some(stamp.size);
+        let res = send_chunks(this, &mut r, small, params, seed, work_tx, bytes_done);
+        let n = match res {
+            Ok(n) => n,
+            Err(err) if err.is::<Stopped>() => return Err(err),
+            Err(err) => {
+                reporter.warn(format!("skipped {}: {err:#}", e.abs.display()));
+                // Chunks already sent are harmless: the assembler drops them.
+                return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
+            }
+        };
+        node.size = r.read;
+        node.hash = Some(r.hasher.finalize().to_hex().to_string());
+        files_done.fetch_add(1, Ordering::Relaxed);
+        // A file that changed while we read it is stored as read, but not
+        // cached, so the next backup reads it again.
+        let unchanged = std::fs::symlink_metadata(e.abs)
+            .map(|m| Stamp::of(&m) == stamp)
+            .unwrap_or(false);
+        let cacheable = unchanged && stamp.mtime_ns < racy_after;
+        msg_tx
+            .send(Msg::FileEnd {
+                seq: this,
+                node,
+                chunks: n,
+                stamp: cacheable.then_some(stamp),
+            })
+            .map_err(|_| stopped())
+    };
+    files::walk(roots, excludes, &mut visit, &mut |w| reporter.warn(w))?;
+    Ok(records)
+}

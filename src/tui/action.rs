@@ -1,0 +1,94 @@
+//! What the console's screens ask the event loop to do ([`Cmd`]), what
+//! comes back ([`Msg`]), and the data those carry. Screens return commands
+//! and never do I/O themselves.
+
+use super::tree::{DiffEntry, TreeView, Version};
+use crate::inventory::Inventory;
+use crate::runbook::{Input, Scope};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Work for the event loop (background tasks).
+#[derive(Debug, Clone)]
+pub enum Cmd {
+    LoadInventory,
+    LoadTree {
+        service: String,
+        repository: String,
+        snapshot: String,
+    },
+    SearchFiles {
+        generation: u64,
+        query: String,
+        tree: Arc<TreeView>,
+    },
+    Versions {
+        service: String,
+        repository: String,
+        path: String,
+        snapshots: Vec<String>,
+    },
+    Diff {
+        repository: String,
+        older: String,
+        newer: String,
+    },
+    LoadRunbooks,
+    LoadJobs,
+    Preflight {
+        runbook: std::path::PathBuf,
+        services: Vec<String>,
+        point: String,
+        inputs: std::collections::BTreeMap<String, String>,
+    },
+    StartJob(Box<crate::jobs::JobSpec>),
+    TailJob(Box<crate::jobs::JobView>),
+    AnswerJob {
+        id: String,
+        /// The question answered (see `jobs::answer`).
+        ask: u64,
+        answer: String,
+    },
+    CancelJob {
+        id: String,
+    },
+    ReadReport(std::path::PathBuf),
+}
+
+/// Results of that work.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Inventory(Arc<Inventory>),
+    Tree(Result<Arc<TreeView>, String>),
+    FileHits {
+        generation: u64,
+        hits: Vec<u32>,
+    },
+    Versions(Result<Vec<Version>, String>),
+    Diff(Result<Vec<DiffEntry>, String>),
+    Runbooks(Result<Vec<RunbookInfo>, String>),
+    Jobs(Vec<crate::jobs::JobView>),
+    /// The preflight's checks, and per service what the run will change.
+    Preflight(
+        Vec<(String, crate::runbook::preflight::Check)>,
+        Vec<(String, Vec<String>)>,
+    ),
+    JobTail(Box<crate::jobs::JobView>),
+    Report(Vec<String>),
+    /// A job could not be started, answered or cancelled.
+    JobError(String),
+}
+
+/// What the wizard needs of a runbook (the loader reads the files).
+#[derive(Debug, Clone)]
+pub struct RunbookInfo {
+    pub id: String,
+    pub title: String,
+    pub summary: String,
+    pub file: PathBuf,
+    pub scope: Scope,
+    pub inputs: Vec<Input>,
+    pub steps: Vec<String>,
+    /// Services of the config it applies to, most critical first.
+    pub applies: Vec<String>,
+}
