@@ -55,6 +55,10 @@ struct RawRepository {
     secret_access_key: Option<Spanned<String>>,
     transfers: Option<Spanned<i64>>,
     bandwidth_limit: Option<Spanned<String>>,
+    /// How long one storage operation may keep retrying.
+    deadline: Option<Spanned<String>>,
+    /// How long one storage request may take.
+    request_timeout: Option<Spanned<String>>,
     /// The repository this one is the off-site copy of.
     copy_of: Option<Spanned<String>>,
 }
@@ -568,6 +572,8 @@ fn repository(
                 rr.secret_access_key.as_ref().map(|e| e.span()),
                 rr.bandwidth_limit.as_ref().map(|e| e.span()),
                 rr.transfers.as_ref().map(|e| e.span()),
+                rr.deadline.as_ref().map(|e| e.span()),
+                rr.request_timeout.as_ref().map(|e| e.span()),
             ];
             if let Some(span) = s3_only.into_iter().flatten().next() {
                 return Err(err(
@@ -603,7 +609,36 @@ fn repository(
                 }
                 None => None,
             };
+            let time = |v: &Option<Spanned<String>>| -> Result<Option<Duration>, Error> {
+                v.as_ref()
+                    .map(|d| {
+                        let wrapped = |e: Error| match e {
+                            Error::Config {
+                                path,
+                                line,
+                                col,
+                                message,
+                            } => Error::Config {
+                                path,
+                                line,
+                                col,
+                                message: format!("repository `{name}`: {message}"),
+                            },
+                            other => other,
+                        };
+                        duration(d, at).map_err(wrapped).and_then(|t| {
+                            if t < Duration::from_secs(1) {
+                                Err(err(d.span(), "must be at least 1s".into()))
+                            } else {
+                                Ok(t)
+                            }
+                        })
+                    })
+                    .transpose()
+            };
             let settings = crate::repo::s3::S3Settings {
+                deadline: time(&rr.deadline)?,
+                request_timeout: time(&rr.request_timeout)?,
                 url: url.clone(),
                 endpoint: rr.endpoint.as_ref().map(|e| e.get_ref().clone()),
                 region: rr.region.clone(),

@@ -118,8 +118,9 @@ sources = [{{ kind = "files", paths = ["{data}"] }}]
         let out = self.lb().arg("--json").args(args).output().unwrap();
         assert!(
             !must_succeed || out.status.success(),
-            "lifeboat {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "lifeboat {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
         );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
@@ -463,6 +464,44 @@ fn backup_and_copy_survive_dropped_connections_and_5xx() {
         faults >= 8,
         "only {faults} faults in {requests} requests were injected"
     );
+}
+
+#[test]
+fn a_store_that_stays_down_fails_within_the_deadline() {
+    let server = S3Server::start();
+    let proxy = FaultProxy::start(server.port, Faults::Down);
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &server.endpoint(),
+            extra: "",
+        },
+    );
+    site.backup();
+    // Then the store goes down.
+    site.write_config(
+        &server,
+        Offsite {
+            endpoint: &proxy.endpoint(),
+            extra: "deadline = \"4s\"\n",
+        },
+    );
+    let started = Instant::now();
+    let out = site.lb().arg("copy").output().unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(20),
+        "retried up to the 4 s deadline, then gave up: {took:?}"
+    );
+    assert!(err.contains("the repository's deadline is 4s"), "{err}");
+    assert!(
+        proxy.faults() >= 3,
+        "retried, with backoff: {}",
+        proxy.faults()
+    );
+    no_secret_in("the error", &out.stderr);
 }
 
 #[test]

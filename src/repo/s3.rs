@@ -1,16 +1,17 @@
 //! A repository on any S3-compatible object store (AWS, Backblaze B2,
 //! Storj, MinIO, Garage, Wasabi) through the `object_store` crate.
 //!
-//! The engine is synchronous; `object_store` is async. The backend owns a
-//! small tokio runtime and blocks on it, so every engine thread can call it
-//! as it calls the local backend. A single PUT is atomic on object storage,
-//! which is all the [`Backend`] contract asks of `put`.
+//! The engine is synchronous; `object_store` is async. The backend blocks
+//! on the process's one runtime ([`crate::runtime`]), so every engine
+//! thread can call it as it calls the local backend. A single PUT is atomic
+//! on object storage, which is all the [`Backend`] contract asks of `put`.
 //!
-//! Transient failures (timeouts, dropped connections, 5xx, throttling) are
-//! retried with exponential backoff by `object_store`, and once more here
-//! around whole operations (a body that breaks mid-download is not retried
-//! below us). Permanent ones (bad credentials, missing bucket) fail at once
-//! with a [`crate::Error::Storage`] that says what to check.
+//! Retries happen in one place, here, around whole operations (a body that
+//! breaks mid-download is retried too): transient failures (timeouts,
+//! dropped connections, 5xx, throttling) with exponential backoff until the
+//! repository's `deadline`, each request cut off after `request_timeout`.
+//! Permanent ones (bad credentials, missing bucket) fail at once with a
+//! [`crate::Error::Storage`] that says what to check.
 
 use super::backend::{valid_name, Backend, Kind, ReadSeek};
 use anyhow::{anyhow, bail, Result};
@@ -60,7 +61,19 @@ pub struct S3Settings {
     pub transfers: Option<usize>,
     /// Bytes per second, uploads and downloads together.
     pub bandwidth_limit: Option<u64>,
+    /// How long one operation may keep retrying before it is an error.
+    pub deadline: Option<Duration>,
+    /// How long one request may take before it is cut off and retried.
+    pub request_timeout: Option<Duration>,
 }
+
+/// Retrying one operation gives up after this long unless the repository
+/// says otherwise: long enough to ride out a provider's blip, short enough
+/// that a nightly job fails (and pings) the same night.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
+/// A 16 MiB pack on a slow uplink fits in it; a stalled request does not
+/// hold a job for long.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `s3://bucket/prefix` → (bucket, prefix without surrounding slashes).
 pub fn parse_url(url: &str) -> Result<(String, String)> {
@@ -153,68 +166,64 @@ impl Pacer {
 }
 
 struct Inner {
-    /// Always Some until dropped; see the Drop impl.
-    rt: Option<tokio::runtime::Runtime>,
     store: Box<dyn ObjectStore>,
     url: String,
     pacer: Option<Pacer>,
-}
-
-impl Drop for Inner {
-    /// A runtime dropped on a thread of another runtime (the console's)
-    /// would panic; shutting it down in the background never does.
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
+    deadline: Duration,
 }
 
 type ObjResult<T> = std::result::Result<T, object_store::Error>;
 
-/// Whole-operation attempts on top of `object_store`'s own retries.
-const ATTEMPTS: u32 = 4;
-
 impl Inner {
-    /// Runs a future to completion from synchronous code. Inside another
-    /// runtime (the console) blocking that runtime's thread would panic, so
-    /// the future then runs on a scoped helper thread.
+    /// Runs a future to completion from synchronous code, on the process's
+    /// runtime. On one of its worker threads (the console's background
+    /// work) the thread first gives up its place, so nothing deadlocks.
     fn block_on<T: Send>(
         &self,
         fut: impl std::future::Future<Output = ObjResult<T>> + Send,
     ) -> ObjResult<T> {
-        let Some(rt) = &self.rt else {
-            return Err(object_store::Error::Generic {
-                store: "S3",
-                source: "the storage runtime has shut down".into(),
-            });
+        let rt = match crate::runtime::get() {
+            Ok(rt) => rt,
+            Err(e) => {
+                return Err(object_store::Error::Generic {
+                    store: "S3",
+                    source: e.to_string().into(),
+                })
+            }
         };
         if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| match s.spawn(|| rt.block_on(fut)).join() {
-                Ok(v) => v,
-                Err(p) => std::panic::resume_unwind(p),
-            })
+            tokio::task::block_in_place(|| rt.handle().block_on(fut))
         } else {
             rt.block_on(fut)
         }
     }
 
-    /// Retries what `object_store` gave up on, unless retrying cannot help.
+    /// The one retry layer: transient failures are retried with backoff
+    /// (0.2 s doubling to 10 s) until the deadline; others fail at once.
     fn retry<T>(
         &self,
         what: &str,
         mut op: impl FnMut() -> std::result::Result<T, object_store::Error>,
     ) -> Result<T> {
+        let started = Instant::now();
         let mut delay = Duration::from_millis(200);
         let mut attempt = 1;
         loop {
             match op() {
                 Ok(v) => return Ok(v),
-                Err(e) if attempt < ATTEMPTS && transient(&e) => {
-                    tracing::warn!(what, attempt, error = %e, "storage request failed; retrying");
+                Err(e) if transient(&e) && started.elapsed() + delay < self.deadline => {
+                    tracing::warn!(what, attempt, error = %crate::util::printable(&one_line(&e)), "storage request failed; retrying");
                     std::thread::sleep(delay);
-                    delay *= 2;
+                    delay = (delay * 2).min(Duration::from_secs(10));
                     attempt += 1;
+                }
+                Err(e) if transient(&e) => {
+                    let e = self.error(what, e);
+                    return Err(e.context(format!(
+                        "gave up after {attempt} attempts in {} (the repository's deadline is {})",
+                        crate::health::short_duration(started.elapsed()),
+                        crate::health::short_duration(self.deadline)
+                    )));
                 }
                 Err(e) => return Err(self.error(what, e)),
             }
@@ -261,10 +270,28 @@ fn one_line(e: &dyn std::error::Error) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The HTTP status a failed request got, if it got one.
+fn status_of(message: &str) -> Option<u16> {
+    let rest = message.split("status code: ").nth(1)?;
+    rest.get(..3)?.parse().ok()
+}
+
 fn transient(e: &object_store::Error) -> bool {
     use object_store::Error as E;
     match e {
-        E::Generic { .. } => !e.to_string().contains("NoSuchBucket"),
+        E::Generic { .. } => {
+            let s = one_line(e);
+            if s.contains("NoSuchBucket") {
+                return false;
+            }
+            // A refusal (bad credentials, a forbidden key) does not get
+            // better by asking again; a timeout, throttling (429) or a
+            // server error (5xx) may.
+            match status_of(&s) {
+                Some(408 | 429) | None => true,
+                Some(code) => code >= 500,
+            }
+        }
         E::JoinError { .. } => true,
         _ => false,
     }
@@ -285,9 +312,9 @@ impl S3Backend {
             .with_client_options(
                 ClientOptions::new()
                     .with_connect_timeout(Duration::from_secs(10))
-                    // A 16 MiB pack on a slow uplink; the bandwidth
-                    // limit paces before sending, not during.
-                    .with_timeout(Duration::from_secs(300)),
+                    // The bandwidth limit paces before sending, not
+                    // during, so a request runs at the link's speed.
+                    .with_timeout(s.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT)),
             );
         // AWS_ENDPOINT_URL is what the AWS CLI and SDKs read; object_store
         // reads AWS_ENDPOINT. Honour both.
@@ -326,9 +353,11 @@ impl S3Backend {
             b = b.with_secret_access_key(k.expose());
         }
         let store = b
+            // Retries are ours alone (see `Inner::retry`): two layers would
+            // multiply into a failure that takes many minutes to surface.
             .with_retry(RetryConfig {
-                max_retries: 8,
-                retry_timeout: Duration::from_secs(120),
+                max_retries: 0,
+                retry_timeout: Duration::ZERO,
                 ..Default::default()
             })
             // No extra checksum header: not every provider accepts one, and
@@ -340,15 +369,10 @@ impl S3Backend {
                 what: format!("cannot use {}: {}", s.url, one_line(&e)),
                 hint: "set endpoint, region and credentials in the repository's config section, or the AWS_* environment variables".into(),
             })?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("lifeboat-s3")
-            .enable_all()
-            .build()?;
         Ok(S3Backend {
             inner: Arc::new(Inner {
-                rt: Some(rt),
                 store: Box::new(store),
+                deadline: s.deadline.unwrap_or(DEFAULT_DEADLINE),
                 url: s.url.clone(),
                 pacer: s.bandwidth_limit.map(|b| Pacer {
                     bytes_per_sec: b,
@@ -656,6 +680,26 @@ mod tests {
         assert_eq!(parse_rate("2048").unwrap(), 2048);
         assert!(parse_rate("fast").is_err());
         assert!(parse_rate("10").is_err());
+    }
+
+    #[test]
+    fn only_timeouts_throttling_and_server_errors_are_retried() {
+        let e = |m: &str| object_store::Error::Generic {
+            store: "S3",
+            source: m.to_string().into(),
+        };
+        // A hash in the URL that contains "403" is not a 403.
+        assert!(transient(&e("PUT http://h/data/c8403bb in 2ms - Server returned non-2xx status code: 503 Service Unavailable")));
+        assert!(transient(&e(
+            "Server returned non-2xx status code: 429 Too Many Requests"
+        )));
+        assert!(transient(&e("error sending request: connection reset")));
+        assert!(!transient(&e(
+            "Server returned non-2xx status code: 403 Forbidden"
+        )));
+        assert!(!transient(&e(
+            "Server returned non-2xx status code: 400 Bad Request: NoSuchBucket"
+        )));
     }
 
     #[test]

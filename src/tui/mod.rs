@@ -46,12 +46,7 @@ impl Drop for TerminalGuard {
 
 /// Opens the TUI over the configured repositories until the user quits.
 pub fn run(config: Config, banner: Option<String>) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    rt.block_on(run_async(config, banner))
+    crate::runtime::get()?.block_on(run_async(config, banner))
 }
 
 async fn run_async(config: Config, banner: Option<String>) -> Result<()> {

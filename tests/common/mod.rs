@@ -267,6 +267,8 @@ pub enum Faults {
     Transient(u64),
     /// Refuse every upload of a pack with 403, as a read-only key would.
     DenyPackUploads,
+    /// Answer every request 503: a store that is down.
+    Down,
 }
 
 /// A small HTTP proxy between Lifeboat and the S3 server that injects
@@ -397,6 +399,11 @@ fn proxy_one(
             }
         }
         Faults::Transient(_) => {}
+        Faults::Down => {
+            injected.fetch_add(1, Ordering::Relaxed);
+            reply(&mut client, "503 Service Unavailable", "ServiceUnavailable");
+            return Ok(());
+        }
     }
     let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
     up.write_all(&head)?;
