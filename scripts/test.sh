@@ -10,5 +10,7 @@ echo "== cargo fmt --check" >&2
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings" >&2
 cargo clippy --all-targets -- -D warnings
+echo "== the engine builds without the console" >&2
+cargo check --quiet --lib --no-default-features
 echo "== cargo test" >&2
 cargo test --all-targets

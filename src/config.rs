@@ -107,7 +107,9 @@ struct RawMonitor {
     jobs: Option<Vec<Spanned<String>>>,
 }
 
+mod secrets;
 mod sources;
+pub use secrets::{secret_path, secret_value};
 use sources::RawSource;
 
 /// When a job runs, in a form that maps onto both systemd timers and cron.
@@ -610,31 +612,17 @@ fn repository(
                 None => None,
             };
             let time = |v: &Option<Spanned<String>>| -> Result<Option<Duration>, Error> {
-                v.as_ref()
-                    .map(|d| {
-                        let wrapped = |e: Error| match e {
-                            Error::Config {
-                                path,
-                                line,
-                                col,
-                                message,
-                            } => Error::Config {
-                                path,
-                                line,
-                                col,
-                                message: format!("repository `{name}`: {message}"),
-                            },
-                            other => other,
-                        };
-                        duration(d, at).map_err(wrapped).and_then(|t| {
-                            if t < Duration::from_secs(1) {
-                                Err(err(d.span(), "must be at least 1s".into()))
-                            } else {
-                                Ok(t)
-                            }
-                        })
-                    })
-                    .transpose()
+                let Some(d) = v else { return Ok(None) };
+                match humantime::parse_duration(d.get_ref()) {
+                    Ok(t) if t >= Duration::from_secs(1) => Ok(Some(t)),
+                    _ => Err(err(
+                        d.span(),
+                        format!(
+                            "{:?} is not a duration of at least 1s, like \"10m\"",
+                            d.get_ref()
+                        ),
+                    )),
+                }
             };
             let settings = crate::repo::s3::S3Settings {
                 deadline: time(&rr.deadline)?,
@@ -704,32 +692,6 @@ fn duration(d: &Spanned<String>, at: &dyn Fn(usize, String) -> Error) -> Result<
             ),
         )
     })
-}
-
-/// A path to a secret: a literal path, or `env:NAME` naming an environment
-/// variable that holds the path.
-pub fn secret_path(s: &str) -> Result<PathBuf, String> {
-    match s.strip_prefix("env:") {
-        Some(var) => std::env::var_os(var)
-            .map(PathBuf::from)
-            .ok_or_else(|| format!("environment variable {var} is not set")),
-        None if s.is_empty() => Err("empty path".into()),
-        None => Ok(PathBuf::from(s)),
-    }
-}
-
-/// A secret given as itself, as `env:NAME` (the variable's value) or as
-/// `file:PATH` (the file's first line).
-pub fn secret_value(s: &str) -> Result<String, String> {
-    if let Some(var) = s.strip_prefix("env:") {
-        return std::env::var(var).map_err(|_| format!("environment variable {var} is not set"));
-    }
-    if let Some(path) = s.strip_prefix("file:") {
-        return std::fs::read_to_string(path)
-            .map(|t| t.lines().next().unwrap_or_default().trim().to_string())
-            .map_err(|e| format!("cannot read {path}: {e}"));
-    }
-    Ok(s.to_string())
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

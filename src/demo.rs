@@ -103,30 +103,33 @@ fn night(root: &Path, day: u32) -> Result<()> {
 fn setup_static(root: &Path) -> Result<()> {
     let srv = root.join("srv");
     write(&srv.join("vaultwarden/.env"), b"# Vaultwarden settings\nDOMAIN=https://vault.home.lan\nADMIN_TOKEN=demo-not-a-real-token\nSMTP_PASSWORD=demo-not-a-real-password\n")?;
-    write(
-        &srv.join("vaultwarden/data/rsa_key.pem"),
-        &filler(1, 1700, true),
-    )?;
-    write(
-        &srv.join("immich/library/README.txt"),
-        b"Immich upload library\n",
-    )?;
-    write(
-        &srv.join("paperless/media/documents/archive/index.txt"),
-        &filler(2, 4000, true),
-    )?;
-    write(
-        &srv.join("paperless/data/celerybeat-schedule.db"),
-        &filler(3, 16_000, false),
-    )?;
-    write(
-        &srv.join("homeassistant/config/configuration.yaml"),
-        b"homeassistant:\n  name: Home\n  unit_system: metric\nhttp:\n  server_port: 8123\n",
-    )?;
-    write(
-        &srv.join("homeassistant/config/automations.yaml"),
-        &filler(4, 3000, true),
-    )?;
+    let files: [(&str, Vec<u8>); 6] = [
+        ("vaultwarden/data/rsa_key.pem", filler(1, 1700, true)),
+        (
+            "immich/library/README.txt",
+            b"Immich upload library\n".to_vec(),
+        ),
+        (
+            "paperless/media/documents/archive/index.txt",
+            filler(2, 4000, true),
+        ),
+        (
+            "paperless/data/celerybeat-schedule.db",
+            filler(3, 16_000, false),
+        ),
+        (
+            "homeassistant/config/configuration.yaml",
+            b"homeassistant:\n  name: Home\n  unit_system: metric\nhttp:\n  server_port: 8123\n"
+                .to_vec(),
+        ),
+        (
+            "homeassistant/config/automations.yaml",
+            filler(4, 3000, true),
+        ),
+    ];
+    for (path, content) in files {
+        write(&srv.join(path), &content)?;
+    }
     std::os::unix::fs::symlink(
         "configuration.yaml",
         srv.join("homeassistant/config/current.yaml"),

@@ -130,18 +130,7 @@ pub struct Report {
     pub kept: crate::inventory::Kept,
 }
 
-/// "3h", "2d 4h", "45m": short enough for a table cell.
-pub fn short_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86399 if s % 3600 < 60 => format!("{}h", s / 3600),
-        3600..=86399 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
-        _ if s % 86400 < 3600 => format!("{}d", s / 86400),
-        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
-    }
-}
+pub use crate::util::short_duration;
 
 fn age(now: SystemTime, t: SystemTime) -> Duration {
     now.duration_since(t).unwrap_or_default()

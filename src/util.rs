@@ -18,6 +18,19 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// "3h", "2d 4h", "45m": short enough for a table cell.
+pub fn short_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 if s % 3600 < 60 => format!("{}h", s / 3600),
+        3600..=86399 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        _ if s % 86400 < 3600 => format!("{}d", s / 86400),
+        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
 /// (total, available to unprivileged writers) bytes of the filesystem
 /// holding `path`.
 pub fn fs_space(path: &std::path::Path) -> Option<(u64, u64)> {

@@ -324,3 +324,156 @@ fn a_monitor_that_is_down_never_fails_the_backup() {
     assert!(err.contains(&format!("could not ping http://127.0.0.1:{port}/… (cannot connect); the backup itself is not affected")), "{err}");
     assert!(!err.contains(HC_TOKEN));
 }
+
+/// A job started from the console (here: the backup-now runbook, in a real
+/// terminal) pings the monitors and writes log lines as a CLI backup does.
+#[test]
+fn a_job_started_from_the_console_pings_and_logs_like_a_cli_job() {
+    let tmux_ok = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        tmux_ok,
+        "tmux is needed for this test: run scripts/test-deps.sh (or apt-get install tmux)"
+    );
+    let server = Recorder::start();
+    let env = Env::new();
+    let config = setup(&env, server.port);
+    env.lb()
+        .args(["backup", "app", "--config"])
+        .arg(&config)
+        .env(
+            "TEST_HC_URL",
+            format!("http://127.0.0.1:{}/ping/{HC_TOKEN}", server.port),
+        )
+        .assert()
+        .success();
+    server.take();
+    // The console reads runbooks beside its config.
+    let rb = env.path("runbooks");
+    fs::create_dir_all(&rb).unwrap();
+    fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/backup-now.md"),
+        rb.join("backup-now.md"),
+    )
+    .unwrap();
+    let socket = format!("lifeboat-mon-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .status();
+        }
+    }
+    let _kill = Kill(socket.clone());
+    let console = format!(
+        "cd {dir} && env LIFEBOAT_KEY_DIR={keys} HOME={home} NO_COLOR=1 TEST_HC_URL=http://127.0.0.1:{port}/ping/{HC_TOKEN} {bin} --config {cfg}; sleep 600",
+        dir = env.path("").display(),
+        keys = env.path("keys").display(),
+        home = env.path("home").display(),
+        port = server.port,
+        bin = assert_cmd::cargo::cargo_bin("lifeboat").display(),
+        cfg = config.display(),
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "c",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        &console,
+    ]);
+    let wait_for = |what: &str| {
+        let start = std::time::Instant::now();
+        loop {
+            let s = tmux(&["capture-pane", "-p", "-t", "c"]);
+            if s.contains(what) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "waited for {what:?}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("app");
+    tmux(&["send-keys", "-t", "c", "3"]);
+    wait_for("what happened?");
+    tmux(&["send-keys", "-t", "c", "-l", "backup"]);
+    wait_for("Back up a service now");
+    tmux(&["send-keys", "-t", "c", "Enter"]);
+    wait_for("which services?");
+    tmux(&["send-keys", "-t", "c", "Enter"]);
+    wait_for("POINT");
+    tmux(&["send-keys", "-t", "c", "Enter"]);
+    wait_for("All clear");
+    tmux(&["send-keys", "-t", "c", "Enter"]);
+    wait_for("Type app:");
+    tmux(&["send-keys", "-t", "c", "-l", "app"]);
+    tmux(&["send-keys", "-t", "c", "Enter"]);
+    wait_for("Enter when done");
+    tmux(&["send-keys", "-t", "c", "Enter"]);
+    wait_for("Recovered in");
+
+    let seen = server.take();
+    let hooks: Vec<serde_json::Value> = seen
+        .iter()
+        .filter(|r| r.target == "/hook")
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        hooks
+            .iter()
+            .map(|h| h["event"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["start", "success"],
+        "{seen:#?}"
+    );
+    assert!(hooks.iter().all(|h| h["job"] == "backup"), "{hooks:?}");
+    assert!(
+        seen.iter().any(|r| r
+            .target
+            .starts_with(&format!("/ping/{HC_TOKEN}/start?rid="))),
+        "the healthchecks start ping: {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|r| r.target.starts_with("/api/push/kumatoken?status=up")),
+        "uptime kuma hears about backups: {seen:#?}"
+    );
+    // JSON log lines, as a CLI job writes them.
+    let logs: String = fs::read_dir(env.path("logs"))
+        .unwrap()
+        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let finished: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "job finished" && l["fields"]["job"] == "backup")
+        .collect();
+    assert_eq!(
+        finished.len(),
+        2,
+        "the CLI backup and the console's job: {logs}"
+    );
+    assert!(finished.iter().all(|l| l["fields"]["outcome"] == "success"));
+    assert!(!logs.contains(ENV_SECRET) && !logs.contains(HC_TOKEN));
+}

@@ -736,11 +736,7 @@ fn a_restore_started_in_the_console_survives_its_terminal_being_killed() {
         "{s}"
     );
     t.keys("first", &["Enter"]);
-    t.wait_for(
-        "first",
-        "Type docs and Enter to start",
-        Duration::from_secs(10),
-    );
+    t.wait_for("first", "Type docs:", Duration::from_secs(10));
     t.literal("first", "docs");
     t.keys("first", &["Enter"]);
     // The first step is a checkbox: the job waits for a key.

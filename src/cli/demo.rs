@@ -49,7 +49,7 @@ pub fn demo(a: DemoArgs, quiet: bool) -> Result<ExitCode> {
             println!("{}", config.path.display());
             Ok(())
         } else {
-            lifeboat::tui::run(config, Some("DEMO: simulated history".into()))
+            super::console(config, Some("DEMO: simulated history".into()))
         }
     });
     if keep || a.no_tui {

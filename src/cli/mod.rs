@@ -147,7 +147,7 @@ pub fn run() -> Result<ExitCode> {
         let Some(config) = ctx.config else {
             bail!("no config found (looked for --config, $LIFEBOAT_CONFIG, /etc/lifeboat/lifeboat.toml, ~/.config/lifeboat/lifeboat.toml); try `lifeboat demo` to look around, or start from config/lifeboat.example.toml");
         };
-        lifeboat::tui::run(config, None)?;
+        console(config, None)?;
         return Ok(ExitCode::SUCCESS);
     };
     // Jobs that change or check data are logged and pinged; dry runs are not.
@@ -178,6 +178,17 @@ pub fn run() -> Result<ExitCode> {
         |w| eprintln!("warning: {w}"),
         || dispatch(&ctx, command),
     )
+}
+
+/// Opens the console, in a build that has it.
+fn console(config: Config, banner: Option<String>) -> Result<()> {
+    #[cfg(feature = "console")]
+    return lifeboat::tui::run(config, banner);
+    #[cfg(not(feature = "console"))]
+    {
+        let _ = (config, banner);
+        bail!("this lifeboat was built without the console (the `console` feature); every command works, `lifeboat` alone does not")
+    }
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {

@@ -221,8 +221,8 @@ impl Inner {
                     let e = self.error(what, e);
                     return Err(e.context(format!(
                         "gave up after {attempt} attempts in {} (the repository's deadline is {})",
-                        crate::health::short_duration(started.elapsed()),
-                        crate::health::short_duration(self.deadline)
+                        crate::util::short_duration(started.elapsed()),
+                        crate::util::short_duration(self.deadline)
                     )));
                 }
                 Err(e) => return Err(self.error(what, e)),

@@ -62,6 +62,18 @@ pub struct SourceRecord {
     pub facts: Facts,
 }
 
+impl SourceRecord {
+    /// Its file whose name ends with `ending` ("" for the first), or an
+    /// error naming what is missing (`what`: "SQL dump", "RDB file").
+    pub fn file(&self, ending: &str, what: &str) -> anyhow::Result<&str> {
+        self.files
+            .iter()
+            .find(|f| f.ends_with(ending))
+            .map(String::as_str)
+            .ok_or_else(|| anyhow::anyhow!("the restore point holds no {what} for `{}`", self.name))
+    }
+}
+
 /// What a source looked like when it was backed up, recorded so a restore
 /// (or a drill) can be checked at the application level.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

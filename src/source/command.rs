@@ -8,7 +8,7 @@ use super::process::{self, shell};
 use super::{Commit, Streams, To};
 use crate::model::Command as CommandSpec;
 use crate::repo::snapshot::{Facts, SourceRecord};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 pub struct CommandCapture {
     name: String,
@@ -61,14 +61,6 @@ fn run_check(spec: &CommandSpec, env: &[(&str, &std::path::Path)]) -> Vec<String
     }
 }
 
-fn stream_of(record: &SourceRecord) -> Result<&str> {
-    record
-        .files
-        .first()
-        .map(String::as_str)
-        .ok_or_else(|| anyhow!("the restore point holds no stream for `{}`", record.name))
-}
-
 /// A stream cannot be put anywhere but into its restore command, so a live
 /// restore stages nothing (the command runs last, when everything else is
 /// in place). A sandbox restores it to a file, every byte checked against
@@ -80,7 +72,7 @@ pub fn stage(
     streams: &Streams,
     to: &To,
 ) -> Result<(String, Vec<String>, Commit)> {
-    let file = stream_of(record)?;
+    let file = record.file("", "stream")?;
     let size = streams.size(file);
     match to {
         To::Live { .. } => {

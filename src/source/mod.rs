@@ -219,6 +219,101 @@ pub fn stage(
     })
 }
 
+/// The end of staging a file-based source (a SQLite database, a VM
+/// image), checked into `new`: a sandbox copy is removed; a live copy that
+/// does not match the backup is removed and refused; a good one takes the
+/// live file's owner and mode and waits to be renamed over it, unless it
+/// was written into a staged directory that goes live whole.
+#[allow(clippy::too_many_arguments)]
+fn finish_file(
+    what: &str,
+    live: &Path,
+    new: PathBuf,
+    to: &To,
+    summary: String,
+    differences: Vec<String>,
+    suffixes: &'static [&'static str],
+    forget: impl Fn(),
+) -> Result<(String, Vec<String>, Commit)> {
+    match to {
+        To::Sandbox(_) => {
+            forget();
+            Ok((
+                format!("restored into a sandbox copy: {summary}"),
+                differences,
+                Commit::None,
+            ))
+        }
+        To::Live { file } => {
+            if !differences.is_empty() {
+                forget();
+                anyhow::bail!(
+                    "the restored {what} does not match the backup ({}); {} was not touched",
+                    differences.join("; "),
+                    live.display()
+                );
+            }
+            // The application's user must still be able to open it.
+            same_owner_as(&new, live);
+            let commit = match file {
+                Some(_) => Commit::None,
+                None => Commit::File {
+                    new,
+                    live: live.to_path_buf(),
+                    suffixes,
+                },
+            };
+            Ok((summary, differences, commit))
+        }
+    }
+}
+
+/// Swaps a checked database copy in: PostgreSQL renames databases,
+/// MariaDB moves tables.
+fn commit_database(
+    source: &str,
+    detail: &str,
+    db: Database,
+    new: String,
+    postgres: bool,
+    ledger: &Ledger,
+) -> Result<(String, Vec<String>, Option<Replaced>)> {
+    let source = source.to_string();
+    let (made, replaced) = if postgres {
+        let kept = postgres::commit(&db, &new)?;
+        (
+            Made::Postgres {
+                db: db.clone(),
+                name: new,
+            },
+            Replaced::Postgres {
+                source,
+                db: db.clone(),
+                kept,
+            },
+        )
+    } else {
+        let kept = mysql::commit(&db, &new)?;
+        (
+            Made::Mysql {
+                db: db.clone(),
+                name: new,
+            },
+            Replaced::Mysql {
+                source,
+                db: db.clone(),
+                kept,
+            },
+        )
+    };
+    ledger.unmade(&made);
+    Ok((
+        format!("database `{}` replaced: {detail}", db.database),
+        Vec::new(),
+        Some(replaced),
+    ))
+}
+
 /// Makes a staged copy live and writes down what it replaced.
 pub fn commit(staged: Staged, streams: &Streams, ledger: &Ledger) -> Result<Committed> {
     let id = ledger.id();
@@ -248,38 +343,10 @@ pub fn commit(staged: Staged, streams: &Streams, ledger: &Ledger) -> Result<Comm
             )
         }
         Commit::Postgres { db, new } => {
-            let kept = postgres::commit(&db, &new)?;
-            ledger.unmade(&Made::Postgres {
-                db: db.clone(),
-                name: new,
-            });
-            let r = Replaced::Postgres {
-                source: source.clone(),
-                db: db.clone(),
-                kept,
-            };
-            (
-                format!("database `{}` replaced: {}", db.database, staged.detail),
-                Vec::new(),
-                Some(r),
-            )
+            commit_database(&source, &staged.detail, db, new, true, ledger)?
         }
         Commit::Mysql { db, new } => {
-            let kept = mysql::commit(&db, &new)?;
-            ledger.unmade(&Made::Mysql {
-                db: db.clone(),
-                name: new,
-            });
-            let r = Replaced::Mysql {
-                source: source.clone(),
-                db: db.clone(),
-                kept,
-            };
-            (
-                format!("database `{}` replaced: {}", db.database, staged.detail),
-                Vec::new(),
-                Some(r),
-            )
+            commit_database(&source, &staged.detail, db, new, false, ledger)?
         }
         Commit::Redis {
             spec,

@@ -302,11 +302,7 @@ pub fn stage(
     to: &To,
     ledger: &Ledger,
 ) -> Result<(String, Vec<String>, Commit)> {
-    let dump = record
-        .files
-        .iter()
-        .find(|f| f.ends_with(".sql"))
-        .ok_or_else(|| anyhow!("the restore point holds no SQL dump for `{}`", record.name))?;
+    let dump = record.file(".sql", "SQL dump")?;
     let stamp = super::stamp();
     let new = match to {
         To::Live { .. } => with_suffix(&db.database, &format!("_lifeboat_new_{stamp}")),

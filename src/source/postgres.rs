@@ -286,16 +286,7 @@ pub fn stage(
     ledger: &Ledger,
 ) -> Result<(String, Vec<String>, Commit)> {
     process::find_tool(&["pg_restore"])?;
-    let dump = record
-        .files
-        .iter()
-        .find(|f| f.ends_with(".pgdump"))
-        .ok_or_else(|| {
-            anyhow!(
-                "the restore point holds no PostgreSQL dump for `{}`",
-                record.name
-            )
-        })?;
+    let dump = record.file(".pgdump", "PostgreSQL dump")?;
     let stamp = super::stamp();
     let new = match to {
         To::Live { .. } => with_suffix(&db.database, &format!("_lifeboat_new_{stamp}")),

@@ -252,10 +252,7 @@ pub fn stage(
     to: &To,
     ledger: &Ledger,
 ) -> Result<(String, Vec<String>, Commit)> {
-    let file = record
-        .files
-        .first()
-        .ok_or_else(|| anyhow!("the restore point holds no RDB file for `{}`", record.name))?;
+    let file = record.file("", "RDB file")?;
     let target = match to {
         To::Live { .. } => Some(live_target(spec)?),
         To::Sandbox(_) => None,

@@ -187,12 +187,7 @@ pub fn stage(
     to: &To,
     ledger: &Ledger,
 ) -> Result<(String, Vec<String>, Commit)> {
-    let file = record.files.first().ok_or_else(|| {
-        anyhow!(
-            "the restore point holds no database file for `{}`",
-            record.name
-        )
-    })?;
+    let file = record.file("", "database file")?;
     let new = match to {
         To::Live { file: Some(f) } => f.clone(),
         To::Live { file: None } => super::swap::staging_path(path, &ledger.id()),
@@ -224,38 +219,18 @@ pub fn stage(
         "{} tables, {rows} rows, integrity_check ok",
         found.counts.len()
     );
-    match to {
-        To::Sandbox(_) => {
-            let _ = fs::remove_file(&new);
-            ledger.unmade(&made);
-            Ok((
-                format!("restored into a sandbox copy: {summary}"),
-                differences,
-                Commit::None,
-            ))
-        }
-        To::Live { file } => {
-            if !differences.is_empty() {
-                let _ = fs::remove_file(&new);
-                ledger.unmade(&made);
-                bail!(
-                    "the restored database does not match the backup ({}); {} was not touched",
-                    differences.join("; "),
-                    path.display()
-                );
-            }
-            // The application's user must still own it.
-            super::same_owner_as(&new, path);
-            let commit = match file {
-                // Goes live with the directory it was written into.
-                Some(_) => Commit::None,
-                None => Commit::File {
-                    new,
-                    live: path.to_path_buf(),
-                    suffixes: COMPANIONS,
-                },
-            };
-            Ok((summary, differences, commit))
-        }
-    }
+    let forget = || {
+        let _ = fs::remove_file(&new);
+        ledger.unmade(&made);
+    };
+    super::finish_file(
+        "database",
+        path,
+        new.clone(),
+        to,
+        summary,
+        differences,
+        COMPANIONS,
+        forget,
+    )
 }

@@ -183,12 +183,7 @@ pub fn stage(
     to: &To,
     ledger: &Ledger,
 ) -> Result<(String, Vec<String>, Commit)> {
-    let file = record.files.first().ok_or_else(|| {
-        anyhow!(
-            "the restore point holds no disk image for `{}`",
-            record.name
-        )
-    })?;
+    let file = record.file("", "disk image")?;
     let format = record
         .facts
         .notes
@@ -265,35 +260,14 @@ pub fn stage(
         "{format} image, {} virtual, content hash matches the backup",
         crate::util::human_bytes(got_size)
     );
-    match to {
-        To::Sandbox(_) => {
-            forget();
-            Ok((
-                format!("restored into a sandbox file: {summary}"),
-                differences,
-                Commit::None,
-            ))
-        }
-        To::Live { file } => {
-            if !differences.is_empty() {
-                forget();
-                bail!(
-                    "the restored image does not match the backup ({}); {} was not touched",
-                    differences.join("; "),
-                    path.display()
-                );
-            }
-            // The hypervisor's user must still be able to open it.
-            super::same_owner_as(&new, path);
-            let commit = match file {
-                Some(_) => Commit::None,
-                None => Commit::File {
-                    new,
-                    live: path.to_path_buf(),
-                    suffixes: &[],
-                },
-            };
-            Ok((summary, differences, commit))
-        }
-    }
+    super::finish_file(
+        "image",
+        path,
+        new.clone(),
+        to,
+        summary,
+        differences,
+        &[],
+        forget,
+    )
 }
