@@ -20,6 +20,7 @@ struct RawConfig {
     cache_dir: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     log_dir: Option<PathBuf>,
+    runbooks_dir: Option<PathBuf>,
     health: Option<Spanned<RawHealth>>,
     schedule: Option<Spanned<RawSchedule>>,
     #[serde(default)]
@@ -107,9 +108,7 @@ struct RawMonitor {
     jobs: Option<Vec<Spanned<String>>>,
 }
 
-mod secrets;
 mod sources;
-pub use secrets::{secret_path, secret_value};
 use sources::RawSource;
 
 /// When a job runs, in a form that maps onto both systemd timers and cron.
@@ -200,8 +199,8 @@ pub enum MonitorKind {
 #[derive(Debug, Clone)]
 pub struct Monitor {
     pub kind: MonitorKind,
-    /// May hold a secret token: never logged whole.
-    pub url: String,
+    /// May hold a secret token: never logged whole, read when pinging.
+    pub url: crate::util::SecretRef,
     /// Jobs that ping it; empty means all.
     pub jobs: Vec<String>,
 }
@@ -212,6 +211,8 @@ pub struct Config {
     pub cache_dir: PathBuf,
     pub state_dir: PathBuf,
     pub log_dir: PathBuf,
+    /// The admin's own runbooks (added to the built-in ones).
+    pub runbooks_dir: Option<PathBuf>,
     pub thresholds: Thresholds,
     pub schedule: Schedule,
     pub monitors: Vec<Monitor>,
@@ -225,7 +226,7 @@ pub struct Repository {
     /// The directory of a local repository; for one on object storage, its
     /// URL (for messages only).
     pub path: PathBuf,
-    pub key_file: Option<PathBuf>,
+    pub key_file: Option<crate::util::SecretRef>,
     /// Set for a repository on an S3-compatible store.
     pub s3: Option<crate::repo::s3::S3Settings>,
     /// The repository this one holds copies of (`lifeboat copy`).
@@ -244,7 +245,7 @@ impl Repository {
     /// Opens it with the key given for this command, else its `key_file`,
     /// else the default key ([`crate::repo::KeySource::choose`]).
     pub fn open(&self, key: Option<&Path>) -> anyhow::Result<crate::repo::Repository> {
-        let key = crate::repo::KeySource::choose(key, self.key_file.as_deref());
+        let key = crate::repo::KeySource::choose(key, self.key_file.as_ref())?;
         crate::repo::Repository::open(self.backend()?, key)
     }
 
@@ -455,9 +456,12 @@ impl Config {
                 "webhook" => MonitorKind::Webhook,
                 other => return Err(at(r.kind.span().start, format!("unknown monitor kind `{other}` (kinds: healthchecks, ntfy, uptime-kuma, webhook)"))),
             };
-            // Ping URLs carry tokens: a value, `env:NAME`, or `file:PATH`.
-            let url = secret_value(r.url.get_ref()).map_err(|e| at(r.url.span().start, e))?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
+            // Ping URLs carry tokens: a value, `env:NAME`, or `file:PATH`,
+            // read when a job pings.
+            let text = r.url.get_ref();
+            let url = crate::util::SecretRef::new(text.clone(), location(&at, r.url.span().start));
+            let literal = !(text.starts_with("env:") || text.starts_with("file:"));
+            if literal && !(text.starts_with("http://") || text.starts_with("https://")) {
                 return Err(at(
                     r.url.span().start,
                     "a monitor URL must start with http:// or https://".into(),
@@ -491,6 +495,7 @@ impl Config {
                     .join("logs")
             }),
             state_dir: raw.state_dir.unwrap_or_else(crate::paths::state_dir),
+            runbooks_dir: raw.runbooks_dir,
             thresholds,
             schedule,
             monitors,
@@ -559,10 +564,10 @@ fn repository(
     let err = |span: std::ops::Range<usize>, m: String| {
         at(span.start, format!("repository `{name}`: {m}"))
     };
-    let key_file = match &rr.key_file {
-        None => None,
-        Some(k) => Some(secret_path(k.get_ref()).map_err(|m| err(k.span(), m))?),
-    };
+    let key_file = rr
+        .key_file
+        .as_ref()
+        .map(|k| crate::util::SecretRef::new(k.get_ref().clone(), location(at, k.span().start)));
     let (path, s3) = match (&rr.path, &rr.url) {
         (Some(p), None) => {
             if p.get_ref().is_empty() {
@@ -588,15 +593,12 @@ fn repository(
         (None, Some(u)) => {
             let url = u.get_ref();
             crate::repo::s3::parse_url(url).map_err(|e| err(u.span(), format!("{e}")))?;
-            // Credentials are secrets: a value, `env:NAME` or `file:PATH`.
-            let secret = |v: &Option<Spanned<String>>| -> Result<_, Error> {
-                v.as_ref()
-                    .map(|v| {
-                        secret_value(v.get_ref())
-                            .map(crate::repo::s3::Secret::new)
-                            .map_err(|m| err(v.span(), m))
-                    })
-                    .transpose()
+            // Credentials are secrets: a value, `env:NAME` or `file:PATH`,
+            // read when the repository is opened.
+            let secret = |v: &Option<Spanned<String>>| {
+                v.as_ref().map(|v| {
+                    crate::util::SecretRef::new(v.get_ref().clone(), location(at, v.span().start))
+                })
             };
             let transfers = match &rr.transfers {
                 Some(n) if !(1..=32).contains(n.get_ref()) => {
@@ -631,8 +633,8 @@ fn repository(
                 endpoint: rr.endpoint.as_ref().map(|e| e.get_ref().clone()),
                 region: rr.region.clone(),
                 path_style: rr.path_style,
-                access_key_id: secret(&rr.access_key_id)?,
-                secret_access_key: secret(&rr.secret_access_key)?,
+                access_key_id: secret(&rr.access_key_id),
+                secret_access_key: secret(&rr.secret_access_key),
                 transfers,
                 bandwidth_limit,
             };
@@ -692,6 +694,17 @@ fn duration(d: &Spanned<String>, at: &dyn Fn(usize, String) -> Error) -> Result<
             ),
         )
     })
+}
+
+/// `file:line:col` of a byte offset, for messages that come later (a
+/// secret resolved when a command needs it).
+fn location(at: &dyn Fn(usize, String) -> Error, offset: usize) -> String {
+    match at(offset, String::new()) {
+        Error::Config {
+            path, line, col, ..
+        } => format!("{}:{line}:{col}", path.display()),
+        _ => String::new(),
+    }
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

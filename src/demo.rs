@@ -163,7 +163,7 @@ pub fn build(root: &Path, reporter: &Reporter) -> Result<Config> {
         .context("demo config has no repository")?;
     Repository::init(
         Box::new(LocalBackend::new(&repo_cfg.path)),
-        repo_cfg.key_file.clone(),
+        repo_cfg.key_file.as_ref().map(|k| k.path()).transpose()?,
     )?;
     let repo = Repository::open(
         Box::new(LocalBackend::new(&repo_cfg.path)),

@@ -3,6 +3,7 @@
 //! thresholds. The config module turns TOML into these; nothing here reads
 //! a file or knows where the values came from.
 
+use crate::util::SecretRef;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -133,7 +134,7 @@ pub struct Database {
     pub port: u16,
     pub user: String,
     /// A file holding the password (its first line). Never on a command line.
-    pub password_file: Option<PathBuf>,
+    pub password_file: Option<SecretRef>,
     /// PostgreSQL: also keep roles and tablespaces (`pg_dumpall --globals-only`).
     pub globals: bool,
     /// How long a swap waits for the application's open transactions
@@ -164,7 +165,7 @@ mod humantime_serde_secs {
 pub struct Redis {
     pub host: String,
     pub port: u16,
-    pub password_file: Option<PathBuf>,
+    pub password_file: Option<SecretRef>,
     /// Where the live server loads its RDB from; needed to restore live.
     pub rdb_path: Option<PathBuf>,
     /// Stop and start the live server around a live restore.

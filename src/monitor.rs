@@ -30,8 +30,14 @@ impl Event {
     }
 }
 
+/// A monitor with its URL read (it may hold a token).
+struct Target {
+    kind: MonitorKind,
+    url: String,
+}
+
 pub struct Pinger {
-    targets: Vec<Monitor>,
+    targets: Vec<Target>,
     client: Option<reqwest::blocking::Client>,
     job: String,
     host: String,
@@ -83,11 +89,27 @@ fn encode(s: &str) -> String {
 impl Pinger {
     /// The monitors that want this job.
     pub fn new(monitors: &[Monitor], job: &str) -> Pinger {
-        let targets: Vec<Monitor> = monitors
+        let mut problems = Vec::new();
+        let mut targets = Vec::new();
+        for m in monitors
             .iter()
             .filter(|m| m.jobs.is_empty() || m.jobs.iter().any(|j| j == job))
-            .cloned()
-            .collect();
+        {
+            // Read now: a monitor whose `env:` variable this shell lacks is
+            // a warning, never a job that cannot run.
+            match m.url.value() {
+                Ok(url) if url.starts_with("http://") || url.starts_with("https://") => targets
+                    .push(Target {
+                        kind: m.kind.clone(),
+                        url,
+                    }),
+                Ok(_) => problems.push(format!(
+                    "monitor {}: its URL does not start with http:// or https://; not pinged",
+                    m.url.text()
+                )),
+                Err(e) => problems.push(format!("monitor not pinged: {e:#}")),
+            }
+        }
         let client = if targets.is_empty() {
             None
         } else {
@@ -112,11 +134,11 @@ impl Pinger {
             job: job.to_string(),
             host: crate::paths::hostname(),
             run_id: hex::encode(rand::random::<[u8; 8]>()),
-            setup_problem: None,
+            setup_problem: (!problems.is_empty()).then(|| problems.join("; ")),
         }
     }
 
-    fn without_client(targets: Vec<Monitor>, job: &str, problem: String) -> Pinger {
+    fn without_client(targets: Vec<Target>, job: &str, problem: String) -> Pinger {
         Pinger {
             targets,
             client: None,
@@ -200,7 +222,7 @@ impl Pinger {
         warnings
     }
 
-    fn deliver(&self, m: &Monitor, request: reqwest::blocking::RequestBuilder) -> Option<String> {
+    fn deliver(&self, m: &Target, request: reqwest::blocking::RequestBuilder) -> Option<String> {
         let mut last_err = String::new();
         for attempt in 0..ATTEMPTS {
             let Some(req) = request.try_clone() else {

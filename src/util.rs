@@ -133,3 +133,79 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
             .collect(),
     )
 }
+
+/// A reference to a secret, as the config gives it: a literal (a path, or
+/// a value), `env:NAME` (the variable holds it) or `file:PATH` (a value on
+/// the file's first line). Resolved only when a command needs it, so a
+/// shell that lacks one timer's variable can still run everything else.
+/// Printing it prints the reference, never the secret.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SecretRef {
+    text: String,
+    /// Where the config gives it (`file:line:col`), for messages.
+    #[serde(skip)]
+    at: String,
+}
+
+impl SecretRef {
+    pub fn new(text: impl Into<String>, at: impl Into<String>) -> SecretRef {
+        SecretRef {
+            text: text.into(),
+            at: at.into(),
+        }
+    }
+
+    /// A path given directly (a command-line flag).
+    pub fn literal(path: &std::path::Path) -> SecretRef {
+        SecretRef::new(path.display().to_string(), "")
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    fn fail(&self, why: String) -> anyhow::Error {
+        if self.at.is_empty() {
+            anyhow::anyhow!("{why}")
+        } else {
+            anyhow::anyhow!("{}: {why}", self.at)
+        }
+    }
+
+    /// The path it names: itself, or `env:NAME`'s value.
+    pub fn path(&self) -> anyhow::Result<std::path::PathBuf> {
+        match self.text.strip_prefix("env:") {
+            Some(var) => std::env::var_os(var)
+                .map(std::path::PathBuf::from)
+                .ok_or_else(|| self.fail(format!("environment variable {var} is not set"))),
+            None if self.text.is_empty() => Err(self.fail("empty path".into())),
+            None => Ok(std::path::PathBuf::from(&self.text)),
+        }
+    }
+
+    /// The value it names: itself, `env:NAME`'s value or `file:PATH`'s
+    /// first line.
+    pub fn value(&self) -> anyhow::Result<String> {
+        if let Some(var) = self.text.strip_prefix("env:") {
+            return std::env::var(var)
+                .map_err(|_| self.fail(format!("environment variable {var} is not set")));
+        }
+        if let Some(path) = self.text.strip_prefix("file:") {
+            return std::fs::read_to_string(path)
+                .map(|t| t.lines().next().unwrap_or_default().trim().to_string())
+                .map_err(|e| self.fail(format!("cannot read {path}: {e}")));
+        }
+        Ok(self.text.clone())
+    }
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A literal may be the secret itself (an S3 key in the file).
+        match self.text.split_once(':') {
+            Some(("env" | "file", _)) => write!(f, "{:?}", self.text),
+            _ => f.write_str("<secret>"),
+        }
+    }
+}

@@ -4,7 +4,7 @@
 use super::recover::follow;
 use super::runbook::config;
 use super::{output, Ctx};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use lifeboat::jobs::{self, JobView, Outcome, Record};
 use lifeboat::progress::Cancel;
@@ -89,7 +89,7 @@ pub fn jobs_cmd(ctx: &Ctx, a: JobsArgs) -> Result<ExitCode> {
 pub fn kind_of(ctx: &Ctx, id: &str) -> Option<String> {
     let config = ctx.config.as_ref()?;
     let spec = jobs::read_spec(&config.state_dir, id).ok()?;
-    let text = std::fs::read_to_string(&spec.runbook).ok()?;
+    let text = runbook::read_text(&spec.runbook).ok()?;
     let (rb, _) = runbook::parse::parse(&spec.runbook, &text);
     Some(rb.map_or("restore", |r| r.job_kind()).to_string())
 }
@@ -99,8 +99,7 @@ pub fn job_run(ctx: &Ctx, id: &str) -> Result<ExitCode> {
     let config = config(ctx)?;
     let spec = jobs::read_spec(&config.state_dir, id)?;
     let journal = Arc::new(jobs::Journal::create(&config.state_dir, id)?);
-    let text = std::fs::read_to_string(&spec.runbook)
-        .with_context(|| format!("reading {}", spec.runbook.display()))?;
+    let text = runbook::read_text(&spec.runbook)?;
     let (rb, problems) = runbook::parse::parse(&spec.runbook, &text);
     let Some(rb) = rb.filter(|_| problems.is_empty()) else {
         for p in &problems {

@@ -243,7 +243,7 @@ impl Ctx {
             (Some(r), _) => match named(r) {
                 Some(r) => r,
                 None => {
-                    let key = KeySource::choose(self.cli_key.as_deref(), None);
+                    let key = KeySource::choose(self.cli_key.as_deref(), None)?;
                     return Ok((repo::backend_at(r)?, key));
                 }
             },
@@ -260,7 +260,7 @@ impl Ctx {
                 _ => bail!("no repository given: pass --repo DIR (or set LIFEBOAT_REPO), or write a config (see config/lifeboat.example.toml)"),
             },
         };
-        let key = KeySource::choose(self.cli_key.as_deref(), configured.key_file.as_deref());
+        let key = KeySource::choose(self.cli_key.as_deref(), configured.key_file.as_ref())?;
         Ok((configured.backend()?, key))
     }
 

@@ -18,7 +18,7 @@ pub enum RunbookCommand {
 
 #[derive(Args)]
 pub struct RunbookDir {
-    /// Where the runbooks are [default: runbooks/ beside the config, else ./runbooks]
+    /// A directory of your own runbooks, added to the built-in ones (an id they share replaces the built-in one) [default: the config's runbooks_dir, else runbooks/ beside the config]
     #[arg(long, value_name = "DIR")]
     pub runbooks: Option<PathBuf>,
 }
@@ -30,11 +30,7 @@ pub fn config(ctx: &Ctx) -> Result<&Config> {
 }
 
 pub fn load(config: &Config, dir: &RunbookDir) -> Result<(Vec<Runbook>, Vec<runbook::Problem>)> {
-    let d = dir
-        .runbooks
-        .clone()
-        .unwrap_or_else(|| runbook::default_dir(config));
-    let (rbs, mut problems) = runbook::load_dir(&d)?;
+    let (rbs, mut problems) = runbook::load_all(config, dir.runbooks.as_deref())?;
     problems.extend(runbook::check(&rbs, config));
     problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
     Ok((rbs, problems))
@@ -62,7 +58,7 @@ pub fn runbook_cmd(ctx: &Ctx, cmd: RunbookCommand) -> Result<ExitCode> {
                 let list: Vec<_> = rbs
                     .iter()
                     .map(|r| {
-                        serde_json::json!({"id": r.id, "title": r.title, "file": r.file, "scope": r.scope,
+                        serde_json::json!({"id": r.id, "title": r.title, "file": r.file, "from": r.source_text(), "scope": r.scope,
                             "services": request::applicable(config, r).iter().map(|s| &s.name).collect::<Vec<_>>()})
                     })
                     .collect();
@@ -73,13 +69,9 @@ pub fn runbook_cmd(ctx: &Ctx, cmd: RunbookCommand) -> Result<ExitCode> {
                         .iter()
                         .map(|s| s.name.as_str())
                         .collect();
-                    println!(
-                        "{:<16} {}\n{:<16} applies to: {}",
-                        r.id,
-                        r.title,
-                        "",
-                        svcs.join(", ")
-                    );
+                    println!("{:<16} {}", r.id, r.title);
+                    println!("{:<16} applies to: {}", "", svcs.join(", "));
+                    println!("{:<16} from: {}", "", r.source_text());
                 }
             }
             Ok(ExitCode::SUCCESS)

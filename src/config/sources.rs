@@ -1,7 +1,8 @@
 //! The `[[services.NAME.sources]]` tables: one flat raw table (so every key
 //! keeps its span for errors), checked per kind into a [`Source`].
 
-use super::{secret_path, Command, Database, Error, Redis, Source, SourceKind};
+use super::{Command, Database, Error, Redis, Source, SourceKind};
+use crate::util::SecretRef;
 use serde::Deserialize;
 use std::path::PathBuf;
 use toml::Spanned;
@@ -167,18 +168,11 @@ pub(super) fn parse(
             None => Err(at(at_table, format!("service `{svc}`: needs `path`"))),
         }
     };
-    let password_file = || -> Result<Option<PathBuf>, Error> {
-        raw.password_file
+    let password_file = || -> Result<Option<SecretRef>, Error> {
+        Ok(raw
+            .password_file
             .as_ref()
-            .map(|p| {
-                secret_path(p.get_ref()).map_err(|m| {
-                    at(
-                        p.span().start,
-                        format!("service `{svc}`: password_file: {m}"),
-                    )
-                })
-            })
-            .transpose()
+            .map(|p| SecretRef::new(p.get_ref().clone(), super::location(at, p.span().start))))
     };
     let port = |default: u16| raw.port.as_ref().map(|p| *p.get_ref()).unwrap_or(default);
     let database = |default_port: u16, default_user: &str| -> Result<Database, Error> {

@@ -111,19 +111,20 @@ impl KeySource {
     /// `<key dir>/<repository id>.key`.
     pub fn choose(
         given: Option<&std::path::Path>,
-        configured: Option<&std::path::Path>,
-    ) -> KeySource {
-        match given.or(configured) {
-            Some(k) => KeySource::File(k.to_path_buf()),
-            None => KeySource::Default,
-        }
+        configured: Option<&crate::util::SecretRef>,
+    ) -> Result<KeySource> {
+        Ok(match (given, configured) {
+            (Some(k), _) => KeySource::File(k.to_path_buf()),
+            (None, Some(c)) => KeySource::File(c.path()?),
+            (None, None) => KeySource::Default,
+        })
     }
 }
 
 /// Opens the repository at a location given on the command line (a
 /// directory or `s3://bucket/prefix`), with `key` or the default key.
 pub fn open_at(location: &str, key: Option<&std::path::Path>) -> Result<Repository> {
-    Repository::open(backend_at(location)?, KeySource::choose(key, None))
+    Repository::open(backend_at(location)?, KeySource::choose(key, None)?)
 }
 
 pub struct Repository {

@@ -55,8 +55,8 @@ pub struct S3Settings {
     /// (MinIO, Garage) want them. Default: virtual-hosted style unless an
     /// endpoint is given.
     pub path_style: Option<bool>,
-    pub access_key_id: Option<Secret>,
-    pub secret_access_key: Option<Secret>,
+    pub access_key_id: Option<crate::util::SecretRef>,
+    pub secret_access_key: Option<crate::util::SecretRef>,
     /// Packs uploaded or downloaded at once.
     pub transfers: Option<usize>,
     /// Bytes per second, uploads and downloads together.
@@ -347,10 +347,10 @@ impl S3Backend {
             b = b.with_region("us-east-1");
         }
         if let Some(k) = &s.access_key_id {
-            b = b.with_access_key_id(k.expose());
+            b = b.with_access_key_id(Secret::new(k.value()?).expose());
         }
         if let Some(k) = &s.secret_access_key {
-            b = b.with_secret_access_key(k.expose());
+            b = b.with_secret_access_key(Secret::new(k.value()?).expose());
         }
         let store = b
             // Retries are ours alone (see `Inner::retry`): two layers would
@@ -705,7 +705,7 @@ mod tests {
     #[test]
     fn secrets_do_not_print() {
         let s = S3Settings {
-            secret_access_key: Some(Secret::new("hunter2".into())),
+            secret_access_key: Some(crate::util::SecretRef::new("hunter2", "")),
             ..Default::default()
         };
         assert!(!format!("{s:?}").contains("hunter2"));

@@ -3,6 +3,7 @@
 //! validates them against a config, [`exec`] runs one as a job. The syntax
 //! is documented in `docs/runbooks.md`.
 
+pub mod builtin;
 pub mod engine_calls;
 pub mod exec;
 pub mod parse;
@@ -77,7 +78,18 @@ pub struct Runbook {
 impl Runbook {
     /// Where the runbook came from, for a job to read it again.
     pub fn origin(&self) -> PathBuf {
+        if builtin::text_of(&self.file).is_some() {
+            return self.file.clone();
+        }
         std::path::absolute(&self.file).unwrap_or_else(|_| self.file.clone())
+    }
+
+    /// "built in", or the file it was read from.
+    pub fn source_text(&self) -> String {
+        match builtin::text_of(&self.file) {
+            Some(_) => "built in".into(),
+            None => self.file.display().to_string(),
+        }
     }
 
     /// The repository this runbook restores from for `svc`: its restore's
@@ -322,17 +334,57 @@ impl Runbook {
     }
 }
 
-/// Where runbooks live: `runbooks/` beside the config, else the current
-/// directory's, else /usr/share/lifeboat/runbooks.
-pub fn default_dir(config: &Config) -> PathBuf {
-    let beside = config
+/// The directory of the admin's own runbooks, if there is one: `dir`
+/// (`--runbooks`), else the config's `runbooks_dir`, else `runbooks/`
+/// beside the config.
+pub fn own_dir(config: &Config, dir: Option<&Path>) -> Option<PathBuf> {
+    if let Some(d) = dir {
+        return Some(d.to_path_buf());
+    }
+    if let Some(d) = &config.runbooks_dir {
+        return Some(d.clone());
+    }
+    config
         .path
         .parent()
         .map(|p| p.join("runbooks"))
-        .filter(|p| p.is_dir());
-    beside
-        .or_else(|| Some(PathBuf::from("runbooks")).filter(|p| p.is_dir()))
-        .unwrap_or_else(|| PathBuf::from("/usr/share/lifeboat/runbooks"))
+        .filter(|p| p.is_dir())
+}
+
+/// Every runbook: the built-in ones, then those of the admin's directory
+/// (see [`own_dir`]), which add to them and replace a built-in one with
+/// the same id. Problems found while reading come back with them; a
+/// directory that was asked for but cannot be read is an error.
+pub fn load_all(
+    config: &Config,
+    dir: Option<&Path>,
+) -> anyhow::Result<(Vec<Runbook>, Vec<Problem>)> {
+    let mut runbooks = Vec::new();
+    let mut problems = Vec::new();
+    for (name, text) in builtin::RUNBOOKS {
+        let (rb, p) = parse::parse(&builtin::path_of(name), text);
+        problems.extend(p);
+        runbooks.extend(rb);
+    }
+    if let Some(d) = own_dir(config, dir) {
+        let (own, p) = load_dir(&d)?;
+        problems.extend(p);
+        for rb in own {
+            runbooks.retain(|r: &Runbook| r.id != rb.id);
+            runbooks.push(rb);
+        }
+    }
+    runbooks.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok((runbooks, problems))
+}
+
+/// The text of a runbook by where it came from (a file, or a built-in).
+pub fn read_text(path: &Path) -> anyhow::Result<String> {
+    match builtin::text_of(path) {
+        Some(t) => Ok(t.to_string()),
+        None => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading the runbook {}: {e}", path.display())),
+    }
 }
 
 /// Every `*.md` in `dir` with front matter (README.md is a plain page),
@@ -340,7 +392,7 @@ pub fn default_dir(config: &Config) -> PathBuf {
 pub fn load_dir(dir: &Path) -> anyhow::Result<(Vec<Runbook>, Vec<Problem>)> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         anyhow::anyhow!(
-            "cannot read runbooks from {}: {e} (pass --runbooks DIR)",
+            "cannot read runbooks from {}: {e} (check --runbooks or runbooks_dir)",
             dir.display()
         )
     })?;

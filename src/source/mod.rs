@@ -582,16 +582,15 @@ fn summarize(
 /// the server or the place reachable, the restore configured.
 pub fn preflight(src: &crate::model::Source) -> Vec<(&'static str, bool, String)> {
     let mut out = Vec::new();
-    let mut password = |f: &Option<PathBuf>| {
+    let mut password = |f: &Option<crate::util::SecretRef>| {
         if let Some(f) = f {
-            let ok = std::fs::File::open(f).is_ok();
+            let read = process::read_password(f);
             out.push((
                 "credentials readable",
-                ok,
-                if ok {
-                    format!("{} is readable", f.display())
-                } else {
-                    format!("cannot read the password file {}", f.display())
+                read.is_ok(),
+                match read {
+                    Ok(_) => format!("the password file {} is readable", f.text()),
+                    Err(e) => format!("{e:#}"),
                 },
             ));
         }

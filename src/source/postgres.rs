@@ -189,7 +189,7 @@ fn tool(db: &Database, tool: &str) -> Result<(Command, Option<tempfile::NamedTem
         .arg("--no-password");
     let pass = match db
         .password_file
-        .as_deref()
+        .as_ref()
         .map(process::read_password)
         .transpose()?
     {

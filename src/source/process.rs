@@ -318,8 +318,9 @@ pub fn secret_file(content: &str) -> Result<tempfile::NamedTempFile> {
 }
 
 /// The first line of a password file.
-pub fn read_password(path: &std::path::Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
+pub fn read_password(file: &crate::util::SecretRef) -> Result<String> {
+    let path = file.path()?;
+    let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the password file {}", path.display()))?;
     Ok(text
         .lines()

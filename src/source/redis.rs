@@ -10,6 +10,7 @@ use super::process::{self, find_tool, produce};
 use super::{Commit, Streams, To};
 use crate::model::Redis;
 use crate::repo::snapshot::{Facts, SourceRecord};
+use crate::util::SecretRef;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -49,7 +50,7 @@ impl std::fmt::Display for At<'_> {
 }
 
 /// redis-cli for a server; the password travels in REDISCLI_AUTH.
-fn cli(at: At<'_>, password_file: Option<&Path>) -> Result<Command> {
+fn cli(at: At<'_>, password_file: Option<&SecretRef>) -> Result<Command> {
     let mut c = Command::new(find_tool(&["redis-cli"])?);
     match at {
         At::Tcp(host, port) => c.args(["-h", host, "-p", &port.to_string()]),
@@ -63,7 +64,7 @@ fn cli(at: At<'_>, password_file: Option<&Path>) -> Result<Command> {
 }
 
 /// Server version and keys per database.
-fn facts(at: At<'_>, password_file: Option<&Path>) -> Result<Facts> {
+fn facts(at: At<'_>, password_file: Option<&SecretRef>) -> Result<Facts> {
     let mut c = cli(at, password_file)?;
     c.arg("INFO");
     let out = process::output("redis-cli", c)
@@ -110,8 +111,8 @@ impl Capture for RedisCapture {
 
     fn start(&mut self) -> Result<Vec<Artifact>> {
         let s = &self.spec;
-        self.before = facts(At::Tcp(&s.host, s.port), s.password_file.as_deref())?;
-        let mut c = cli(At::Tcp(&s.host, s.port), s.password_file.as_deref())?;
+        self.before = facts(At::Tcp(&s.host, s.port), s.password_file.as_ref())?;
+        let mut c = cli(At::Tcp(&s.host, s.port), s.password_file.as_ref())?;
         c.args(["--rdb", "-"]);
         Ok(vec![produce(
             "redis-cli --rdb",
@@ -123,7 +124,7 @@ impl Capture for RedisCapture {
 
     fn facts(self: Box<Self>) -> Result<Facts> {
         let s = &self.spec;
-        let after = facts(At::Tcp(&s.host, s.port), s.password_file.as_deref())?;
+        let after = facts(At::Tcp(&s.host, s.port), s.password_file.as_ref())?;
         let mut f = self.before;
         // Key counts bracket the snapshot; if they moved, it was being
         // written, and a check accepts any count between the two.
@@ -234,10 +235,7 @@ fn compare(record: &Facts, found: &Facts) -> (Vec<String>, String) {
 
 /// The live server's keys against what a restore point recorded.
 pub fn check_live(spec: &Redis, recorded: &Facts) -> Result<(String, Vec<String>)> {
-    let found = facts(
-        At::Tcp(&spec.host, spec.port),
-        spec.password_file.as_deref(),
-    )?;
+    let found = facts(At::Tcp(&spec.host, spec.port), spec.password_file.as_ref())?;
     let (differences, summary) = compare(recorded, &found);
     Ok((summary, differences))
 }
@@ -380,13 +378,13 @@ fn wait_loaded(spec: &Redis) -> Result<Facts> {
     let at = At::Tcp(&spec.host, spec.port);
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let loaded = cli(at, spec.password_file.as_deref()).and_then(|mut c| {
+        let loaded = cli(at, spec.password_file.as_ref()).and_then(|mut c| {
             c.args(["INFO", "persistence"]);
             process::output("redis-cli", c)
         });
         if let Ok(out) = &loaded {
             if out.lines().any(|l| l.trim() == "loading:0") {
-                if let Ok(f) = facts(at, spec.password_file.as_deref()) {
+                if let Ok(f) = facts(at, spec.password_file.as_ref()) {
                     return Ok(f);
                 }
             }

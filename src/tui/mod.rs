@@ -277,14 +277,14 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
     let state = &config.state_dir;
     Some(match cmd {
         Cmd::LoadRunbooks => Msg::Runbooks(
-            runbook::load_dir(&runbook::default_dir(config))
+            runbook::load_all(config, None)
                 .map(|(rbs, _)| {
                     rbs.iter()
                         .map(|r| recover::RunbookInfo {
                             id: r.id.clone(),
                             title: r.title.clone(),
                             summary: r.summary.clone(),
-                            file: std::path::absolute(&r.file).unwrap_or_else(|_| r.file.clone()),
+                            file: r.origin(),
                             scope: r.scope,
                             inputs: r.inputs.clone(),
                             steps: r.steps.iter().map(|s| s.title.clone()).collect(),
@@ -306,9 +306,9 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
             point,
             inputs,
         } => {
-            let text = match std::fs::read_to_string(&file) {
+            let text = match runbook::read_text(&file) {
                 Ok(t) => t,
-                Err(e) => return Some(Msg::JobError(format!("{}: {e}", file.display()))),
+                Err(e) => return Some(Msg::JobError(format!("{e:#}"))),
             };
             let (Some(rb), _) = runbook::parse::parse(&file, &text) else {
                 return Some(Msg::JobError(format!(
