@@ -22,6 +22,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod checkup;
 pub mod config;
 pub mod demo;
 pub mod engine;
