@@ -245,9 +245,13 @@ fn force_of_one_file_replaces_only_that_file() {
         "each restore kept what it replaced: {kept:?}"
     );
     assert!(names_containing(&env.path(""), "staging").is_empty());
-    let first = kept.iter().min().unwrap();
-    let kept_file = common::restored(&env.path(first), &src).join("f0007.txt");
-    assert_eq!(fs::read(kept_file).unwrap(), b"damaged");
+    // The first kept the damaged file, the second the first's restore.
+    let mut contents: Vec<Vec<u8>> = kept
+        .iter()
+        .map(|k| fs::read(common::restored(&env.path(k), &src).join("f0007.txt")).unwrap())
+        .collect();
+    contents.sort();
+    assert_eq!(contents, [b"damaged".to_vec(), b"file 7".to_vec()]);
 }
 
 fn pg_rows(db: &str) -> (i64, String) {
@@ -730,4 +734,143 @@ lock_timeout = "2s"
     assert_eq!(left, "0", "neither an empty old nor a new database is left");
     assert_eq!(mariadb(&format!("SELECT COUNT(*) FROM {db}.t")), "3");
     mariadb(&format!("DROP DATABASE {db}"));
+}
+
+fn sqlite_db(p: &Path, rows: usize) {
+    let c = rusqlite::Connection::open(p).unwrap();
+    c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS ciphers (id INTEGER PRIMARY KEY, data TEXT);")
+        .unwrap();
+    for i in 0..rows {
+        c.execute(
+            "INSERT INTO ciphers (data) VALUES (?1)",
+            [format!("row {i}")],
+        )
+        .unwrap();
+    }
+}
+
+/// Sources that overlap in the ways real layouts do: a database added to
+/// the config after the restore point, a database inside an excluded
+/// directory, a path restore aimed at the database file itself, and the
+/// kept copy of an earlier restore inside the tree.
+#[test]
+fn overlapping_sources_never_lose_what_another_source_owns() {
+    let env = Env::new();
+    let app = env.path("srv/app");
+    fs::create_dir_all(app.join("db")).unwrap();
+    fs::create_dir_all(app.join("db/tmp")).unwrap();
+    fs::write(app.join("index.html"), b"v1").unwrap();
+    fs::write(app.join("db/tmp/scratch"), b"excluded scratch").unwrap();
+    let db = app.join("db/app.sqlite");
+    sqlite_db(&db, 100);
+    let files_only = format!(
+        "[services.app]\ntier = \"important\"\n[[services.app.sources]]\nkind = \"files\"\npaths = [\"{}\"]\nexclude = [\"{}/db\"]\n",
+        app.display(),
+        app.display()
+    );
+    let cfg = config(&env, &files_only);
+    // Night one: only the files are backed up (the database is excluded).
+    lb(&env, &cfg).args(["backup", "app"]).assert().success();
+    let first = json_lines(
+        &lb(&env, &cfg)
+            .args(["--json", "snapshots", "app"])
+            .output()
+            .unwrap()
+            .stdout,
+    )[0][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The database gets its own source; night two backs it up.
+    fs::write(
+        &cfg,
+        fs::read_to_string(&cfg).unwrap()
+            + &format!(
+                "[[services.app.sources]]\nkind = \"sqlite\"\nname = \"db\"\npath = \"{}\"\n",
+                db.display()
+            ),
+    )
+    .unwrap();
+    lb(&env, &cfg).args(["backup", "app"]).assert().success();
+    sqlite_db(&db, 5);
+    fs::write(app.join("index.html"), b"broken").unwrap();
+
+    // Restoring night one (which has no database): the live database
+    // stays, with its rows, and the page comes back.
+    lb(&env, &cfg)
+        .args(["restore", &first, "--live", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(fs::read(app.join("index.html")).unwrap(), b"v1");
+    assert_eq!(
+        sqlite_rows(&db),
+        105,
+        "the database the point lacks is left alone"
+    );
+    assert_eq!(
+        fs::read(app.join("db/tmp/scratch")).unwrap(),
+        b"excluded scratch"
+    );
+
+    // Night two holds the database, inside the excluded directory: it is
+    // restored there, the rest of the excluded directory stays.
+    fs::write(app.join("index.html"), b"broken again").unwrap();
+    lb(&env, &cfg)
+        .args(["restore", "app", "--live", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(sqlite_rows(&db), 100);
+    assert_eq!(
+        fs::read(app.join("db/tmp/scratch")).unwrap(),
+        b"excluded scratch"
+    );
+
+    // A one-path restore of the database file itself is the database
+    // source's business.
+    let out = lb(&env, &cfg)
+        .args([
+            "recover",
+            "files-deleted",
+            "--service",
+            "app",
+            "--yes",
+            "--runbooks",
+            RUNBOOKS,
+        ])
+        .arg(format!("--input=path={}", db.display()))
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("is the data of the sqlite source `db`"),
+        "{said}"
+    );
+    assert_eq!(sqlite_rows(&db), 100, "and nothing was touched");
+
+    // A database-only restore keeps its old copy inside the tree; a later
+    // whole restore leaves that kept copy where it is.
+    lb(&env, &cfg)
+        .args(["restore", "app", "--live", "--yes", "--kinds", "sqlite"])
+        .assert()
+        .success();
+    let kept_db: Vec<String> = names_containing(&app.join("db"), "lifeboat-kept");
+    assert_eq!(kept_db.len(), 1, "{kept_db:?}");
+    lb(&env, &cfg)
+        .args(["restore", "app", "--live", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(names_containing(&app.join("db"), "lifeboat-kept"), kept_db);
+    // Every kept copy can still be listed and rolled back.
+    let l = lb(&env, &cfg)
+        .args(["--json", "leftovers"])
+        .output()
+        .unwrap();
+    let list = json_lines(&l.stdout)[0].as_array().unwrap().clone();
+    assert!(
+        list.iter()
+            .any(|x| x["at"].as_str().unwrap().ends_with(&kept_db[0])),
+        "{list:?}"
+    );
 }

@@ -63,7 +63,9 @@ pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
         ctx.quiet || ctx.json,
         &format!("restore {}", snap.short_id()),
     );
-    let report = engine::restore(&repo, &snap, &opts, &progress.reporter());
+    let reporter = progress.reporter().with_cancel(on_ctrl_c()?);
+    let report = engine::restore(&repo, &snap, &opts, &reporter);
+    drop(reporter);
     progress.finish();
     let report = report?;
     tracing::info!(job = "restore", restore = %report.id, snapshot = %snap.id, service = %snap.service, files = report.files, bytes = report.bytes, duration_ms = report.duration_ms, "restore finished");
@@ -141,6 +143,8 @@ fn restore_live(
             bail!("not confirmed; nothing was changed");
         }
     }
+    // One restore of a service at a time, recovery jobs included.
+    let _lock = lifeboat::jobs::ServiceLock::acquire(&config.state_dir, &svc.name, &id)?;
     let ledger = Ledger::new(
         Some(&config.state_dir),
         &id,
@@ -148,7 +152,9 @@ fn restore_live(
         (&snap.id, &snap.time),
     )?;
     let progress = Progress::start(ctx.quiet || ctx.json, &format!("restore {}", svc.name));
-    let report = engine::execute(repo, snap, &plan, &ledger, &progress.reporter());
+    let reporter = progress.reporter().with_cancel(on_ctrl_c()?);
+    let report = engine::execute(repo, snap, &plan, &ledger, &reporter);
+    drop(reporter);
     progress.finish();
     for p in lifeboat::source::cleanup::finish(&ledger) {
         eprintln!("warning: {p}");
@@ -192,4 +198,16 @@ fn restore_live(
         snap.short_id()
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C (or SIGTERM) asks the restore to stop at the next safe point:
+/// while it stages, what it made is removed; once it swaps, it finishes.
+fn on_ctrl_c() -> Result<lifeboat::progress::Cancel> {
+    let cancel = lifeboat::progress::Cancel::default();
+    let c = cancel.clone();
+    lifeboat::runtime::on_signal(move |_| {
+        eprintln!("\nstopping at the next safe point: nothing live is replaced half-way");
+        c.cancel();
+    })?;
+    Ok(cancel)
 }

@@ -85,6 +85,7 @@ pub fn rollback(ctx: &Ctx, a: RollbackArgs) -> Result<ExitCode> {
     }
     for rec in targets {
         let id = ledger::new_id("rollback");
+        let _lock = lifeboat::jobs::ServiceLock::acquire(&state_dir, &rec.service, &id)?;
         let l = Ledger::new(
             Some(&state_dir),
             &id,
@@ -99,6 +100,9 @@ pub fn rollback(ctx: &Ctx, a: RollbackArgs) -> Result<ExitCode> {
             rec.id,
             r.done.join(", ")
         ));
+        for s in &r.skipped {
+            eprintln!("warning: {s}");
+        }
         for k in &r.kept {
             ctx.say(format!("  what it had written is kept as {k} (`lifeboat rollback {id}` undoes this rollback)"));
         }

@@ -104,7 +104,20 @@ pub fn clean_stale(state_dir: &Path) -> Vec<String> {
             continue;
         }
         let mut left: Vec<Made> = Vec::new();
-        for m in std::mem::take(&mut rec.made) {
+        for m in std::mem::take(&mut rec.made).into_iter().rev() {
+            // A swap that finished before the crash stays, written down.
+            if let Some(r) = cleanup::finished_swap(&m) {
+                said.push(format!(
+                    "restore {} had replaced {} before it stopped; the old copy is kept (`lifeboat rollback {}`)",
+                    rec.id,
+                    r.what(),
+                    rec.id
+                ));
+                if !rec.replaced.contains(&r) {
+                    rec.replaced.push(r);
+                }
+                continue;
+            }
             match cleanup::remove(&m) {
                 Ok(()) => said.push(format!(
                     "removed {} left by interrupted restore {}",
@@ -117,6 +130,7 @@ pub fn clean_stale(state_dir: &Path) -> Vec<String> {
                 }
             }
         }
+        left.reverse();
         rec.made = left;
         rec.finished = true;
         let _ = if rec.made.is_empty() && rec.replaced.is_empty() && rec.undoes.is_none() {
@@ -145,7 +159,20 @@ pub fn remove(state_dir: &Path, id: Option<&str>, older_than: Duration) -> Resul
         }
         for r in &rec.replaced {
             let gone = match r {
-                Replaced::Path { kept: Some(k), .. } | Replaced::Redis { kept: Some(k), .. } => {
+                Replaced::Path {
+                    kept: Some(k),
+                    suffixes,
+                    ..
+                } => suffixes
+                    .iter()
+                    .try_for_each(|s| {
+                        let mut p = k.as_os_str().to_os_string();
+                        p.push(s);
+                        cleanup::remove_path(Path::new(&p))
+                    })
+                    .and_then(|()| cleanup::remove_path(k))
+                    .map(|()| k.display().to_string()),
+                Replaced::Redis { kept: Some(k), .. } => {
                     cleanup::remove_path(k).map(|()| k.display().to_string())
                 }
                 Replaced::Postgres {

@@ -25,6 +25,10 @@ pub struct FileReader<'a> {
     )>,
     scratch: Vec<u8>,
     reporter: &'a Reporter,
+    /// Stops with an error when the job is cancelled (not for a stream
+    /// already going into a live restore command: cutting it short would
+    /// leave the live data half-restored).
+    cancellable: bool,
 }
 
 impl<'a> FileReader<'a> {
@@ -46,7 +50,14 @@ impl<'a> FileReader<'a> {
             pack: None,
             scratch: Vec::new(),
             reporter,
+            cancellable: true,
         }
+    }
+
+    /// Reads to the end even when the job is cancelled meanwhile.
+    pub fn to_the_end(mut self) -> Self {
+        self.cancellable = false;
+        self
     }
 
     fn fill(&mut self) -> Result<bool> {
@@ -86,7 +97,7 @@ impl<'a> FileReader<'a> {
 
 impl std::io::Read for FileReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.reporter.cancelled() {
+        if self.cancellable && self.reporter.cancelled() {
             return Err(std::io::Error::other("cancelled"));
         }
         while self.pos == self.buf.len() {

@@ -144,7 +144,8 @@ pub fn restore_service(
         id: id.to_string(),
         ..Outcome::default()
     };
-    let roots: Vec<String> = engine::restore::plan::tree_selections(svc, scope)?
+    let recorded: Vec<String> = snap.sources.iter().map(|r| r.name.clone()).collect();
+    let roots: Vec<String> = engine::restore::plan::tree_selections(svc, scope, &recorded)?
         .iter()
         .map(|s| s.live.to_string_lossy().trim_matches('/').to_string())
         .collect();

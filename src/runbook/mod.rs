@@ -316,6 +316,17 @@ impl Runbook {
         }
     }
 
+    /// Does a run need the repository and a restore point? A rollback
+    /// needs neither: it puts back what a restore kept.
+    pub fn needs_point(&self) -> bool {
+        self.has(|a| {
+            matches!(
+                a,
+                Action::Restore { .. } | Action::Check { .. } | Action::Verify | Action::Drill
+            )
+        })
+    }
+
     pub fn needs_stop(&self) -> bool {
         self.requires_stopped || self.has(|a| matches!(a, Action::Stop))
     }

@@ -189,6 +189,10 @@ pub fn plan_lines(
                 }
                 for rec in targets {
                     for r in rec.replaced.iter().rev() {
+                        if let crate::source::ledger::Replaced::Command { command, .. } = r {
+                            out.push(format!("cannot take back what was piped into `{command}`"));
+                            continue;
+                        }
                         out.push(format!(
                             "put back {}{}",
                             r.what(),

@@ -122,7 +122,8 @@ pub fn commit(spec: &CommandSpec, file: &str, streams: &Streams) -> Result<(Stri
         bail!("no `restore_command` is configured");
     };
     let size = streams.size(file);
-    let mut input = streams.open(file)?;
+    // A cancel now would cut the stream short inside the live restore.
+    let mut input = streams.open(file)?.to_the_end();
     process::consume(restore, shell(restore), &mut input, &|| false)?;
     Ok((
         format!("{} piped into `{restore}`", crate::util::human_bytes(size)),

@@ -33,6 +33,17 @@ pub enum Made {
         db: Database,
         name: String,
     },
+    /// A swap of `staged` in for `live` under way: written down before
+    /// its first rename, so a crash in the middle is put right (the swap
+    /// finished is kept, one half done is undone) rather than its staging,
+    /// which may hold entries carried over from the live copy, removed.
+    Swap {
+        source: String,
+        staged: PathBuf,
+        live: PathBuf,
+        kept: PathBuf,
+        carried: Vec<PathBuf>,
+    },
 }
 
 impl Made {
@@ -45,6 +56,7 @@ impl Made {
             Made::Mysql { db, name } => {
                 format!("MariaDB database `{name}` on {}:{}", db.host, db.port)
             }
+            Made::Swap { live, .. } => format!("an unfinished swap of {}", live.display()),
         }
     }
 }

@@ -268,58 +268,21 @@ fn finish_file(
     }
 }
 
-/// Swaps a checked database copy in: PostgreSQL renames databases,
-/// MariaDB moves tables.
-fn commit_database(
-    source: &str,
-    detail: &str,
-    db: Database,
-    new: String,
-    postgres: bool,
-    ledger: &Ledger,
-) -> Result<(String, Vec<String>, Option<Replaced>)> {
-    let source = source.to_string();
-    let (made, replaced) = if postgres {
-        let kept = postgres::commit(&db, &new)?;
-        (
-            Made::Postgres {
-                db: db.clone(),
-                name: new,
-            },
-            Replaced::Postgres {
-                source,
-                db: db.clone(),
-                kept,
-            },
-        )
-    } else {
-        let kept = mysql::commit(&db, &new)?;
-        (
-            Made::Mysql {
-                db: db.clone(),
-                name: new,
-            },
-            Replaced::Mysql {
-                source,
-                db: db.clone(),
-                kept,
-            },
-        )
-    };
-    ledger.unmade(&made);
-    Ok((
-        format!("database `{}` replaced: {detail}", db.database),
-        Vec::new(),
-        Some(replaced),
-    ))
-}
-
-/// Makes a staged copy live and writes down what it replaced.
+/// Makes a staged copy live. What it replaces is written down the moment
+/// it is replaced, before anything that may still fail (starting Redis,
+/// dropping an emptied copy), so a failure there never leaves a swap that
+/// `lifeboat rollback` cannot see.
 pub fn commit(staged: Staged, streams: &Streams, ledger: &Ledger) -> Result<Committed> {
     let id = ledger.id();
     let source = staged.source.clone();
-    let (detail, differences, replaced) = match staged.commit {
-        Commit::None => (staged.detail, Vec::new(), None),
+    let mut replaced = None;
+    let mut record = |r: Replaced| -> Result<()> {
+        ledger.replaced(r.clone())?;
+        replaced = Some(r);
+        Ok(())
+    };
+    let (detail, differences) = match staged.commit {
+        Commit::None => (staged.detail, Vec::new()),
         Commit::File {
             new,
             live,
@@ -328,53 +291,82 @@ pub fn commit(staged: Staged, streams: &Streams, ledger: &Ledger) -> Result<Comm
             let kept = swap::kept_path(&live, &id);
             let had = swap::swap_file(&new, &live, &kept, suffixes)?;
             ledger.unmade(&Made::Path { path: new });
-            let r = Replaced::Path {
+            record(Replaced::Path {
                 source: source.clone(),
                 live: live.clone(),
                 kept: had.then_some(kept),
                 carried: Vec::new(),
                 suffixes: suffixes.iter().map(|s| s.to_string()).collect(),
                 mode: None,
-            };
+            })?;
             (
                 format!("{} replaced: {}", live.display(), staged.detail),
                 Vec::new(),
-                Some(r),
             )
         }
         Commit::Postgres { db, new } => {
-            commit_database(&source, &staged.detail, db, new, true, ledger)?
+            let kept = postgres::commit(&db, &new)?;
+            ledger.unmade(&Made::Postgres {
+                db: db.clone(),
+                name: new,
+            });
+            record(Replaced::Postgres {
+                source: source.clone(),
+                db: db.clone(),
+                kept,
+            })?;
+            (
+                format!("database `{}` replaced: {}", db.database, staged.detail),
+                Vec::new(),
+            )
         }
         Commit::Mysql { db, new } => {
-            commit_database(&source, &staged.detail, db, new, false, ledger)?
+            let kept = mysql::commit(&db, &new)?;
+            record(Replaced::Mysql {
+                source: source.clone(),
+                db: db.clone(),
+                kept,
+            })?;
+            // Its tables moved live; the empty database goes.
+            let made = Made::Mysql {
+                db: db.clone(),
+                name: new,
+            };
+            if cleanup::remove(&made).is_ok() {
+                ledger.unmade(&made);
+            }
+            (
+                format!("database `{}` replaced: {}", db.database, staged.detail),
+                Vec::new(),
+            )
         }
         Commit::Redis {
             spec,
             new,
             recorded,
         } => {
-            let (detail, differences, kept) = redis::commit(&spec, &new, &recorded, &id, ledger)?;
             let rdb = spec.rdb_path.clone().unwrap_or_default();
-            let r = Replaced::Redis {
+            let kept = swap::kept_path(&rdb, &id);
+            let had = redis::stop_and_swap(&spec, &new, &kept)?;
+            ledger.unmade(&Made::Path { path: new });
+            record(Replaced::Redis {
                 source: source.clone(),
-                spec,
+                spec: spec.clone(),
                 rdb,
-                kept,
-            };
-            (detail, differences, Some(r))
+                kept: had.then(|| kept.clone()),
+            })?;
+            redis::start_and_check(&spec, &recorded, &kept)?
         }
         Commit::Command { spec, file } => {
-            let (detail, differences) = command::commit(&spec, &file, streams)?;
-            let r = Replaced::Command {
+            // Written down first: once the command has read part of the
+            // stream, the live data has changed.
+            record(Replaced::Command {
                 source: source.clone(),
                 command: spec.restore.clone().unwrap_or_default(),
-            };
-            (detail, differences, Some(r))
+            })?;
+            command::commit(&spec, &file, streams)?
         }
     };
-    if let Some(r) = &replaced {
-        ledger.replaced(r.clone())?;
-    }
     Ok(Committed {
         source,
         kind: staged.kind,
@@ -457,7 +449,7 @@ pub fn undo(what: &Replaced, rollback_id: &str) -> Result<Replaced> {
             kept: redis::undo(spec, rdb, kept.as_deref(), rollback_id)?,
         }),
         Replaced::Command { source, command } => anyhow::bail!(
-            "source `{source}` was piped into `{command}`; a stream cannot be taken back out: restore an older point instead"
+            "source `{source}` was piped into `{command}`; a stream cannot be taken back out: restore an older point of it instead"
         ),
     }
 }
@@ -576,6 +568,17 @@ fn summarize(
         ),
         recorded.differences(&found),
     )
+}
+
+/// Logs in where the source lives, as a backup will: a PostgreSQL or
+/// MariaDB session, a Redis INFO. Other kinds have nothing to log in to.
+pub fn login(src: &Source) -> Result<()> {
+    match &src.kind {
+        SourceKind::Postgres(db) => postgres::ping(db),
+        SourceKind::Mysql(db) => mysql::ping(db),
+        SourceKind::Redis(r) => redis::ping(r),
+        _ => Ok(()),
+    }
 }
 
 /// Preflight for restoring a streamed source live: credentials readable,

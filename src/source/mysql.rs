@@ -72,7 +72,13 @@ fn ident(s: &str) -> String {
 fn query(db: &Database, database: Option<&str>, sql: &str) -> Result<Vec<Vec<String>>> {
     let opts = options(db)?;
     let (name, mut c) = client(&["mariadb", "mysql"], &opts)?;
-    c.args(["--batch", "--skip-column-names", "-e", sql]);
+    c.args([
+        "--batch",
+        "--skip-column-names",
+        "--connect-timeout=10",
+        "-e",
+        sql,
+    ]);
     if let Some(d) = database {
         c.arg(d);
     }
@@ -118,6 +124,11 @@ fn describe(db: &Database, database: &str) -> Result<Facts> {
     }
     f.schema = Some(h.finalize().to_hex().to_string());
     Ok(f)
+}
+
+/// A session on the database, as a backup opens it.
+pub fn ping(db: &Database) -> Result<()> {
+    query(db, Some(&db.database), "SELECT 1").map(|_| ())
 }
 
 /// Rows, schema and version of the live database, for a check after restore.
@@ -368,7 +379,7 @@ pub fn stage(
             // RENAME TABLE cannot move views, triggers or routines between
             // databases: say so before anything is swapped.
             if has_objects_beyond_tables(db, &new)? {
-                bail!("the database has views, triggers or routines, which cannot be swapped in table by table; the checked copy is kept as database `{new}`: point the application at it or rename it by hand");
+                bail!("the database has views, triggers or routines, which cannot be swapped in table by table; nothing was changed. Restore it by hand: `lifeboat restore POINT .lifeboat/{} --target DIR` gives the dump to load with `mariadb`", record.name);
             }
             Ok((
                 format!("{summary}, checked against the backup"),
@@ -404,13 +415,12 @@ fn tables_of(db: &Database, database: &str) -> Result<Vec<String>> {
     .collect())
 }
 
-/// Swaps the checked copy `new` in; returns the database the previous
-/// tables are kept in (None when the live database had none).
+/// Swaps the checked copy `new` in (its tables move; the emptied database
+/// is the caller's to drop); returns the database the previous tables are
+/// kept in (None when the live database had none).
 pub fn commit(db: &Database, new: &str) -> Result<Option<String>> {
     let old = with_suffix(&db.database, &format!("_lifeboat_old_{}", super::stamp()));
-    let moved = swap(db, &db.database, new, &old)
-        .with_context(|| format!("the checked copy is kept as database `{new}`"))?;
-    query(db, None, &format!("DROP DATABASE {}", ident(new)))?;
+    let moved = swap(db, &db.database, new, &old)?;
     Ok(moved.then_some(old))
 }
 

@@ -10,7 +10,7 @@ use super::process::{self, produce};
 use super::{Commit, Streams, To};
 use crate::model::Database;
 use crate::repo::snapshot::{Facts, SourceRecord};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use postgres::{Client, NoTls};
 use std::process::Command;
 use std::time::Duration;
@@ -255,6 +255,14 @@ impl Capture for PgCapture {
     }
 }
 
+/// A session on the database, as a backup opens it.
+pub fn ping(db: &Database) -> Result<()> {
+    connect(db, &db.database)?
+        .simple_query("SELECT 1")
+        .map(|_| ())
+        .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))
+}
+
 /// Rows, schema and version of the live database, for a check after restore.
 pub fn live_facts(db: &Database) -> Result<Facts> {
     facts(&mut connect(db, &db.database)?)
@@ -389,8 +397,7 @@ pub fn stage(
 pub fn commit(db: &Database, new: &str) -> Result<Option<String>> {
     let mut admin = admin(db)?;
     let old = with_suffix(&db.database, &format!("_lifeboat_old_{}", super::stamp()));
-    let had = swap(&mut admin, &db.database, new, &old, db.lock_timeout)
-        .with_context(|| format!("the checked copy is kept as database `{new}`"))?;
+    let had = swap(&mut admin, &db.database, new, &old, db.lock_timeout)?;
     Ok(had.then_some(old))
 }
 
@@ -535,20 +542,30 @@ fn swap(admin: &mut Client, live: &str, new: &str, old: &str, wait: Duration) ->
         std::thread::sleep(Duration::from_millis(300));
     }
     if let Err(e) = result {
-        if existed {
-            // Put the old database back as it was.
-            let _ = exec(
-                admin,
-                &format!("ALTER DATABASE {} RENAME TO {}", quote(old), quote(live)),
-            );
-            let _ = exec(
+        if !existed {
+            return Err(e.context(format!(
+                "could not rename the restored copy to `{live}`; nothing was changed"
+            )));
+        }
+        // Put the old database back as it was.
+        let back = exec(
+            admin,
+            &format!("ALTER DATABASE {} RENAME TO {}", quote(old), quote(live)),
+        )
+        .and_then(|()| {
+            exec(
                 admin,
                 &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", quote(live)),
-            );
-        }
-        return Err(e.context(format!(
-            "could not rename the restored copy to `{live}`; the live database was left as it was"
-        )));
+            )
+        });
+        return Err(e.context(match back {
+            Ok(()) => format!(
+                "could not rename the restored copy to `{live}`; the live database was put back as it was"
+            ),
+            Err(b) => format!(
+                "could not rename the restored copy to `{live}`, and putting the live database back failed too ({b:#}): it is now `{old}`, with connections disabled; rename it back with ALTER DATABASE \"{old}\" RENAME TO \"{live}\""
+            ),
+        }));
     }
     Ok(existed)
 }

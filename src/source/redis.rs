@@ -233,6 +233,11 @@ fn compare(record: &Facts, found: &Facts) -> (Vec<String>, String) {
     (differences, summary)
 }
 
+/// The server answers INFO, with the configured password.
+pub fn ping(spec: &Redis) -> Result<()> {
+    facts(At::Tcp(&spec.host, spec.port), spec.password_file.as_ref()).map(|_| ())
+}
+
 /// The live server's keys against what a restore point recorded.
 pub fn check_live(spec: &Redis, recorded: &Facts) -> Result<(String, Vec<String>)> {
     let found = facts(At::Tcp(&spec.host, spec.port), spec.password_file.as_ref())?;
@@ -288,15 +293,28 @@ pub fn stage(
                 differences.join("; ")
             );
         }
+        // Beside the live RDB, where the swap is a rename. When the RDB
+        // lies inside a directory this restore swaps in too, the copy goes
+        // into that directory's staging and arrives beside it with it.
         let staged = super::swap::staging_path(&target, &ledger.id());
-        ledger.made(Made::Path {
-            path: staged.clone(),
-        })?;
-        std::fs::copy(&rdb, &staged)
+        let written = match to {
+            To::Live { file: Some(f) } => super::swap::staging_path(f, &ledger.id()),
+            _ => staged.clone(),
+        };
+        for path in [&written, &staged] {
+            ledger.made(Made::Path { path: path.clone() })?;
+        }
+        if let Some(dir) = written.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::copy(&rdb, &written)
             .with_context(|| format!("copying the RDB next to {}", target.display()))?;
         if let Ok(m) = std::fs::metadata(&target) {
             use std::os::unix::fs::MetadataExt;
-            let _ = std::os::unix::fs::chown(&staged, Some(m.uid()), Some(m.gid()));
+            let _ = std::os::unix::fs::chown(&written, Some(m.uid()), Some(m.gid()));
+        }
+        if written != staged {
+            ledger.unmade(&Made::Path { path: written });
         }
         Ok((
             summary,
@@ -320,55 +338,49 @@ fn live_target(spec: &Redis) -> Result<std::path::PathBuf> {
     }
 }
 
-/// Stops the server, puts `new` where it loads its RDB from (the previous
-/// RDB kept beside it), starts it, waits for it to load and checks it.
-/// Returns (detail, differences, where the previous RDB is kept).
-pub fn commit(
-    spec: &Redis,
-    new: &Path,
-    recorded: &Facts,
-    id: &str,
-    ledger: &Ledger,
-) -> Result<(String, Vec<String>, Option<std::path::PathBuf>)> {
+/// Stops the server and puts `new` where it loads its RDB from, the
+/// previous RDB kept as `kept`; returns whether there was one. A failure
+/// before anything moved starts the server again on its old data.
+pub fn stop_and_swap(spec: &Redis, new: &Path, kept: &Path) -> Result<bool> {
     let target = live_target(spec)?;
-    let kept = super::swap::kept_path(&target, id);
-    let had = place(spec, &target, new, &kept)?;
-    ledger.unmade(&Made::Path {
-        path: new.to_path_buf(),
-    });
-    let found = wait_loaded(spec)?;
-    let (differences, summary) = compare(recorded, &found);
-    Ok((
-        format!("Redis restarted with the restored RDB: {summary}"),
-        differences,
-        had.then_some(kept),
-    ))
-}
-
-/// stop; `target` → `kept`; `new` → `target`; start. A failure before the
-/// start puts the old RDB back and starts the server on it.
-fn place(spec: &Redis, target: &Path, new: &Path, kept: &Path) -> Result<bool> {
     let (Some(stop), Some(start)) = (&spec.stop, &spec.start) else {
         bail!("a live Redis restore needs `stop` and `start`");
     };
     process::run_shell("stop command", stop)
         .map_err(|e| e.context("stopping Redis failed; nothing was replaced"))?;
     let had = target.exists();
-    let placed = super::swap::swap_file(new, target, kept, &[]);
-    if let Err(e) = placed {
+    if let Err(e) = super::swap::swap_file(new, &target, kept, &[]) {
         let restarted = process::run_shell("start command", start);
         return Err(e.context(match restarted {
             Ok(()) => "nothing was replaced; Redis was started again on its old data".to_string(),
             Err(s) => format!("nothing was replaced, but Redis did not start again: {s:#}"),
         }));
     }
-    process::run_shell("start command", start).with_context(|| {
-        format!(
-            "Redis did not start with the restored RDB; the previous RDB is kept as {}",
-            kept.display()
-        )
-    })?;
     Ok(had)
+}
+
+/// Starts the server on the restored RDB, waits for it to load and checks
+/// its keys against the backup's. Returns (detail, differences).
+pub fn start_and_check(
+    spec: &Redis,
+    recorded: &Facts,
+    kept: &Path,
+) -> Result<(String, Vec<String>)> {
+    let Some(start) = &spec.start else {
+        bail!("a live Redis restore needs `start`");
+    };
+    let undo = format!(
+        "the previous RDB is kept as {} (`lifeboat rollback` puts it back)",
+        kept.display()
+    );
+    process::run_shell("start command", start)
+        .with_context(|| format!("Redis did not start with the restored RDB; {undo}"))?;
+    let found = wait_loaded(spec).with_context(|| undo.clone())?;
+    let (differences, summary) = compare(recorded, &found);
+    Ok((
+        format!("Redis restarted with the restored RDB: {summary}"),
+        differences,
+    ))
 }
 
 /// Waits until the restarted server has loaded its RDB (`INFO

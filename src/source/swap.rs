@@ -221,40 +221,60 @@ pub fn swap_back(
             );
         }
     }
-    let had_live = exists(live);
-    let mut moved_live: Vec<(PathBuf, PathBuf)> = Vec::new();
-    if had_live {
+    let names = || std::iter::once("").chain(suffixes.iter().copied());
+    // Each step is undone, in reverse, when a later one fails: a rollback
+    // that cannot finish leaves things as they were before it.
+    let mut carried_back: Vec<PathBuf> = Vec::new();
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let undo = |carried_back: &[PathBuf], moved: &[(PathBuf, PathBuf)]| {
+        for (from, to) in moved.iter().rev() {
+            let _ = fs::rename(to, from);
+        }
+        if let Some(k) = kept {
+            carry_back(k, live, carried_back);
+        }
+    };
+    if exists(live) {
         if let Some(k) = kept {
             // The carried entries live in the restored copy now; they go
             // back with the data they belong to.
-            let moved = carry_over(live, k, carried)?;
-            let _ = moved;
+            carried_back = carry_over(live, k, carried)?;
         }
-        for s in std::iter::once("").chain(suffixes.iter().copied()) {
+        for s in names() {
             let from = with_suffix(live, s);
             if !exists(&from) {
                 continue;
             }
             let to = with_suffix(undone, s);
             if let Err(e) = fs::rename(&from, &to) {
-                for (f, t) in moved_live.iter().rev() {
-                    let _ = fs::rename(t, f);
-                }
-                return Err(anyhow!(e).context(format!("moving {} aside", from.display())));
+                undo(&carried_back, &moved);
+                return Err(anyhow!(e).context(format!(
+                    "moving {} aside; nothing was changed",
+                    from.display()
+                )));
             }
-            moved_live.push((from, to));
+            moved.push((from, to));
         }
     }
+    let set_aside = !moved.is_empty();
     if let Some(k) = kept {
-        for s in std::iter::once("").chain(suffixes.iter().copied()) {
+        for s in names() {
             let from = with_suffix(k, s);
-            if exists(&from) {
-                fs::rename(&from, with_suffix(live, s)).with_context(|| {
-                    format!("putting {} back at {}", from.display(), live.display())
-                })?;
+            if !exists(&from) {
+                continue;
             }
+            let to = with_suffix(live, s);
+            if let Err(e) = fs::rename(&from, &to) {
+                undo(&carried_back, &moved);
+                return Err(anyhow!(e).context(format!(
+                    "putting {} back at {}; nothing was changed",
+                    from.display(),
+                    live.display()
+                )));
+            }
+            moved.push((from, to));
         }
     }
     sync_dir(live);
-    Ok(!moved_live.is_empty())
+    Ok(set_aside)
 }

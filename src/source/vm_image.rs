@@ -223,6 +223,9 @@ pub fn stage(
         }
     };
     let built = (|| -> Result<(String, u64)> {
+        if let Some(dir) = new.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         write_sparse(&raw, &mut streams.open(file)?)?;
         if format != "raw" {
             let mut cmd = Command::new(find_tool(&["qemu-img"])?);

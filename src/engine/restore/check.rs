@@ -23,7 +23,8 @@ pub fn check(
 ) -> Result<String> {
     let (index, _) = repo.load_index()?;
     let nodes = repo.read_tree(&index, snap)?;
-    let sels = tree_selections(svc, scope)?;
+    let recorded: Vec<String> = snap.sources.iter().map(|r| r.name.clone()).collect();
+    let sels = tree_selections(svc, scope, &recorded)?;
     let mut files = 0u64;
     let mut bad = Vec::new();
     for sel in &sels {

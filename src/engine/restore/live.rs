@@ -230,27 +230,38 @@ fn swap_all(
     ledger: &Ledger,
     report: &mut LiveReport,
 ) -> Result<()> {
+    // Before the first swap: an entry kept in place must not collide with
+    // one the restore wrote.
+    for t in &trees {
+        if let Work::Tree { live, carry, .. } = &plan.items[t.item].work {
+            if let Some(both) = carry
+                .iter()
+                .find(|c| std::fs::symlink_metadata(t.root.join(c)).is_ok())
+            {
+                anyhow::bail!(
+                    "{} is both in the restored copy and kept in place from the live one",
+                    live.join(both).display()
+                );
+            }
+        }
+    }
     for t in trees {
         let item = &plan.items[t.item];
         let Work::Tree { live, carry, .. } = &item.work else {
             continue;
         };
         let kept = swap::kept_path(live, &plan.id);
-        let had = swap::swap_in(&t.root, live, &kept, carry)
-            .with_context(|| format!("{} `{}`", item.kind, item.source))?;
         // Old secrets waiting for a rollback are nobody else's business.
-        let mode = match had && item.kind == "secrets" {
-            true => swap::make_private(&kept).unwrap_or(None),
-            false => None,
-        };
-        ledger.replaced(Replaced::Path {
-            source: item.source.clone(),
-            live: live.clone(),
-            kept: had.then(|| kept.clone()),
-            carried: carry.clone(),
-            suffixes: Vec::new(),
-            mode,
-        })?;
+        let had = source::cleanup::swap_in_recorded(
+            ledger,
+            &item.source,
+            &t.root,
+            live,
+            &kept,
+            carry,
+            item.kind == "secrets",
+        )
+        .with_context(|| format!("{} `{}`", item.kind, item.source))?;
         let _ = std::fs::remove_dir_all(&t.staging);
         ledger.unmade(&Made::Path { path: t.staging });
         report.done.push(Done {

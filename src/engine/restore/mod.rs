@@ -21,7 +21,7 @@ pub use tree::{hash_reader, Selection, TreeReport};
 
 use crate::progress::{Counters, Phase, Reporter};
 use crate::repo::{Repository, Snapshot};
-use crate::source::ledger::{Ledger, Made, Replaced};
+use crate::source::ledger::{Ledger, Made};
 use crate::source::swap;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -192,18 +192,24 @@ fn place(
     opts: &RestoreOptions,
     ledger: &Ledger,
 ) -> Result<(Option<PathBuf>, Vec<PathBuf>)> {
-    if state != TargetState::NonEmpty {
-        if state == TargetState::Empty {
-            std::fs::remove_dir(target)
-                .with_context(|| format!("replacing empty {}", target.display()))?;
+    // Looked at again now: the target may have appeared meanwhile.
+    let now = tree::target_state(target)?;
+    if now == TargetState::NonEmpty && state != TargetState::NonEmpty && !opts.force {
+        return Err(crate::Error::TargetNotEmpty {
+            target: target.to_path_buf(),
         }
-        // Nothing to keep: a new directory appears whole.
+        .into());
+    }
+    if now == TargetState::Missing {
+        // A new directory appears whole.
         swap::swap_in(staging, target, &swap::kept_path(target, &ledger.id()), &[])?;
         ledger.unmade(&Made::Path {
             path: staging.to_path_buf(),
         });
         return Ok((None, Vec::new()));
     }
+    // An existing directory (empty, or a mount point) is never replaced:
+    // the entries the restore writes move into it one by one.
     let keep = swap::kept_path(target, &ledger.id());
     let mut replaced = Vec::new();
     for unit in units(staging, target, &opts.include)? {
@@ -213,15 +219,15 @@ fn place(
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        let had = swap::swap_in(&staging.join(&unit), &live, &kept, &[])?;
-        ledger.replaced(Replaced::Path {
-            source: String::new(),
-            live: live.clone(),
-            kept: had.then_some(kept),
-            carried: Vec::new(),
-            suffixes: Vec::new(),
-            mode: None,
-        })?;
+        let had = crate::source::cleanup::swap_in_recorded(
+            ledger,
+            "",
+            &staging.join(&unit),
+            &live,
+            &kept,
+            &[],
+            false,
+        )?;
         if had {
             replaced.push(live);
         }

@@ -193,7 +193,8 @@ fn strictly_under(p: &Path, root: &Path) -> Option<PathBuf> {
 /// The live paths a restore of `scope` writes as trees, each with the
 /// source that owns it, the snapshot paths left out of it (owned by other
 /// sources) and the live entries kept in place (relative to the path).
-/// Pure: looks at nothing but the config and the snapshot.
+/// Pure: looks at nothing but the config and which streamed sources the
+/// restore point holds (`recorded`).
 pub struct TreeSel<'a> {
     pub live: PathBuf,
     pub owner: &'a Source,
@@ -202,52 +203,77 @@ pub struct TreeSel<'a> {
     pub leaves: Vec<String>,
 }
 
-pub fn tree_selections<'a>(svc: &'a Service, scope: &Scope) -> Result<Vec<TreeSel<'a>>> {
+pub fn tree_selections<'a>(
+    svc: &'a Service,
+    scope: &Scope,
+    recorded: &[String],
+) -> Result<Vec<TreeSel<'a>>> {
     let in_scope: Vec<&Source> = svc.sources.iter().filter(|s| scope.covers(s)).collect();
     // Tree roots: one path, or the paths of every tree source in scope,
     // nested ones merged into the path that holds them.
     let mut roots: Vec<(PathBuf, &Source)> = match &scope.path {
-        Some(p) => {
-            if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
-                bail!("path {}: give an absolute path without `..`", p.display());
-            }
-            let owner = svc
-                .sources
-                .iter()
-                .filter(|s| tree_paths(s).iter().any(|t| p.starts_with(t)))
-                .max_by_key(|s| {
-                    tree_paths(s)
-                        .iter()
-                        .filter(|t| p.starts_with(t))
-                        .map(|t| t.as_os_str().len())
-                        .max()
-                })
-                .ok_or_else(|| {
-                    anyhow!(
-                        "{} is not inside any files or secrets source of {}",
-                        p.display(),
-                        svc.name
-                    )
-                })?;
-            vec![(p.clone(), owner)]
-        }
+        Some(p) => vec![(p.clone(), path_owner(svc, p)?)],
         None => in_scope
             .iter()
             .flat_map(|s| tree_paths(s).iter().map(move |p| (p.clone(), *s)))
             .collect(),
     };
+    // Two sources naming one path restore it once.
+    roots.sort_by(|a, b| a.0.cmp(&b.0));
+    roots.dedup_by(|a, b| a.0 == b.0);
     let all_roots: Vec<PathBuf> = roots.iter().map(|(p, _)| p.clone()).collect();
     roots.retain(|(p, _)| !all_roots.iter().any(|o| o != p && p.starts_with(o)));
     Ok(roots
         .into_iter()
-        .map(|(live, owner)| select_tree(svc, scope, &in_scope, live, owner))
+        .map(|(live, owner)| select_tree(svc, scope, &in_scope, recorded, live, owner))
         .collect())
+}
+
+/// The tree source a one-path restore takes `p` from. A path that is a
+/// database's or an image's own file is that source's to restore: its
+/// tree copy is raw, and its `-wal`/`-shm` would be replayed into it.
+fn path_owner<'a>(svc: &'a Service, p: &Path) -> Result<&'a Source> {
+    if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+        bail!("path {}: give an absolute path without `..`", p.display());
+    }
+    if let Some(s) = svc
+        .sources
+        .iter()
+        .find(|s| stream_files(s).iter().any(|f| f == p))
+    {
+        bail!(
+            "{} is the data of the {} source `{}`: restore it with `lifeboat restore {} --live --kinds {}`, which restores it consistently and moves its companions aside",
+            p.display(),
+            s.kind.name(),
+            s.name,
+            svc.name,
+            s.kind.name()
+        );
+    }
+    svc.sources
+        .iter()
+        .filter(|s| tree_paths(s).iter().any(|t| p.starts_with(t)))
+        .max_by_key(|s| {
+            tree_paths(s)
+                .iter()
+                .filter(|t| p.starts_with(t))
+                .map(|t| t.as_os_str().len())
+                .max()
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "{} is not inside any files or secrets source of {}",
+                p.display(),
+                svc.name
+            )
+        })
 }
 
 fn select_tree<'a>(
     svc: &'a Service,
     scope: &Scope,
     in_scope: &[&Source],
+    recorded: &[String],
     live: PathBuf,
     owner: &'a Source,
 ) -> TreeSel<'a> {
@@ -263,19 +289,21 @@ fn select_tree<'a>(
         if std::ptr::eq(other, owner) {
             continue;
         }
-        let restored_here = scope.path.is_none() && in_scope.iter().any(|s| s.name == other.name);
-        // A file-based source restored in the same run writes its copy
-        // into this tree; otherwise its live data stays put.
+        let in_scope_here = scope.path.is_none() && in_scope.iter().any(|s| s.name == other.name);
+        // A file-based source this run restores writes its copy into this
+        // tree; otherwise (not in scope, or not in this restore point) its
+        // live data stays put.
+        let written_here = in_scope_here
+            && recorded.contains(&other.name)
+            && matches!(
+                other.kind,
+                SourceKind::Sqlite { .. } | SourceKind::VmImage { .. }
+            );
         for f in stream_files(other) {
             let Some(below) = strictly_under(&f, &live) else {
                 continue;
             };
             sel.skip.push(rel(&f));
-            let written_here = restored_here
-                && matches!(
-                    other.kind,
-                    SourceKind::Sqlite { .. } | SourceKind::VmImage { .. }
-                );
             if !written_here {
                 sel.leaves.push(format!(
                     "{} ({} source `{}`)",
@@ -288,7 +316,7 @@ fn select_tree<'a>(
         }
         // A nested files or secrets source is restored with this tree when
         // it is in scope (a one-path restore takes what is below the path).
-        if scope.path.is_none() && !restored_here {
+        if scope.path.is_none() && !in_scope_here {
             for t in tree_paths(other) {
                 if let Some(below) = strictly_under(t, &live) {
                     sel.skip.push(rel(t));
@@ -324,7 +352,8 @@ pub fn plan_service(
         }
     }
     let in_scope: Vec<&Source> = svc.sources.iter().filter(|s| scope.covers(s)).collect();
-    let sels = tree_selections(svc, scope)?;
+    let recorded: Vec<String> = snap.sources.iter().map(|r| r.name.clone()).collect();
+    let sels = tree_selections(svc, scope, &recorded)?;
     let roots: Vec<PathBuf> = sels.iter().map(|s| s.live.clone()).collect();
     let mut items = Vec::new();
     for sel in sels {
@@ -335,13 +364,19 @@ pub fn plan_service(
         let Some(src) = in_scope.iter().find(|s| s.name == record.name) else {
             continue;
         };
-        let inside = match &src.kind {
-            SourceKind::Sqlite { path } | SourceKind::VmImage { path } => roots
-                .iter()
-                .enumerate()
-                .find_map(|(i, r)| strictly_under(path, r).map(|rest| (i, rest))),
+        // A file-based source inside a tree is written into its staging;
+        // Redis stages its RDB there too, so the tree's swap takes it along.
+        let file = match &src.kind {
+            SourceKind::Sqlite { path } | SourceKind::VmImage { path } => Some(path.clone()),
+            SourceKind::Redis(r) => r.rdb_path.clone(),
             _ => None,
         };
+        let inside = file.and_then(|f| {
+            roots
+                .iter()
+                .enumerate()
+                .find_map(|(i, r)| strictly_under(&f, r).map(|rest| (i, rest)))
+        });
         let stored: u64 = tree
             .iter()
             .filter(|n| n.kind == NodeKind::File)
@@ -402,9 +437,10 @@ fn plan_tree(
         live,
         owner,
         skip,
-        mut carry,
+        carry,
         mut leaves,
     } = sel;
+    let mut carry = carry;
     let r = rel(&live);
     if !tree.iter().any(|n| n.path == r) {
         bail!(
@@ -449,11 +485,16 @@ fn plan_tree(
         .filter_map(|s| s.strip_prefix(&r).and_then(|b| b.strip_prefix('/')))
         .map(PathBuf::from)
         .collect();
-    let (replaces, excluded) = survey(&live, &excludes, &owned)?;
-    for e in excluded {
-        leaves.push(format!("{} (excluded from backups)", e.display()));
+    let (replaces, stays) = survey(&live, &excludes, &owned)?;
+    for e in stays {
+        let why = match e.file_name().is_some_and(swap::is_own_name) {
+            true => "a restore's kept copy",
+            false => "excluded from backups",
+        };
+        leaves.push(format!("{} ({why})", e.display()));
         carry.push(e);
     }
+    let carry = outermost(carry);
     let keeps = match replaces {
         None => "nothing to keep".to_string(),
         Some(_) => format!(
@@ -478,9 +519,46 @@ fn plan_tree(
     })
 }
 
+/// Mount points of this machine (`/proc/self/mountinfo`): a rename cannot
+/// move one, so a restore must not try. Bind mounts share their device
+/// with what they are mounted on, so comparing devices is not enough.
+fn mount_points() -> std::collections::HashSet<PathBuf> {
+    let unescape = |s: &str| {
+        let mut out = Vec::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let octal = b.get(i + 1..i + 4).and_then(|o| {
+                std::str::from_utf8(o)
+                    .ok()
+                    .and_then(|o| u8::from_str_radix(o, 8).ok())
+            });
+            match (b[i], octal) {
+                (b'\\', Some(v)) => {
+                    out.push(v);
+                    i += 4;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        PathBuf::from(std::ffi::OsString::from_vec(out))
+    };
+    use std::os::unix::ffi::OsStringExt;
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(unescape))
+        .collect()
+}
+
 /// Files and bytes under `live` now (not counting what other sources
-/// own), and the entries the backup excludes. A mount point cannot be swapped with a
-/// rename: that is refused here, before anything is touched.
+/// own), and the entries that stay where they are: what the backup
+/// excludes (it was never backed up) and the restores' own kept copies. A
+/// mount point cannot be swapped with a rename: that is refused here,
+/// before anything is touched.
 fn survey(
     live: &Path,
     excludes: &Excludes,
@@ -491,23 +569,31 @@ fn survey(
         Err(e) => return Err(anyhow!(e).context(format!("looking at {}", live.display()))),
         Ok(m) => m,
     };
-    if let Some(parent) = live.parent() {
-        if std::fs::metadata(parent).is_ok_and(|p| p.dev() != meta.dev()) {
-            bail!(
-                "{} is a mount point; Lifeboat swaps a restored copy in with a rename, which cannot replace a mount point: restore it with `--target DIR` and move the files, or restore paths inside it",
-                live.display()
-            );
-        }
+    let mounts = mount_points();
+    let is_mount = |p: &Path, m: &std::fs::Metadata| {
+        mounts.contains(p)
+            || p.parent()
+                .and_then(|parent| std::fs::metadata(parent).ok())
+                .is_some_and(|pm| pm.dev() != m.dev())
+    };
+    if meta.is_dir() && is_mount(live, &meta) {
+        bail!(
+            "{} is a mount point; Lifeboat swaps a restored copy in with a rename, which cannot replace a mount point: restore it with `--target DIR` and move the files, or restore paths inside it",
+            live.display()
+        );
     }
     let mut size = Size::default();
-    let mut excluded = Vec::new();
+    let mut stays = Vec::new();
     if !meta.is_dir() {
         size.files = 1;
         size.bytes = meta.len();
-        return Ok((Some(size), excluded));
+        return Ok((Some(size), stays));
     }
-    let mut stack = vec![live.to_path_buf()];
-    while let Some(dir) = stack.pop() {
+    // Something another source owns lies below this entry.
+    let holds_owned = |below: &Path| owned.iter().any(|o| o != below && o.starts_with(below));
+    // (directory, inside an excluded directory?)
+    let mut stack = vec![(live.to_path_buf(), false)];
+    while let Some((dir, excluded_above)) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -516,31 +602,50 @@ fn survey(
             let Ok(below) = p.strip_prefix(live).map(Path::to_path_buf) else {
                 continue;
             };
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() && is_mount(&p, &m) {
+                bail!(
+                    "{} is a mount point inside {}; a restore of {} would have to move it: restore paths beside it instead",
+                    p.display(),
+                    live.display(),
+                    live.display()
+                );
+            }
             if owned.contains(&below) {
                 continue;
             }
-            if excludes.matches(&p) {
-                excluded.push(below);
+            let own = swap::is_own_name(&e.file_name());
+            if own || excluded_above || excludes.matches(&p) {
+                if m.is_dir() && holds_owned(&below) {
+                    // The rest of it stays; what another source restores
+                    // inside it does not.
+                    stack.push((p, true));
+                } else {
+                    stays.push(below);
+                }
                 continue;
             }
-            let Ok(m) = e.metadata() else { continue };
             if m.is_dir() {
-                if m.dev() != meta.dev() {
-                    bail!(
-                        "{} is a mount point inside {}; a restore of {} would move it: restore paths beside it instead",
-                        p.display(),
-                        live.display(),
-                        live.display()
-                    );
-                }
-                stack.push(p);
+                stack.push((p, false));
             } else {
                 size.files += 1;
                 size.bytes += m.len();
             }
         }
     }
-    Ok((Some(size), excluded))
+    Ok((Some(size), stays))
+}
+
+/// Keeps the outermost of nested entries: moving a directory moves what
+/// is inside it.
+fn outermost(mut v: Vec<PathBuf>) -> Vec<PathBuf> {
+    v.sort();
+    v.dedup();
+    let all = v.clone();
+    v.retain(|p| !all.iter().any(|o| o != p && p.starts_with(o)));
+    v
 }
 
 fn plan_stream(

@@ -2,7 +2,7 @@
 //! What the rollback takes out again is itself kept and written down, so a
 //! rollback that was the mistake can be rolled back too.
 
-use crate::source::ledger::{self, Ledger};
+use crate::source::ledger::{self, Ledger, Replaced};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -16,6 +16,8 @@ pub struct RollbackReport {
     pub done: Vec<String>,
     /// Where the restored data it took out is kept.
     pub kept: Vec<String>,
+    /// What cannot be taken back (a stream piped into its command).
+    pub skipped: Vec<String>,
 }
 
 /// Puts back what restore `of` replaced. `ledger` is the rollback's own
@@ -42,8 +44,17 @@ pub fn rollback(state_dir: &Path, of: &str, ledger: &Ledger) -> Result<RollbackR
         undoes: of.to_string(),
         done: Vec::new(),
         kept: Vec::new(),
+        skipped: Vec::new(),
     };
     while let Some(last) = rec.replaced.last().cloned() {
+        if let Replaced::Command { source, command } = &last {
+            report.skipped.push(format!(
+                "source `{source}`: the stream piped into `{command}` cannot be taken back out; restore an older point of it if needed"
+            ));
+            rec.replaced.pop();
+            ledger::save(state_dir, &rec)?;
+            continue;
+        }
         let undone = crate::source::undo(&last, &ledger.id()).map_err(|e| {
             let so_far = if report.done.is_empty() {
                 "nothing was put back yet".to_string()

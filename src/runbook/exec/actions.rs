@@ -39,7 +39,10 @@ impl Run<'_> {
                         ));
                         (&other, snap)
                     }
-                    _ => (&cx.repo, cx.snap.clone()),
+                    _ => {
+                        let (r, s) = cx.point()?;
+                        (r, s.clone())
+                    }
                 };
                 let n = self.restores.get() + 1;
                 self.restores.set(n);
@@ -112,7 +115,8 @@ impl Run<'_> {
                         self.runbook.restore_scope(&[], p.as_deref()),
                     ),
                 };
-                let r = calls::check_service(cx.svc, &cx.repo, &cx.snap, &scope, &root);
+                let (repo, snap) = cx.point()?;
+                let r = calls::check_service(cx.svc, repo, snap, &scope, &root);
                 let (ok, detail) = match &r {
                     Ok(d) => (true, d.clone()),
                     Err(e) => (false, format!("{e:#}")),
@@ -126,12 +130,14 @@ impl Run<'_> {
                 r?
             }
             Action::Verify => {
-                self.with_reporter(|r| calls::verify_point(&repos, &cx.repo, &cx.snap, r))?
+                let (repo, snap) = cx.point()?;
+                self.with_reporter(|r| calls::verify_point(&repos, repo, snap, r))?
             }
             Action::Rollback { restore } => self.rollback(cx, &fill(restore)?)?,
             Action::Drill => {
                 let report = self.with_reporter(|r| {
-                    calls::drill_service(&repos, cx.svc, &cx.repo, &cx.snap, r)
+                    let (repo, snap) = cx.point()?;
+                    calls::drill_service(&repos, cx.svc, repo, snap, r)
                 })?;
                 let line = format!(
                     "drill of {}: {} in {} (RTO {}){}",
@@ -268,6 +274,9 @@ impl Run<'_> {
                     "what restore {} had written is kept as {k}",
                     rec.id
                 ));
+            }
+            for s in &r.skipped {
+                self.journal.log(format!("warning: {s}"));
             }
             said.push(format!(
                 "restore {} rolled back: {} put back",

@@ -42,10 +42,12 @@ struct Restored {
 
 struct SvcCtx<'a> {
     svc: &'a Service,
-    repo: Repository,
+    /// The repository the run reads from and the chosen restore point;
+    /// None for a runbook that needs neither (a rollback), when they
+    /// cannot be had.
+    point: Option<(Repository, Snapshot)>,
     /// The repository the run reads from (see `Runbook::source_repository`).
     repo_name: String,
-    snap: Snapshot,
     vars: Vars,
     restored: Option<Restored>,
     check: Option<(bool, String)>,
@@ -74,6 +76,15 @@ impl std::fmt::Display for Aborted {
 }
 
 impl std::error::Error for Aborted {}
+
+impl SvcCtx<'_> {
+    /// The repository and restore point, for a step that needs them.
+    fn point(&self) -> Result<(&Repository, &Snapshot)> {
+        self.point.as_ref().map(|(r, s)| (r, s)).ok_or_else(|| {
+            anyhow!("this step needs the repository and a restore point, which could not be opened")
+        })
+    }
+}
 
 impl<'a> Run<'a> {
     pub fn new(
@@ -211,17 +222,25 @@ impl<'a> Run<'a> {
             let lock = ServiceLock::acquire(&self.config.state_dir, &svc.name, &self.spec.id)?;
             let repos = self.repos();
             let repo_name = self.runbook.source_repository(svc, &self.spec.inputs);
-            let repo = repos.open(&repo_name)?;
-            let snap = calls::resolve_point(&repo, &svc.name, &self.spec.point)
-                .with_context(|| format!("in repository {repo_name}"))?;
-            let vars = self.vars(svc, &snap)?;
+            let point = repos.open(&repo_name).and_then(|repo| {
+                let snap = calls::resolve_point(&repo, &svc.name, &self.spec.point)
+                    .with_context(|| format!("in repository {repo_name}"))?;
+                Ok((repo, snap))
+            });
+            // A rollback puts back what a restore kept: it needs neither the
+            // repository nor a restore point, which may be out of reach.
+            let point = match point {
+                Ok(p) => Some(p),
+                Err(_) if !self.runbook.needs_point() => None,
+                Err(e) => return Err(e),
+            };
+            let vars = self.vars(svc, point.as_ref().map(|(_, s)| s))?;
             Ok((
                 lock,
                 SvcCtx {
                     svc,
-                    repo,
+                    point,
                     repo_name,
-                    snap,
                     vars,
                     restored: None,
                     check: None,
@@ -237,15 +256,17 @@ impl<'a> Run<'a> {
                 return (None, Outcome::Failed);
             }
         };
-        let point_time = cx
-            .snap
-            .time
-            .get(..19)
-            .unwrap_or(&cx.snap.time)
-            .replace('T', " ");
+        let (point_id, point_full, point_time) = match &cx.point {
+            Some((_, s)) => (
+                s.short_id(),
+                s.id.clone(),
+                s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
+            ),
+            None => ("-".to_string(), String::new(), String::new()),
+        };
         self.journal.write(Record::Service {
             service: svc.name.clone(),
-            point: cx.snap.short_id(),
+            point: point_id,
             point_time: point_time.clone(),
         });
         let started = Instant::now();
@@ -382,7 +403,7 @@ impl<'a> Run<'a> {
             let rec = crate::records::DrillRecord {
                 time: crate::repo::snapshot::now_rfc3339(),
                 service: svc.name.clone(),
-                snapshot: cx.snap.id.clone(),
+                snapshot: point_full.clone(),
                 ok: true,
                 duration_ms: duration_ms.saturating_sub(waited_ms),
                 rto_ms,
@@ -399,7 +420,7 @@ impl<'a> Run<'a> {
         (
             Some(ServiceReport {
                 service: svc.name.clone(),
-                point: cx.snap.id.clone(),
+                point: point_full,
                 point_time,
                 steps,
                 check: cx.check.clone(),
@@ -452,7 +473,7 @@ impl<'a> Run<'a> {
         ));
     }
 
-    fn vars(&self, svc: &Service, snap: &Snapshot) -> Result<Vars> {
+    fn vars(&self, svc: &Service, snap: Option<&Snapshot>) -> Result<Vars> {
         let mut v = Vars::new();
         let repo = self.config.repositories.get(&svc.repository);
         let paths: Vec<String> = svc
@@ -474,13 +495,19 @@ impl<'a> Run<'a> {
             ("service.description", svc.description.clone()),
             ("service.repository", svc.repository.clone()),
             ("service.paths", paths.join(" ")),
-            ("point.id", snap.short_id()),
+            (
+                "point.id",
+                snap.map(|s| s.short_id()).unwrap_or_else(|| "-".into()),
+            ),
             (
                 "point.time",
-                format!(
-                    "{} UTC",
-                    snap.time.get(..19).unwrap_or(&snap.time).replace('T', " ")
-                ),
+                snap.map(|s| {
+                    format!(
+                        "{} UTC",
+                        s.time.get(..19).unwrap_or(&s.time).replace('T', " ")
+                    )
+                })
+                .unwrap_or_else(|| "-".into()),
             ),
             ("repository.name", svc.repository.clone()),
             (
