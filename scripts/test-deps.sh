@@ -6,7 +6,9 @@ set -euo pipefail
 
 need=()
 command -v python3 >/dev/null || need+=(python3)   # the shared dataset generator
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)   # tests/format_reader.py's packages
 command -v tmux >/dev/null || need+=(tmux)         # TUI end-to-end tests
+command -v man >/dev/null || need+=(man-db)        # the man page renders with man -l
 command -v promtool >/dev/null || need+=(prometheus)   # checks `lifeboat metrics` output
 command -v systemd-analyze >/dev/null || need+=(systemd)  # checks `lifeboat schedule systemd` units
 # Source adapters are tested against real servers and tools.
@@ -25,6 +27,13 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# tests/format_reader.py, the independent reader of docs/format.md.
+if ! python3 -c "import pyrage, zstandard, blake3" >/dev/null 2>&1; then
+    echo "installing the Python packages pyrage, zstandard and blake3 (pip)" >&2
+    python3 -m pip install --quiet pyrage zstandard blake3 \
+        || python3 -m pip install --quiet --break-system-packages pyrage zstandard blake3
 fi
 
 for c in "cargo fmt" "cargo clippy"; do

@@ -214,11 +214,15 @@ const BUILTINS: &[&str] = &[
 fn commands(config: &Config, svc: &Service, runbooks: &[Runbook]) -> Vec<Finding> {
     let at = format!("service `{}`", svc.name);
     let mut out = Vec::new();
-    for rb in runbooks.iter().filter(|r| r.applies(svc)) {
-        for (action, key, cmd) in [
-            (Action::Stop, "stop", &svc.stop),
-            (Action::Start, "start", &svc.start),
-        ] {
+    for (action, key, cmd) in [
+        (Action::Stop, "stop", &svc.stop),
+        (Action::Start, "start", &svc.start),
+    ] {
+        if cmd.is_some() || !svc.must_stop_to_restore() {
+            continue;
+        }
+        let mut users = Vec::new();
+        for rb in runbooks.iter().filter(|r| r.applies(svc)) {
             let needed = rb
                 .steps
                 .iter()
@@ -226,24 +230,27 @@ fn commands(config: &Config, svc: &Service, runbooks: &[Runbook]) -> Vec<Finding
                 .flat_map(|s| &s.items)
                 .any(|i| matches!(i, Item::Lifeboat { action: a, .. } if *a == action))
                 || (action == Action::Stop && rb.requires_stopped);
-            if needed && cmd.is_none() {
-                out.push(finding(
-                    at.clone(),
-                    format!(
-                        "runbook `{}` runs its `{key}` command, but it has none",
-                        rb.id
-                    ),
-                    Some(format!(
-                        "add {key} = \"…\" (e.g. \"systemctl {key} {}\") to [services.{}] in {}",
-                        svc.name,
-                        svc.name,
-                        config.path.display()
-                    )),
-                ));
+            if needed {
+                users.push(format!("`{}`", rb.id));
             }
         }
+        if !users.is_empty() {
+            out.push(finding(
+                at.clone(),
+                format!(
+                    "{} {} its `{key}` command, but it has none",
+                    if users.len() == 1 { "runbook" } else { "runbooks" },
+                    if users.len() == 1 { format!("{} runs", users[0]) } else { format!("{} run", users.join(", ")) },
+                ),
+                Some(format!(
+                    "add {key} = \"…\" (e.g. \"systemctl {key} {}\") to [services.{}] in {}",
+                    svc.name,
+                    svc.name,
+                    config.path.display()
+                )),
+            ));
+        }
     }
-    out.dedup();
     for (key, cmd) in [("stop", &svc.stop), ("start", &svc.start)] {
         let Some(program) = cmd.as_deref().and_then(|c| c.split_whitespace().next()) else {
             continue;

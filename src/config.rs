@@ -164,9 +164,15 @@ impl Repository {
 
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
+        let bytes = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        Ok(Self::parse(path, &text)?)
+        Ok(Self::parse(path, parse::utf8(path, &bytes)?)?)
+    }
+
+    /// [`Config::parse_all`] of a file's bytes: bytes that are not UTF-8
+    /// are reported at their line and column.
+    pub fn parse_all_bytes(path: &Path, bytes: &[u8]) -> Result<(Config, Vec<Error>), Error> {
+        parse::parse_all(path, parse::utf8(path, bytes)?)
     }
 
     /// The config in `text`, or its first problem.
@@ -194,6 +200,13 @@ impl Config {
         what: &str,
     ) -> anyhow::Result<Vec<&Service>> {
         if all {
+            // Doing nothing successfully would look like a healthy night.
+            if self.services.is_empty() {
+                anyhow::bail!(
+                    "no services are configured in {}: add a [[services]] entry (`lifeboat config init` writes a commented example)",
+                    self.path.display()
+                );
+            }
             return Ok(self.services.iter().collect());
         }
         if names.is_empty() {
@@ -221,20 +234,30 @@ impl Config {
             .iter()
             .find(|s| s.name == name)
             .ok_or_else(|| {
+                let names = self.services.iter().map(|s| s.name.as_str());
                 anyhow::anyhow!(
-                    "no service named `{name}` in {} (services: {})",
+                    "no service named `{name}` in {}{}; services: {}",
                     self.path.display(),
-                    self.services
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::util::suggestion(name, names.clone()),
+                    names.collect::<Vec<_>>().join(", ")
                 )
             })
     }
+
+    /// A repository named in the config, with a suggestion when `name`
+    /// looks like a mistyped one rather than a location.
+    pub fn unknown_repository(&self, name: &str) -> anyhow::Error {
+        let names = self.repositories.keys().map(String::as_str);
+        anyhow::anyhow!(
+            "no repository named `{name}` in {}{}; repositories: {}",
+            self.path.display(),
+            crate::util::suggestion(name, names.clone()),
+            names.collect::<Vec<_>>().join(", ")
+        )
+    }
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty()
         || !name
             .chars()

@@ -21,8 +21,24 @@ pub enum Error {
     NoKey { repo: String, looked: String },
     #[error("{path} is not a Lifeboat repository")]
     NotARepository { path: String },
+    /// Another backup tool's repository.
+    #[error("{path} is a {tool} repository, not a Lifeboat one")]
+    ForeignRepository { path: String, tool: &'static str },
+    /// No key object opens with the key, and one of them is damaged.
+    #[error(
+        "the key object keys/{object} is damaged ({why}); no other key object opens with {key}"
+    )]
+    DamagedKey {
+        object: String,
+        why: String,
+        key: String,
+    },
     #[error("the repository is locked: {holder}")]
     Locked { holder: String, stale: bool },
+    /// The storage refused to take a lock: a write-protected disk, a
+    /// read-only mount or snapshot.
+    #[error("the repository at {repo} is read-only ({cause})")]
+    ReadOnly { repo: String, cause: String },
     #[error("restore target {target} is not empty")]
     TargetNotEmpty { target: PathBuf },
     #[error("snapshot {snapshot} refers to an unsafe path {path:?}: {why}")]
@@ -38,6 +54,12 @@ pub enum Error {
     /// The job was asked to stop; what it made is being removed.
     #[error("cancelled")]
     Cancelled,
+    /// No config file where commands look for one.
+    #[error("no config found (looked for --config, $LIFEBOAT_CONFIG, /etc/lifeboat/lifeboat.toml, ~/.config/lifeboat/lifeboat.toml)")]
+    NoConfig,
+    /// A configured key file that is not there.
+    #[error("the key file {path} does not exist")]
+    KeyFileMissing { path: PathBuf, repo: String },
     /// Object storage refused or kept failing; the hint depends on how.
     #[error("{what}")]
     Storage { what: String, hint: String },
@@ -48,7 +70,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             Error::Config { .. } => {
-                "fix the file and run `lifeboat config check`; config/lifeboat.example.toml documents every key".into()
+                "fix the file and run `lifeboat config check`; docs/usage.md documents every key".into()
             }
             Error::WriteOnlyKey { .. } => {
                 "restore and verify need the repository's age identity: pass it with --key or LIFEBOAT_KEY".into()
@@ -57,6 +79,12 @@ impl Error {
                 "pass the identity printed by `lifeboat init` (or a break-glass key added with `lifeboat keys add`)".into()
             }
             Error::NoKey { .. } => "pass the key file with --key or LIFEBOAT_KEY".into(),
+            Error::ForeignRepository { tool, .. } => format!(
+                "open it with {tool}; give Lifeboat a new, empty directory with `lifeboat init --repo DIR`"
+            ),
+            Error::DamagedKey { .. } => {
+                "open the repository with another key that has its own key object (a break-glass key added with `lifeboat keys add`, see docs/usage.md); then delete the damaged object and `lifeboat keys add` this key's recipient again".into()
+            }
             Error::NotARepository { .. } => {
                 "check the path, or create a repository there with `lifeboat init --repo PATH`".into()
             }
@@ -64,7 +92,10 @@ impl Error {
                 "the process holding the lock is gone; remove the lock with `lifeboat unlock` once you are sure nothing is running".into()
             }
             Error::Locked { stale: false, .. } => {
-                "wait for that job to finish, or check it is still running before `lifeboat unlock`".into()
+                "wait for that job to finish (`--retry-lock 2h` waits longer), or check it is still running before `lifeboat unlock`".into()
+            }
+            Error::ReadOnly { .. } => {
+                "pass --no-lock to restore or verify without a lock; backups, prune and forget need a writable repository".into()
             }
             Error::TargetNotEmpty { .. } => {
                 "restore into a new or empty directory, or pass --force to move what is there aside as a rollback point".into()
@@ -75,6 +106,12 @@ impl Error {
             Error::NoSnapshot { .. } => "list restore points with `lifeboat snapshots`".into(),
             Error::AmbiguousSnapshot { .. } => "use more characters of the snapshot id".into(),
             Error::Storage { hint, .. } => hint.clone(),
+            Error::NoConfig => {
+                "`lifeboat config init` writes a commented starter config; `lifeboat demo` looks around without one".into()
+            }
+            Error::KeyFileMissing { repo, .. } => format!(
+                "`lifeboat init` creates the repository `{repo}` and writes its key there; for an existing repository, copy its key there or pass --key"
+            ),
             Error::Cancelled => return None,
         })
     }

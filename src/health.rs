@@ -21,6 +21,9 @@ use std::time::{Duration, SystemTime};
 pub enum State {
     Ok,
     Warning,
+    /// Cannot be judged (its repository cannot be read). A known breach
+    /// elsewhere is still the worse news.
+    Unknown,
     Breach,
 }
 
@@ -30,6 +33,7 @@ impl State {
         match self {
             State::Ok => "✓",
             State::Warning => "!",
+            State::Unknown => "?",
             State::Breach => "✗",
         }
     }
@@ -37,6 +41,7 @@ impl State {
         match self {
             State::Ok => "ok",
             State::Warning => "warning",
+            State::Unknown => "unknown",
             State::Breach => "breach",
         }
     }
@@ -46,6 +51,7 @@ impl State {
             State::Ok => 0,
             State::Warning => 1,
             State::Breach => 2,
+            State::Unknown => 3,
         }
     }
 }
@@ -128,6 +134,69 @@ pub struct Report {
     pub alerts: Vec<Alert>,
     /// Rollback copies restores kept (a warning while there are any).
     pub kept: crate::inventory::Kept,
+    /// Repository locks other hosts hold ([`Report::add_foreign_locks`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<ForeignLock>,
+}
+
+/// A lock another host holds: this host's own jobs are not news, another
+/// host's long-held or abandoned lock may be why a job here waits.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForeignLock {
+    pub repository: String,
+    pub state: State,
+    pub host: String,
+    pub operation: String,
+    pub age_secs: Option<u64>,
+    pub text: String,
+}
+
+impl Report {
+    /// Adds the locks of `repository` held by hosts other than `here`; one
+    /// not refreshed for longer than the lease is a warning (its holder is
+    /// gone; the next job removes it).
+    pub fn add_foreign_locks(
+        &mut self,
+        repository: &str,
+        locks: &[crate::repo::lock::LockInfo],
+        here: &str,
+        now: SystemTime,
+    ) {
+        for l in locks.iter().filter(|l| l.host != here) {
+            let age = l.age(now);
+            let expired = l.idle(now).is_none_or(|d| d > crate::repo::lock::LEASE);
+            let text = format!(
+                "{} (for {}){}",
+                l.describe(),
+                age.map(short_duration).unwrap_or_else(|| "?".into()),
+                if expired {
+                    format!(
+                        ": not refreshed for longer than its {} lease, its holder is gone",
+                        short_duration(crate::repo::lock::LEASE)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            let state = if expired { State::Warning } else { State::Ok };
+            if expired {
+                self.alerts.push(Alert {
+                    state,
+                    service: None,
+                    message: format!("repository {repository}: {text}"),
+                });
+                self.state = self.state.max(state);
+            }
+            self.locks.push(ForeignLock {
+                repository: repository.to_string(),
+                state,
+                host: l.host.clone(),
+                operation: l.operation.clone(),
+                age_secs: age.map(|d| d.as_secs()),
+                text,
+            });
+        }
+    }
 }
 
 pub use crate::util::short_duration;
@@ -156,6 +225,18 @@ fn backup_check(s: &ServiceView, now: SystemTime) -> Check {
                         s.name,
                         short_duration(a),
                         short_duration(rpo)
+                    ),
+                )
+            } else if p.unreadable > 0 {
+                // Recent, but it lacks what could not be read: restoring
+                // it would silently miss those files.
+                Check::bad(
+                    State::Warning,
+                    format!("{text} incomplete"),
+                    format!(
+                        "newest restore point of {} is incomplete ({} skipped: could not be read)",
+                        s.name,
+                        crate::util::plural(p.unreadable, "entry")
                     ),
                 )
             } else {
@@ -337,7 +418,7 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
     let mut repositories = Vec::new();
     for r in &inv.repositories {
         let (state, percent, text) = match (&r.error, &r.capacity) {
-            (Some(e), _) => (State::Breach, None, format!("unreadable: {e}")),
+            (Some(e), _) => (State::Unknown, None, format!("unreadable: {e}")),
             (None, None) if r.object_storage => (State::Ok, None, "object storage".to_string()),
             (None, None) => (State::Warning, None, "capacity unknown".to_string()),
             (None, Some(c)) => {
@@ -383,8 +464,45 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
             ),
         });
     }
+    if inv.services.is_empty() {
+        // Nothing judged is not the same as everything fine.
+        alerts.push(Alert {
+            state: State::Unknown,
+            service: None,
+            message: "no services are configured: nothing is being protected (add a [[services]] entry to the config)".into(),
+        });
+    }
     let mut services = Vec::new();
+    let mut unjudged: Vec<(&str, &str)> = Vec::new();
     for s in &inv.services {
+        let unreadable = repositories
+            .iter()
+            .any(|r| r.repository == s.repository && r.state == State::Unknown);
+        if unreadable {
+            // What its repository holds is unknown: saying "never backed
+            // up" would page someone for a key problem as a data loss.
+            unjudged.push((&s.name, &s.repository));
+            let unknown = || Check {
+                state: State::Unknown,
+                text: "unknown".into(),
+                alert: String::new(),
+            };
+            services.push(ServiceHealth {
+                service: s.name.clone(),
+                tier: s.tier,
+                state: State::Unknown,
+                backup_age_secs: None,
+                size: 0,
+                restore_points: 0,
+                backup: unknown(),
+                verify: unknown(),
+                drill: unknown(),
+                rpo_secs: s.rpo_secs,
+                rto_secs: s.rto_secs,
+                offsite: Vec::new(),
+            });
+            continue;
+        }
         let backup = backup_check(s, now);
         let verify = verify_check(s, now, t);
         let drill = drill_check(s, now, t);
@@ -429,6 +547,20 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
             offsite,
         });
     }
+    for r in &repositories {
+        let names: Vec<&str> = unjudged
+            .iter()
+            .filter(|(_, repo)| *repo == r.repository)
+            .map(|(n, _)| *n)
+            .collect();
+        if let Some(a) = alerts
+            .iter_mut()
+            .find(|a| a.service.is_none() && a.message.starts_with(&format!("repository {}:", r.repository)))
+            .filter(|_| !names.is_empty())
+        {
+            a.message.push_str(&format!("; cannot judge {}", names.join(", ")));
+        }
+    }
     // Worst first; within a state, the more critical tier first.
     let tier_of = |a: &Alert| {
         a.service
@@ -442,6 +574,7 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
         .map(|s| s.state)
         .chain(repositories.iter().map(|r| r.state))
         .chain((inv.kept.count > 0).then_some(State::Warning))
+        .chain(inv.services.is_empty().then_some(State::Unknown))
         .max()
         .unwrap_or(State::Ok);
     Report {
@@ -450,6 +583,7 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
         repositories,
         alerts,
         kept: inv.kept.clone(),
+        locks: Vec::new(),
     }
 }
 

@@ -61,6 +61,8 @@ pub struct RestorePoint {
     pub bytes: u64,
     pub added: u64,
     pub duration_ms: u64,
+    /// Entries that could not be read when it was made (0: complete).
+    pub unreadable: u64,
 }
 
 impl RestorePoint {
@@ -78,6 +80,7 @@ impl RestorePoint {
             bytes: s.stats.bytes,
             added: s.stats.bytes_added,
             duration_ms: s.stats.duration_ms,
+            unreadable: s.stats.unreadable,
         }
     }
 }

@@ -3,19 +3,22 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // Behave like other Unix tools when piped into `head`.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-    match lifeboat_cli::run() {
-        Ok(code) => code,
-        Err(err) => {
+    // SIGPIPE is left ignored: see `pipe` for why, and for how a closed
+    // stdout still ends the program quietly.
+    lifeboat_cli::pipe::install_hook();
+    match std::panic::catch_unwind(lifeboat_cli::run) {
+        Ok(Ok(code)) => code,
+        Ok(Err(err)) => {
             eprintln!("error: {err:#}");
             if let Some(hint) = lifeboat::error::hint_for(&err) {
                 eprintln!("  hint: {hint}");
             }
             ExitCode::from(1)
         }
+        Err(payload) if lifeboat_cli::pipe::is_closed_stdout(payload.as_ref()) => {
+            ExitCode::from(lifeboat_cli::pipe::CLOSED_STATUS)
+        }
+        Err(payload) => std::panic::resume_unwind(payload),
     }
 }
 

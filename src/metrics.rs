@@ -4,6 +4,7 @@
 use crate::health::{Report, State};
 use crate::inventory::Inventory;
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,23 +25,43 @@ fn state_value(s: State) -> u8 {
     s.exit_code()
 }
 
-pub fn render(inv: &Inventory, report: &Report) -> String {
-    let mut out = String::new();
-    let mut family = |name: &str, help: &str, rows: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (labels, v) in rows {
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
-        }
+/// One metric and its series, for the text format and for `--json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sample {
+    pub labels: BTreeMap<&'static str, String>,
+    pub value: f64,
+}
+
+type Labels = BTreeMap<&'static str, String>;
+
+/// Every metric, with the same figures as `lifeboat health`.
+pub fn families(inv: &Inventory, report: &Report) -> Vec<Family> {
+    let mut out = Vec::new();
+    let mut family = |name: &'static str, help: &'static str, rows: Vec<(Labels, f64)>| {
+        out.push(Family {
+            name,
+            help,
+            samples: rows
+                .into_iter()
+                .map(|(labels, value)| Sample { labels, value })
+                .collect(),
+        });
     };
-    let svc = |s: &crate::inventory::ServiceView| {
-        format!(
-            "service=\"{}\",tier=\"{}\",host=\"{}\"",
-            esc(&s.name),
-            s.tier.name(),
-            esc(&s.host)
-        )
+    let svc = |s: &crate::inventory::ServiceView| -> Labels {
+        BTreeMap::from([
+            ("service", s.name.clone()),
+            ("tier", s.tier.name().to_string()),
+            ("host", s.host.clone()),
+        ])
     };
-    let each = |f: &dyn Fn(&crate::inventory::ServiceView) -> Option<f64>| -> Vec<(String, f64)> {
+    let each = |f: &dyn Fn(&crate::inventory::ServiceView) -> Option<f64>| -> Vec<(Labels, f64)> {
         inv.services
             .iter()
             .filter_map(|s| f(s).map(|v| (svc(s), v)))
@@ -97,18 +118,16 @@ pub fn render(inv: &Inventory, report: &Report) -> String {
         each(&|s| s.last_verify.as_ref().map(|v| secs(v.time))),
     );
     // One series per service and off-site repository holding its copies.
-    let lags: Vec<(String, f64)> = report
+    let lags: Vec<(Labels, f64)> = report
         .services
         .iter()
         .flat_map(|h| {
             let labels = inv.services.iter().find(|s| s.name == h.service).map(&svc);
             h.offsite.iter().filter_map(move |o| {
-                let labels = labels.clone()?;
+                let mut labels = labels.clone()?;
                 let lag = o.lag_secs?;
-                Some((
-                    format!("{labels},repository=\"{}\"", esc(&o.repository)),
-                    lag as f64,
-                ))
+                labels.insert("repository", o.repository.clone());
+                Some((labels, lag as f64))
             })
         })
         .collect();
@@ -117,7 +136,7 @@ pub fn render(inv: &Inventory, report: &Report) -> String {
         "How far the newest off-site copy is behind the newest local restore point.",
         lags,
     );
-    let states: Vec<(String, f64)> = report
+    let states: Vec<(Labels, f64)> = report
         .services
         .iter()
         .filter_map(|h| {
@@ -129,14 +148,14 @@ pub fn render(inv: &Inventory, report: &Report) -> String {
         .collect();
     family(
         "lifeboat_health_state",
-        "0 ok, 1 warning, 2 breach.",
+        "0 ok, 1 warning, 2 breach, 3 unknown.",
         states,
     );
     let repos =
-        |f: &dyn Fn(&crate::inventory::RepositoryView) -> Option<f64>| -> Vec<(String, f64)> {
+        |f: &dyn Fn(&crate::inventory::RepositoryView) -> Option<f64>| -> Vec<(Labels, f64)> {
             inv.repositories
                 .iter()
-                .filter_map(|r| f(r).map(|v| (format!("repository=\"{}\"", esc(&r.name)), v)))
+                .filter_map(|r| f(r).map(|v| (BTreeMap::from([("repository", r.name.clone())]), v)))
                 .collect()
         };
     family(
@@ -151,9 +170,26 @@ pub fn render(inv: &Inventory, report: &Report) -> String {
     );
     family(
         "lifeboat_health_overall_state",
-        "Worst state of all: 0 ok, 1 warning, 2 breach.",
-        vec![(String::new(), f64::from(state_value(report.state)))],
+        "Worst state of all: 0 ok, 1 warning, 2 breach, 3 unknown.",
+        vec![(BTreeMap::new(), f64::from(state_value(report.state)))],
     );
+    out
+}
+
+/// The Prometheus text format of [`families`].
+pub fn render(inv: &Inventory, report: &Report) -> String {
+    let mut out = String::new();
+    for f in families(inv, report) {
+        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} gauge", f.name, f.help, f.name);
+        for s in f.samples {
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+                .collect();
+            let _ = writeln!(out, "{}{{{}}} {}", f.name, labels.join(","), s.value);
+        }
+    }
     out
 }
 

@@ -263,3 +263,147 @@ fn partial_read_data_rotates_until_every_pack_was_read() {
         "four quarter-reads cover each of the {total} packs exactly once"
     );
 }
+
+/// The short id of the newest restore point of `service`.
+fn latest_short_id(env: &Env, repo: &Path, service: &str) -> String {
+    let out = env
+        .lbk()
+        .args(["snapshots", "--json", "--repo"])
+        .arg(repo)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["service"] == service)
+        .last()
+        .unwrap()["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn good_snapshots(env: &Env, repo: &Path) -> Vec<String> {
+    let out = env
+        .lbk()
+        .args(["verify", "--read-data", "--json", "--repo"])
+        .arg(repo)
+        .assert()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    v["good_snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_backup_after_a_lost_pack_stores_its_chunks_again() {
+    // One pack deleted; the next backup (files cache and all) must not
+    // point at it.
+    let s = setup();
+    let env = &s.env;
+    fs::remove_file(&s.pack_a).unwrap();
+    env.lbk()
+        .args(["backup", "--name", "photos", "--repo"])
+        .arg(&s.repo)
+        .arg(&s.a)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: 1 indexed pack(s) are missing from the repository; their chunks will be stored again (run `lifeboat repair index`)",
+        ));
+    let t = env.path("t1");
+    env.lbk()
+        .args(["restore", "photos:latest", "--target"])
+        .arg(&t)
+        .arg("--repo")
+        .arg(&s.repo)
+        .assert()
+        .success();
+    assert_same_tree(&s.a, &restored(&t, &s.a));
+    let new = latest_short_id(env, &s.repo, "photos");
+    assert!(good_snapshots(env, &s.repo).contains(&new));
+
+    // The whole data/ directory gone, and no files cache: the same.
+    let s = setup();
+    let env = &s.env;
+    fs::remove_dir_all(s.repo.join("data")).unwrap();
+    env.lbk()
+        .args(["backup", "--no-cache", "--name", "configs", "--repo"])
+        .arg(&s.repo)
+        .arg(&s.b)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: 2 indexed pack(s) are missing from the repository",
+        ));
+    let t = env.path("t2");
+    env.lbk()
+        .args(["restore", "configs:latest", "--target"])
+        .arg(&t)
+        .arg("--repo")
+        .arg(&s.repo)
+        .assert()
+        .success();
+    assert_same_tree(&s.b, &restored(&t, &s.b));
+    let new = latest_short_id(env, &s.repo, "configs");
+    assert!(good_snapshots(env, &s.repo).contains(&new));
+}
+
+#[test]
+fn chunks_verify_found_damaged_are_stored_again_by_the_next_backup() {
+    let s = setup();
+    let env = &s.env;
+    let len = fs::metadata(&s.pack_a).unwrap().len() as usize;
+    flip(&s.pack_a, len / 2);
+    env.lbk()
+        .args(["verify", "--read-data", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("damaged chunk"));
+    let old = latest_short_id(env, &s.repo, "photos");
+    let packs_before = files_in(&s.repo.join("data")).len();
+
+    // The same data again, files cache included: the damaged chunk is
+    // stored anew rather than deduplicated against.
+    env.lbk()
+        .args(["backup", "--name", "photos", "--repo"])
+        .arg(&s.repo)
+        .arg(&s.a)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("verify found damaged will be stored again"));
+    assert_eq!(files_in(&s.repo.join("data")).len(), packs_before + 1);
+    let t = env.path("t");
+    env.lbk()
+        .args(["restore", "photos:latest", "--target"])
+        .arg(&t)
+        .arg("--repo")
+        .arg(&s.repo)
+        .assert()
+        .success();
+    assert_same_tree(&s.a, &restored(&t, &s.a));
+    // A good copy exists now: the new point, and the old one that shares
+    // the chunk, both verify (the damaged pack itself is still reported).
+    let new = latest_short_id(env, &s.repo, "photos");
+    let good = good_snapshots(env, &s.repo);
+    assert!(good.contains(&new) && good.contains(&old), "{good:?}");
+    // A third backup finds nothing left to store again.
+    env.lbk()
+        .args(["backup", "--name", "photos", "--repo"])
+        .arg(&s.repo)
+        .arg(&s.a)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("stored again").not());
+}

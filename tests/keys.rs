@@ -246,3 +246,171 @@ fn a_key_for_another_repository_is_refused_clearly() {
         .failure()
         .stderr(predicate::str::contains("is not a Lifeboat repository"));
 }
+
+/// The admin key object's path and its JSON.
+fn admin_key_object(repo: &std::path::Path) -> (std::path::PathBuf, serde_json::Value) {
+    fs::read_dir(repo.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let v: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+            (p, v)
+        })
+        .find(|(_, v)| v["label"] == "admin")
+        .expect("an admin key object")
+}
+
+#[test]
+fn init_suggests_a_break_glass_key_as_the_remedy_for_a_damaged_key_object() {
+    let env = Env::new();
+    env.lb()
+        .args(["init", "--repo"])
+        .arg(env.path("repo"))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("lifeboat keys add age1")
+                .and(predicate::str::contains("damaged")),
+        );
+    let usage = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/usage.md")).unwrap();
+    assert!(
+        usage.contains("a second key is also the remedy for a damaged"),
+        "docs/usage.md must say what to do about a damaged key object"
+    );
+}
+
+#[test]
+fn a_damaged_key_object_is_named_and_a_break_glass_key_still_opens_the_repository() {
+    let env = Env::new();
+    let repo = env.path("repo");
+    let admin = env.init(&repo);
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), bytes(5, 50_000)).unwrap();
+    env.lbk()
+        .args(["backup", "--repo"])
+        .arg(&repo)
+        .arg(&src)
+        .assert()
+        .success();
+    let glass = age::x25519::Identity::generate();
+    let glass_file = env.path("glass.key");
+    use age::secrecy::ExposeSecret;
+    fs::write(
+        &glass_file,
+        format!("{}\n", glass.to_string().expose_secret()),
+    )
+    .unwrap();
+    env.lbk()
+        .args(["keys", "add"])
+        .arg(glass.to_public().to_string())
+        .arg("--repo")
+        .arg(&repo)
+        .assert()
+        .success();
+
+    let (path, obj) = admin_key_object(&repo);
+    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+    let original = fs::read(&path).unwrap();
+    let sealed = hex::decode(obj["sealed"].as_str().unwrap()).unwrap();
+    let at = |needle: &[u8]| {
+        sealed
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("age header line")
+            + needle.len()
+            + 3
+    };
+    // One flipped byte in each part of the sealed key: the recipient
+    // stanza, its wrapped file key, the header MAC, the payload; and one
+    // that breaks the JSON around it.
+    let body = sealed.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let body = body + sealed[body..].iter().position(|b| *b == b'\n').unwrap() + 3;
+    let cases: Vec<(&str, Vec<u8>)> = {
+        let flip = |i: usize, base64: bool| {
+            let mut s = sealed.clone();
+            s[i] = if base64 {
+                if s[i] == b'A' {
+                    b'B'
+                } else {
+                    b'A'
+                }
+            } else {
+                s[i] ^ 0x01
+            };
+            let mut o = obj.clone();
+            o["sealed"] = serde_json::Value::String(hex::encode(s));
+            serde_json::to_vec_pretty(&o).unwrap()
+        };
+        vec![
+            ("stanza", flip(at(b"-> X25519 "), true)),
+            ("wrapped key", flip(body, true)),
+            ("header MAC", flip(at(b"--- "), true)),
+            ("payload", flip(sealed.len() - 5, false)),
+            ("JSON", {
+                let mut o = original.clone();
+                o[0] = b'[';
+                o
+            }),
+        ]
+    };
+    for (what, damaged) in cases {
+        fs::write(&path, &damaged).unwrap();
+        let out = env
+            .lbk()
+            .args(["snapshots", "--repo"])
+            .arg(&repo)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{what}: opened with a damaged key object"
+        );
+        assert!(
+            err.contains(&format!("the key object keys/{name} is damaged")),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("no key in"), "{what}: {err}");
+        assert!(
+            err.contains("keys add"),
+            "{what}: the hint names the remedy: {err}"
+        );
+        // The break-glass key has its own key object and still opens it all.
+        env.lb()
+            .args(["snapshots", "--repo"])
+            .arg(&repo)
+            .arg("--key")
+            .arg(&glass_file)
+            .assert()
+            .success();
+    }
+    let target = env.path("out");
+    env.lb()
+        .args(["restore", "latest", "--target"])
+        .arg(&target)
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--key")
+        .arg(&glass_file)
+        .assert()
+        .success();
+    assert_same_tree(&src, &restored(&target, &src));
+    // The remedy in docs/usage.md: remove the damaged object, add the key again.
+    fs::remove_file(&path).unwrap();
+    let recipient = obj["recipient"].as_str().unwrap();
+    env.lb()
+        .args(["keys", "add", recipient, "--label", "admin", "--repo"])
+        .arg(&repo)
+        .arg("--key")
+        .arg(&glass_file)
+        .assert()
+        .success();
+    env.lb()
+        .args(["snapshots", "--repo"])
+        .arg(&repo)
+        .arg("--key")
+        .arg(&admin)
+        .assert()
+        .success();
+}

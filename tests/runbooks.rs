@@ -133,8 +133,8 @@ fn runbook_check_names_file_and_line_for_each_problem() {
         format!("{d}/bad.md:10: unknown action `explode`"),
         format!("{d}/bad.md:14: undefined variable `{{{{service.nmae}}}}`"),
         format!("{d}/broken.md:3: front matter:"),
-        format!("{d}/kinds.md:1: unknown source kind `floppy`"),
-        format!("{d}/kinds.md:1: applies to service `nope`"),
+        format!("{d}/kinds.md:4: unknown source kind `floppy`"),
+        format!("{d}/kinds.md:4: applies to service `nope`"),
         format!("{d}/kinds.md:10: from=offsite: no repository `offsite`"),
     ] {
         assert!(out.contains(&want), "missing {want:?} in:\n{out}");

@@ -466,6 +466,108 @@ fn backup_and_copy_survive_dropped_connections_and_5xx() {
     );
 }
 
+/// A reset in the middle of sending a pack is an ordinary network error:
+/// retried, not the death of the process by SIGPIPE (exit 141, no message,
+/// no ping, a lock left behind).
+#[test]
+fn a_connection_cut_mid_upload_is_retried_and_the_backup_succeeds() {
+    let server = S3Server::start();
+    const CUTS: u64 = 6;
+    let proxy = FaultProxy::start(server.port, Faults::CutUploads(CUTS));
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &proxy.endpoint(),
+            extra: "",
+        },
+    );
+    // Several packs' worth, so the cuts land on more than one upload.
+    for i in 0..4 {
+        fs::write(site.data.join(format!("big{i}")), bytes(40 + i, 9_000_000)).unwrap();
+    }
+    let out = site
+        .lb()
+        .args(["backup", "--repo", "offsite", "--name", "direct"])
+        .arg(&site.data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "backup through cut uploads: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proxy.faults(), CUTS, "every cut was made");
+    // The copy uploads packs too.
+    site.backup();
+    let copy = site.lb().arg("copy").output().unwrap();
+    assert_eq!(copy.status.code(), Some(0), "copy: {:?}", copy.status);
+    let locks = server.objects("offsite/locks");
+    let left = fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "no lock left behind in {}", locks.display());
+    site.verify_read_data("offsite");
+    let t = site.env.path("t");
+    site.lb()
+        .args(["restore", "--repo", "offsite", "direct:latest", "--target"])
+        .arg(&t)
+        .assert()
+        .success();
+    assert_same_tree(&site.data, &restored(&t, &site.data));
+}
+
+/// With SIGPIPE ignored (see the test above), a reader that went away
+/// (`lifeboat snapshots | head -c1`) must still end the program quietly:
+/// no panic message, no error line.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let env = Env::new();
+    let repo = env.path("repo");
+    env.init(&repo);
+    let data = env.path("data");
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("f"), b"x").unwrap();
+    env.lbk()
+        .args(["backup", "--name", "svc", "--repo"])
+        .arg(&repo)
+        .arg(&data)
+        .assert()
+        .success();
+    for json in [false, true] {
+        // A pipe whose reader is gone before anything is written: every
+        // write fails with EPIPE, however fast the program is.
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (read, write) = unsafe {
+            use std::os::fd::FromRawFd;
+            (
+                std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+                std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+            )
+        };
+        drop(read);
+        let mut cmd = env.lb_process();
+        cmd.env("LIFEBOAT_KEY", env.path("admin.key"))
+            .args(["snapshots", "--repo"])
+            .arg(&repo);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(141) | Some(0)),
+            "json={json}: {:?}: {err}",
+            out.status
+        );
+        assert!(err.is_empty(), "json={json}: nothing on stderr, got: {err}");
+    }
+}
+
 #[test]
 fn a_store_that_stays_down_fails_within_the_deadline() {
     let server = S3Server::start();

@@ -43,6 +43,7 @@ fn points(n: usize, newest_age: u64) -> Vec<RestorePoint> {
                 bytes: 50_000_000 + i as u64 * 1_000_000,
                 added: 1_000_000 + (i as u64 % 3) * 700_000,
                 duration_ms: 1200,
+                unreadable: 0,
             }
         })
         .collect()

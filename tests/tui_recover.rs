@@ -39,6 +39,7 @@ fn inventory() -> Inventory {
                 bytes: 50_000_000 + i * 1_000_000,
                 added: 1_000_000,
                 duration_ms: 1000,
+                unreadable: 0,
             }
         })
         .collect();

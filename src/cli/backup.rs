@@ -25,6 +25,9 @@ pub struct BackupArgs {
     /// Read every file even when unchanged since the last backup
     #[arg(long)]
     no_cache: bool,
+    /// Tag the new restore points (repeatable); see `lifeboat tag`
+    #[arg(long, value_name = "TAG", value_parser = super::tag::parse_tag)]
+    tag: Vec<String>,
 }
 
 pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
@@ -57,8 +60,10 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
         bail!("nothing to back up: name services, --all, or paths");
     }
     let mut failed = 0;
+    let mut incomplete = 0;
     for (repo_name, mut opts, svc) in jobs {
         opts.use_files_cache = !a.no_cache;
+        opts.tags = a.tag.clone();
         opts.cache_dir = cache_dir.clone();
         let result = (|| -> Result<lifeboat::repo::Snapshot> {
             let repo = ctx.open(repo_name.as_deref())?;
@@ -76,7 +81,10 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
         match result {
             Ok(snap) => {
                 let st = &snap.stats;
-                tracing::info!(job = "backup", service = %snap.service, snapshot = %snap.id, files = st.files, bytes = st.bytes, added = st.bytes_added, unchanged_files = st.files_unchanged, skipped = st.skipped, duration_ms = st.duration_ms, "backup finished");
+                tracing::info!(job = "backup", service = %snap.service, snapshot = %snap.id, files = st.files, bytes = st.bytes, added = st.bytes_added, unchanged_files = st.files_unchanged, skipped = st.skipped, unreadable = st.unreadable, duration_ms = st.duration_ms, "backup finished");
+                if st.incomplete() {
+                    incomplete += 1;
+                }
                 if ctx.json {
                     output::json(&output::snapshot_json(&snap))?;
                 } else {
@@ -93,6 +101,18 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
                         secs,
                         human_bytes((st.bytes as f64 / secs.max(0.001)) as u64),
                     ));
+                    if st.incomplete() {
+                        eprintln!(
+                            "warning: restore point {} of {} is incomplete: {} could not be read{}",
+                            snap.short_id(),
+                            output::clean(&snap.service),
+                            lifeboat::util::plural(st.unreadable, "entry"),
+                            st.unreadable_paths
+                                .first()
+                                .map(|p| format!(" (first: {})", output::clean(p)))
+                                .unwrap_or_default()
+                        );
+                    }
                     for r in &snap.sources {
                         ctx.say(format!(
                             "  {} {}: {}",
@@ -110,9 +130,12 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
+    // 3: every restore point was made, but some lack what could not be read.
+    Ok(if failed > 0 {
         ExitCode::from(1)
+    } else if incomplete > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
     })
 }

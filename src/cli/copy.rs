@@ -36,10 +36,11 @@ impl Ctx {
     /// the default.
     fn open_named(&self, name: &str, explicit: Option<&PathBuf>) -> Result<Repository> {
         let key = explicit.or(self.cli_key.as_ref()).map(PathBuf::as_path);
-        match &self.config {
+        let repo = match &self.config {
             Some(c) => c.open_repository(name, key),
             None => repo::open_at(name, key),
-        }
+        }?;
+        Ok(repo.with_lock_options(self.locks))
     }
 }
 

@@ -131,7 +131,10 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<ExitCode> {
             }
         }
         if !a.dry_run && going > 0 {
-            let removed = engine::forget(&repo, &plan)?;
+            let progress = Progress::start(ctx.quiet || ctx.json, "forget");
+            let removed = engine::forget(&repo, &plan, &progress.reporter());
+            progress.finish();
+            let removed = removed?;
             ctx.say(format!("{service}: forgot {removed} restore point(s); `lifeboat prune` reclaims their space"));
             if !repos_touched.contains(&repo_name) {
                 repos_touched.push(repo_name);

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 pub fn health(ctx: &Ctx) -> Result<ExitCode> {
     let Some(config) = &ctx.config else {
-        eprintln!("error: health needs a config (pass --config FILE)");
+        output::error_in(&lifeboat::Error::NoConfig.into(), ctx.json);
         return Ok(ExitCode::from(3));
     };
     // Staging of restores that were killed is gone for good: clean it
@@ -18,7 +18,20 @@ pub fn health(ctx: &Ctx) -> Result<ExitCode> {
         eprintln!("{line}");
     }
     let inv = lifeboat::inventory::load(config);
-    let report = lifeboat::health::evaluate(&inv, std::time::SystemTime::now(), &config.thresholds);
+    let now = std::time::SystemTime::now();
+    let mut report = lifeboat::health::evaluate(&inv, now, &config.thresholds);
+    // Only repositories that answered: a store that is down has had its
+    // deadline already.
+    let here = lifeboat::paths::hostname();
+    for r in inv.repositories.iter().filter(|r| r.error.is_none()) {
+        let Some(repo) = config.repositories.get(&r.name) else { continue };
+        if let Ok(locks) = repo
+            .backend()
+            .and_then(|b| lifeboat::repo::lock::list(b.as_ref()))
+        {
+            report.add_foreign_locks(&r.name, &locks, &here, now);
+        }
+    }
     if ctx.json {
         output::json(&report)?;
     } else if !ctx.quiet {
@@ -41,6 +54,10 @@ pub fn metrics(ctx: &Ctx, a: MetricsArgs) -> Result<ExitCode> {
         .context("metrics need a config (pass --config FILE)")?;
     let inv = lifeboat::inventory::load(config);
     let report = lifeboat::health::evaluate(&inv, std::time::SystemTime::now(), &config.thresholds);
+    if ctx.json && a.textfile.is_none() {
+        output::json(&lifeboat::metrics::families(&inv, &report))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let text = lifeboat::metrics::render(&inv, &report);
     match a.textfile {
         Some(p) => lifeboat::metrics::write_textfile(&p, &text)?,

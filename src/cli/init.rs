@@ -17,9 +17,20 @@ pub struct InitArgs {
 }
 
 pub fn init(ctx: &Ctx, a: InitArgs) -> Result<ExitCode> {
-    let (backend, _) = ctx.location(None)?;
+    // The config's repository is created at its path or URL, and its key
+    // written to its key_file: what every later command will look for.
+    let (backend, configured_key) = match ctx.configured(None)? {
+        Some(r) => (
+            r.backend()?,
+            r.key_file.as_ref().map(|k| k.path()).transpose()?,
+        ),
+        None => (ctx.location(None)?.0, None),
+    };
     let path = backend.location();
-    let key_file = a.key_file.or_else(|| ctx.cli_key.clone());
+    let key_file = a
+        .key_file
+        .or_else(|| ctx.cli_key.clone())
+        .or(configured_key);
     let created = Repository::init(backend, key_file)?;
     if ctx.json {
         output::json(&serde_json::json!({
@@ -43,6 +54,7 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<ExitCode> {
         );
         println!("Add a break-glass key with `lifeboat keys add age1…`; give backed-up hosts a");
         println!("key that cannot read backups with `lifeboat keys write-only --out FILE`.");
+        println!("A second key also opens the repository if this key's object is ever damaged.");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -60,7 +60,7 @@ pub fn jobs_cmd(ctx: &Ctx, a: JobsArgs) -> Result<ExitCode> {
         }
         Some(JobsCommand::Attach { id }) => {
             let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-            follow(config, &id, interactive)
+            follow(config, &id, interactive, ctx.quiet)
         }
         Some(JobsCommand::Cancel { id }) => {
             jobs::cancel(&config.state_dir, &id)?;

@@ -63,23 +63,26 @@ pub fn keys(ctx: &Ctx, k: KeysCommand) -> Result<ExitCode> {
 
 #[derive(Args)]
 pub struct UnlockArgs {
-    /// Also remove locks whose holder cannot be confirmed gone (another host)
+    /// Also remove locks whose holder may still be running (another host's, inside its lease)
     #[arg(long)]
     all: bool,
 }
 
+/// Stale and damaged locks go without asking (every job removes them
+/// too); live ones only with --all.
 pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<ExitCode> {
     let (backend, _) = ctx.location(None)?;
     Repository::read_config(backend.as_ref())?;
-    let remaining = lifeboat::repo::lock::list(backend.as_ref())?;
-    let removed = lifeboat::repo::lock::unlock(backend.as_ref(), a.all)?;
-    for l in &removed {
-        ctx.say(format!("removed {}", l.describe()));
+    let done = lifeboat::repo::lock::unlock(backend.as_ref(), a.all)?;
+    for line in &done.removed {
+        ctx.say(format!("removed {line}"));
     }
-    let left = remaining.len() - removed.len();
-    if left > 0 {
-        eprintln!("{left} lock(s) held by live or unconfirmable processes were kept; `lifeboat unlock --all` removes them too");
-    } else if removed.is_empty() {
+    if done.kept > 0 {
+        eprintln!(
+            "{} lock(s) held by running or unconfirmable processes were kept; `lifeboat unlock --all` removes them too",
+            done.kept
+        );
+    } else if done.removed.is_empty() {
         ctx.say("no locks");
     }
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,8 @@
 //! with `--json`, for machines.
 
 mod backup;
+mod browse;
+mod completions;
 mod config_cmd;
 mod copy;
 mod demo;
@@ -14,12 +16,16 @@ mod jobs;
 mod keys;
 mod leftovers;
 mod output;
+pub(crate) mod pipe;
 mod recover;
 mod restore;
 mod rollback;
 mod runbook;
 mod schedule;
 mod snapshots;
+mod stats;
+mod tag;
+mod repair;
 mod verify;
 
 use anyhow::{bail, Result};
@@ -47,6 +53,15 @@ struct Cli {
     /// Print only errors and warnings
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// A directory of your own runbooks, added to the built-in ones (an id they share replaces the built-in one) [default: the config's runbooks_dir, else runbooks/ beside the config]
+    #[arg(long, global = true, value_name = "DIR")]
+    runbooks: Option<PathBuf>,
+    /// Wait this long for another job's repository lock (e.g. "10m", "2h", "0") [default: 30m for backup, verify, restore, drill, copy, prune, forget and jobs; 0 otherwise]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    retry_lock: Option<std::time::Duration>,
+    /// Take no repository lock: for reading a read-only repository (restore, verify, drill, ls, snapshots)
+    #[arg(long, global = true)]
+    no_lock: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -61,10 +76,23 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     /// List the files in a restore point
     Ls(snapshots::LsArgs),
+    /// Find files by name or glob across restore points
+    Find(browse::FindArgs),
+    /// What was added, removed and changed between two restore points
+    Diff(browse::DiffArgs),
+    /// Write one file of a restore point to stdout
+    Dump(browse::DumpArgs),
+    /// Repository and per-service totals: raw and stored bytes, dedup ratio, chunks
+    Stats(stats::StatsArgs),
+    /// Add or remove tags on a restore point
+    Tag(tag::TagArgs),
     /// Restore a restore point (or some paths of it) into a directory
     Restore(restore::RestoreArgs),
     /// Check that every restore point can be restored
     Verify(verify::VerifyArgs),
+    /// Repair a damaged repository: rebuild the index, drop what lost data restore points need
+    #[command(subcommand)]
+    Repair(repair::RepairCommand),
     /// Manage who can open the repository
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -100,6 +128,10 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// List the copies restores kept for rollback, and discard them
     Leftovers(leftovers::LeftoversArgs),
+    /// Print shell completions: `source <(lifeboat completions bash)`
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page: `lifeboat man | man -l -`
+    Man,
     /// Run a job started by `recover` or the console (internal)
     #[command(hide = true)]
     JobRun { id: String },
@@ -111,41 +143,72 @@ struct Ctx {
     config: Option<Config>,
     json: bool,
     quiet: bool,
+    /// How repositories opened for this command are locked.
+    locks: repo::lock::LockOptions,
     /// What a job told its user, for the monitor's failure ping.
     log: std::cell::RefCell<Vec<String>>,
 }
 
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    let json = cli.json;
+    match run_cli(cli) {
+        // Under --json the error is JSON too, for the script that asked.
+        Err(e) if json => {
+            output::error(&e);
+            Ok(ExitCode::from(1))
+        }
+        other => other,
+    }
+}
+
+fn run_cli(mut cli: Cli) -> Result<ExitCode> {
     // The demo brings its own config; a broken one on this host must not stop it.
-    let command = match cli.command {
+    let command = match cli.command.take() {
         Some(Command::Demo(a)) => return demo::demo(a, cli.quiet),
+        Some(Command::Completions(a)) => return completions::completions(a),
+        Some(Command::Man) => return completions::man(),
         other => other,
     };
-    let config = match load_config(cli.config.as_deref()) {
+    let config_path = match &cli.config {
+        Some(p) => Some(p.clone()),
+        None => config_cmd::default_locations()
+            .into_iter()
+            .find(|p| p.exists()),
+    };
+    // These two work on a config that does not exist yet or does not load.
+    let command = match command {
+        Some(Command::Config(c @ config_cmd::ConfigCommand::Check)) | Some(Command::Config(c @ config_cmd::ConfigCommand::Init(_))) => {
+            let ctx = Ctx::new(&cli, None);
+            return match c {
+                config_cmd::ConfigCommand::Check => {
+                    config_cmd::config_check(&ctx, config_path, cli.runbooks.as_deref())
+                }
+                config_cmd::ConfigCommand::Init(a) => config_cmd::config_init(&ctx, cli.config.as_deref(), a),
+            };
+        }
+        other => other,
+    };
+    let config = match config_path.map(|p| Config::load(&p)).transpose() {
         Ok(c) => c,
         // A monitor reading `health` expects 3 (unknown) whenever health
         // cannot be evaluated, a broken config included.
         Err(e) if matches!(command, Some(Command::Health)) => {
-            eprintln!("error: {e:#}");
-            if let Some(hint) = lifeboat::error::hint_for(&e) {
-                eprintln!("  hint: {hint}");
-            }
+            output::error_in(&e, cli.json);
             return Ok(ExitCode::from(3));
         }
         Err(e) => return Err(e),
     };
-    let ctx = Ctx {
-        cli_repo: cli.repo,
-        cli_key: cli.key,
-        config,
-        json: cli.json,
-        quiet: cli.quiet,
-        log: Default::default(),
-    };
+    let config = config.map(|mut c| {
+        if cli.runbooks.is_some() {
+            c.runbooks_dir = cli.runbooks.clone();
+        }
+        c
+    });
+    let mut ctx = Ctx::new(&cli, config);
     let Some(command) = command else {
         let Some(config) = ctx.config else {
-            bail!("no config found (looked for --config, $LIFEBOAT_CONFIG, /etc/lifeboat/lifeboat.toml, ~/.config/lifeboat/lifeboat.toml); try `lifeboat demo` to look around, or start from config/lifeboat.example.toml");
+            bail!(lifeboat::Error::NoConfig);
         };
         console(config, None)?;
         return Ok(ExitCode::SUCCESS);
@@ -162,6 +225,10 @@ pub fn run() -> Result<ExitCode> {
         Command::JobRun { id } => jobs::kind_of(&ctx, id),
         _ => None,
     };
+    // Unattended jobs wait out a prune; quick interactive commands do not.
+    if cli.retry_lock.is_none() && job.is_some() {
+        ctx.locks.wait = repo::lock::DEFAULT_WAIT;
+    }
     let Some(job) = job else {
         return dispatch(&ctx, command);
     };
@@ -197,11 +264,22 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
         Command::Backup(a) => backup::backup(ctx, a),
         Command::Snapshots(a) => snapshots::snapshots(ctx, a),
         Command::Ls(a) => snapshots::ls(ctx, a),
+        Command::Find(a) => browse::find(ctx, a),
+        Command::Diff(a) => browse::diff(ctx, a),
+        Command::Dump(a) => browse::dump(ctx, a),
+        Command::Stats(a) => stats::stats(ctx, a),
+        Command::Tag(a) => tag::tag(ctx, a),
         Command::Restore(a) => restore::restore(ctx, a),
         Command::Verify(a) => verify::verify(ctx, a),
+        Command::Repair(c) => repair::repair(ctx, c),
         Command::Keys(k) => keys::keys(ctx, k),
         Command::Unlock(a) => keys::unlock(ctx, a),
-        Command::Config(config_cmd::ConfigCommand::Check) => config_cmd::config_check(ctx),
+        // Handled before the config is loaded; kept here so nothing is lost.
+        Command::Config(config_cmd::ConfigCommand::Check) => {
+            let path = ctx.config.as_ref().map(|c| c.path.clone());
+            config_cmd::config_check(ctx, path, None)
+        }
+        Command::Config(config_cmd::ConfigCommand::Init(a)) => config_cmd::config_init(ctx, None, a),
         Command::Health => health::health(ctx),
         Command::Drill(a) => drill::drill(ctx, a),
         Command::Demo(a) => demo::demo(a, ctx.quiet),
@@ -216,57 +294,86 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
         Command::Rollback(a) => rollback::rollback(ctx, a),
         Command::Leftovers(a) => leftovers::leftovers(ctx, a),
         Command::JobRun { id } => jobs::job_run(ctx, &id),
-    }
-}
-
-fn load_config(explicit: Option<&std::path::Path>) -> Result<Option<Config>> {
-    if let Some(p) = explicit {
-        return Config::load(p).map(Some);
-    }
-    let mut candidates = vec![PathBuf::from("/etc/lifeboat/lifeboat.toml")];
-    if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(PathBuf::from(home).join(".config/lifeboat/lifeboat.toml"));
-    }
-    match candidates.into_iter().find(|p| p.exists()) {
-        Some(p) => Config::load(&p).map(Some),
-        None => Ok(None),
+        Command::Completions(a) => completions::completions(a),
+        Command::Man => completions::man(),
     }
 }
 
 impl Ctx {
-    /// The repository storage and key for a command, from (in order) the
-    /// command line, the service's repository, the config's only repository.
-    /// `--repo` takes a configured name, a directory or `s3://bucket/prefix`.
-    fn location(&self, service_repo: Option<&str>) -> Result<(Box<dyn Backend>, KeySource)> {
-        let named = |name: &str| self.config.as_ref().and_then(|c| c.repositories.get(name));
-        let configured = match (&self.cli_repo, service_repo) {
-            (Some(r), _) => match named(r) {
-                Some(r) => r,
-                None => {
-                    let key = KeySource::choose(self.cli_key.as_deref(), None)?;
-                    return Ok((repo::backend_at(r)?, key));
+    fn new(cli: &Cli, config: Option<Config>) -> Ctx {
+        Ctx {
+            cli_repo: cli.repo.clone(),
+            cli_key: cli.key.clone(),
+            config,
+            json: cli.json,
+            quiet: cli.quiet,
+            locks: repo::lock::LockOptions {
+                wait: cli.retry_lock.unwrap_or_default(),
+                enabled: !cli.no_lock,
+                ..Default::default()
+            },
+            log: Default::default(),
+        }
+    }
+
+    /// The configured repository a command works on, from (in order) the
+    /// command line, the service's repository, the config's only
+    /// repository; `None` when `--repo` gives a location instead.
+    fn configured(
+        &self,
+        service_repo: Option<&str>,
+    ) -> Result<Option<&lifeboat::config::Repository>> {
+        let config = self.config.as_ref();
+        let named = |name: &str| config.and_then(|c| c.repositories.get(name));
+        match (&self.cli_repo, service_repo) {
+            (Some(r), _) => match (named(r), config) {
+                (Some(r), _) => Ok(Some(r)),
+                // `mian` is a mistyped name, `/mnt/nas` or `./repo` a place.
+                (None, Some(c)) if !looks_like_location(r) && !c.repositories.is_empty() => {
+                    Err(c.unknown_repository(r))
                 }
+                (None, _) => Ok(None),
             },
-            (None, Some(name)) => match named(name) {
-                Some(r) => r,
-                None => bail!("no repository named `{name}` in the config"),
+            (None, Some(name)) => match (named(name), config) {
+                (Some(r), _) => Ok(Some(r)),
+                (None, Some(c)) => Err(c.unknown_repository(name)),
+                (None, None) => bail!("no repository named `{name}`"),
             },
-            (None, None) => match self.config.as_ref().map(|c| c.repositories.values().collect::<Vec<_>>()) {
-                Some(v) if v.len() == 1 => v[0],
+            (None, None) => match config.map(|c| c.repositories.values().collect::<Vec<_>>()) {
+                Some(v) if v.len() == 1 => Ok(Some(v[0])),
                 Some(v) if v.len() > 1 => bail!(
                     "the config has several repositories; choose one with --repo ({})",
                     v.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
                 ),
-                _ => bail!("no repository given: pass --repo DIR (or set LIFEBOAT_REPO), or write a config (see config/lifeboat.example.toml)"),
+                _ => bail!("no repository given: pass --repo DIR (or set LIFEBOAT_REPO), or write a config with `lifeboat config init`"),
             },
+        }
+    }
+
+    /// The repository storage and key for a command (see [`Ctx::configured`]).
+    /// `--repo` takes a configured name, a directory or `s3://bucket/prefix`.
+    fn location(&self, service_repo: Option<&str>) -> Result<(Box<dyn Backend>, KeySource)> {
+        let Some(configured) = self.configured(service_repo)? else {
+            let r = self.cli_repo.as_deref().unwrap_or_default();
+            let key = KeySource::choose(self.cli_key.as_deref(), None)?;
+            return Ok((repo::backend_at(r)?, key));
         };
         let key = KeySource::choose(self.cli_key.as_deref(), configured.key_file.as_ref())?;
+        if let (None, KeySource::File(path)) = (&self.cli_key, &key) {
+            if !path.exists() {
+                return Err(lifeboat::Error::KeyFileMissing {
+                    path: path.clone(),
+                    repo: configured.name.clone(),
+                }
+                .into());
+            }
+        }
         Ok((configured.backend()?, key))
     }
 
     fn open(&self, service_repo: Option<&str>) -> Result<Repository> {
         let (backend, key) = self.location(service_repo)?;
-        Repository::open(backend, key)
+        Ok(Repository::open(backend, key)?.with_lock_options(self.locks))
     }
 
     /// The repositories a repository-wide job covers: the one given with
@@ -301,6 +408,31 @@ impl Ctx {
         }
     }
 
+    /// Checks a service name given on the command line: one the config
+    /// defines, or one with restore points in the repository (`recorded`)
+    /// such as an ad-hoc backup's name. The one place this error is made.
+    fn known_service(&self, name: &str, recorded: &[lifeboat::repo::Snapshot]) -> Result<()> {
+        let mut known: Vec<&str> = self
+            .config
+            .iter()
+            .flat_map(|c| c.services.iter().map(|s| s.name.as_str()))
+            .chain(recorded.iter().map(|s| s.service.as_str()))
+            .collect();
+        if known.contains(&name) {
+            return Ok(());
+        }
+        known.sort_unstable();
+        known.dedup();
+        if known.is_empty() {
+            bail!("unknown service `{name}` (the config names no services and the repository has no restore points)");
+        }
+        bail!(
+            "unknown service `{name}`{}; services: {}",
+            lifeboat::util::suggestion(name, known.iter().copied()),
+            known.join(", ")
+        )
+    }
+
     /// An error the job survives (one service of several failed).
     fn error_line(&self, err: &anyhow::Error, what: &str) {
         let line = format!("error: {what}: {err:#}");
@@ -319,6 +451,11 @@ fn service_repo<'a>(ctx: &'a Ctx, service: Option<&str>) -> Option<&'a str> {
         .iter()
         .find(|s| Some(s.name.as_str()) == service)?;
     Some(svc.repository.as_str())
+}
+
+/// `--repo` text that names a place rather than a configured repository.
+fn looks_like_location(s: &str) -> bool {
+    s.contains('/') || s.starts_with('.') || s.starts_with('~') || std::path::Path::new(s).exists()
 }
 
 /// `SERVICE:latest` names a service: use its repository.

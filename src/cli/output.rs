@@ -19,15 +19,40 @@ pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
 
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
+    let written = serde_json::to_writer(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if let Err(e) = &written {
+        super::pipe::stop_if_closed(e);
+    }
+    Ok(written?)
+}
+
+/// An error for people (`error: …` and a hint line) or, under `--json`,
+/// one JSON object `{"error": …, "hint": …}` — both on stderr.
+pub fn error_in(err: &anyhow::Error, json: bool) {
+    let hint = lifeboat::error::hint_for(err);
+    if json {
+        let v = serde_json::json!({ "error": format!("{err:#}"), "hint": hint });
+        eprintln!("{v}");
+    } else {
+        eprintln!("error: {}", clean(&format!("{err:#}")));
+        if let Some(h) = hint {
+            eprintln!("  hint: {}", clean(&h));
+        }
+    }
+}
+
+pub fn error(err: &anyhow::Error) {
+    error_in(err, true)
 }
 
 pub fn snapshot_json(s: &Snapshot) -> serde_json::Value {
     serde_json::json!({
         "id": s.id, "short_id": s.short_id(), "time": s.time, "host": s.host,
         "service": s.service, "paths": s.paths, "stats": s.stats, "sources": s.sources,
+        "tags": s.tags, "repaired": s.repaired,
     })
 }
 
@@ -47,10 +72,10 @@ pub fn ls_line(n: &Node) -> String {
         n.gid,
         n.size,
         &when[..19.min(when.len())].replace('T', " "),
-        n.path
+        clean(&n.path)
     );
     if let Some(t) = &n.target {
-        line.push_str(&format!(" -> {t}"));
+        line.push_str(&format!(" -> {}", clean(t)));
     }
     if n.secret {
         line.push_str("  (secret: restored mode 0600)");
@@ -75,6 +100,12 @@ pub fn print_verify(r: &VerifyReport, percent: f64) {
             String::new()
         }
     );
+    if r.files_hashed > 0 {
+        println!(
+            "{} file(s) of the newest restore points read whole and checked against their hashes",
+            r.files_hashed
+        );
+    }
     if r.unreferenced_packs > 0 {
         println!(
             "{} unreferenced pack(s), left by interrupted backups: harmless, prune removes them",
@@ -86,9 +117,9 @@ pub fn print_verify(r: &VerifyReport, percent: f64) {
         return;
     }
     for p in &r.problems {
-        println!("PROBLEM {}: {}", p.object, p.problem);
+        println!("PROBLEM {}: {}", clean(&p.object), clean(&p.problem));
         for a in p.affects.iter().take(20) {
-            println!("  affects {a}");
+            println!("  affects {}", clean(a));
         }
         if p.affects.len() > 20 {
             println!("  … and {} more", p.affects.len() - 20);
@@ -100,7 +131,7 @@ pub fn print_verify(r: &VerifyReport, percent: f64) {
         if r.good_snapshots.is_empty() {
             "none".to_string()
         } else {
-            r.good_snapshots.join(", ")
+            clean(&r.good_snapshots.join(", ")).into_owned()
         }
     );
 }
@@ -124,17 +155,27 @@ impl Progress {
             } else {
                 ProgressBar::hidden()
             };
-            let style = ProgressStyle::with_template(
-                "{msg:28!} [{bar:16}] {bytes:>9}/{total_bytes:<9} {binary_bytes_per_sec:>11} {eta:>3}",
+            // Until the total is known there is no bar to draw: say what
+            // is happening, and that it is alive. 77 columns at most.
+            let starting = ProgressStyle::with_template("{spinner} {msg:40!} {bytes:>9}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let running = ProgressStyle::with_template(
+                "{spinner} {msg:24!} [{bar:12}] {bytes:>9}/{total_bytes:<9} {binary_bytes_per_sec:>10} {eta:>4}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
-            bar.set_style(style);
-            bar.set_message(label.clone());
+            bar.set_style(starting);
+            bar.set_message(format!("starting {label}"));
+            bar.enable_steady_tick(std::time::Duration::from_millis(250));
+            let mut sized = false;
             while let Some(ev) = rx.recv() {
                 match ev {
                     Event::Progress { counters, .. } => {
                         if counters.bytes_total > 0 {
+                            if !sized {
+                                bar.set_style(running.clone());
+                                sized = true;
+                            }
                             bar.set_length(counters.bytes_total);
                         }
                         bar.set_position(counters.bytes_done);
@@ -170,22 +211,47 @@ impl Progress {
     }
 }
 
+/// `s` in at most `w` columns, cut with an ellipsis.
+fn fit(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        return s.to_string();
+    }
+    let mut cut: String = s.chars().take(w.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The health table fits 80 columns: an SSH session at 3 a.m.
 pub fn print_health(r: &lifeboat::health::Report) {
-    println!(
-        "{:<2}{:<20} {:<10} {:<12} {:<16} {:<22} {:>4} {:>9}",
-        "", "SERVICE", "TIER", "BACKUP/RPO", "VERIFY", "DRILL (TOOK/RTO)", "PTS", "SIZE"
+    let row = |sym: &str, c: [&str; 7]| {
+        println!(
+            "{:<2}{:<14} {:<10} {:<11} {:<11} {:<14} {:>3} {:>8}",
+            sym,
+            fit(&clean(c[0]), 14),
+            fit(c[1], 10),
+            fit(c[2], 11),
+            fit(c[3], 11),
+            fit(c[4], 14),
+            fit(c[5], 3),
+            fit(c[6], 8),
+        )
+    };
+    row(
+        "",
+        ["SERVICE", "TIER", "BACKUP/RPO", "VERIFY", "DRILL/RTO", "PTS", "SIZE"],
     );
     for s in &r.services {
-        println!(
-            "{:<2}{:<20} {:<10} {:<12} {:<16} {:<22} {:>4} {:>9}",
+        row(
             s.state.symbol(),
-            s.service,
-            s.tier.name(),
-            s.backup.text,
-            s.verify.text,
-            s.drill.text,
-            s.restore_points,
-            human_bytes(s.size)
+            [
+                &s.service,
+                s.tier.name(),
+                &s.backup.text,
+                &s.verify.text,
+                &s.drill.text,
+                &s.restore_points.to_string(),
+                &human_bytes(s.size),
+            ],
         );
     }
     for s in &r.services {
@@ -204,7 +270,15 @@ pub fn print_health(r: &lifeboat::health::Report) {
             "{} repository {}: {}",
             c.state.symbol(),
             c.repository,
-            c.text
+            clean(&c.text)
+        );
+    }
+    for l in &r.locks {
+        println!(
+            "{} repository {}: {}",
+            l.state.symbol(),
+            clean(&l.repository),
+            clean(&l.text)
         );
     }
     if r.alerts.is_empty() {
@@ -212,7 +286,7 @@ pub fn print_health(r: &lifeboat::health::Report) {
     } else {
         println!();
         for a in &r.alerts {
-            println!("{} {}", a.state.symbol(), a.message);
+            println!("{} {}", a.state.symbol(), clean(&a.message));
         }
     }
     println!("overall: {}", r.state.word());
@@ -252,6 +326,7 @@ pub fn facts_line(f: &lifeboat::repo::snapshot::Facts) -> String {
     if parts.is_empty() {
         "stored".into()
     } else {
-        parts.join(", ")
+        // Facts are what a database server said: outside text.
+        clean(&parts.join(", ")).into_owned()
     }
 }

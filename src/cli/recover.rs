@@ -4,7 +4,7 @@
 //! follower. On a terminal it first shows the plan and asks for the
 //! service name, as the console does.
 
-use super::runbook::{config, load, RunbookDir};
+use super::runbook::{config, load};
 use super::{output, Ctx};
 use anyhow::{bail, Result};
 use clap::Args;
@@ -43,13 +43,11 @@ pub struct RecoverArgs {
     /// Start the job and return; follow it with `lifeboat jobs attach ID`
     #[arg(long)]
     detach: bool,
-    #[command(flatten)]
-    dir: RunbookDir,
 }
 
 pub fn recover(ctx: &Ctx, a: RecoverArgs) -> Result<ExitCode> {
     let config = config(ctx)?;
-    let (rbs, problems) = load(config, &a.dir)?;
+    let (rbs, problems) = load(config)?;
     let rb = runbook::find(&rbs, &a.scenario)?;
     let mine: Vec<_> = problems.iter().filter(|p| p.file == rb.file).collect();
     if !mine.is_empty() {
@@ -96,7 +94,7 @@ pub fn start(
     let mut ok = true;
     for (svc, c) in request::preflight(&repos, rb, services, point, &inputs) {
         ok &= c.ok;
-        if !ctx.json {
+        if !ctx.json && (!ctx.quiet || !c.ok) {
             println!(
                 "preflight {svc}: {} {}: {}",
                 if c.ok { "✓" } else { "✗" },
@@ -124,12 +122,14 @@ pub fn start(
     if detach {
         if ctx.json {
             output::json(&serde_json::json!({"job": id}))?;
+        } else if ctx.quiet {
+            println!("{id}");
         } else {
             println!("started job {id}; follow it with `lifeboat jobs attach {id}`");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    follow(config, &id, interactive)
+    follow(config, &id, interactive, ctx.quiet)
 }
 
 /// What the run will change, then the service name typed back: nothing
@@ -168,7 +168,8 @@ fn confirm(
 /// Prints a job's journal as plain lines until it finishes; with a
 /// terminal, answers its questions from stdin. Ctrl-C leaves the job
 /// running and says how to get back to it.
-pub fn follow(config: &Config, id: &str, interactive: bool) -> Result<ExitCode> {
+/// With `quiet`, only a failure is printed (on stderr).
+pub fn follow(config: &Config, id: &str, interactive: bool, quiet: bool) -> Result<ExitCode> {
     let job = id.to_string();
     lifeboat::runtime::on_signal(move |_| {
         eprintln!();
@@ -199,7 +200,9 @@ pub fn follow(config: &Config, id: &str, interactive: bool) -> Result<ExitCode> 
         offset = off;
         for l in &lines {
             view.apply(l);
-            print_line(&view, l, &mut last_progress);
+            if !quiet {
+                print_line(&view, l, &mut last_progress);
+            }
         }
         // Only the question still open, once everything written so far is
         // read: replaying an old journal never answers old questions.
@@ -211,7 +214,7 @@ pub fn follow(config: &Config, id: &str, interactive: bool) -> Result<ExitCode> 
             }
         }
         if let Some((outcome, ms, report)) = &view.finished {
-            println!(
+            let line = format!(
                 "job {id} {} in {}{}",
                 match outcome {
                     Outcome::Success => "succeeded",
@@ -225,6 +228,11 @@ pub fn follow(config: &Config, id: &str, interactive: bool) -> Result<ExitCode> 
                     .map(|r| format!("; report: {}", r.display()))
                     .unwrap_or_default()
             );
+            match (*outcome == Outcome::Success, quiet) {
+                (true, true) => {}
+                (true, false) => println!("{line}"),
+                (false, _) => eprintln!("{line}"),
+            }
             return Ok(if *outcome == Outcome::Success {
                 ExitCode::SUCCESS
             } else {

@@ -38,7 +38,13 @@ pub struct RestoreArgs {
     /// Restore into a non-empty target: the entries the restore writes replace what is there, which is kept aside; nothing else is touched
     #[arg(long)]
     force: bool,
+    /// Rescue a damaged restore point: restore every intact file, name on stderr each one whose data is lost or damaged (none of them is written), exit 3
+    #[arg(long, conflicts_with = "live")]
+    skip_damaged: bool,
 }
+
+/// Exit code of a restore that left damaged files out (`--skip-damaged`).
+const EXIT_INCOMPLETE: u8 = 3;
 
 pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
     if let Some(config) = &ctx.config {
@@ -59,6 +65,7 @@ pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
     opts.include = a.paths;
     opts.force = a.force;
     opts.state_dir = Some(state_dir);
+    opts.skip_damaged = a.skip_damaged;
     let progress = Progress::start(
         ctx.quiet || ctx.json,
         &format!("restore {}", snap.short_id()),
@@ -68,14 +75,33 @@ pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
     drop(reporter);
     progress.finish();
     let report = report?;
-    tracing::info!(job = "restore", restore = %report.id, snapshot = %snap.id, service = %snap.service, files = report.files, bytes = report.bytes, duration_ms = report.duration_ms, "restore finished");
+    tracing::info!(job = "restore", restore = %report.id, snapshot = %snap.id, service = %snap.service, files = report.files, bytes = report.bytes, duration_ms = report.duration_ms, damaged = report.damaged.len(), "restore finished");
+    let code = if report.damaged.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INCOMPLETE)
+    };
+    for d in &report.damaged {
+        eprintln!(
+            "not restored: /{}: {}",
+            output::clean(&d.path),
+            output::clean(&d.why)
+        );
+    }
     if ctx.json {
         output::json(&report)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let secs = report.duration_ms as f64 / 1000.0;
+    if !report.damaged.is_empty() {
+        eprintln!(
+            "warning: {} file(s) of snapshot {} could not be restored (listed above); everything else was",
+            report.damaged.len(),
+            snap.short_id()
+        );
+    }
     ctx.say(format!(
-        "restored snapshot {} of {} into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s; every file matches its recorded hash",
+        "restored snapshot {} of {} into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s; every file {}matches its recorded hash",
         snap.short_id(),
         snap.service,
         report.target.display(),
@@ -83,7 +109,8 @@ pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
         report.dirs,
         report.symlinks,
         human_bytes(report.bytes),
-        secs
+        secs,
+        if report.damaged.is_empty() { "" } else { "restored " }
     ));
     if let Some(r) = &report.rollback {
         ctx.say(format!(
@@ -94,7 +121,7 @@ pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
             report.id
         ));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// `restore --live`: the service goes back where it lives, after showing

@@ -5,7 +5,7 @@
 //! report as any recovery.
 
 use super::recover;
-use super::runbook::{load, RunbookDir};
+use super::runbook::load;
 use super::Ctx;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -25,8 +25,6 @@ pub struct RollbackArgs {
     /// Start the job and return
     #[arg(long)]
     detach: bool,
-    #[command(flatten)]
-    dir: RunbookDir,
 }
 
 pub fn rollback(ctx: &Ctx, a: RollbackArgs) -> Result<ExitCode> {
@@ -48,7 +46,7 @@ pub fn rollback(ctx: &Ctx, a: RollbackArgs) -> Result<ExitCode> {
     services.dedup();
     if let Some(config) = &ctx.config {
         if services.iter().all(|s| config.service(s).is_ok()) {
-            let (rbs, _) = load(config, &a.dir)?;
+            let (rbs, _) = load(config)?;
             let rb = runbook::find(&rbs, "rollback")?;
             let svcs: Vec<_> = services
                 .iter()

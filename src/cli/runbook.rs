@@ -2,25 +2,17 @@
 
 use super::{output, Ctx};
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use lifeboat::config::Config;
 use lifeboat::runbook::{self, request, Runbook};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum RunbookCommand {
     /// Validate every runbook against the config: file:line: problem
-    Check(RunbookDir),
+    Check,
     /// List the runbooks and the services each applies to
-    List(RunbookDir),
-}
-
-#[derive(Args)]
-pub struct RunbookDir {
-    /// A directory of your own runbooks, added to the built-in ones (an id they share replaces the built-in one) [default: the config's runbooks_dir, else runbooks/ beside the config]
-    #[arg(long, value_name = "DIR")]
-    pub runbooks: Option<PathBuf>,
+    List,
 }
 
 pub fn config(ctx: &Ctx) -> Result<&Config> {
@@ -29,8 +21,10 @@ pub fn config(ctx: &Ctx) -> Result<&Config> {
         .context("runbooks need a config (pass --config FILE)")
 }
 
-pub fn load(config: &Config, dir: &RunbookDir) -> Result<(Vec<Runbook>, Vec<runbook::Problem>)> {
-    let (rbs, mut problems) = runbook::load_all(config, dir.runbooks.as_deref())?;
+/// The runbooks: built-in ones, and the admin's (`--runbooks` sets the
+/// config's `runbooks_dir`).
+pub fn load(config: &Config) -> Result<(Vec<Runbook>, Vec<runbook::Problem>)> {
+    let (rbs, mut problems) = runbook::load_all(config, None)?;
     problems.extend(runbook::check(&rbs, config));
     problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
     Ok((rbs, problems))
@@ -39,8 +33,8 @@ pub fn load(config: &Config, dir: &RunbookDir) -> Result<(Vec<Runbook>, Vec<runb
 pub fn runbook_cmd(ctx: &Ctx, cmd: RunbookCommand) -> Result<ExitCode> {
     let config = config(ctx)?;
     match cmd {
-        RunbookCommand::Check(dir) => {
-            let (rbs, problems) = load(config, &dir)?;
+        RunbookCommand::Check => {
+            let (rbs, problems) = load(config)?;
             for p in &problems {
                 println!("{p}");
             }
@@ -52,8 +46,8 @@ pub fn runbook_cmd(ctx: &Ctx, cmd: RunbookCommand) -> Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
-        RunbookCommand::List(dir) => {
-            let (rbs, _) = load(config, &dir)?;
+        RunbookCommand::List => {
+            let (rbs, _) = load(config)?;
             if ctx.json {
                 let list: Vec<_> = rbs
                     .iter()

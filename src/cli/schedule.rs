@@ -26,7 +26,7 @@ pub fn schedule(ctx: &Ctx, a: ScheduleArgs) -> Result<ExitCode> {
         .context("schedules come from the config's [schedule] section (pass --config FILE)")?;
     if config.schedule.jobs.is_empty() {
         bail!(
-            "{} has no [schedule] section (see config/lifeboat.example.toml)",
+            "{} has no [schedule] section (docs/usage.md shows one)",
             config.path.display()
         );
     }
@@ -40,10 +40,23 @@ pub fn schedule(ctx: &Ctx, a: ScheduleArgs) -> Result<ExitCode> {
         ..config.clone()
     };
     if a.format == "cron" {
-        print!("{}", lifeboat::schedule::cron_lines(&config, &exe));
+        let lines = lifeboat::schedule::cron_lines(&config, &exe);
+        if ctx.json {
+            super::output::json(&serde_json::json!({ "cron": lines.lines().collect::<Vec<_>>() }))?;
+        } else {
+            print!("{lines}");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let units = lifeboat::schedule::systemd_units(&config, &exe);
+    if ctx.json && a.write.is_none() {
+        let list: Vec<_> = units
+            .iter()
+            .map(|(name, text)| serde_json::json!({ "name": name, "text": text }))
+            .collect();
+        super::output::json(&serde_json::json!({ "units": list }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     match a.write {
         Some(dir) => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

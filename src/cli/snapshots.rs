@@ -4,47 +4,162 @@ use super::output::{self, human_bytes};
 use super::Ctx;
 use anyhow::{bail, Result};
 use clap::Args;
+use lifeboat::repo::snapshot::{validate_tag, Filter};
 use lifeboat::repo::tree::is_at_or_under;
+use lifeboat::repo::{Repository, Snapshot};
 use std::process::ExitCode;
+
+/// Which restore points a command looks at; flattened into every command
+/// that lists or searches them.
+#[derive(Args, Default)]
+pub struct FilterArgs {
+    /// Only this service's restore points
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// Only restore points made on this host
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only restore points with this tag; `--tag a,b` needs both, a repeated --tag accepts either
+    #[arg(long, value_name = "TAG[,TAG]")]
+    pub tag: Vec<String>,
+    /// Only the newest N restore points of each service
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub latest: Option<usize>,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("N must be at least 1 (the newest N restore points of each service)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> Result<Filter> {
+        let mut tags = Vec::new();
+        for group in &self.tag {
+            let group: Vec<String> = group.split(',').map(str::to_string).collect();
+            for t in &group {
+                validate_tag(t)?;
+            }
+            tags.push(group);
+        }
+        Ok(Filter {
+            service: self.service.clone(),
+            host: self.host.clone(),
+            tags,
+            latest: self.latest,
+        })
+    }
+
+    /// The repositories to look in: the service's, or every one.
+    pub fn repositories(&self, ctx: &Ctx) -> Vec<Option<String>> {
+        match super::service_repo(ctx, self.service.as_deref()) {
+            Some(r) if ctx.cli_repo.is_none() => vec![Some(r.to_string())],
+            _ => ctx.every_repository(),
+        }
+    }
+}
+
+/// The restore points `filter` selects (an unknown `--service` is an
+/// error), oldest first, and the summaries that could not be read.
+pub fn selected(
+    ctx: &Ctx,
+    repo: &Repository,
+    filter: &Filter,
+) -> Result<(Vec<Snapshot>, lifeboat::repo::Damaged)> {
+    let (snaps, damaged) = repo.list_snapshots()?;
+    if let Some(svc) = &filter.service {
+        ctx.known_service(svc, &snaps)?;
+    }
+    Ok((filter.apply(snaps), damaged))
+}
+
+/// A restore point named as `ls` and `restore` take it: an id or unique
+/// prefix, `latest`, `SERVICE:latest`, or a configured service's name.
+pub fn resolve(ctx: &Ctx, query: &str) -> Result<(Repository, Snapshot)> {
+    let query = expand(ctx, query);
+    let repo = ctx.open(super::snapshot_repo(ctx, &query))?;
+    let snap = find_in(ctx, &repo, &query)?;
+    Ok((repo, snap))
+}
+
+/// A configured service's name stands for its newest restore point.
+fn expand(ctx: &Ctx, query: &str) -> String {
+    match &ctx.config {
+        Some(c) if c.services.iter().any(|s| s.name == query) => format!("{query}:latest"),
+        _ => query.to_string(),
+    }
+}
+
+/// `find_snapshot` in `repo`, taking the same names as [`resolve`]; a
+/// query naming an unknown service says so.
+pub fn find_in(ctx: &Ctx, repo: &Repository, query: &str) -> Result<Snapshot> {
+    let query = expand(ctx, query);
+    let query = query.as_str();
+    repo.find_snapshot(query, None).or_else(|e| {
+        if let Some((svc, _)) = query.split_once(':') {
+            ctx.known_service(svc, &repo.list_snapshots()?.0)?;
+        }
+        Err(e)
+    })
+}
 
 #[derive(Args)]
 pub struct SnapshotsArgs {
-    /// Only this service's restore points
-    service: Option<String>,
+    /// Only this service's restore points (the same as --service)
+    #[arg(value_name = "SERVICE", conflicts_with = "service")]
+    only: Option<String>,
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
-pub fn snapshots(ctx: &Ctx, a: SnapshotsArgs) -> Result<ExitCode> {
-    let repo = ctx.open(super::service_repo(ctx, a.service.as_deref()))?;
-    let (snaps, damaged) = repo.list_snapshots()?;
-    let snaps: Vec<_> = snaps
-        .into_iter()
-        .filter(|s| a.service.as_ref().is_none_or(|svc| &s.service == svc))
-        .collect();
+pub fn snapshots(ctx: &Ctx, mut a: SnapshotsArgs) -> Result<ExitCode> {
+    if a.only.is_some() {
+        a.filter.service = a.only.take();
+    }
+    let filter = a.filter.filter()?;
+    let repo = ctx.open(super::service_repo(ctx, filter.service.as_deref()))?;
+    let (snaps, damaged) = selected(ctx, &repo, &filter)?;
     if ctx.json {
         output::json(&snaps.iter().map(output::snapshot_json).collect::<Vec<_>>())?;
     } else {
         println!(
-            "{:<10} {:<20} {:<16} {:<12} {:>8} {:>10} {:>10}",
+            "{:<10} {:<20} {:<16} {:<12} {:>8} {:>10} {:>10}  TAGS",
             "ID", "TIME", "SERVICE", "HOST", "FILES", "SIZE", "ADDED"
         );
         for s in &snaps {
-            println!(
-                "{:<10} {:<20} {:<16} {:<12} {:>8} {:>10} {:>10}",
+            let line = format!(
+                "{:<10} {:<20} {:<16} {:<12} {:>8} {:>10} {:>10}  {}",
                 s.short_id(),
                 s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
-                s.service,
-                s.host,
+                output::clean(&s.service),
+                output::clean(&s.host),
                 s.stats.files,
                 human_bytes(s.stats.bytes),
-                human_bytes(s.stats.bytes_added)
+                human_bytes(s.stats.bytes_added),
+                output::clean(&s.tags.join(","))
             );
+            println!("{}", line.trim_end());
         }
         if snaps.is_empty() {
-            println!("(no restore points yet)");
+            println!(
+                "{}",
+                if filter == Filter::default() {
+                    "(no restore points yet)"
+                } else {
+                    "(no restore points match)"
+                }
+            );
         }
     }
     for (name, why) in &damaged {
-        eprintln!("warning: snapshot {name} is unreadable: {why} (run `lifeboat verify`)");
+        eprintln!(
+            "warning: snapshot {} is unreadable: {} (run `lifeboat verify`)",
+            output::clean(name),
+            output::clean(why)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -59,9 +174,11 @@ pub struct LsArgs {
 
 pub fn ls(ctx: &Ctx, a: LsArgs) -> Result<ExitCode> {
     let repo = ctx.open(super::snapshot_repo(ctx, &a.snapshot))?;
-    let snap = repo.find_snapshot(&a.snapshot, None)?;
+    let snap = find_in(ctx, &repo, &a.snapshot)?;
     let (index, _) = repo.load_index()?;
     let nodes = repo.read_tree(&index, &snap)?;
+    // What `ls` shows must be what a restore would write: the same check.
+    lifeboat::repo::tree::check_tree(&snap, &nodes)?;
     let prefix = a
         .path
         .as_deref()

@@ -141,6 +141,24 @@ impl Problems<'_> {
         let r = duration(d, &|o, m| self.at(o, m));
         self.keep(r)
     }
+
+    /// An RPO or RTO (`what`): a duration that is not zero, which no
+    /// backup or restore could ever meet.
+    fn target(&mut self, d: &Spanned<String>, what: &str) -> Option<Duration> {
+        let v = self.duration(d)?;
+        if v.is_zero() {
+            let e = self.at(
+                d.span().start,
+                format!(
+                    "an {what} of {:?} can never be met; give a real one, like \"24h\"",
+                    d.get_ref()
+                ),
+            );
+            self.found.push(e);
+            return None;
+        }
+        Some(v)
+    }
 }
 
 pub(super) fn parse_all(path: &Path, text: &str) -> Result<(Config, Vec<Error>), Error> {
@@ -209,8 +227,8 @@ fn tiers(
             continue;
         };
         let rt = t.get_ref();
-        let rpo = rt.rpo.as_ref().and_then(|d| p.duration(d));
-        let rto = rt.rto.as_ref().and_then(|d| p.duration(d));
+        let rpo = rt.rpo.as_ref().and_then(|d| p.target(d, "RPO"));
+        let rto = rt.rto.as_ref().and_then(|d| p.target(d, "RTO"));
         if let Some(policy) = tiers.get_mut(&tier) {
             policy.rpo = rpo.unwrap_or(policy.rpo);
             policy.rto = rto.unwrap_or(policy.rto);
@@ -314,10 +332,10 @@ fn services(
             }
         };
         let mut policy = tiers[&rs.tier];
-        if let Some(d) = rs.rpo.as_ref().and_then(|d| p.duration(d)) {
+        if let Some(d) = rs.rpo.as_ref().and_then(|d| p.target(d, "RPO")) {
             policy.rpo = d;
         }
-        if let Some(d) = rs.rto.as_ref().and_then(|d| p.duration(d)) {
+        if let Some(d) = rs.rto.as_ref().and_then(|d| p.target(d, "RTO")) {
             policy.rto = d;
         }
         if policy.rpo.is_zero() {
@@ -603,6 +621,27 @@ fn duration(d: &Spanned<String>, at: &dyn Fn(usize, String) -> Error) -> Result<
                 d.get_ref()
             ),
         )
+    })
+}
+
+/// The file's bytes as text, or the line and column of the first byte
+/// that is not UTF-8 (columns count characters, as editors do, and a byte
+/// order mark is not one).
+pub(super) fn utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, Error> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = e.valid_up_to();
+        let before = std::str::from_utf8(&bytes[..good]).unwrap_or_default();
+        let before = before.strip_prefix('\u{feff}').unwrap_or(before);
+        let (line, col) = line_col(before, before.len());
+        Error::Config {
+            path: path.to_path_buf(),
+            line,
+            col,
+            message: format!(
+                "byte 0x{:02x} is not UTF-8: a config must be UTF-8 text (re-save the file as UTF-8)",
+                bytes.get(good).copied().unwrap_or_default()
+            ),
+        }
     })
 }
 

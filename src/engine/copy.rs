@@ -87,8 +87,8 @@ pub fn copy(
     );
     src.data_identity()
         .context("copying reads the source's data")?;
-    let _src_lock = crate::repo::lock::Lock::shared(src.backend(), "copy")?;
-    let _dst_lock = crate::repo::lock::Lock::shared(dst.backend(), "copy")?;
+    let _src_lock = src.lock(crate::repo::lock::Mode::Read, "copy", &|w| reporter.warn(w))?;
+    let _dst_lock = dst.lock(crate::repo::lock::Mode::Write, "copy", &|w| reporter.warn(w))?;
 
     let (src_snaps, damaged) = src.list_snapshots()?;
     for (name, why) in damaged {
@@ -115,12 +115,16 @@ pub fn copy(
     }
 
     let (src_index, _) = src.load_index()?;
-    let (dst_index, damaged) = dst.load_index()?;
-    for (name, why) in &damaged {
+    let writing = dst.load_index_for_writing()?;
+    for (name, why) in &writing.damaged_files {
         reporter.warn(format!(
             "destination index file {name} is unreadable ({why}); what it lists is sent again"
         ));
     }
+    for w in writing.warnings("destination: ") {
+        reporter.warn(w);
+    }
+    let dst_index = writing.index;
     let total: u64 = todo.iter().map(|s| s.stats.bytes).sum();
     let map_file = opts
         .cache_dir
@@ -325,6 +329,8 @@ impl Job<'_> {
             // Facts name tree paths, never chunk ids: they travel as they are.
             sources: snap.sources.clone(),
             origin: Some(origin_of(snap).to_string()),
+            tags: snap.tags.clone(),
+            repaired: snap.repaired.clone(),
         };
         // Last: only now is the copy visible as a restore point.
         self.dst.save_snapshot(&mut copy)?;
@@ -474,7 +480,7 @@ impl Job<'_> {
                 ),
             }
         }
-        let (index, _) = self.dst.load_index()?;
+        let index = self.dst.load_index_for_writing()?.index;
         let needed = nodes
             .iter()
             .flat_map(|n| n.chunks.iter())

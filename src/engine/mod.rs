@@ -2,14 +2,19 @@
 //! a [`Reporter`](crate::progress::Reporter), and never prints.
 
 pub mod backup;
+pub mod browse;
 pub mod copy;
 pub mod copy_map;
 pub mod drill;
 pub mod leftovers;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod retention;
+pub mod stats;
+pub mod tag;
 pub mod verify;
+mod verify_files;
 
 pub use backup::{backup, backup_with, BackupOptions};
 pub use copy::{copy, CopyOptions, CopyReport};

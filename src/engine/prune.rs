@@ -46,8 +46,12 @@ pub fn plan_forget(
 
 /// Removes the snapshot objects the plans say go. Their data stays until
 /// `prune`.
-pub fn forget(repo: &Repository, plans: &[(Snapshot, Decision)]) -> Result<usize> {
-    let _lock = crate::repo::lock::Lock::exclusive(repo.backend(), "forget")?;
+pub fn forget(
+    repo: &Repository,
+    plans: &[(Snapshot, Decision)],
+    reporter: &Reporter,
+) -> Result<usize> {
+    let _lock = repo.lock(crate::repo::lock::Mode::Exclusive, "forget", &|w| reporter.warn(w))?;
     let mut removed = 0;
     for (snap, d) in plans {
         if !d.keep {
@@ -100,7 +104,7 @@ impl PruneReport {
 
 pub fn prune(repo: &Repository, opts: &PruneOptions, reporter: &Reporter) -> Result<PruneReport> {
     repo.data_identity()?;
-    let _lock = crate::repo::lock::Lock::exclusive(repo.backend(), "prune")?;
+    let _lock = repo.lock(crate::repo::lock::Mode::Exclusive, "prune", &|w| reporter.warn(w))?;
     reporter.progress(
         Counters {
             phase: Phase::Verify,

@@ -9,10 +9,11 @@
 use crate::progress::{Counters, Phase, Reporter};
 use crate::repo::index::PackEntry;
 use crate::repo::tree::NodeKind;
-use crate::repo::{pack, ChunkId, Kind, PackId, Repository};
+use crate::repo::damage::{CopyHealth, DamagedCopy};
+use crate::repo::{pack, ChunkId, Index, Kind, PackId, Repository};
 use anyhow::{anyhow, Result};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -49,6 +50,9 @@ pub struct VerifyReport {
     pub good_snapshots: Vec<String>,
     /// Services with at least one restore point that is not restorable.
     pub affected_services: Vec<String>,
+    /// Files of the newest restore points read whole and checked against
+    /// their recorded hash (`--read-data`).
+    pub files_hashed: u64,
 }
 
 impl VerifyReport {
@@ -63,7 +67,7 @@ pub fn verify(
     reporter: &Reporter,
 ) -> Result<VerifyReport> {
     repo.data_identity()?;
-    let _lock = crate::repo::lock::Lock::shared(repo.backend(), "verify")?;
+    let _lock = repo.lock(crate::repo::lock::Mode::Read, "verify", &|w| reporter.warn(w))?;
     let mut report = VerifyReport::default();
     reporter.progress(
         Counters {
@@ -89,8 +93,8 @@ pub fn verify(
             claimed.entry(*p).or_insert_with(|| entries.clone());
         }
     }
-    let index = crate::repo::Index::build(index_files.into_iter().flat_map(|(_, p)| p));
-    report.chunks = index.len();
+    let health = repo.copy_health()?;
+    drop(index_files);
     let stored: HashMap<String, u64> = repo.backend().list(Kind::Data)?.into_iter().collect();
     report.packs = claimed.len();
     report.unreferenced_packs = stored
@@ -140,6 +144,10 @@ pub fn verify(
     }
 
     // Data: decrypt, decompress and hash chunks of the chosen packs.
+    let structural_bad: HashSet<PackId> = pack_problems.keys().copied().collect();
+    let mut found_copies: Vec<DamagedCopy> = Vec::new();
+    let mut failed_copies: HashSet<DamagedCopy> = HashSet::new();
+    let mut packs_read: HashSet<PackId> = HashSet::new();
     if opts.read_data_percent > 0.0 {
         let mut chosen: Vec<&(PackId, Vec<PackEntry>)> = packs
             .iter()
@@ -158,6 +166,7 @@ pub fn verify(
             });
         }
         report.packs_read = chosen.len();
+        packs_read.extend(chosen.iter().map(|(p, _)| *p));
         let bytes_total: u64 = chosen
             .iter()
             .flat_map(|(_, e)| e.iter().map(|e| e.raw_len as u64))
@@ -165,7 +174,9 @@ pub fn verify(
         let next = AtomicU64::new(0);
         let bytes_done = AtomicU64::new(0);
         let chunks_read = AtomicU64::new(0);
-        let found: Mutex<Vec<(PackId, ChunkId, String)>> = Mutex::new(Vec::new());
+        // (pack, chunk, why, whether the chunk itself read back wrong
+        // rather than the pack not opening)
+        let found: Mutex<Vec<(PackId, ChunkId, String, bool)>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for _ in 0..super::workers() {
                 s.spawn(|| {
@@ -180,7 +191,7 @@ pub fn verify(
                         let mut bad = Vec::new();
                         match repo.read_pack(p) {
                             Err(e) => {
-                                bad.extend(entries.iter().map(|c| (*p, c.id, format!("{e:#}"))))
+                                bad.extend(entries.iter().map(|c| (*p, c.id, format!("{e:#}"), false)))
                             }
                             Ok(mut r) => {
                                 for c in &entries {
@@ -192,7 +203,7 @@ pub fn verify(
                                         &loc,
                                         &mut scratch,
                                     ) {
-                                        bad.push((*p, c.id, format!("{e:#}")));
+                                        bad.push((*p, c.id, format!("{e:#}"), true));
                                         // A failed segment leaves the age reader unusable;
                                         // a fresh one tells which other chunks are fine.
                                         match repo.read_pack(p) {
@@ -228,7 +239,11 @@ pub fn verify(
             .into_inner()
             .map_err(|_| anyhow!("verify state poisoned"))?;
         let mut per_pack: BTreeMap<PackId, Vec<(ChunkId, String)>> = BTreeMap::new();
-        for (p, c, why) in found {
+        for (p, c, why, content) in found {
+            failed_copies.insert(DamagedCopy { pack: p, chunk: c });
+            if content {
+                found_copies.push(DamagedCopy { pack: p, chunk: c });
+            }
             per_pack.entry(p).or_default().push((c, why));
         }
         for (p, chunks) in per_pack {
@@ -247,6 +262,21 @@ pub fn verify(
         }
     }
 
+    let index = judge_copies(
+        repo,
+        &packs,
+        &Judged {
+            health: &health,
+            structural_bad: &structural_bad,
+            failed: &failed_copies,
+            found: &found_copies,
+            packs_read: &packs_read,
+        },
+        &mut bad_chunks,
+        &mut pack_problems,
+    );
+    report.chunks = index.len();
+
     // Snapshots: every chunk they need must be indexed and undamaged.
     let (snaps, damaged_snaps) = repo.list_snapshots()?;
     for (name, why) in damaged_snaps {
@@ -257,6 +287,7 @@ pub fn verify(
         });
     }
     report.snapshots = snaps.len();
+    let newest = super::verify_files::newest_per_service(&snaps);
     let mut affects: HashMap<ChunkId, Vec<String>> = HashMap::new();
     for snap in &snaps {
         let label = format!("{} ({})", snap.short_id(), snap.service);
@@ -296,6 +327,26 @@ pub fn verify(
                         .or_default()
                         .push(format!("{label}: /{}", n.path));
                 }
+            }
+        }
+        // Everything restore checks before writing, and for the newest
+        // point of each service (what an incident restores) every file.
+        if let Some(p) = super::verify_files::tree_problem(snap, &nodes, &index) {
+            snapshot_ok = false;
+            report.problems.push(p);
+        } else if opts.read_data_percent > 0.0 && newest.contains(&snap.id) {
+            let (n, problem) = super::verify_files::check_whole_files(
+                repo,
+                &index,
+                snap,
+                &nodes,
+                &|c| bad_chunks.contains_key(c),
+                reporter,
+            );
+            report.files_hashed += n;
+            if let Some(p) = problem {
+                snapshot_ok = false;
+                report.problems.push(p);
             }
         }
         if snapshot_ok {
@@ -339,4 +390,81 @@ pub fn verify(
         true,
     );
     Ok(report)
+}
+
+/// What verify learnt about stored copies this run.
+struct Judged<'a> {
+    health: &'a CopyHealth,
+    /// Packs missing, or whose trailer is unreadable or disagrees.
+    structural_bad: &'a HashSet<PackId>,
+    /// Copies that did not read back this run, for any reason.
+    failed: &'a HashSet<DamagedCopy>,
+    /// Of those, copies whose stored bytes are wrong (not a pack that
+    /// would not open): recorded for later backups.
+    found: &'a [DamagedCopy],
+    packs_read: &'a HashSet<PackId>,
+}
+
+/// Decides which stored copies are bad, records newly found damage for
+/// later backups, and returns the index to read snapshots with (good
+/// copies first). A chunk stays in `bad_chunks` only when no good copy of
+/// it exists: a chunk a later backup stored again is not damage.
+fn judge_copies(
+    repo: &Repository,
+    packs: &[(PackId, Vec<PackEntry>)],
+    j: &Judged<'_>,
+    bad_chunks: &mut HashMap<ChunkId, Option<PackId>>,
+    pack_problems: &mut BTreeMap<PackId, Problem>,
+) -> Index {
+    // Damage an earlier run found stands until its pack is read again.
+    let mut earlier: BTreeMap<PackId, usize> = BTreeMap::new();
+    for (p, entries) in packs {
+        if j.packs_read.contains(p) {
+            continue;
+        }
+        for e in entries {
+            if j.health.damaged.contains(&DamagedCopy {
+                pack: *p,
+                chunk: e.id,
+            }) {
+                bad_chunks.entry(e.id).or_insert(Some(*p));
+                *earlier.entry(*p).or_default() += 1;
+            }
+        }
+    }
+    for (p, n) in earlier {
+        let problem = format!("{n} chunk(s) found damaged by an earlier `verify --read-data`");
+        pack_problems
+            .entry(p)
+            .and_modify(|e| e.problem = format!("{}; {problem}", e.problem))
+            .or_insert(Problem {
+                object: format!("data/{}", p.hex()),
+                problem,
+                affects: vec![],
+            });
+    }
+    let new: Vec<DamagedCopy> = j
+        .found
+        .iter()
+        .filter(|c| !j.health.damaged.contains(c))
+        .copied()
+        .collect();
+    if !new.is_empty() {
+        // Where backups will see it; a repository verify cannot write to
+        // still gets its report.
+        if let Err(e) = repo.record_damage(&new) {
+            tracing::warn!("could not record damaged chunks for later backups: {e:#}");
+        }
+    }
+    let rank = |p: &PackId, c: &ChunkId| -> u8 {
+        let copy = DamagedCopy { pack: *p, chunk: *c };
+        let bad = !j.health.present.contains(p)
+            || j.structural_bad.contains(p)
+            || j.failed.contains(&copy)
+            || (!j.packs_read.contains(p) && j.health.damaged.contains(&copy));
+        bad as u8
+    };
+    let good = Index::build_ranked(packs.iter().cloned(), |p, c| (rank(p, c) == 0).then_some(0));
+    bad_chunks.retain(|c, _| !good.contains(c));
+    Index::build_ranked(packs.iter().cloned(), |p, c| Some(rank(p, c)))
 }

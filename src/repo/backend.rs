@@ -15,6 +15,8 @@ pub enum Kind {
     Index,
     Snapshots,
     Locks,
+    /// Chunk copies `verify --read-data` found damaged.
+    Damage,
 }
 
 impl Kind {
@@ -26,6 +28,7 @@ impl Kind {
             Kind::Index => "index",
             Kind::Snapshots => "snapshots",
             Kind::Locks => "locks",
+            Kind::Damage => "damage",
         }
     }
 }
@@ -241,6 +244,7 @@ impl Backend for LocalBackend {
             Kind::Snapshots,
             Kind::Locks,
             Kind::Data,
+            Kind::Damage,
         ] {
             dirs.push(self.root.join(k.dir()));
         }

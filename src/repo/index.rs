@@ -67,11 +67,22 @@ impl PackEntry {
         }
         let mut id = [0u8; 32];
         id.copy_from_slice(&b[..32]);
+        let (stored_len, raw_len) = (u(36), u(40));
+        // Every reader allocates what these say: a forged entry must not
+        // make it allocate more than a real chunk can be.
+        if raw_len > super::pack::MAX_CHUNK_LEN || stored_len > super::pack::MAX_STORED_LEN {
+            bail!(
+                "the entry for chunk {} declares {} bytes, more than a chunk can be ({} at most): damaged or forged",
+                ChunkId(id).short(),
+                raw_len.max(stored_len),
+                super::pack::MAX_STORED_LEN
+            );
+        }
         Ok(PackEntry {
             id: ChunkId(id),
             offset: u(32),
-            stored_len: u(36),
-            raw_len: u(40),
+            stored_len,
+            raw_len,
             compressed: flags == 1,
         })
     }
@@ -152,6 +163,43 @@ impl Index {
         idx.entries.dedup_by(|a, b| a.id == b.id);
         idx.entries.shrink_to_fit();
         idx
+    }
+
+    /// Builds the index keeping, for a chunk stored more than once, the
+    /// copy `rank` prefers (lowest); copies ranked `None` are left out.
+    /// Backups rank copies in lost packs and copies verify found damaged
+    /// out, so they store those chunks again; readers rank them last, so a
+    /// good copy is used when one exists.
+    pub fn build_ranked(
+        files: impl IntoIterator<Item = (super::PackId, Vec<PackEntry>)>,
+        rank: impl Fn(&super::PackId, &ChunkId) -> Option<u8>,
+    ) -> Index {
+        let mut pack_numbers = std::collections::HashMap::new();
+        let mut packs = Vec::new();
+        let mut ranked: Vec<(Entry, u8)> = Vec::new();
+        for (pack, entries) in files {
+            let n = *pack_numbers.entry(pack).or_insert_with(|| {
+                packs.push(pack);
+                (packs.len() - 1) as u32
+            });
+            ranked.extend(entries.into_iter().filter_map(|e| {
+                rank(&pack, &e.id).map(|r| {
+                    (
+                        Entry {
+                            id: e.id,
+                            loc: e.location(n),
+                        },
+                        r,
+                    )
+                })
+            }));
+        }
+        ranked.sort_unstable_by_key(|(e, r)| (e.id, *r));
+        ranked.dedup_by(|a, b| a.0.id == b.0.id);
+        Index {
+            packs,
+            entries: ranked.into_iter().map(|(e, _)| e).collect(),
+        }
     }
 
     pub fn get(&self, id: &ChunkId) -> Option<Location> {

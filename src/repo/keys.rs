@@ -97,14 +97,53 @@ pub fn seal_master(master: &MasterKey, to: &Recipient, label: &str) -> Result<Ke
     })
 }
 
-pub fn unseal_master(obj: &KeyObject, identity: &Identity) -> Result<MasterKey> {
-    let sealed = hex::decode(&obj.sealed).context("key object is damaged")?;
-    let plain = crypto::open(&[identity], &sealed)?;
-    let inner: MasterKeyFile = serde_json::from_slice(&plain).context("key object is damaged")?;
+/// Why a key object did not open with the identities of a key file.
+pub enum Refusal {
+    /// Sealed to someone else: not an error on its own.
+    NotForThisKey,
+    /// Unreadable. `ours` when its wrapper names one of the identities
+    /// tried, so this key's own object is the one that is broken.
+    Damaged { why: String, ours: bool },
+}
+
+/// Opens one stored key object (`raw`, its JSON) with any of `ids`,
+/// telling a damaged object from one sealed to another recipient: age
+/// cannot tell those apart for a damaged recipient stanza, so the
+/// object's plaintext `recipient` decides.
+pub fn try_open(raw: &[u8], ids: &[Identity]) -> std::result::Result<MasterKey, Refusal> {
+    use std::io::Read;
+    let damaged = |why: String, ours: bool| Refusal::Damaged { why, ours };
+    let obj: KeyObject = serde_json::from_slice(raw)
+        .map_err(|e| damaged(format!("it is not a key object's JSON: {e}"), false))?;
+    let ours = ids
+        .iter()
+        .any(|id| id.to_public().to_string() == obj.recipient.trim());
+    let sealed = hex::decode(obj.sealed.trim())
+        .map_err(|e| damaged(format!("its sealed key is not hex: {e}"), ours))?;
+    let d = age::Decryptor::new(&sealed[..])
+        .map_err(|_| damaged("its age header cannot be parsed".into(), ours))?;
+    let mut r = match d.decrypt(ids.iter().map(|i| i as &dyn age::Identity)) {
+        Ok(r) => r,
+        Err(age::DecryptError::NoMatchingKeys) if !ours => return Err(Refusal::NotForThisKey),
+        Err(age::DecryptError::NoMatchingKeys) => {
+            return Err(damaged(
+                "it names this key as its recipient but its age header does not open with it"
+                    .into(),
+                true,
+            ))
+        }
+        Err(e) => return Err(damaged(format!("its age header is damaged ({e})"), true)),
+    };
+    let mut plain = Vec::new();
+    r.read_to_end(&mut plain)
+        .map_err(|_| damaged("its sealed key fails authentication".into(), true))?;
+    let inner: MasterKeyFile = serde_json::from_slice(&plain)
+        .map_err(|_| damaged("its sealed key is not a master key".into(), true))?;
+    let bad = |e: anyhow::Error| damaged(format!("{e:#}"), true);
     Ok(MasterKey {
-        data: crypto::parse_identity(&inner.data_identity)?,
-        meta: crypto::parse_identity(&inner.meta_identity)?,
-        chunk_key: parse_key32(&inner.chunk_key)?,
+        data: crypto::parse_identity(&inner.data_identity).map_err(bad)?,
+        meta: crypto::parse_identity(&inner.meta_identity).map_err(bad)?,
+        chunk_key: parse_key32(&inner.chunk_key).map_err(bad)?,
     })
 }
 
@@ -210,4 +249,31 @@ pub fn write_only_file_text(
         chunk_key: hex::encode(chunk_key),
     };
     Ok(serde_json::to_string_pretty(&w)? + "\n")
+}
+
+/// The backup tool whose repository `backend` holds, when it is not
+/// Lifeboat's. restic's layout looks like ours (`config`, `keys/`,
+/// `data/`, `index/`, `snapshots/`), but its `config` is encrypted and its
+/// key files are JSON with a `kdf` and `data`; a damaged Lifeboat config
+/// must not be mistaken for one, so the key files decide.
+pub fn foreign_tool(backend: &dyn super::Backend) -> Option<&'static str> {
+    use super::Kind;
+    if !backend.exists(Kind::Config, "config").unwrap_or(false) {
+        return None;
+    }
+    let raw = backend.get(Kind::Config, "config").ok()?;
+    if serde_json::from_slice::<serde_json::Value>(&raw).is_ok_and(|v| v.is_object()) {
+        return None;
+    }
+    let names = backend.list(Kind::Keys).ok()?;
+    // A few are enough: restic writes one per password.
+    let restic = names.iter().take(8).any(|(name, size)| {
+        *size < 64 * 1024
+            && backend
+                .get(Kind::Keys, name)
+                .ok()
+                .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+                .is_some_and(|v| v.get("kdf").is_some() && v.get("data").is_some())
+    });
+    restic.then_some("restic")
 }

@@ -1,131 +1,674 @@
-//! Repository locks. Backups, restores and verifies take shared locks and may
-//! run side by side; prune takes an exclusive one. A lock records who holds
-//! it, so a stale one is explained rather than silently broken.
+//! Repository locks, as leases. A lock object names its holder (host, pid,
+//! boot id, the process's start time) and is refreshed by a background
+//! thread while held, so a lock whose holder is gone is recognised without
+//! a person: on this host by its process, anywhere by its lapsed lease.
+//! Stale and undecodable locks are removed on the way, with a warning.
+//!
+//! Read and write locks are shared (restores, verifies and backups run side
+//! by side); an exclusive lock (prune, forget) excludes every other. A taker
+//! that meets a conflicting lock waits for it up to [`LockOptions::wait`].
+//! docs/format.md ("Locks") describes the object and the rules.
 
 use super::{Backend, Kind};
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime};
 
+/// A lock not refreshed for this long is stale, whoever holds it. Long
+/// against [`REFRESH_EVERY`], so a holder survives a few failed refreshes
+/// and clocks that disagree by minutes.
+pub const LEASE: Duration = Duration::from_secs(30 * 60);
+/// How often a holder rewrites its lock's `refreshed` time.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+/// How long jobs (backup, verify, restore, drill, copy, prune, forget,
+/// scheduled and runbook jobs) wait for a conflicting lock by default:
+/// longer than a typical nightly prune.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30 * 60);
+/// Polls of a held lock while waiting start here and back off to
+/// [`MAX_POLL`]: a short prune is noticed quickly, a long one costs one
+/// listing every few seconds.
+const FIRST_POLL: Duration = Duration::from_millis(250);
+const MAX_POLL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Reads only (restore, verify, drill, the source of a copy).
+    Read,
+    /// Adds objects (backup, the destination of a copy).
+    Write,
+    /// Removes objects (prune, forget): nobody else may hold a lock.
+    Exclusive,
+}
+
+impl Mode {
+    fn conflicts_with(self, other: Mode) -> bool {
+        self == Mode::Exclusive || other == Mode::Exclusive
+    }
+
+    fn article(self) -> &'static str {
+        match self {
+            Mode::Read => "a read",
+            Mode::Write => "a write",
+            Mode::Exclusive => "an exclusive",
+        }
+    }
+}
+
+/// The lock object (JSON, plaintext: it holds nothing secret).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockInfo {
     pub host: String,
     pub pid: u32,
-    pub time: String,
-    pub exclusive: bool,
+    /// `/proc/sys/kernel/random/boot_id` of the holder's host, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The holder's start time in clock ticks since boot (field 22 of
+    /// `/proc/PID/stat`), so a reused pid is not mistaken for the holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<u64>,
+    pub mode: Mode,
     pub operation: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// RFC 3339, UTC: the lease runs [`LEASE`] from here.
+    pub refreshed: String,
+}
+
+/// Who this process is, as a lock records it.
+struct Me {
+    host: String,
+    boot_id: Option<String>,
+}
+
+impl Me {
+    fn get() -> Me {
+        Me {
+            host: crate::paths::hostname(),
+            boot_id: boot_id(),
+        }
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 impl LockInfo {
-    /// True when the holder is certainly gone: same host, process not running.
-    pub fn is_stale(&self) -> bool {
-        self.host == crate::paths::hostname() && !pid_alive(self.pid)
+    /// A lock for this process.
+    pub fn ours(mode: Mode, operation: &str) -> LockInfo {
+        let now = rfc3339(SystemTime::now());
+        let pid = std::process::id();
+        LockInfo {
+            host: crate::paths::hostname(),
+            pid,
+            boot_id: boot_id(),
+            start_time: process_start(pid),
+            mode,
+            operation: operation.to_string(),
+            created: now.clone(),
+            refreshed: now,
+        }
     }
 
+    /// Why the holder is certainly gone, or None while it may be alive.
+    pub fn stale_reason(&self) -> Option<String> {
+        self.stale_reason_at(&Me::get(), SystemTime::now())
+    }
+
+    fn stale_reason_at(&self, me: &Me, now: SystemTime) -> Option<String> {
+        let Ok(refreshed) = humantime::parse_rfc3339_weak(&self.refreshed) else {
+            return Some(format!("its refresh time {:?} is not a time", self.refreshed));
+        };
+        if let Ok(idle) = now.duration_since(refreshed) {
+            if idle > LEASE {
+                return Some(format!(
+                    "its lease ran out: not refreshed for {} (leases last {})",
+                    crate::util::short_duration(idle),
+                    crate::util::short_duration(LEASE)
+                ));
+            }
+        }
+        if self.host != me.host {
+            return None; // another host's process cannot be looked at
+        }
+        if let (Some(theirs), Some(ours)) = (&self.boot_id, &me.boot_id) {
+            if theirs != ours {
+                return Some("this host has restarted since it was taken".into());
+            }
+        }
+        if !process_running(self.pid) {
+            return Some(format!("process {} is no longer running", self.pid));
+        }
+        match (self.start_time, process_start(self.pid)) {
+            (Some(recorded), Some(now)) if recorded != now => Some(format!(
+                "process {} is another program now (it started after the lock was taken)",
+                self.pid
+            )),
+            _ => None,
+        }
+    }
+
+    pub fn is_stale(&self) -> bool {
+        self.stale_reason().is_some()
+    }
+
+    /// Time since the lock was taken, if its time reads.
+    pub fn age(&self, now: SystemTime) -> Option<Duration> {
+        let created = humantime::parse_rfc3339_weak(&self.created).ok()?;
+        now.duration_since(created).ok()
+    }
+
+    /// Time since the holder last refreshed it.
+    pub fn idle(&self, now: SystemTime) -> Option<Duration> {
+        let refreshed = humantime::parse_rfc3339_weak(&self.refreshed).ok()?;
+        now.duration_since(refreshed).ok()
+    }
+
+    /// "an exclusive lock for prune held by pid 4242 on nas-01 since …"
     pub fn describe(&self) -> String {
         format!(
-            "{} lock for {} held by pid {} on {} since {}{}",
-            if self.exclusive {
-                "an exclusive"
-            } else {
-                "a shared"
-            },
-            self.operation,
+            "{} lock for {} held by pid {} on {} since {}",
+            self.mode.article(),
+            crate::util::printable(&self.operation),
             self.pid,
-            self.host,
-            self.time,
-            if self.is_stale() {
-                " (that process is no longer running)"
-            } else {
-                ""
-            }
+            crate::util::printable(&self.host),
+            crate::util::printable(&self.created),
         )
     }
 }
 
-fn pid_alive(pid: u32) -> bool {
-    // Signal 0 checks existence; EPERM still means the process exists.
+fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// `/proc/PID/stat`: the state letter and the start time in ticks.
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start
+    // after the last ')'. State is field 3, start time field 22.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+fn process_start(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|(_, start)| start)
+}
+
+fn process_running(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    // A zombie has exited; only its parent has not looked yet.
+    if let Some((state, _)) = proc_stat(pid) {
+        return !matches!(state, 'Z' | 'X');
+    }
+    // No /proc: signal 0 checks existence; EPERM still means it exists.
     let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-pub struct Lock<'a> {
-    backend: &'a dyn Backend,
-    name: String,
+/// How a job locks its repository. The front end decides; the engine only
+/// passes these on.
+#[derive(Debug, Clone, Copy)]
+pub struct LockOptions {
+    /// How long to wait for a conflicting lock before failing.
+    pub wait: Duration,
+    /// False for `--no-lock`: read-only operations take no lock (a
+    /// read-only repository); writing ones refuse to run.
+    pub enabled: bool,
+    /// How often a held lock is refreshed ([`REFRESH_EVERY`]; tests
+    /// shorten it).
+    pub refresh_every: Duration,
 }
 
-impl<'a> Lock<'a> {
-    pub fn shared(backend: &'a dyn Backend, operation: &str) -> Result<Lock<'a>> {
-        Self::take(backend, operation, false)
-    }
-
-    pub fn exclusive(backend: &'a dyn Backend, operation: &str) -> Result<Lock<'a>> {
-        Self::take(backend, operation, true)
-    }
-
-    fn take(backend: &'a dyn Backend, operation: &str, exclusive: bool) -> Result<Lock<'a>> {
-        check_conflicts(backend, exclusive, None)?;
-        let info = LockInfo {
-            host: crate::paths::hostname(),
-            pid: std::process::id(),
-            time: super::snapshot::now_rfc3339(),
-            exclusive,
-            operation: operation.to_string(),
-        };
-        let name = hex::encode(rand::random::<[u8; 16]>());
-        backend.put(Kind::Locks, &name, &serde_json::to_vec(&info)?)?;
-        let lock = Lock { backend, name };
-        // Two exclusive takers may both pass the first check; the second
-        // look sees the other's lock and one of them backs off.
-        if let Err(e) = check_conflicts(backend, exclusive, Some(&lock.name)) {
-            drop(lock);
-            return Err(e);
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            wait: DEFAULT_WAIT,
+            enabled: true,
+            refresh_every: REFRESH_EVERY,
         }
-        Ok(lock)
     }
 }
 
-impl Drop for Lock<'_> {
+/// A held lock (or, with `--no-lock`, the absence of one). Released when
+/// dropped.
+pub struct Lock {
+    held: Option<Held>,
+}
+
+struct Held {
+    backend: Arc<dyn Backend>,
+    name: String,
+    operation: String,
+    lost: Arc<AtomicBool>,
+    stop: Option<mpsc::Sender<()>>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What one look at the lock directory found.
+pub enum Entry {
+    Live(LockInfo),
+    Stale(LockInfo, String),
+    /// The object does not decode: (why).
+    Damaged(String),
+}
+
+impl Lock {
+    /// No lock at all (`--no-lock` on a read-only operation).
+    pub fn none() -> Lock {
+        Lock { held: None }
+    }
+
+    /// Takes a lock, waiting up to `opts.wait` for conflicting ones.
+    /// `notify` hears what was removed and what is waited for.
+    pub fn take(
+        backend: Arc<dyn Backend>,
+        mode: Mode,
+        operation: &str,
+        opts: &LockOptions,
+        notify: &dyn Fn(String),
+    ) -> Result<Lock> {
+        if !opts.enabled {
+            if mode == Mode::Read {
+                return Ok(Lock::none());
+            }
+            anyhow::bail!(
+                "--no-lock is only for operations that read (restore, verify, drill, ls, snapshots); {operation} changes the repository and must lock it"
+            );
+        }
+        let info = LockInfo::ours(mode, operation);
+        let deadline = Instant::now() + opts.wait;
+        let mut pause = FIRST_POLL;
+        let mut announced = false;
+        loop {
+            let holder = match attempt(backend.as_ref(), &info, notify)? {
+                Ok(name) => return Ok(Lock::hold(backend, name, info, opts.refresh_every)),
+                Err(holder) => holder,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(crate::Error::Locked {
+                    holder: holder.describe(),
+                    stale: false,
+                }
+                .into());
+            }
+            if !announced {
+                notify(format!(
+                    "waiting up to {} for {} to be released",
+                    crate::util::short_duration(opts.wait),
+                    holder.describe()
+                ));
+                announced = true;
+            }
+            // Jitter keeps two takers that backed off from each other
+            // from meeting again.
+            let jitter = Duration::from_millis(rand::random::<u64>() % 200);
+            std::thread::sleep((pause + jitter).min(deadline - now));
+            pause = (pause * 2).min(MAX_POLL);
+        }
+    }
+
+    fn hold(backend: Arc<dyn Backend>, name: String, info: LockInfo, every: Duration) -> Lock {
+        let lost = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let operation = info.operation.clone();
+        let refresher = {
+            let (backend, name, lost) = (backend.clone(), name.clone(), lost.clone());
+            std::thread::Builder::new()
+                .name("lock-refresh".into())
+                .spawn(move || refresh_until_stopped(backend.as_ref(), &name, info, every, &lost, &stopped))
+                .ok()
+        };
+        Lock {
+            held: Some(Held {
+                backend,
+                name,
+                operation,
+                lost,
+                stop: Some(stop),
+                refresher,
+            }),
+        }
+    }
+
+    /// Fails unless this lock is still in the repository and its lease
+    /// was kept: a backup checks before it records its snapshot, so a lock
+    /// removed under it (`unlock --all`, a lapsed lease) cannot let it
+    /// record one that a prune may already have cut the data from.
+    pub fn ensure_held(&self) -> Result<()> {
+        let Some(h) = &self.held else { return Ok(()) };
+        let present = h.backend.exists(Kind::Locks, &h.name)?;
+        if h.lost.load(Ordering::SeqCst) || !present {
+            return Err(anyhow!(
+                "{} lost its repository lock while it ran (removed by `lifeboat unlock --all`, or its lease ran out); nothing was recorded: run it again",
+                h.operation
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = self.backend.remove(Kind::Locks, &self.name);
+        let Some(h) = &mut self.held else { return };
+        // Stop the refresher first so it cannot write the lock back.
+        h.stop.take();
+        if let Some(t) = h.refresher.take() {
+            let _ = t.join();
+        }
+        let _ = h.backend.remove(Kind::Locks, &h.name);
     }
 }
 
-pub fn list(backend: &dyn Backend) -> Result<Vec<(String, LockInfo)>> {
+fn refresh_until_stopped(
+    backend: &dyn Backend,
+    name: &str,
+    mut info: LockInfo,
+    every: Duration,
+    lost: &AtomicBool,
+    stopped: &mpsc::Receiver<()>,
+) {
+    let mut last_ok = Instant::now();
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+        // Someone judged it stale and removed it: writing it back would
+        // hide that from `ensure_held`.
+        match backend.exists(Kind::Locks, name) {
+            Ok(false) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Ok(true) => {
+                info.refreshed = rfc3339(SystemTime::now());
+                let written = serde_json::to_vec(&info)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|raw| backend.put(Kind::Locks, name, &raw));
+                if written.is_ok() {
+                    last_ok = Instant::now();
+                }
+            }
+            Err(_) => {}
+        }
+        // A store down for a whole lease: others may take the lock as
+        // stale now.
+        if last_ok.elapsed() > LEASE {
+            lost.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// One try: look, write ours, look again. Ok(name) when taken, else the
+/// holder in the way.
+fn attempt(
+    backend: &dyn Backend,
+    info: &LockInfo,
+    notify: &dyn Fn(String),
+) -> Result<std::result::Result<String, LockInfo>> {
+    if let Some(holder) = conflict(backend, info.mode, None, notify)? {
+        return Ok(Err(holder));
+    }
+    let name = hex::encode(rand::random::<[u8; 16]>());
+    let raw = serde_json::to_vec(info)?;
+    if let Err(e) = backend.put(Kind::Locks, &name, &raw) {
+        return Err(read_only(backend, e));
+    }
+    // Two takers may both pass the first look; the second look sees the
+    // other's lock and both back off (and retry after a jittered pause).
+    let second = conflict(backend, info.mode, Some(&name), notify);
+    if !matches!(second, Ok(None)) {
+        let _ = backend.remove(Kind::Locks, &name);
+    }
+    Ok(match second? {
+        None => Ok(name),
+        Some(holder) => Err(holder),
+    })
+}
+
+/// A lock that cannot be written because the storage refuses writes is a
+/// read-only repository, which has its own remedy.
+fn read_only(backend: &dyn Backend, e: anyhow::Error) -> anyhow::Error {
+    let refused = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.raw_os_error(),
+                Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM)
+            )
+        })
+    });
+    if refused {
+        return crate::Error::ReadOnly {
+            repo: backend.location(),
+            cause: format!("{e:#}"),
+        }
+        .into();
+    }
+    e.context(format!("writing a lock into {}", backend.location()))
+}
+
+/// The first live lock that conflicts with `mode`, removing stale and
+/// damaged ones on the way.
+fn conflict(
+    backend: &dyn Backend,
+    mode: Mode,
+    own: Option<&str>,
+    notify: &dyn Fn(String),
+) -> Result<Option<LockInfo>> {
+    let mut found = None;
+    for (name, entry) in scan(backend)? {
+        if Some(name.as_str()) == own {
+            continue;
+        }
+        match entry {
+            Entry::Live(info) => {
+                if found.is_none() && mode.conflicts_with(info.mode) {
+                    found = Some(info);
+                }
+            }
+            Entry::Stale(info, why) => {
+                backend.remove(Kind::Locks, &name)?;
+                notify(format!(
+                    "removed a stale repository lock held by pid {} on {} for {} since {}: {why}",
+                    info.pid,
+                    crate::util::printable(&info.host),
+                    crate::util::printable(&info.operation),
+                    crate::util::printable(&info.created),
+                ));
+            }
+            Entry::Damaged(why) => {
+                backend.remove(Kind::Locks, &name)?;
+                notify(format!("removed a damaged repository lock {name}: {why}"));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Every lock object and what it is, without changing anything.
+pub fn scan(backend: &dyn Backend) -> Result<Vec<(String, Entry)>> {
+    let me = Me::get();
+    let now = SystemTime::now();
     let mut out = Vec::new();
     for (name, _) in backend.list(Kind::Locks)? {
-        let Ok(raw) = backend.get(Kind::Locks, &name) else {
-            continue; // removed meanwhile
+        let Some(decoded) = read_lock(backend, &name)? else {
+            continue; // released meanwhile
         };
-        let info: LockInfo =
-            serde_json::from_slice(&raw).with_context(|| format!("lock {name} is damaged"))?;
-        out.push((name, info));
+        out.push((
+            name,
+            match decoded {
+                Err(why) => Entry::Damaged(why),
+                Ok(info) => match info.stale_reason_at(&me, now) {
+                    Some(why) => Entry::Stale(info, why),
+                    None => Entry::Live(info),
+                },
+            },
+        ));
     }
     Ok(out)
 }
 
-fn check_conflicts(backend: &dyn Backend, exclusive: bool, own: Option<&str>) -> Result<()> {
-    for (name, info) in list(backend)? {
-        if Some(name.as_str()) == own || !(exclusive || info.exclusive) {
-            continue;
+/// Locks bigger than this are not locks; none is read whole.
+const MAX_LOCK_BYTES: u64 = 64 * 1024;
+
+/// None when the object is gone; Err(why) when it does not decode. A
+/// read that fails while the object still exists is an error, not damage:
+/// the store may be failing, and someone's live lock must not be removed
+/// for that.
+fn read_lock(backend: &dyn Backend, name: &str) -> Result<Option<Result<LockInfo, String>>> {
+    let mut last = String::new();
+    // Twice: a body cut short on the way must not be taken for damage.
+    for _ in 0..2 {
+        let raw = match backend.get(Kind::Locks, name) {
+            Ok(raw) => raw,
+            Err(e) => {
+                if !backend.exists(Kind::Locks, name)? {
+                    return Ok(None);
+                }
+                return Err(e).with_context(|| format!("reading lock {name}"));
+            }
+        };
+        if raw.len() as u64 > MAX_LOCK_BYTES {
+            return Ok(Some(Err(format!(
+                "it is {} bytes, not a lock",
+                raw.len()
+            ))));
         }
-        return Err(crate::Error::Locked {
-            holder: info.describe(),
-            stale: info.is_stale(),
+        match serde_json::from_slice::<LockInfo>(&raw) {
+            Ok(info) => return Ok(Some(Ok(info))),
+            Err(e) => last = format!("it does not decode ({e})"),
         }
-        .into());
     }
-    Ok(())
+    Ok(Some(Err(last)))
 }
 
-/// Removes locks: only stale ones unless `all`.
-pub fn unlock(backend: &dyn Backend, all: bool) -> Result<Vec<LockInfo>> {
-    let mut removed = Vec::new();
-    for (name, info) in list(backend)? {
-        if all || info.is_stale() {
-            backend.remove(Kind::Locks, &name)?;
-            removed.push(info);
+/// The locks that decode (for `health` and messages).
+pub fn list(backend: &dyn Backend) -> Result<Vec<(String, LockInfo)>> {
+    Ok(scan(backend)?
+        .into_iter()
+        .filter_map(|(name, e)| match e {
+            Entry::Live(i) | Entry::Stale(i, _) => Some((name, i)),
+            Entry::Damaged(_) => None,
+        })
+        .collect())
+}
+
+/// What `unlock` did: a line per removed lock, and how many were kept.
+pub struct Unlocked {
+    pub removed: Vec<String>,
+    pub kept: usize,
+}
+
+/// Removes stale and damaged locks, and live ones too with `all`.
+pub fn unlock(backend: &dyn Backend, all: bool) -> Result<Unlocked> {
+    let mut done = Unlocked {
+        removed: Vec::new(),
+        kept: 0,
+    };
+    for (name, entry) in scan(backend)? {
+        let line = match entry {
+            Entry::Live(_) if !all => {
+                done.kept += 1;
+                continue;
+            }
+            Entry::Live(info) => info.describe(),
+            Entry::Stale(info, why) => format!("{} ({why})", info.describe()),
+            Entry::Damaged(why) => format!("damaged lock {name} ({why})"),
+        };
+        backend.remove(Kind::Locks, &name)?;
+        done.removed.push(line);
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::LocalBackend;
+
+    fn me() -> Me {
+        Me {
+            host: "here".into(),
+            boot_id: Some("boot-a".into()),
         }
     }
-    Ok(removed)
+
+    fn lock(host: &str, pid: u32, boot: &str, refreshed: SystemTime) -> LockInfo {
+        LockInfo {
+            host: host.into(),
+            pid,
+            boot_id: Some(boot.into()),
+            start_time: process_start(pid),
+            mode: Mode::Exclusive,
+            operation: "prune".into(),
+            created: rfc3339(refreshed),
+            refreshed: rfc3339(refreshed),
+        }
+    }
+
+    #[test]
+    fn staleness_follows_process_boot_and_lease() {
+        let now = SystemTime::now();
+        let mine = std::process::id();
+        assert_eq!(lock("here", mine, "boot-a", now).stale_reason_at(&me(), now), None);
+        // Another host's lock is judged by its lease only.
+        assert_eq!(lock("there", 1, "boot-z", now).stale_reason_at(&me(), now), None);
+        let old = now - LEASE - Duration::from_secs(60);
+        let why = lock("there", 1, "boot-z", old).stale_reason_at(&me(), now);
+        assert!(why.is_some_and(|w| w.contains("lease ran out")));
+        let why = lock("here", mine, "boot-b", now).stale_reason_at(&me(), now);
+        assert!(why.is_some_and(|w| w.contains("restarted")));
+        let mut reused = lock("here", mine, "boot-a", now);
+        reused.start_time = reused.start_time.map(|t| t + 1);
+        let why = reused.stale_reason_at(&me(), now);
+        assert!(why.is_some_and(|w| w.contains("another program")));
+    }
+
+    #[test]
+    fn a_held_lock_is_refreshed_and_noticed_when_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path()));
+        let opts = LockOptions {
+            wait: Duration::ZERO,
+            refresh_every: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let mut held = Lock::take(backend.clone(), Mode::Write, "backup", &opts, &|_| {}).unwrap();
+        let name = held.held.as_ref().unwrap().name.clone();
+        let first = backend.get(Kind::Locks, &name).unwrap();
+        // Refreshes rewrite the object; its created time stays.
+        let t0 = Instant::now();
+        let refreshed = loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let now: LockInfo =
+                serde_json::from_slice(&backend.get(Kind::Locks, &name).unwrap()).unwrap();
+            let before: LockInfo = serde_json::from_slice(&first).unwrap();
+            if now.refreshed != before.refreshed {
+                assert_eq!(now.created, before.created);
+                break true;
+            }
+            if t0.elapsed() > Duration::from_secs(5) {
+                break false;
+            }
+        };
+        assert!(refreshed, "the lock was not refreshed within 5 s");
+        held.ensure_held().unwrap();
+        backend.remove(Kind::Locks, &name).unwrap();
+        assert!(held.ensure_held().is_err());
+        // The refresher notices and stops instead of writing it back.
+        let lost = held.held.as_ref().unwrap().lost.clone();
+        let t0 = Instant::now();
+        while !lost.load(Ordering::SeqCst) {
+            assert!(t0.elapsed() < Duration::from_secs(5), "removal not noticed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!backend.exists(Kind::Locks, &name).unwrap());
+    }
 }

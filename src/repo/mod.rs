@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod chunker;
 pub mod crypto;
+pub mod damage;
 pub mod index;
 pub mod keys;
 pub mod lock;
@@ -128,7 +129,9 @@ pub fn open_at(location: &str, key: Option<&std::path::Path>) -> Result<Reposito
 }
 
 pub struct Repository {
-    backend: Box<dyn Backend>,
+    /// Shared with the refresher thread of a held lock.
+    backend: std::sync::Arc<dyn Backend>,
+    locks: lock::LockOptions,
     config: RepoConfig,
     access: Access,
     key_label: String,
@@ -161,6 +164,13 @@ impl Repository {
         } else {
             (crypto::Identity::generate(), true)
         };
+        if let Some(tool) = keys::foreign_tool(backend.as_ref()) {
+            return Err(crate::Error::ForeignRepository {
+                path: backend.location(),
+                tool,
+            }
+            .into());
+        }
         backend.create()?;
         let master = keys::MasterKey::generate();
         let config = RepoConfig {
@@ -211,9 +221,22 @@ impl Repository {
                 .into())
             }
         };
-        let config: RepoConfig = serde_json::from_slice(&raw).with_context(|| {
-            format!("the repository config at {} is damaged", backend.location())
-        })?;
+        let config: RepoConfig = match serde_json::from_slice(&raw) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(tool) = keys::foreign_tool(backend) {
+                    return Err(crate::Error::ForeignRepository {
+                        path: backend.location(),
+                        tool,
+                    }
+                    .into());
+                }
+                return Err(anyhow::Error::new(e).context(format!(
+                    "the repository config at {} is damaged",
+                    backend.location()
+                )));
+            }
+        };
         if config.format != FORMAT {
             return Err(crate::Error::NotARepository {
                 path: backend.location(),
@@ -265,19 +288,33 @@ impl Repository {
             }
             keys::KeyFile::Identity(ids) => {
                 let mut found = None;
+                // (name, why, sealed to this key), this key's own first.
+                let mut damaged: Vec<(String, String, bool)> = Vec::new();
                 for (name, _) in backend.list(Kind::Keys)? {
                     let raw = backend.get(Kind::Keys, &name)?;
-                    let Ok(obj) = serde_json::from_slice::<keys::KeyObject>(&raw) else {
-                        continue;
-                    };
-                    if let Some(m) = ids.iter().find_map(|id| keys::unseal_master(&obj, id).ok()) {
-                        found = Some(m);
-                        break;
+                    match keys::try_open(&raw, &ids) {
+                        Ok(m) => {
+                            found = Some(m);
+                            break;
+                        }
+                        Err(keys::Refusal::Damaged { why, ours }) => {
+                            damaged.push((name, why, ours))
+                        }
+                        Err(keys::Refusal::NotForThisKey) => {}
                     }
                 }
-                match found {
-                    Some(m) => Access::Full(m),
-                    None => {
+                damaged.sort_by_key(|(_, _, ours)| !ours);
+                match (found, damaged.into_iter().next()) {
+                    (Some(m), _) => Access::Full(m),
+                    (None, Some((object, why, _))) => {
+                        return Err(crate::Error::DamagedKey {
+                            object,
+                            why,
+                            key: key_label,
+                        }
+                        .into())
+                    }
+                    (None, None) => {
                         return Err(crate::Error::WrongKey {
                             key: key_label,
                             repo: backend.location(),
@@ -287,16 +324,42 @@ impl Repository {
                 }
             }
         };
-        let data_recipient = crypto::parse_recipient(&config.data_recipient)?;
-        let meta_recipient = crypto::parse_recipient(&config.meta_recipient)?;
+        let recipient = |field: &str, value: &str| {
+            crypto::parse_recipient(value).with_context(|| {
+                format!(
+                    "{}/config is damaged: its `{field}` is not an age recipient (one like age1… of 62 characters)",
+                    backend.location()
+                )
+            })
+        };
+        let data_recipient = recipient("data_recipient", &config.data_recipient)?;
+        let meta_recipient = recipient("meta_recipient", &config.meta_recipient)?;
         Ok(Repository {
-            backend,
+            backend: backend.into(),
+            locks: lock::LockOptions::default(),
             config,
             access,
             key_label,
             data_recipient,
             meta_recipient,
         })
+    }
+
+    /// How jobs on this repository lock it (wait, `--no-lock`).
+    pub fn with_lock_options(mut self, locks: lock::LockOptions) -> Repository {
+        self.locks = locks;
+        self
+    }
+
+    /// Takes a repository lock for `operation`, as [`Self::with_lock_options`]
+    /// says; `notify` hears what is waited for and what stale locks went.
+    pub fn lock(
+        &self,
+        mode: lock::Mode,
+        operation: &str,
+        notify: &dyn Fn(String),
+    ) -> Result<lock::Lock> {
+        lock::Lock::take(self.backend.clone(), mode, operation, &self.locks, notify)
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -360,13 +423,19 @@ impl Repository {
         crypto::open(&[self.access.meta()], ciphertext)
     }
 
-    /// Loads every index file. Damaged index files are returned by name
-    /// rather than failing the whole load: verify reports them, backup
-    /// simply cannot deduplicate against them.
+    /// Loads every index file, for reading. Damaged index files are
+    /// returned by name rather than failing the whole load: verify reports
+    /// them, backup simply cannot deduplicate against them. Where a chunk
+    /// is stored more than once, a copy in a pack that exists and that
+    /// verify did not find damaged is preferred. Writers use
+    /// [`Repository::load_index_for_writing`].
     pub fn load_index(&self) -> Result<(Index, Damaged)> {
         let (files, damaged) = self.load_index_files()?;
+        let health = self.copy_health()?;
         Ok((
-            Index::build(files.into_iter().flat_map(|(_, packs)| packs)),
+            Index::build_ranked(files.into_iter().flat_map(|(_, packs)| packs), |p, c| {
+                Some(health.rank(p, c))
+            }),
             damaged,
         ))
     }
@@ -461,6 +530,25 @@ impl Repository {
         Ok(())
     }
 
+    /// Replaces a snapshot summary under its own name (its id stays, so
+    /// copies, journals and records that name it keep working). The put is
+    /// atomic: until the new summary is durable the old one is what every
+    /// reader sees. Callers hold a shared lock, so prune cannot remove the
+    /// snapshot meanwhile and have it come back referring to deleted data.
+    pub fn update_snapshot(&self, snap: &Snapshot) -> Result<()> {
+        backend::valid_name(&snap.id)?;
+        if !self.backend.exists(Kind::Snapshots, &snap.id)? {
+            bail!(
+                "snapshot {} was removed (forgotten) meanwhile; nothing was written",
+                snap.short_id()
+            );
+        }
+        let sealed = self.seal_meta(&serde_json::to_vec(snap)?)?;
+        self.backend
+            .put(Kind::Snapshots, &snap.id, &sealed)
+            .with_context(|| format!("rewriting snapshot {}", snap.short_id()))
+    }
+
     /// Resolves `latest`, a full id or a unique id prefix, optionally
     /// restricted to one service.
     pub fn find_snapshot(&self, query: &str, service: Option<&str>) -> Result<Snapshot> {
@@ -510,15 +598,15 @@ impl Repository {
     /// The snapshot's tree, as nodes in depth-first order.
     pub fn read_tree(&self, index: &Index, snap: &Snapshot) -> Result<Vec<tree::Node>> {
         self.data_identity()?;
-        let mut stream = Vec::new();
+        let damaged = || format!("the file list of snapshot {} is damaged", snap.short_id());
+        let mut decoder = tree::Decoder::default();
         for id in &snap.tree {
             let chunk = self.read_chunk(index, id).with_context(|| {
                 format!("reading the file list of snapshot {}", snap.short_id())
             })?;
-            stream.extend_from_slice(&chunk);
+            decoder.feed(&chunk).with_context(damaged)?;
         }
-        tree::decode(&stream)
-            .with_context(|| format!("the file list of snapshot {} is damaged", snap.short_id()))
+        decoder.finish().with_context(damaged)
     }
 
     /// Adds an admin (or break-glass) recipient that can open everything.

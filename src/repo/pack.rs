@@ -13,6 +13,13 @@ use std::io::{Read, Seek, SeekFrom};
 pub const PACK_MAGIC: &[u8; 8] = b"LBPACK01";
 pub const TRAILER_MAGIC: &[u8; 8] = b"LBTRAIL1";
 
+/// The largest chunk any chunker setting cuts (FastCDC's ceiling, 16 MiB).
+pub const MAX_CHUNK_LEN: u32 = fastcdc::v2020::MAXIMUM_MAX;
+/// The most a chunk's stored form can take: chunks are stored compressed
+/// only when that is smaller, so this is the raw ceiling plus zstd's
+/// worst-case framing, with room to spare.
+pub const MAX_STORED_LEN: u32 = MAX_CHUNK_LEN + MAX_CHUNK_LEN / 128 + 4096;
+
 pub struct PackBuilder {
     buf: Vec<u8>,
     entries: Vec<PackEntry>,
@@ -77,6 +84,7 @@ pub fn read_trailer<R: Read + Seek>(r: &mut R) -> Result<Vec<PackEntry>> {
     if table + 20 > end {
         bail!("pack trailer is damaged");
     }
+    // The count is bounded by the pack's own size, checked above.
     r.seek(SeekFrom::End(-12 - table as i64))?;
     let mut b = vec![0u8; table as usize];
     r.read_exact(&mut b).context("reading pack trailer")?;
@@ -92,6 +100,13 @@ pub fn read_chunk<R: Read + Seek>(
     loc: &super::index::Location,
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<u8>> {
+    if loc.stored_len > MAX_STORED_LEN || loc.raw_len > MAX_CHUNK_LEN {
+        bail!(
+            "chunk {}: declared {} bytes, more than a chunk can be (damaged or forged index)",
+            id.short(),
+            loc.stored_len.max(loc.raw_len)
+        );
+    }
     r.seek(SeekFrom::Start(loc.offset as u64))?;
     scratch.resize(loc.stored_len as usize, 0);
     r.read_exact(scratch)

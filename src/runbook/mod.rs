@@ -72,7 +72,17 @@ pub struct Runbook {
     pub requires_stopped: bool,
     pub inputs: Vec<Input>,
     pub front_matter_line: usize,
+    pub front_lines: FrontLines,
     pub steps: Vec<Step>,
+}
+
+/// Lines of front-matter values, for problems found once the config is
+/// known: `kinds` and `services` run parallel to [`AppliesTo`]'s lists.
+#[derive(Debug, Clone, Default)]
+pub struct FrontLines {
+    pub id: usize,
+    pub kinds: Vec<usize>,
+    pub services: Vec<usize>,
 }
 
 impl Runbook {
@@ -490,22 +500,24 @@ pub fn check(runbooks: &[Runbook], config: &Config) -> Vec<Problem> {
         };
         if let Some(other) = ids.insert(rb.id.clone(), rb.file.clone()) {
             p(
-                rb.front_matter_line,
+                rb.front_lines.id,
                 format!("id `{}` is also used by {}", rb.id, other.display()),
             );
         }
-        for k in &rb.applies_to.kinds {
+        let line =
+            |lines: &[usize], i: usize| lines.get(i).copied().unwrap_or(rb.front_matter_line);
+        for (i, k) in rb.applies_to.kinds.iter().enumerate() {
             if !KINDS.contains(&k.as_str()) {
                 p(
-                    rb.front_matter_line,
+                    line(&rb.front_lines.kinds, i),
                     format!("unknown source kind `{k}` (kinds: {})", KINDS.join(", ")),
                 );
             }
         }
-        for s in &rb.applies_to.services {
+        for (i, s) in rb.applies_to.services.iter().enumerate() {
             if config.service(s).is_err() {
                 p(
-                    rb.front_matter_line,
+                    line(&rb.front_lines.services, i),
                     format!(
                         "applies to service `{s}`, which is not in {}",
                         config.path.display()

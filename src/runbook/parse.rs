@@ -3,7 +3,7 @@
 //! does, `- [ ]` checkboxes are things a person confirms, and everything
 //! else is prose shown alongside. Problems carry the line they are on.
 
-use super::{Action, AppliesTo, Input, Item, Problem, Runbook, Scope, Step};
+use super::{Action, AppliesTo, FrontLines, Input, Item, Problem, Runbook, Scope, Step};
 use crate::model::Tier;
 use pulldown_cmark::{
     CodeBlockKind, Event, HeadingLevel, MetadataBlockKind, Options, Parser, Tag, TagEnd,
@@ -11,6 +11,7 @@ use pulldown_cmark::{
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
+use toml::Spanned;
 
 /// Shell commands that say nothing get this long before they are stopped.
 pub const DEFAULT_SHELL_TIMEOUT: Duration = Duration::from_secs(600);
@@ -20,14 +21,14 @@ pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FrontMatter {
-    id: String,
+    id: Spanned<String>,
     title: String,
     #[serde(default)]
     summary: String,
     #[serde(default)]
     applies_to: RawAppliesTo,
     #[serde(default)]
-    scope: Option<String>,
+    scope: Option<Spanned<String>>,
     #[serde(default)]
     requires_stopped: bool,
     #[serde(default)]
@@ -38,9 +39,9 @@ struct FrontMatter {
 #[serde(deny_unknown_fields)]
 struct RawAppliesTo {
     #[serde(default)]
-    kinds: Vec<String>,
+    kinds: Vec<Spanned<String>>,
     #[serde(default)]
-    services: Vec<String>,
+    services: Vec<Spanned<String>>,
     #[serde(default)]
     tiers: Vec<Tier>,
 }
@@ -48,7 +49,7 @@ struct RawAppliesTo {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInput {
-    name: String,
+    name: Spanned<String>,
     prompt: String,
     default: Option<String>,
 }
@@ -68,6 +69,9 @@ impl Lines {
 /// Parses one runbook. A runbook with problems still comes back as far as
 /// it could be read, so `runbook check` reports every problem at once.
 pub fn parse(file: &Path, text: &str) -> (Option<Runbook>, Vec<Problem>) {
+    // A UTF-8 byte order mark is not part of the markdown (configs accept
+    // one too); without this the front matter would not be found.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines = Lines::new(text);
     let mut problems = Vec::new();
     let problem = |line: usize, message: String| Problem {
@@ -112,7 +116,16 @@ pub fn parse(file: &Path, text: &str) -> (Option<Runbook>, Vec<Problem>) {
                 }
             }
             Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
-                code = Some((lines.at(range.start), info.to_string(), String::new()));
+                let line = lines.at(range.start);
+                // Markdown lets a fence run to the end of the file; in a
+                // runbook that swallows the steps after it unseen.
+                if !fence_is_closed(&text[range.clone()]) {
+                    problems.push(problem(
+                        line,
+                        "this code block is never closed: end it with a line of the same fence (```)".into(),
+                    ));
+                }
+                code = Some((line, info.to_string(), String::new()));
             }
             Event::End(TagEnd::CodeBlock) => {
                 if let Some((line, info, body)) = code.take() {
@@ -203,26 +216,39 @@ pub fn parse(file: &Path, text: &str) -> (Option<Runbook>, Vec<Problem>) {
             return (None, problems);
         }
     };
-    let scope = match fm.scope.as_deref() {
-        None | Some("service") => Scope::Service,
-        Some("host") => Scope::Host,
-        Some("all") => Scope::All,
-        Some(other) => {
+    // The TOML starts on the line after the opening `+++`.
+    let meta_lines = Lines::new(&meta);
+    let line_of = |v: &Spanned<String>| meta_line + meta_lines.at(v.span().start);
+    let scope = match fm.scope.as_ref().map(|s| (s, s.get_ref().as_str())) {
+        None | Some((_, "service")) => Scope::Service,
+        Some((_, "host")) => Scope::Host,
+        Some((_, "all")) => Scope::All,
+        Some((at, other)) => {
             problems.push(problem(
-                meta_line,
+                line_of(at),
                 format!("front matter: unknown scope `{other}` (scopes: service, host, all)"),
             ));
             Scope::Service
         }
     };
-    if fm.id.is_empty() || !fm.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    let id = fm.id.get_ref();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         problems.push(problem(
-            meta_line,
-            format!(
-                "front matter: id `{}` may contain only letters, digits and `-`",
-                fm.id
-            ),
+            line_of(&fm.id),
+            format!("front matter: id `{id}` may contain only letters, digits and `-`"),
         ));
+    }
+    let mut seen = std::collections::HashMap::new();
+    for i in &fm.inputs {
+        if let Some(first) = seen.insert(i.name.get_ref().as_str(), line_of(&i.name)) {
+            problems.push(problem(
+                line_of(&i.name),
+                format!(
+                    "front matter: input `{}` is already defined on line {first}: give each input its own name",
+                    i.name.get_ref()
+                ),
+            ));
+        }
     }
     if steps.is_empty() {
         problems.push(problem(
@@ -230,14 +256,29 @@ pub fn parse(file: &Path, text: &str) -> (Option<Runbook>, Vec<Problem>) {
             "no steps: each `## heading` is a step".into(),
         ));
     }
+    let front_lines = FrontLines {
+        id: line_of(&fm.id),
+        kinds: fm.applies_to.kinds.iter().map(line_of).collect(),
+        services: fm.applies_to.services.iter().map(line_of).collect(),
+    };
     let rb = Runbook {
         file: file.to_path_buf(),
-        id: fm.id,
+        id: fm.id.into_inner(),
         title: fm.title,
         summary: fm.summary,
         applies_to: AppliesTo {
-            kinds: fm.applies_to.kinds,
-            services: fm.applies_to.services,
+            kinds: fm
+                .applies_to
+                .kinds
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            services: fm
+                .applies_to
+                .services
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
             tiers: fm.applies_to.tiers,
         },
         scope,
@@ -246,15 +287,38 @@ pub fn parse(file: &Path, text: &str) -> (Option<Runbook>, Vec<Problem>) {
             .inputs
             .into_iter()
             .map(|i| Input {
-                name: i.name,
+                name: i.name.into_inner(),
                 prompt: i.prompt,
                 default: i.default,
             })
             .collect(),
         front_matter_line: meta_line,
+        front_lines,
         steps,
     };
     (Some(rb), problems)
+}
+
+/// Whether a fenced block's source (from its opening fence to where the
+/// parser ended it) ends with a closing fence: at least as many of the
+/// same fence character, and nothing else on the line.
+fn fence_is_closed(block: &str) -> bool {
+    // Inside a list or a quote the markers and indentation come first.
+    let mut lines = block.lines().map(|l| {
+        l.trim_start_matches(|c: char| c == '>' || c.is_whitespace())
+            .trim_end()
+    });
+    let Some(open) = lines.next() else {
+        return false;
+    };
+    let Some(ch) = open.chars().next() else {
+        return false;
+    };
+    let width = open.chars().take_while(|c| *c == ch).count();
+    let Some(last) = lines.filter(|l| !l.is_empty()).last() else {
+        return false;
+    };
+    last.chars().all(|c| c == ch) && last.chars().count() >= width
 }
 
 /// The executable items of one fenced block. Blocks in other languages
@@ -538,5 +602,56 @@ echo {{service.name}}
         let (_, problems) = parse(Path::new("x.md"), &bad);
         assert_eq!(problems[0].line, 4, "{problems:?}");
         assert!(problems[0].message.contains("colour"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_duplicate_input_is_reported_at_its_line() {
+        let bad = GOOD.replace(
+            "prompt = \"Which path?\"\n",
+            "prompt = \"Which path?\"\n[[inputs]]\nname = \"path\"\nprompt = \"Again?\"\n",
+        );
+        let (_, problems) = parse(Path::new("x.md"), &bad);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, 9, "{problems:?}");
+        assert!(
+            problems[0].message.contains("already defined on line 6"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn an_unclosed_last_fence_is_reported_at_its_line() {
+        let bad = format!("{GOOD}\n## Clean up\n\n```sh\nrm -rf /tmp/x\n");
+        let (_, problems) = parse(Path::new("x.md"), &bad);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, 37, "{problems:?}");
+        assert!(problems[0].message.contains("never closed"), "{problems:?}");
+        // Closed fences, longer closing fences and fences in quotes are fine.
+        let ok = format!("{GOOD}\n> ```text\n> quoted\n> ```\n\n````sh\necho\n`````\n");
+        let (_, problems) = parse(Path::new("x.md"), &ok);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn front_matter_values_are_reported_at_their_own_line() {
+        let bad = GOOD.replace("id = \"demo\"", "id = \"demo\"\nscope = \"galaxy\"");
+        let (_, problems) = parse(Path::new("x.md"), &bad);
+        assert_eq!(problems[0].line, 3, "{problems:?}");
+        let bad = GOOD.replace("id = \"demo\"", "# its id\nid = \"de mo\"");
+        let (_, problems) = parse(Path::new("x.md"), &bad);
+        assert_eq!(problems[0].line, 3, "{problems:?}");
+        let (rb, _) = parse(Path::new("x.md"), GOOD);
+        let rb = rb.unwrap();
+        assert_eq!(
+            (rb.front_lines.id, rb.front_lines.kinds.as_slice()),
+            (2, &[4][..])
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let (rb, problems) = parse(Path::new("x.md"), &format!("\u{feff}{GOOD}"));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(rb.unwrap().steps[0].line, 14);
     }
 }

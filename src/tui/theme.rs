@@ -29,6 +29,7 @@ impl Theme {
         match s {
             State::Ok => self.fg(Color::Green),
             State::Warning => self.fg(Color::Yellow),
+            State::Unknown => self.fg(Color::Magenta),
             State::Breach => self.fg(Color::Red).add_modifier(Modifier::BOLD),
         }
     }

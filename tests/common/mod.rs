@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod tmux;
 
 use assert_cmd::Command;
 use std::fs;
@@ -269,6 +270,10 @@ pub enum Faults {
     DenyPackUploads,
     /// Answer every request 503: a store that is down.
     Down,
+    /// Cut the connection of the first this-many pack uploads halfway
+    /// through the request body (reset, as a dropped link or a proxy
+    /// timing out does), while Lifeboat is still writing it.
+    CutUploads(u64),
 }
 
 /// A small HTTP proxy between Lifeboat and the S3 server that injects
@@ -358,6 +363,21 @@ fn proxy_one(
         head.extend_from_slice(line.as_bytes());
     }
     head.extend_from_slice(b"Connection: close\r\n\r\n");
+    if let Faults::CutUploads(n) = faults {
+        let upload = request_line.starts_with("PUT ") && request_line.contains("/data/");
+        if upload
+            && content_length > 1
+            && injected
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| (c < n).then_some(c + 1))
+                .is_ok()
+        {
+            requests.lock().unwrap().push(format!("{request_line} (cut)"));
+            let mut half = vec![0u8; content_length / 2];
+            reader.read_exact(&mut half)?;
+            drop(reader); // its handle would keep the socket open
+            return reset(client);
+        }
+    }
     let mut body = vec![0u8; content_length];
     reader.read_exact(&mut body)?;
     requests.lock().unwrap().push(request_line.clone());
@@ -398,7 +418,7 @@ fn proxy_one(
                 _ => cut_response = true,
             }
         }
-        Faults::Transient(_) => {}
+        Faults::Transient(_) | Faults::CutUploads(_) => {}
         Faults::Down => {
             injected.fetch_add(1, Ordering::Relaxed);
             reply(&mut client, "503 Service Unavailable", "ServiceUnavailable");
@@ -418,4 +438,30 @@ fn proxy_one(
         client.write_all(&response)?;
     }
     client.shutdown(std::net::Shutdown::Both)
+}
+
+/// Closes with a reset rather than a goodbye: what the sender sees when a
+/// link drops mid-request. Data still unread makes the close a reset; a
+/// zero linger makes sure of it.
+fn reset(client: std::net::TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a correctly sized option value.
+    let r = unsafe {
+        libc::setsockopt(
+            client.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    drop(client);
+    Ok(())
 }

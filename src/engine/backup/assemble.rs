@@ -32,6 +32,8 @@ pub(super) struct Assembler<'a> {
     pub(super) stats: Stats,
     pub(super) cache: FilesCache,
     pub(super) compressor: chunker::Compressor,
+    /// Files given up on; their late chunks are dropped.
+    pub(super) skipped_files: HashSet<u64>,
 }
 
 impl Assembler<'_> {
@@ -43,11 +45,20 @@ impl Assembler<'_> {
                 }
                 self.done.insert(seq, Some((node, cached)));
             }
-            Msg::Skip(seq) => {
+            Msg::Skip(seq, unreadable) => {
                 self.pending.remove(&seq);
+                self.skipped_files.insert(seq);
                 self.stats.skipped += 1;
+                if let Some(what) = unreadable {
+                    self.unreadable(what);
+                }
                 self.done.insert(seq, None);
             }
+            Msg::Unreadable(what) => self.unreadable(what),
+            // Chunks of a file that failed part-way may still be in flight
+            // from the workers: they belong to no node, so they are dropped
+            // (a chunk another file needs comes again with that file).
+            Msg::Chunk { seq, .. } if self.skipped_files.contains(&seq) => {}
             Msg::Chunk {
                 seq,
                 idx,
@@ -86,6 +97,13 @@ impl Assembler<'_> {
             }
         }
         self.flush_ready()
+    }
+
+    fn unreadable(&mut self, what: String) {
+        self.stats.unreadable += 1;
+        if self.stats.unreadable_paths.len() < crate::repo::snapshot::MAX_UNREADABLE_LISTED {
+            self.stats.unreadable_paths.push(what);
+        }
     }
 
     fn try_complete(&mut self, seq: u64) {

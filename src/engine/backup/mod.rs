@@ -55,6 +55,8 @@ pub struct BackupOptions {
     /// Files at or under these paths are secrets (`.env`): flagged so they
     /// are never previewed and are restored mode 0600.
     pub secret_paths: Vec<PathBuf>,
+    /// Recorded on the restore point (see `repo::snapshot::validate_tag`).
+    pub tags: Vec<String>,
 }
 
 impl BackupOptions {
@@ -69,6 +71,7 @@ impl BackupOptions {
             skip_paths: Vec::new(),
             time: None,
             secret_paths: Vec::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -120,8 +123,12 @@ enum Msg {
         chunks: u32,
         stamp: Option<Stamp>,
     },
-    /// Skip this sequence number (unreadable file).
-    Skip(u64),
+    /// Skip this sequence number: a special file (`None`) or one that
+    /// could not be read (`PATH: why`).
+    Skip(u64, Option<String>),
+    /// Something the walk could not read (a directory's listing), as
+    /// `PATH: why`; it has no node of its own.
+    Unreadable(String),
     Chunk {
         seq: u64,
         idx: u32,
@@ -155,7 +162,9 @@ pub fn backup_with(
 ) -> Result<Snapshot> {
     let started = Instant::now();
     let start_time = SystemTime::now();
-    let _lock = crate::repo::lock::Lock::shared(repo.backend(), "backup")?;
+    // Checked first: a bad tag must not cost a whole backup.
+    let tags = crate::repo::snapshot::tag_set(&opts.tags)?;
+    let lock = repo.lock(crate::repo::lock::Mode::Write, "backup", &|w| reporter.warn(w))?;
     anyhow::ensure!(
         !opts.paths.is_empty() || !captures.is_empty(),
         "nothing to back up: no paths or sources given"
@@ -183,11 +192,16 @@ pub fn backup_with(
         None,
         true,
     );
-    let (index, damaged) = repo.load_index()?;
-    for (name, why) in &damaged {
+    // Never deduplicate against a copy that is gone or known damaged: a
+    // restore point referencing it could not be restored.
+    let writing = repo.load_index_for_writing()?;
+    for (name, why) in &writing.damaged_files {
         reporter.warn(format!("index file {name} is unreadable ({why}); what it lists is stored again. Run `lifeboat verify`"));
     }
-    let index = Arc::new(index);
+    for w in writing.warnings("") {
+        reporter.warn(w);
+    }
+    let index = Arc::new(writing.index);
 
     let cache_path = FilesCache::file_for(&opts.cache_dir, &repo.config().id, &opts.service);
     let old_cache = if opts.use_files_cache {
@@ -331,6 +345,7 @@ pub fn backup_with(
                         stats: Stats::default(),
                         cache: FilesCache::default(),
                         compressor: chunker::Compressor::new(level)?,
+                        skipped_files: HashSet::new(),
                     };
                     for msg in msg_rx {
                         a.handle(msg)?;
@@ -426,7 +441,11 @@ pub fn backup_with(
         program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
         sources: records,
         origin: None,
+        tags,
+        repaired: Vec::new(),
     };
+    // A lock removed under us may mean a prune already ran.
+    lock.ensure_held()?;
     repo.save_snapshot(&mut snap)?;
     if opts.use_files_cache {
         if let Err(e) = new_cache.save(&cache_path) {

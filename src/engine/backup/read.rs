@@ -58,20 +58,27 @@ pub(super) fn send_chunks(
     bytes_done: &AtomicU64,
 ) -> Result<u32> {
     let stopped = || anyhow::Error::new(Stopped);
+    let mut head = Vec::new();
     if let Some(size) = small {
         // Small files are one chunk: skip the chunker's buffers.
         let mut data = Vec::with_capacity(size as usize);
-        r.read_to_end(&mut data)?;
+        (&mut *r).take(params.max as u64 + 1).read_to_end(&mut data)?;
         if data.is_empty() {
             return Ok(0);
         }
-        bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
-        work_tx
-            .send(Work { seq, idx: 0, data })
-            .map_err(|_| stopped())?;
-        return Ok(1);
+        // A file that grew since it was listed is chunked like any other:
+        // no chunk may exceed the chunker's maximum.
+        if data.len() <= params.max as usize {
+            bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+            work_tx
+                .send(Work { seq, idx: 0, data })
+                .map_err(|_| stopped())?;
+            return Ok(1);
+        }
+        head = data;
     }
     let mut n = 0u32;
+    let r = std::io::Cursor::new(head).chain(r);
     for chunk in chunker::stream(r, params, seed) {
         let chunk = chunk.map_err(std::io::Error::from)?;
         bytes_done.fetch_add(chunk.length as u64, Ordering::Relaxed);
@@ -217,6 +224,13 @@ pub(super) fn read_all(
         captures, &mut seq, params, seed, work_tx, msg_tx, bytes_done, files_done, reporter,
         counters,
     )?;
+    // Skipped with a warning, and counted: the restore point lacks it.
+    let unreadable = |this: u64, what: String| -> Result<()> {
+        reporter.warn(format!("skipped {what}"));
+        msg_tx
+            .send(Msg::Skip(this, Some(what)))
+            .map_err(|_| stopped())
+    };
     let mut visit = |e: files::Entry<'_>| -> Result<()> {
         let this = seq;
         seq += 1;
@@ -237,10 +251,7 @@ pub(super) fn read_all(
                         .send(Msg::Node(this, node, None))
                         .map_err(|_| stopped());
                 }
-                Err(err) => {
-                    reporter.warn(format!("skipped {}: {err}", e.abs.display()));
-                    return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
-                }
+                Err(err) => return unreadable(this, format!("{}: {err}", e.abs.display())),
             }
         }
         if !ft.is_file() {
@@ -248,7 +259,7 @@ pub(super) fn read_all(
                 "skipped {}: not a regular file, directory or symlink",
                 e.abs.display()
             ));
-            return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
+            return msg_tx.send(Msg::Skip(this, None)).map_err(|_| stopped());
         }
         let stamp = Stamp::of(&e.meta);
         let key = files_cache::key(e.abs.as_os_str().as_bytes());
@@ -272,10 +283,7 @@ pub(super) fn read_all(
             .open(e.abs)
         {
             Ok(f) => f,
-            Err(err) => {
-                reporter.warn(format!("skipped {}: {err}", e.abs.display()));
-                return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
-            }
+            Err(err) => return unreadable(this, format!("{}: {err}", e.abs.display())),
         };
         reporter.progress(counters(Phase::Backup), e.abs.to_str(), false);
         let mut r = HashingReader {
@@ -288,11 +296,9 @@ pub(super) fn read_all(
         let n = match res {
             Ok(n) => n,
             Err(err) if err.is::<Stopped>() => return Err(err),
-            Err(err) => {
-                reporter.warn(format!("skipped {}: {err:#}", e.abs.display()));
-                // Chunks already sent are harmless: the assembler drops them.
-                return msg_tx.send(Msg::Skip(this)).map_err(|_| stopped());
-            }
+            // A read error part-way (EIO on a failing disk): the chunks
+            // already sent are dropped by the assembler.
+            Err(err) => return unreadable(this, format!("{}: {err:#}", e.abs.display())),
         };
         node.size = r.read;
         node.hash = Some(r.hasher.finalize().to_hex().to_string());
@@ -312,6 +318,12 @@ pub(super) fn read_all(
             })
             .map_err(|_| stopped())
     };
-    files::walk(roots, excludes, &mut visit, &mut |w| reporter.warn(w))?;
+    // Everything the walk warns about is something it could not read.
+    let mut walk_warning = |w: String| {
+        reporter.warn(w.clone());
+        // A stopped pipeline fails the next visit; nothing to do here.
+        let _ = msg_tx.send(Msg::Unreadable(w));
+    };
+    files::walk(roots, excludes, &mut visit, &mut walk_warning)?;
     Ok(records)
 }

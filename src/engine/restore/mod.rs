@@ -47,6 +47,9 @@ pub struct RestoreOptions {
     pub state_dir: Option<PathBuf>,
     /// The restore's id; a new one when None.
     pub id: Option<String>,
+    /// A rescue: restore every file whose data is intact, leave out (and
+    /// name in the report) those whose data is lost or damaged.
+    pub skip_damaged: bool,
 }
 
 impl RestoreOptions {
@@ -59,6 +62,7 @@ impl RestoreOptions {
             skip_streams: false,
             state_dir: None,
             id: None,
+            skip_damaged: false,
         }
     }
 }
@@ -78,6 +82,9 @@ pub struct RestoreReport {
     /// The entries of the target it replaced.
     pub replaced: Vec<PathBuf>,
     pub duration_ms: u64,
+    /// With `skip_damaged`: the files that could not be restored, and why.
+    /// None of them was written into the target.
+    pub damaged: Vec<tree::DamagedFile>,
 }
 
 /// Restores part of `snap` into the directory `opts.target`. Into a
@@ -99,7 +106,7 @@ pub fn restore(
     if state == TargetState::NonEmpty && !opts.force {
         return Err(crate::Error::TargetNotEmpty { target }.into());
     }
-    let _lock = crate::repo::lock::Lock::shared(repo.backend(), "restore")?;
+    let _lock = repo.lock(crate::repo::lock::Mode::Read, "restore", &|w| reporter.warn(w))?;
     reporter.progress(
         Counters {
             phase: Phase::Restore,
@@ -131,7 +138,16 @@ pub fn restore(
         skip_streams: opts.skip_streams,
         owners: opts.owners,
     };
-    let result = tree::restore_tree(repo, &index, &nodes, snap, &sel, &staging, reporter)
+    let result = tree::restore_tree_with(
+        repo,
+        &index,
+        &nodes,
+        snap,
+        &sel,
+        &staging,
+        reporter,
+        opts.skip_damaged,
+    )
         .and_then(|r| Ok((r, place(&staging, &target, state, opts, &ledger)?)));
     let already = ledger.record().replaced.len();
     let problems = crate::source::cleanup::finish(&ledger);
@@ -167,6 +183,7 @@ pub fn restore(
         rollback,
         replaced,
         duration_ms: started.elapsed().as_millis() as u64,
+        damaged: written.damaged,
     };
     reporter.progress(
         Counters {

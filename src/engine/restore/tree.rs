@@ -10,7 +10,7 @@
 //! through one.
 
 use crate::progress::{Counters, Phase, Reporter};
-use crate::repo::tree::{is_at_or_under, Node, NodeKind};
+use crate::repo::tree::{check_tree, is_at_or_under, size_mismatch, Node, NodeKind};
 use crate::repo::{pack, ChunkId, Index, Location, Repository, Snapshot};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -61,75 +61,17 @@ pub struct TreeReport {
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes: u64,
+    /// With `skip_damaged`: files left out because their data is lost or
+    /// damaged. None of them is in the staging copy, not even in part.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<DamagedFile>,
 }
 
-/// The longest path a snapshot may hold: what Linux takes in one call. A
-/// longer one can only come from a damaged or forged snapshot, and bounds
-/// the work every check below does.
-pub const MAX_PATH_BYTES: usize = 4096;
-
-/// Checks one snapshot path on its own: not empty, not absolute, no NUL,
-/// no empty, `.` or `..` component, not too long.
-fn check_path(snap: &Snapshot, node: &Node, bytes: &[u8]) -> Result<()> {
-    let unsafe_path = |why| crate::Error::UnsafePath {
-        snapshot: snap.short_id(),
-        path: node.path.chars().take(200).collect(),
-        why,
-    };
-    if bytes.is_empty() {
-        return Err(unsafe_path("empty path").into());
-    }
-    if bytes.len() > MAX_PATH_BYTES {
-        return Err(unsafe_path("longer than 4096 bytes").into());
-    }
-    if bytes[0] == b'/' {
-        return Err(unsafe_path("absolute path").into());
-    }
-    if bytes.contains(&0) {
-        return Err(unsafe_path("NUL byte in path").into());
-    }
-    for p in bytes.split(|b| *b == b'/') {
-        match p {
-            b"" => return Err(unsafe_path("empty path component").into()),
-            b"." | b".." => return Err(unsafe_path("`.` or `..` in path").into()),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Checks the paths against each other, in O(n log n) comparisons of
-/// bounded paths: none listed twice, and nothing below a file or symlink
-/// (which would be written through it). Sorted with `/` lowest, everything
-/// below a path comes right after it.
-pub fn check_tree(snap: &Snapshot, nodes: &[Node], rels: &[Vec<u8>]) -> Result<()> {
-    for (n, rel) in nodes.iter().zip(rels) {
-        check_path(snap, n, rel)?;
-    }
-    let key = |b: &u8| if *b == b'/' { 0u8 } else { *b };
-    let mut order: Vec<usize> = (0..rels.len()).collect();
-    order.sort_by(|&a, &b| rels[a].iter().map(key).cmp(rels[b].iter().map(key)));
-    for w in order.windows(2) {
-        let (a, b) = (&rels[w[0]], &rels[w[1]]);
-        let why = if a == b {
-            "listed twice"
-        } else if nodes[w[0]].kind != NodeKind::Dir
-            && b.len() > a.len()
-            && b.starts_with(a)
-            && b[a.len()] == b'/'
-        {
-            "a parent is not a directory (symlink escape)"
-        } else {
-            continue;
-        };
-        return Err(crate::Error::UnsafePath {
-            snapshot: snap.short_id(),
-            path: nodes[w[1]].path.chars().take(200).collect(),
-            why,
-        }
-        .into());
-    }
-    Ok(())
+/// A file a rescue restore could not restore, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DamagedFile {
+    pub path: String,
+    pub why: String,
 }
 
 fn matches_include(path: &str, kind: NodeKind, include: &[String]) -> bool {
@@ -163,6 +105,24 @@ pub fn restore_tree(
     staging: &Path,
     reporter: &Reporter,
 ) -> Result<TreeReport> {
+    restore_tree_with(repo, index, nodes, snap, sel, staging, reporter, false)
+}
+
+/// [`restore_tree`], or with `skip_damaged` a rescue: files whose data is
+/// missing, unreadable or wrong are left out (and named in the report)
+/// instead of failing the restore; everything else is restored and
+/// checked as usual.
+#[allow(clippy::too_many_arguments)]
+pub fn restore_tree_with(
+    repo: &Repository,
+    index: &Index,
+    nodes: &[Node],
+    snap: &Snapshot,
+    sel: &Selection,
+    staging: &Path,
+    reporter: &Reporter,
+    skip_damaged: bool,
+) -> Result<TreeReport> {
     repo.data_identity()?;
     let include: Vec<String> = sel
         .include
@@ -184,12 +144,7 @@ pub fn restore_tree(
         }
     }
     // Validate every path before writing anything.
-    let rels: Vec<Vec<u8>> = nodes
-        .iter()
-        .map(|n| n.path_bytes())
-        .collect::<Result<_>>()?;
-    let owned: Vec<Node> = nodes.iter().map(|n| (*n).clone()).collect();
-    check_tree(snap, &owned, &rels)?;
+    let rels = check_tree(snap, &nodes)?;
     let dirs: HashSet<&[u8]> = nodes
         .iter()
         .zip(&rels)
@@ -202,22 +157,45 @@ pub fn restore_tree(
     let mut by_chunk: HashMap<ChunkId, (u32, usize)> = HashMap::new();
     let mut files: Vec<usize> = Vec::new();
     let mut bytes_total = 0u64;
+    // Node positions of files left out by a rescue restore, and why.
+    let mut damaged: Vec<(usize, String)> = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         if n.kind != NodeKind::File {
             continue;
         }
+        let locs = n
+            .chunks
+            .iter()
+            .map(|id| {
+                index.get(id).ok_or_else(|| {
+                    anyhow!(
+                        "{}: chunk {} is missing from the repository (run `lifeboat verify`)",
+                        n.path,
+                        id.short()
+                    )
+                })
+            })
+            .collect::<Result<Vec<Location>>>()
+            .and_then(|locs| {
+                let sum: u64 = locs.iter().map(|l| l.raw_len as u64).sum();
+                if sum != n.size {
+                    return Err(size_mismatch(snap, n, sum));
+                }
+                Ok(locs)
+            });
+        let locs = match locs {
+            Ok(l) => l,
+            Err(e) if skip_damaged => {
+                damaged.push((i, format!("{e:#}")));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let file = files.len();
         files.push(i);
         bytes_total += n.size;
         let mut offset = 0u64;
-        for id in &n.chunks {
-            let loc = index.get(id).ok_or_else(|| {
-                anyhow!(
-                    "{}: chunk {} is missing from the repository (run `lifeboat verify`)",
-                    n.path,
-                    id.short()
-                )
-            })?;
+        for (id, loc) in n.chunks.iter().zip(locs) {
             let dest = Dest { file, offset };
             offset += loc.raw_len as u64;
             match by_chunk.get(id) {
@@ -230,7 +208,7 @@ pub fn restore_tree(
             }
         }
         if offset != n.size {
-            bail!("{}: its chunks add up to {offset} bytes but the snapshot says {} (damaged snapshot)", n.path, n.size);
+            return Err(size_mismatch(snap, n, offset));
         }
     }
     drop(by_chunk);
@@ -260,7 +238,8 @@ pub fn restore_tree(
     // Directories first, and empty files; files with content are created
     // by the workers on first write, in parallel. Parents the snapshot
     // does not list (a partial restore) are made as needed.
-    for (n, rel) in nodes.iter().zip(&rels) {
+    let mut lost: HashSet<usize> = damaged.iter().map(|(i, _)| *i).collect();
+    for (i, (n, rel)) in nodes.iter().zip(&rels).enumerate() {
         let p = path_of(rel);
         let parent_listed = rel
             .iter()
@@ -277,7 +256,7 @@ pub fn restore_tree(
                 .mode(0o700)
                 .create(&p)
                 .with_context(|| format!("creating {}", p.display()))?,
-            NodeKind::File if n.chunks.is_empty() => {
+            NodeKind::File if n.chunks.is_empty() && !lost.contains(&i) => {
                 create_file(&p)?;
             }
             NodeKind::File | NodeKind::Symlink => {}
@@ -289,19 +268,69 @@ pub fn restore_tree(
         bytes_total,
         ..Progress::default()
     };
+    let unreadable: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
     write_contents(
-        repo, index, &nodes, &rels, &files, plan, staging, &counters, reporter,
+        repo,
+        index,
+        &nodes,
+        &rels,
+        &files,
+        plan,
+        staging,
+        &counters,
+        reporter,
+        skip_damaged.then_some(&unreadable),
     )?;
-    check_files(
-        &nodes, &rels, &files, staging, sel.owners, &counters, reporter,
+    let unreadable = unreadable
+        .into_inner()
+        .map_err(|_| anyhow!("restore state poisoned"))?;
+    let mut lost_bytes = 0u64;
+    for (fi, why) in unreadable {
+        let ni = files[fi];
+        if lost.insert(ni) {
+            lost_bytes += nodes[ni].size;
+            damaged.push((ni, why));
+            remove_partial(&path_of(&rels[ni]))?;
+        }
+    }
+    let whole: Vec<usize> = files
+        .iter()
+        .copied()
+        .filter(|ni| !lost.contains(ni))
+        .collect();
+    let bad = check_files(
+        &nodes, &rels, &whole, staging, sel.owners, &counters, reporter,
     )?;
+    if !bad.is_empty() && !skip_damaged {
+        bail!(
+            "{} restored file(s) do not match their recorded hash: {}",
+            bad.len(),
+            bad.iter()
+                .map(|ni| nodes[*ni].path.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for ni in bad {
+        if lost.insert(ni) {
+            lost_bytes += nodes[ni].size;
+            damaged.push((
+                ni,
+                "the restored content does not match its recorded hash (damaged data)".into(),
+            ));
+            remove_partial(&path_of(&rels[ni]))?;
+        }
+    }
 
     // Symlinks last: nothing is written after them, so none is followed.
     let mut report = TreeReport {
-        bytes: bytes_total,
+        bytes: bytes_total - lost_bytes,
         ..TreeReport::default()
     };
-    for (n, rel) in nodes.iter().zip(&rels) {
+    for (i, (n, rel)) in nodes.iter().zip(&rels).enumerate() {
+        if lost.contains(&i) {
+            continue;
+        }
         let p = path_of(rel);
         match n.kind {
             NodeKind::Symlink => {
@@ -324,7 +353,26 @@ pub fn restore_tree(
     // Everything restored reaches the disk before it replaces anything: a
     // power cut after the swap must not leave empty or truncated files.
     sync_filesystem(staging)?;
+    report.damaged = damaged
+        .into_iter()
+        .map(|(ni, why)| DamagedFile {
+            path: nodes[ni].path.clone(),
+            why,
+        })
+        .collect();
+    report.damaged.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(report)
+}
+
+/// Removes a file a rescue restore could not complete: what is not whole
+/// is not left behind, not even in staging.
+fn remove_partial(p: &Path) -> Result<()> {
+    match fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", p.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Shared progress of one tree restore.
@@ -362,8 +410,18 @@ fn write_contents(
     staging: &Path,
     progress: &Progress,
     reporter: &Reporter,
+    unreadable: Option<&Mutex<Vec<(usize, String)>>>,
 ) -> Result<()> {
     let path_of = |rel: &[u8]| staging.join(OsStr::from_bytes(rel));
+    // With a rescue restore, data that cannot be read marks the files that
+    // need it instead of failing the restore.
+    let mark = |chunks: &[(ChunkId, Location, Vec<Dest>)], why: &anyhow::Error| {
+        if let Some(Ok(mut u)) = unreadable.map(|u| u.lock()) {
+            for (_, _, dests) in chunks {
+                u.extend(dests.iter().map(|d| (d.file, format!("{why:#}"))));
+            }
+        }
+    };
     let mut packs: Vec<(u32, PackPlan)> = plan.into_iter().collect();
     for (_, chunks) in packs.iter_mut() {
         chunks.sort_by_key(|(_, l, _)| l.offset);
@@ -405,9 +463,31 @@ fn write_contents(
                     let res = (|| -> Result<()> {
                         reporter.check_cancelled()?;
                         let pack_id = index.pack_id(pack_no);
-                        let mut r = repo.read_pack(&pack_id)?;
-                        for (id, loc, dests) in &chunks {
-                            let data =
+                        let mut r = match repo.read_pack(&pack_id) {
+                            Ok(r) => r,
+                            Err(e) if unreadable.is_some() => {
+                                mark(&chunks, &e.context(format!("pack {}", pack_id.short())));
+                                return Ok(());
+                            }
+                            Err(e) => {
+                                let mut paths: Vec<&str> = chunks
+                                    .iter()
+                                    .flat_map(|(_, _, d)| d.iter())
+                                    .map(|d| nodes[files[d.file]].path.as_str())
+                                    .collect();
+                                paths.dedup();
+                                let more = paths.len().saturating_sub(5);
+                                paths.truncate(5);
+                                return Err(e.context(format!(
+                                    "pack {} cannot be read (damaged or lost), needed by {}{}; `lifeboat restore --skip-damaged` restores everything else",
+                                    pack_id.short(),
+                                    paths.join(", "),
+                                    if more > 0 { format!(" and {more} more") } else { String::new() }
+                                )));
+                            }
+                        };
+                        for (k, (id, loc, dests)) in chunks.iter().enumerate() {
+                            let read =
                                 pack::read_chunk(&mut r, repo.chunk_key(), id, loc, &mut scratch)
                                     .map_err(|e| {
                                     let paths: Vec<&str> = dests
@@ -419,7 +499,24 @@ fn write_contents(
                                         pack_id.short(),
                                         paths.join(", ")
                                     ))
-                                })?;
+                                });
+                            let data = match read {
+                                Ok(d) => d,
+                                Err(e) if unreadable.is_some() => {
+                                    mark(&chunks[k..=k], &e);
+                                    // A failed segment leaves the age reader
+                                    // unusable; a fresh one reads the rest.
+                                    match repo.read_pack(&pack_id) {
+                                        Ok(fresh) => r = fresh,
+                                        Err(e) => {
+                                            mark(&chunks[k + 1..], &e);
+                                            return Ok(());
+                                        }
+                                    }
+                                    continue;
+                                }
+                                Err(e) => return Err(e),
+                            };
                             for d in dests {
                                 // Chunks of one file sit together in a pack:
                                 // keep its handle for the next chunk.
@@ -475,11 +572,11 @@ fn check_files(
     owners: bool,
     progress: &Progress,
     reporter: &Reporter,
-) -> Result<()> {
+) -> Result<Vec<usize>> {
     let path_of = |rel: &[u8]| staging.join(OsStr::from_bytes(rel));
     reporter.progress(progress.counters(Phase::Checking), None, true);
     let next = AtomicU64::new(0);
-    let bad: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let bad: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..super::super::workers() {
@@ -494,7 +591,7 @@ fn check_files(
                     Ok(true) => {}
                     Ok(false) => {
                         if let Ok(mut b) = bad.lock() {
-                            b.push(n.path.clone());
+                            b.push(ni);
                         }
                     }
                     Err(e) => {
@@ -514,17 +611,11 @@ fn check_files(
     {
         return Err(e);
     }
-    let bad = bad
+    let mut bad = bad
         .into_inner()
         .map_err(|_| anyhow!("restore state poisoned"))?;
-    if !bad.is_empty() {
-        bail!(
-            "{} restored file(s) do not match their recorded hash: {}",
-            bad.len(),
-            bad.join(", ")
-        );
-    }
-    Ok(())
+    bad.sort_unstable();
+    Ok(bad)
 }
 
 /// Opens a restored file for writing, creating it (mode 0600 until its

@@ -1,0 +1,51 @@
+//! `lifeboat completions SHELL` and `lifeboat man`: both from the clap
+//! definition, so they never disagree with the commands.
+
+use super::Cli;
+use anyhow::Result;
+use clap::{Args, CommandFactory};
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell; load with e.g. `source <(lifeboat completions bash)`
+    shell: clap_complete::Shell,
+}
+
+pub fn completions(a: CompletionsArgs) -> Result<ExitCode> {
+    let mut cmd = Cli::command();
+    clap_complete::generate(a.shell, &mut cmd, "lifeboat", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+success; for \fBhealth\fR, every service is inside its targets
+.TP
+\fB1\fR
+an error (its message and a hint are on stderr); for \fBhealth\fR, a warning
+.TP
+\fB2\fR
+\fBhealth\fR: a breach of an RPO or RTO, a failed verify or drill
+.TP
+\fB3\fR
+\fBhealth\fR: unknown (a repository cannot be read, no config); \fBbackup\fR: the restore point was made but some files could not be read
+.SH FILES
+.TP
+\fI/etc/lifeboat/lifeboat.toml\fR, \fI~/.config/lifeboat/lifeboat.toml\fR
+the configuration (\fBlifeboat config init\fR writes one, \fBlifeboat config check\fR checks it)
+.TP
+\fI~/.config/lifeboat/keys/\fR
+admin keys written by \fBlifeboat init\fR
+"#;
+
+/// The manual page (roff) on stdout: `lifeboat man | man -l -`.
+pub fn man() -> Result<ExitCode> {
+    let cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut out)?;
+    out.extend_from_slice(EXIT_STATUS.as_bytes());
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &out)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,49 @@
+//! A closed stdout is a normal end (`lifeboat snapshots | head`): the
+//! program stops quietly with status 141, as a shell expects of a reader
+//! that went away, and unwinds so locks are released on the way out.
+//!
+//! SIGPIPE itself stays ignored (Rust's default): with it at its default
+//! action, a write to a connection the object store cut would kill the
+//! process mid-upload instead of becoming an error the retry layer handles.
+
+use std::any::Any;
+
+/// What unwinds out of a write to a closed stdout.
+pub struct StdoutClosed;
+
+/// The exit status of a program stopped by a closed pipe (128 + SIGPIPE).
+pub const CLOSED_STATUS: u8 = 141;
+
+/// Keeps `println!`'s panic on a closed stdout from printing a message;
+/// every other panic is reported as before.
+pub fn install_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_closed_stdout_message(info.payload_as_str()) {
+            previous(info);
+        }
+    }));
+}
+
+fn is_closed_stdout_message(msg: Option<&str>) -> bool {
+    msg.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe"))
+}
+
+/// Did this panic come from writing to a closed stdout?
+pub fn is_closed_stdout(payload: &(dyn Any + Send)) -> bool {
+    payload.is::<StdoutClosed>()
+        || is_closed_stdout_message(
+            payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied()),
+        )
+}
+
+/// For code that writes to stdout itself: a broken pipe ends the program
+/// quietly (see the module docs) instead of becoming an error message.
+pub fn stop_if_closed(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::panic::resume_unwind(Box::new(StdoutClosed));
+    }
+}

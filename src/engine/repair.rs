@@ -1,0 +1,368 @@
+//! Repairs for a damaged repository.
+//!
+//! - [`repair_index`]: the index rebuilt from the packs' own trailers (each
+//!   pack repeats its table, docs/format.md), so a lost or damaged index
+//!   file costs nothing that the packs still hold. New index files are
+//!   written before the old ones are removed: killed at any instant, the
+//!   repository keeps an index (at worst two that agree).
+//! - [`repair_snapshots`]: restore points that need chunks the repository no
+//!   longer holds are rewritten without the files that cannot be restored,
+//!   marked `repaired` with what was dropped; the original is removed only
+//!   after its replacement is stored.
+
+use crate::progress::Reporter;
+use crate::repo::damage::DamagedCopy;
+use crate::repo::lock::Mode;
+use crate::repo::index::PackEntry;
+use crate::repo::snapshot::Repaired;
+use crate::repo::tree::{Node, NodeKind};
+use crate::repo::{chunker, crypto, pack, Kind, PackId, Repository, Snapshot};
+use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Packs per rebuilt index file: small enough that a file is cheap to
+/// rewrite, large enough that a big repository has few.
+const PACKS_PER_INDEX_FILE: usize = 2000;
+
+#[derive(Debug, Clone, Default)]
+pub struct RepairIndexOptions {
+    /// Also decrypt and hash every chunk; damaged ones are left out of the
+    /// new index, so the next backup of the same data stores them again.
+    pub read_data: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairIndexReport {
+    pub packs: usize,
+    pub chunks: usize,
+    /// Packs whose trailer could not be read: (pack, why). Their chunks
+    /// are no longer indexed; `repair snapshots` drops what needed them.
+    pub unreadable_packs: Vec<(String, String)>,
+    /// Chunks left out with `read_data`: (pack, chunk, why).
+    pub damaged_chunks: Vec<(String, String, String)>,
+    pub index_files_written: usize,
+    pub index_files_removed: usize,
+}
+
+impl RepairIndexReport {
+    /// Whether everything stored could be indexed.
+    pub fn ok(&self) -> bool {
+        self.unreadable_packs.is_empty() && self.damaged_chunks.is_empty()
+    }
+}
+
+/// Rebuilds the index from every pack's trailer, under the exclusive lock.
+pub fn repair_index(
+    repo: &Repository,
+    opts: &RepairIndexOptions,
+    reporter: &Reporter,
+) -> Result<RepairIndexReport> {
+    repo.data_identity()?;
+    let _lock = repo.lock(Mode::Exclusive, "repair index", &|w| reporter.warn(w))?;
+    let old: Vec<String> = repo
+        .backend()
+        .list(Kind::Index)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut report = RepairIndexReport::default();
+    let mut packs = Vec::new();
+    for (name, _) in repo.backend().list(Kind::Data)? {
+        match PackId::parse(&name) {
+            Ok(p) => packs.push(p),
+            Err(_) => report
+                .unreadable_packs
+                .push((name, "not a pack name; left alone".into())),
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<PackResult>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..super::workers().max(repo.backend().transfers()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(p) = packs.get(i) else { return };
+                let r = read_pack_table(repo, p, opts.read_data);
+                if let Ok(mut v) = results.lock() {
+                    v.push(r);
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| anyhow!("repair state poisoned"))?;
+    let mut table: Vec<(PackId, Vec<PackEntry>)> = Vec::new();
+    for r in results {
+        match r.entries {
+            Ok(entries) => {
+                report.chunks += entries.len();
+                if !entries.is_empty() {
+                    table.push((r.pack, entries));
+                }
+            }
+            Err(why) => report.unreadable_packs.push((r.pack.hex(), why)),
+        }
+        for (c, why) in r.damaged {
+            report
+                .damaged_chunks
+                .push((r.pack.hex(), c.chunk.hex(), why));
+        }
+    }
+    table.sort_by_key(|(p, _)| *p);
+    report.packs = table.len();
+    for batch in table.chunks(PACKS_PER_INDEX_FILE) {
+        repo.write_index(batch)
+            .context("writing the rebuilt index (the old index is still in place)")?;
+        report.index_files_written += 1;
+    }
+    // Only now that the new index is durable does the old one go.
+    for name in old {
+        repo.backend()
+            .remove(Kind::Index, &name)
+            .with_context(|| format!("removing old index file {name}"))?;
+        report.index_files_removed += 1;
+    }
+    report.unreadable_packs.sort();
+    report.damaged_chunks.sort();
+    Ok(report)
+}
+
+struct PackResult {
+    pack: PackId,
+    entries: std::result::Result<Vec<PackEntry>, String>,
+    damaged: Vec<(DamagedCopy, String)>,
+}
+
+/// One pack's table, from its trailer; with `read_data`, only the chunks
+/// that read back as themselves.
+fn read_pack_table(repo: &Repository, p: &PackId, read_data: bool) -> PackResult {
+    let mut out = PackResult {
+        pack: *p,
+        entries: Ok(Vec::new()),
+        damaged: Vec::new(),
+    };
+    let opened = if read_data {
+        repo.read_pack(p)
+    } else {
+        repo.open_pack(p)
+    };
+    let entries = match opened.and_then(|mut r| pack::read_trailer(&mut r)) {
+        Ok(e) => e,
+        Err(e) => {
+            out.entries = Err(format!("{e:#}"));
+            return out;
+        }
+    };
+    if !read_data {
+        out.entries = Ok(entries);
+        return out;
+    }
+    let mut sorted = entries;
+    sorted.sort_by_key(|e| e.offset);
+    let mut good = Vec::with_capacity(sorted.len());
+    let mut scratch = Vec::new();
+    let mut reader = repo.read_pack(p);
+    for e in sorted {
+        let res = match reader.as_mut() {
+            Ok(r) => pack::read_chunk(r, repo.chunk_key(), &e.id, &e.location(0), &mut scratch)
+                .map(|_| ()),
+            Err(err) => Err(anyhow!("{err:#}")),
+        };
+        match res {
+            Ok(()) => good.push(e),
+            Err(err) => {
+                out.damaged.push((
+                    DamagedCopy {
+                        pack: *p,
+                        chunk: e.id,
+                    },
+                    format!("{err:#}"),
+                ));
+                // A failed segment leaves the age reader unusable.
+                reader = repo.read_pack(p);
+            }
+        }
+    }
+    out.entries = Ok(good);
+    out
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RepairSnapshotsOptions {
+    /// Say what would be done; change nothing.
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairedSnapshot {
+    pub service: String,
+    pub time: String,
+    /// The broken restore point (removed unless a dry run).
+    pub original: String,
+    /// Its replacement; None in a dry run.
+    pub replacement: Option<String>,
+    /// Files left out because data they need is gone.
+    pub dropped: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairSnapshotsReport {
+    pub checked: usize,
+    pub dry_run: bool,
+    pub repaired: Vec<RepairedSnapshot>,
+    /// Restore points that cannot be repaired (their file list is lost):
+    /// (snapshot, why). They are left as they are.
+    pub unrepairable: Vec<(String, String)>,
+}
+
+impl RepairSnapshotsReport {
+    pub fn ok(&self) -> bool {
+        self.unrepairable.is_empty()
+    }
+}
+
+/// Rewrites every restore point that needs chunks the repository does not
+/// hold (or holds only damaged), leaving out what cannot be restored.
+pub fn repair_snapshots(
+    repo: &Repository,
+    opts: &RepairSnapshotsOptions,
+    reporter: &Reporter,
+) -> Result<RepairSnapshotsReport> {
+    repo.data_identity()?;
+    let _lock = repo.lock(Mode::Exclusive, "repair snapshots", &|w| reporter.warn(w))?;
+    let writing = repo.load_index_for_writing()?;
+    let index = writing.index;
+    let (snaps, damaged) = repo.list_snapshots()?;
+    let mut report = RepairSnapshotsReport {
+        checked: snaps.len(),
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    for (name, why) in damaged {
+        report
+            .unrepairable
+            .push((name, format!("the restore point itself is unreadable: {why}")));
+    }
+    for snap in snaps {
+        let nodes = match repo.read_tree(&index, &snap) {
+            Ok(n) => n,
+            Err(e) => {
+                report.unrepairable.push((
+                    snap.id.clone(),
+                    format!("its file list cannot be read, so nothing in it can be kept: {e:#}"),
+                ));
+                continue;
+            }
+        };
+        let (kept, dropped): (Vec<Node>, Vec<Node>) = nodes.into_iter().partition(|n| {
+            n.kind != NodeKind::File || n.chunks.iter().all(|c| index.contains(c))
+        });
+        if dropped.is_empty() {
+            continue;
+        }
+        let dropped_paths: Vec<String> = dropped.iter().map(|n| n.path.clone()).collect();
+        let replacement = if opts.dry_run {
+            None
+        } else {
+            Some(
+                write_repaired(repo, &index, &snap, &kept, &dropped)
+                    .with_context(|| format!("repairing snapshot {}", snap.short_id()))?,
+            )
+        };
+        if replacement.is_some() {
+            // The replacement is stored: the broken original can go.
+            repo.backend()
+                .remove(Kind::Snapshots, &snap.id)
+                .with_context(|| format!("removing the original of snapshot {}", snap.id))?;
+        }
+        report.repaired.push(RepairedSnapshot {
+            service: snap.service.clone(),
+            time: snap.time.clone(),
+            original: snap.id.clone(),
+            replacement,
+            dropped: dropped_paths,
+        });
+    }
+    Ok(report)
+}
+
+/// Stores the kept part of `snap`'s tree and a restore point for it;
+/// returns the new restore point's id.
+fn write_repaired(
+    repo: &Repository,
+    index: &crate::repo::Index,
+    snap: &Snapshot,
+    kept: &[Node],
+    dropped: &[Node],
+) -> Result<String> {
+    let cfg = repo.config();
+    let mut cdc = chunker::CdcWriter::new(cfg.chunker, chunker::seed(repo.chunk_key()));
+    let mut line = Vec::new();
+    let mut chunks = Vec::new();
+    for n in kept {
+        line.clear();
+        crate::repo::tree::encode_line(n, &mut line)?;
+        cdc.write(&line, &mut chunks);
+    }
+    cdc.finish(&mut chunks);
+    let mut compressor = chunker::Compressor::new(cfg.compression_level)?;
+    let mut pack = pack::PackBuilder::new(0);
+    let mut in_pack = HashSet::new();
+    let mut tree = Vec::with_capacity(chunks.len());
+    for data in chunks {
+        let id = crypto::chunk_id(repo.chunk_key(), &data);
+        tree.push(id);
+        if index.contains(&id) || !in_pack.insert(id) {
+            continue;
+        }
+        let raw_len = data.len() as u32;
+        match compressor.compress(&data)? {
+            Some(c) => pack.add(id, &c, raw_len, true),
+            None => pack.add(id, &data, raw_len, false),
+        }
+    }
+    if !pack.is_empty() {
+        let (plain, entries) = pack.finish();
+        let id = PackId::random();
+        repo.store_pack(&id, &plain)?;
+        repo.write_index(&[(id, entries)])?;
+    }
+    let dropped_set: BTreeSet<&str> = dropped.iter().map(|n| n.path.as_str()).collect();
+    let mut stats = snap.stats.clone();
+    stats.files = stats.files.saturating_sub(dropped.len() as u64);
+    stats.bytes = stats
+        .bytes
+        .saturating_sub(dropped.iter().map(|n| n.size).sum());
+    let mut repaired = snap.clone();
+    repaired.tree = tree;
+    repaired.stats = stats;
+    // A database or stream whose file is gone cannot be restored or
+    // checked as a source any more.
+    repaired
+        .sources
+        .retain(|s| !s.files.iter().any(|f| dropped_set.contains(f.as_str())));
+    repaired.program = format!("lifeboat {}", env!("CARGO_PKG_VERSION"));
+    repaired.repaired.push(Repaired {
+        time: crate::repo::snapshot::now_rfc3339(),
+        original: snap.id.clone(),
+        dropped_files: dropped_set.len() as u64,
+        dropped: dropped_set
+            .iter()
+            .take(Repaired::MAX_LISTED)
+            .map(|s| s.to_string())
+            .collect(),
+    });
+    if !repaired.tags.iter().any(|t| t == REPAIRED_TAG) {
+        repaired.tags.push(REPAIRED_TAG.into());
+        repaired.tags.sort();
+    }
+    repo.save_snapshot(&mut repaired)?;
+    Ok(repaired.id)
+}
+
+/// The tag every repaired restore point carries, so lists show it.
+pub const REPAIRED_TAG: &str = "repaired";

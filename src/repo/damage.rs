@@ -1,0 +1,175 @@
+//! Stored chunk copies that `verify --read-data` found damaged, and packs
+//! the index names that storage no longer holds.
+//!
+//! Verify writes what it found into `damage/` (a small object sealed to the
+//! metadata recipient, so every host that backs up can read it, even with
+//! a write-only key). Backups then treat those copies as absent and store
+//! the chunks again instead of deduplicating against damage forever;
+//! readers still try them, last, when no other copy exists.
+
+use super::{ChunkId, Damaged, Index, IndexFile, Kind, PackId, Repository};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// A damage record far larger than this cannot have been written by
+/// verify (64 bytes of ids a chunk); refuse it rather than read it whole.
+const MAX_RECORD_BYTES: u64 = 64 << 20;
+
+/// One `damage/` object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DamageRecord {
+    pub time: String,
+    pub chunks: Vec<DamagedCopy>,
+}
+
+/// A chunk as stored in one pack that did not read back as itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DamagedCopy {
+    pub pack: PackId,
+    pub chunk: ChunkId,
+}
+
+/// What is known about the stored copies the index names.
+#[derive(Debug, Default)]
+pub struct CopyHealth {
+    /// Every pack storage lists.
+    pub present: HashSet<PackId>,
+    /// Copies verify found damaged.
+    pub damaged: HashSet<DamagedCopy>,
+    /// Damage records that could not be read.
+    pub unreadable: Damaged,
+}
+
+impl CopyHealth {
+    /// 0 for a copy believed good, 1 for one verify found damaged, 2 for
+    /// one whose pack is gone.
+    pub fn rank(&self, pack: &PackId, chunk: &ChunkId) -> u8 {
+        if !self.present.contains(pack) {
+            2
+        } else if self.damaged.contains(&DamagedCopy {
+            pack: *pack,
+            chunk: *chunk,
+        }) {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// The index a backup deduplicates against: only copies believed good.
+pub struct WritingIndex {
+    pub index: Index,
+    /// Index files that could not be read.
+    pub damaged_files: Damaged,
+    /// Packs some index file names that storage does not hold.
+    pub missing_packs: usize,
+    /// Chunks left out because their only copies verify found damaged.
+    pub damaged_chunks: usize,
+    /// Damage records that could not be read.
+    pub unreadable_records: Damaged,
+}
+
+impl WritingIndex {
+    /// The warnings a writer prints about what it will store again.
+    pub fn warnings(&self, side: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.missing_packs > 0 {
+            out.push(format!(
+                "{side}{} indexed pack(s) are missing from the repository; their chunks will be stored again (run `lifeboat repair index`)",
+                self.missing_packs
+            ));
+        }
+        if self.damaged_chunks > 0 {
+            out.push(format!(
+                "{side}{} chunk(s) that verify found damaged will be stored again",
+                self.damaged_chunks
+            ));
+        }
+        for (name, why) in &self.unreadable_records {
+            out.push(format!("{side}damage record {name} is unreadable ({why})"));
+        }
+        out
+    }
+}
+
+impl Repository {
+    /// Which packs exist (one listing) and which copies are damaged.
+    pub fn copy_health(&self) -> Result<CopyHealth> {
+        let mut health = CopyHealth::default();
+        for (name, _) in self.backend.list(Kind::Data)? {
+            if let Ok(p) = PackId::parse(&name) {
+                health.present.insert(p);
+            }
+        }
+        for (name, size) in self.backend.list(Kind::Damage)? {
+            match self.load_damage_record(&name, size) {
+                Ok(rec) => health.damaged.extend(rec.chunks),
+                Err(e) => health.unreadable.push((name, format!("{e:#}"))),
+            }
+        }
+        Ok(health)
+    }
+
+    fn load_damage_record(&self, name: &str, size: u64) -> Result<DamageRecord> {
+        if size > MAX_RECORD_BYTES {
+            bail!("{size} bytes is more than a damage record can hold (damaged)");
+        }
+        let raw = self.backend.get(Kind::Damage, name)?;
+        let plain = self.open_meta(&raw)?;
+        serde_json::from_slice(&plain).context("damage record is damaged")
+    }
+
+    /// Records copies found damaged; returns the object's name.
+    pub fn record_damage(&self, copies: &[DamagedCopy]) -> Result<String> {
+        let rec = DamageRecord {
+            time: super::snapshot::now_rfc3339(),
+            chunks: copies.to_vec(),
+        };
+        let name = hex::encode(rand::random::<[u8; 32]>());
+        let sealed = self.seal_meta(&serde_json::to_vec(&rec)?)?;
+        self.backend.put(Kind::Damage, &name, &sealed)?;
+        Ok(name)
+    }
+
+    /// The index for writing: copies in missing packs and copies verify
+    /// found damaged are left out, so what they held is stored again.
+    pub fn load_index_for_writing(&self) -> Result<WritingIndex> {
+        let (files, damaged_files) = self.load_index_files()?;
+        let health = self.copy_health()?;
+        Ok(writing_index(files, damaged_files, health))
+    }
+}
+
+/// Builds the writing index from index files and what is known of copies.
+pub fn writing_index(files: Vec<IndexFile>, damaged_files: Damaged, health: CopyHealth) -> WritingIndex {
+    let mut missing: HashSet<PackId> = HashSet::new();
+    let mut damaged_ids: HashSet<ChunkId> = HashSet::new();
+    for (_, packs) in &files {
+        for (p, entries) in packs {
+            if !health.present.contains(p) {
+                missing.insert(*p);
+            } else if !health.damaged.is_empty() {
+                damaged_ids.extend(
+                    entries
+                        .iter()
+                        .filter(|e| health.rank(p, &e.id) == 1)
+                        .map(|e| e.id),
+                );
+            }
+        }
+    }
+    let index = Index::build_ranked(files.into_iter().flat_map(|(_, p)| p), |p, c| {
+        (health.rank(p, c) == 0).then_some(0)
+    });
+    WritingIndex {
+        damaged_chunks: damaged_ids.iter().filter(|c| !index.contains(c)).count(),
+        index,
+        damaged_files,
+        missing_packs: missing.len(),
+        unreadable_records: health.unreadable,
+    }
+}

@@ -1,0 +1,289 @@
+//! The first hour, as a new user has it: the binary installed into a
+//! prefix of its own, run from an empty directory outside the source tree
+//! with a fresh HOME — no `runbooks/`, no example config, nothing copied by
+//! hand.
+
+mod common;
+
+use common::tmux::Tmux;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+struct Installed {
+    _dir: tempfile::TempDir,
+    bin: PathBuf,
+    work: PathBuf,
+    home: PathBuf,
+}
+
+impl Installed {
+    /// A copy of the built binary in PREFIX/bin, and an empty working
+    /// directory with its own HOME.
+    fn new() -> Installed {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("prefix/bin/lifeboat");
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::copy(assert_cmd::cargo::cargo_bin("lifeboat"), &bin).unwrap();
+        let work = dir.path().join("work");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        Installed {
+            _dir: dir,
+            bin,
+            work,
+            home,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .current_dir(&self.work)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("TMPDIR", self.work.join("tmp"));
+        std::fs::create_dir_all(self.work.join("tmp")).unwrap();
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "lifeboat {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn config_init_to_restore_with_nothing_copied_by_hand() {
+    let lb = Installed::new();
+    let data = lb.work.join("Photos");
+    std::fs::create_dir_all(data.join("2026")).unwrap();
+    std::fs::write(data.join("2026/notes.txt"), "the first hour").unwrap();
+    std::fs::write(data.join("big.bin"), common::bytes(7, 300_000)).unwrap();
+
+    // With no config, the error says how to get one.
+    let none = lb.run(&["snapshots"]);
+    assert!(!none.status.success());
+    assert!(text(&none).contains("lifeboat config init"), "{}", text(&none));
+    assert!(!text(&none).contains("config/lifeboat.example.toml"));
+
+    let out = lb.ok(&["config", "init", "--path", data.to_str().unwrap()]);
+    let config = lb.home.join(".config/lifeboat/lifeboat.toml");
+    assert!(out.contains(&config.display().to_string()), "{out}");
+    assert!(out.contains("lifeboat init"), "the next step is named: {out}");
+    // A second init does not overwrite what the admin may have edited.
+    let again = lb.run(&["config", "init", "--path", data.to_str().unwrap()]);
+    assert!(!again.status.success() && text(&again).contains("already exists"));
+
+    // Before `init`, the check names the key that is not there yet.
+    let check = lb.run(&["config", "check"]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(text(&check).contains("does not exist"), "{}", text(&check));
+
+    let out = lb.ok(&["init"]);
+    let key = lb.home.join(".config/lifeboat/keys/local.key");
+    assert!(out.contains(&key.display().to_string()), "init writes the configured key_file: {out}");
+    assert!(key.exists());
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions())
+            & 0o777,
+        0o600
+    );
+    lb.ok(&["config", "check"]);
+
+    lb.ok(&["backup", "--all"]);
+    let snaps = lb.ok(&["snapshots"]);
+    assert!(snaps.contains("photos"), "{snaps}");
+    let found = lb.ok(&["find", "notes.txt"]);
+    assert!(found.contains("2026/notes.txt"), "{found}");
+
+    let target = lb.work.join("restored");
+    lb.ok(&["restore", "photos", "--target", target.to_str().unwrap()]);
+    let back = common::restored(&target, &data);
+    assert_eq!(
+        std::fs::read_to_string(back.join("2026/notes.txt")).unwrap(),
+        "the first hour"
+    );
+    assert_eq!(
+        std::fs::read(back.join("big.bin")).unwrap(),
+        common::bytes(7, 300_000)
+    );
+    // Nothing was written into the working directory but what was asked.
+    let mut left: Vec<String> = std::fs::read_dir(&lb.work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["Photos", "restored", "tmp"]);
+}
+
+fn write(p: &Path, s: &str) {
+    std::fs::write(p, s).unwrap();
+}
+
+#[test]
+fn config_check_reports_five_planted_problems_at_once() {
+    let lb = Installed::new();
+    let repo = lb.work.join("repo");
+    let key = lb.work.join("admin.key");
+    let out = lb.run(&[
+        "init",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let port = common::free_port();
+    let cfg = lb.work.join("lifeboat.toml");
+    write(
+        &cfg,
+        &format!(
+            r#"state_dir = "{work}/state"
+
+[repositories.local]
+path = "{repo}"
+key_file = "{work}/missing.key"
+
+[services.photos]
+tier = "important"
+rpo = "soon"
+sources = [{{ kind = "files", paths = ["{work}/no-such-dir"] }}]
+
+[services.immich-db]
+tier = "critical"
+sources = [{{ kind = "postgres", database = "immich", host = "127.0.0.1", port = {port}, user = "immich" }}]
+"#,
+            work = lb.work.display(),
+            repo = repo.display(),
+        ),
+    );
+    let out = lb.run(&["--config", cfg.to_str().unwrap(), "config", "check"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let expect = [
+        ("missing key file", "missing.key does not exist"),
+        ("missing source path", "no-such-dir does not exist"),
+        ("unreachable database", "immich-db"),
+        ("missing stop command", "`stop` command, but it has none"),
+        ("bad duration", "lifeboat.toml:9:7"),
+    ];
+    for (what, needle) in expect {
+        assert!(all.contains(needle), "{what}: {needle:?} not in:\n{all}");
+    }
+    assert!(
+        all.contains(&format!("{port}")) || all.contains("connect"),
+        "the database problem says it could not connect:\n{all}"
+    );
+
+    let out = lb.run(&["--json", "--config", cfg.to_str().unwrap(), "config", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("config check --json");
+    assert_eq!(v["ok"], false);
+    let problems = v["problems"].as_array().unwrap();
+    assert!(problems.len() >= 5, "{v}");
+    assert!(problems.iter().all(|p| p["at"].is_string() && p["problem"].is_string()));
+}
+
+#[test]
+fn demo_reaches_the_recover_screen_with_every_shipped_runbook() {
+    let lb = Installed::new();
+    let script = format!(
+        "cd {work} && env -i PATH=\"$PATH\" HOME={home} TMPDIR={work}/tmp TERM=xterm {bin} demo; echo LIFEBOAT-EXITED $?; sleep 600",
+        work = lb.work.display(),
+        home = lb.home.display(),
+        bin = lb.bin.display()
+    );
+    std::fs::create_dir_all(lb.work.join("tmp")).unwrap();
+    let t = Tmux::start("first-hour", 120, 40, &script);
+    t.wait_for("Needs action", Duration::from_secs(120));
+    t.keys(&["3"]);
+    let titles = [
+        "Back up a service now",
+        "A database is corrupted",
+        "Files deleted or overwritten",
+        "A host or its disk is lost",
+        "The monthly restore drill",
+        "Ransomware",
+        "Undo a restore",
+        "A lost or overwritten .env",
+        "The whole site is lost",
+        "A virtual machine is lost",
+    ];
+    let screen = t.wait_for(titles[0], Duration::from_secs(20));
+    for title in titles {
+        assert!(screen.contains(title), "{title:?} missing:\n{screen}");
+    }
+    assert!(!screen.contains("cannot read runbooks"), "{screen}");
+    // The scenario list takes typed text; Esc leaves it, then q quits.
+    t.keys(&["Escape"]);
+    t.wait_for("Needs action", Duration::from_secs(10));
+    t.keys(&["q"]);
+    t.wait_for("LIFEBOAT-EXITED 0", Duration::from_secs(20));
+}
+
+#[test]
+fn bash_completion_loads_and_completes_subcommands() {
+    let lb = Installed::new();
+    let script = format!(
+        r#"source <("{bin}" completions bash) || exit 9
+COMP_WORDS=(lifeboat sn); COMP_CWORD=1; COMP_LINE="lifeboat sn"; COMP_POINT=11
+_lifeboat lifeboat sn lifeboat
+echo "${{COMPREPLY[@]}}"
+COMP_WORDS=(lifeboat config ""); COMP_CWORD=2; COMP_LINE="lifeboat config "; COMP_POINT=16
+_lifeboat lifeboat "" config
+echo "${{COMPREPLY[@]}}""#,
+        bin = lb.bin.display()
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "-c", &script])
+        .env("HOME", &lb.home)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("snapshots"), "{stdout}");
+    let config = lines.next().unwrap_or_default();
+    assert!(config.contains("init") && config.contains("check"), "{stdout}");
+}
+
+#[test]
+fn the_man_page_renders() {
+    let lb = Installed::new();
+    let page = lb.work.join("lifeboat.1");
+    std::fs::write(&page, lb.run(&["man"]).stdout).unwrap();
+    let out = Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+        .expect("man is needed: run scripts/test-deps.sh (apt-get install man-db)");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    for needle in ["lifeboat", "SYNOPSIS", "--config", "EXIT STATUS", "completions"] {
+        assert!(shown.contains(needle), "{needle:?} not in the man page:\n{shown}");
+    }
+}
