@@ -239,8 +239,16 @@ fn commands(config: &Config, svc: &Service, runbooks: &[Runbook]) -> Vec<Finding
                 at.clone(),
                 format!(
                     "{} {} its `{key}` command, but it has none",
-                    if users.len() == 1 { "runbook" } else { "runbooks" },
-                    if users.len() == 1 { format!("{} runs", users[0]) } else { format!("{} run", users.join(", ")) },
+                    if users.len() == 1 {
+                        "runbook"
+                    } else {
+                        "runbooks"
+                    },
+                    if users.len() == 1 {
+                        format!("{} runs", users[0])
+                    } else {
+                        format!("{} run", users.join(", "))
+                    },
                 ),
                 Some(format!(
                     "add {key} = \"…\" (e.g. \"systemctl {key} {}\") to [services.{}] in {}",

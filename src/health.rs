@@ -555,10 +555,15 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
             .collect();
         if let Some(a) = alerts
             .iter_mut()
-            .find(|a| a.service.is_none() && a.message.starts_with(&format!("repository {}:", r.repository)))
+            .find(|a| {
+                a.service.is_none()
+                    && a.message
+                        .starts_with(&format!("repository {}:", r.repository))
+            })
             .filter(|_| !names.is_empty())
         {
-            a.message.push_str(&format!("; cannot judge {}", names.join(", ")));
+            a.message
+                .push_str(&format!("; cannot judge {}", names.join(", ")));
         }
     }
     // Worst first; within a state, the more critical tier first.

@@ -189,6 +189,12 @@ fn describe(src: &Source) -> String {
 /// Reads every repository of the config. A repository that cannot be read
 /// is reported in its view; the rest still load.
 pub fn load(config: &Config) -> Inventory {
+    load_with_key(config, None)
+}
+
+/// [`load`], opening every repository with `key` when one is given
+/// (`--key`) instead of its configured key.
+pub fn load_with_key(config: &Config, key: Option<&std::path::Path>) -> Inventory {
     let records = Records::new(&config.state_dir);
     let mut repositories = Vec::new();
     let mut snaps: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
@@ -206,7 +212,7 @@ pub fn load(config: &Config) -> Inventory {
             object_storage: r.s3.is_some(),
             copy_of: r.copy_of.clone(),
         };
-        match r.open(None).and_then(|repo| {
+        match r.open(key).and_then(|repo| {
             let (list, _) = repo.list_snapshots()?;
             let size: u64 = repo
                 .backend()

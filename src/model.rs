@@ -79,10 +79,12 @@ impl Service {
     /// stop: its files are swapped in whole, each path at once.
     pub fn must_stop_to_restore(&self) -> bool {
         self.stop.is_some()
-            || self
-                .sources
-                .iter()
-                .any(|s| !matches!(s.kind, SourceKind::Files { .. } | SourceKind::Secrets { .. }))
+            || self.sources.iter().any(|s| {
+                !matches!(
+                    s.kind,
+                    SourceKind::Files { .. } | SourceKind::Secrets { .. }
+                )
+            })
     }
 }
 

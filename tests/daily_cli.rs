@@ -138,23 +138,36 @@ fn under(root: &Path, rel: &str) -> String {
 fn find_matches_names_globs_at_any_depth_and_across_restore_points() {
     let f = Fixture::new();
     let first = f.backup(&["app"]);
+    let unchanged = f.backup(&["app"]);
     fs::write(f.app.join("data/app.sqlite3"), bytes(3, 120_000)).unwrap();
     let second = f.backup(&["app"]);
 
     let found = f.json(&["find", "app.sqlite3"]);
     let rows = found.as_array().unwrap();
-    assert_eq!(rows.len(), 2, "one match per restore point: {found}");
-    let ids: Vec<&str> = rows.iter().map(|r| r["snapshot"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec![first.as_str(), second.as_str()], "oldest first");
+    assert_eq!(rows.len(), 3, "one match per restore point: {found}");
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["snapshot"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![first.as_str(), unchanged.as_str(), second.as_str()],
+        "oldest first"
+    );
     assert_eq!(rows[0]["size"], 100_000);
-    assert_eq!(rows[1]["size"], 120_000);
+    assert_eq!(rows[1]["size"], 100_000);
+    assert_eq!(rows[2]["size"], 120_000);
     assert_eq!(rows[0]["service"], "app");
     assert_eq!(rows[0]["path"], under(&f.app, "data/app.sqlite3"));
 
     let p = paths_of(&f.json(&["find", "*/config.yml", "--latest", "1"]));
     assert_eq!(p, vec![under(&f.app, "config.yml")]);
     let p = paths_of(&f.json(&["find", "data/*.sqlite3", "--latest", "1"]));
-    assert_eq!(p, vec![under(&f.app, "data/app.sqlite3")], "`*` stays in one directory");
+    assert_eq!(
+        p,
+        vec![under(&f.app, "data/app.sqlite3")],
+        "`*` stays in one directory"
+    );
     let p = paths_of(&f.json(&["find", "data/**/*.sqlite3", "--latest", "1"]));
     assert_eq!(
         p,
@@ -165,8 +178,14 @@ fn find_matches_names_globs_at_any_depth_and_across_restore_points() {
         "`**` spans directories"
     );
     let anchored = format!("{}/**/notes.txt", f.env.dir.path().display());
-    assert_eq!(paths_of(&f.json(&["find", &anchored, "--latest", "1"])).len(), 1);
-    assert!(paths_of(&f.json(&["find", "/notes.txt"])).is_empty(), "a leading / anchors at the root");
+    assert_eq!(
+        paths_of(&f.json(&["find", &anchored, "--latest", "1"])).len(),
+        1
+    );
+    assert!(
+        paths_of(&f.json(&["find", "/notes.txt"])).is_empty(),
+        "a leading / anchors at the root"
+    );
 
     f.lb()
         .args(["find", "*.sqlite3"])
@@ -175,7 +194,9 @@ fn find_matches_names_globs_at_any_depth_and_across_restore_points() {
         .stdout(
             predicate::str::contains(&first[..8])
                 .and(predicate::str::contains("archive.sqlite3"))
-                .and(predicate::str::contains("4 matching entries in 2 restore points of 2 searched")),
+                .and(predicate::str::contains(
+                    "6 matching entries in 3 restore points of 3 searched",
+                )),
         );
     f.lb()
         .args(["find", "x", "--service", "nosuch"])
@@ -196,8 +217,14 @@ fn diff_names_added_removed_and_changed_paths() {
     let b = f.backup(&["app"]);
 
     let d = f.json(&["diff", &a[..10], &b]);
-    assert_eq!(d["added"], serde_json::json!([under(&f.app, "data/new.txt")]));
-    assert_eq!(d["removed"], serde_json::json!([under(&f.app, "data/notes.txt")]));
+    assert_eq!(
+        d["added"],
+        serde_json::json!([under(&f.app, "data/new.txt")])
+    );
+    assert_eq!(
+        d["removed"],
+        serde_json::json!([under(&f.app, "data/notes.txt")])
+    );
     let changed: Vec<(String, Vec<String>)> = d["changed"]
         .as_array()
         .unwrap()
@@ -239,15 +266,17 @@ fn diff_names_added_removed_and_changed_paths() {
         .assert()
         .success()
         .stdout(predicate::str::contains("+ ").and(predicate::str::contains(" removed, ")));
-    f.lb()
-        .args(["diff", &a, &b])
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains(format!("+ {}", under(&f.app, "data/new.txt")))
-                .and(predicate::str::contains(format!("- {}", under(&f.app, "data/notes.txt"))))
-                .and(predicate::str::contains(format!("1 added, 1 removed, {} changed", changed.len()))),
-        );
+    f.lb().args(["diff", &a, &b]).assert().success().stdout(
+        predicate::str::contains(format!("+ {}", under(&f.app, "data/new.txt")))
+            .and(predicate::str::contains(format!(
+                "- {}",
+                under(&f.app, "data/notes.txt")
+            )))
+            .and(predicate::str::contains(format!(
+                "1 added, 1 removed, {} changed",
+                changed.len()
+            ))),
+    );
     f.lb()
         .args(["diff", "nosuch:latest", &b])
         .assert()
@@ -296,7 +325,10 @@ fn stats_add_up_to_what_was_backed_up_and_see_dedup() {
     let mirror = &r["services"]["mirror"];
     assert_eq!(app["restore_points"], 1);
     assert_eq!(app["files"], app_files);
-    assert_eq!(app["raw_bytes"], app_bytes, "raw bytes are the files' sizes");
+    assert_eq!(
+        app["raw_bytes"], app_bytes,
+        "raw bytes are the files' sizes"
+    );
     assert_eq!(mirror["raw_bytes"], mirror_bytes);
     assert_eq!(mirror["files"], mirror_files);
     assert_eq!(r["total"]["raw_bytes"], app_bytes + mirror_bytes);
@@ -306,7 +338,10 @@ fn stats_add_up_to_what_was_backed_up_and_see_dedup() {
     assert_eq!(r["total"]["stored_bytes"], app["stored_bytes"]);
     let ratio = |v: &Value| v["dedup_ratio"].as_f64().unwrap();
     assert!(ratio(&r["total"]) > 1.8, "same data twice: {}", r["total"]);
-    assert!(ratio(app) < 1.5 && ratio(app) > 0.9, "one copy of mostly noise: {app}");
+    assert!(
+        ratio(app) < 1.5 && ratio(app) > 0.9,
+        "one copy of mostly noise: {app}"
+    );
     assert!(
         r["storage_bytes"].as_u64().unwrap() >= app["stored_bytes"].as_u64().unwrap(),
         "storage holds at least the stored chunks"
@@ -344,15 +379,26 @@ fn dump_streams_a_file_exactly_and_keeps_secrets_off_the_terminal() {
         .get_output()
         .stdout
         .clone();
-    assert!(out == big, "dump is byte-exact ({} of {} bytes)", out.len(), big.len());
+    assert!(
+        out == big,
+        "dump is byte-exact ({} of {} bytes)",
+        out.len(),
+        big.len()
+    );
 
     let env_file = under(&f.app, ".env");
     let token = under(&f.secrets, "token");
     for secret in [&env_file, &token] {
         let (code, text) = f.in_terminal(&["dump", "app", secret]);
         assert_eq!(code, 1, "refused on a terminal: {text}");
-        assert!(text.contains("is a secret") && text.contains("--force"), "{text}");
-        assert!(!text.contains(SECRET), "the secret stayed off the screen: {text}");
+        assert!(
+            text.contains("is a secret") && text.contains("--force"),
+            "{text}"
+        );
+        assert!(
+            !text.contains(SECRET),
+            "the secret stayed off the screen: {text}"
+        );
         // Piped, it is the admin's file to write.
         f.lb()
             .args(["dump", "app:latest", secret])
@@ -372,7 +418,10 @@ fn dump_streams_a_file_exactly_and_keeps_secrets_off_the_terminal() {
         .arg(under(&f.app, "data"))
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("is a directory").and(predicate::str::contains("lifeboat restore")));
+        .stderr(
+            predicate::str::contains("is a directory")
+                .and(predicate::str::contains("lifeboat restore")),
+        );
     f.lb()
         .args(["dump", "app", "/no/such/file"])
         .assert()
@@ -401,7 +450,10 @@ fn tags_filters_and_unknown_services() {
     };
     let list = f.json(&["snapshots", "--tag", "nightly"]);
     assert_eq!(ids(&list), vec![tagged.clone()]);
-    assert_eq!(list[0]["tags"], serde_json::json!(["nightly", "pre-upgrade"]));
+    assert_eq!(
+        list[0]["tags"],
+        serde_json::json!(["nightly", "pre-upgrade"])
+    );
 
     f.lb()
         .args(["tag", &plain[..8], "--add", "keep", "--add", "nightly"])
@@ -412,9 +464,20 @@ fn tags_filters_and_unknown_services() {
         .args(["tag", &tagged, "--remove", "nightly"])
         .assert()
         .success();
-    assert_eq!(ids(&f.json(&["snapshots", "--tag", "nightly"])), vec![plain.clone()], "the id survives retagging");
-    assert_eq!(ids(&f.json(&["snapshots", "--tag", "pre-upgrade"])), vec![tagged.clone()]);
-    assert_eq!(ids(&f.json(&["snapshots", "--tag", "keep,nightly"])), vec![plain.clone()], "a,b needs both");
+    assert_eq!(
+        ids(&f.json(&["snapshots", "--tag", "nightly"])),
+        vec![plain.clone()],
+        "the id survives retagging"
+    );
+    assert_eq!(
+        ids(&f.json(&["snapshots", "--tag", "pre-upgrade"])),
+        vec![tagged.clone()]
+    );
+    assert_eq!(
+        ids(&f.json(&["snapshots", "--tag", "keep,nightly"])),
+        vec![plain.clone()],
+        "a,b needs both"
+    );
     assert!(ids(&f.json(&["snapshots", "--tag", "keep,pre-upgrade"])).is_empty());
     assert_eq!(
         ids(&f.json(&["snapshots", "--tag", "keep", "--tag", "pre-upgrade"])).len(),
@@ -449,7 +512,10 @@ fn tags_filters_and_unknown_services() {
     services.sort();
     assert_eq!(services, vec!["app", "mirror"], "newest of each service");
     assert!(ids(&latest).contains(&plain));
-    assert_eq!(ids(&f.json(&["snapshots", "--service", "app", "--latest", "1"])), vec![plain.clone()]);
+    assert_eq!(
+        ids(&f.json(&["snapshots", "--service", "app", "--latest", "1"])),
+        vec![plain.clone()]
+    );
     assert_eq!(ids(&f.json(&["snapshots", "app"])).len(), 2);
     let host = lifeboat::paths::hostname();
     assert_eq!(ids(&f.json(&["snapshots", "--host", &host])).len(), 3);

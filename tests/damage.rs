@@ -382,7 +382,9 @@ fn chunks_verify_found_damaged_are_stored_again_by_the_next_backup() {
         .arg(&s.a)
         .assert()
         .success()
-        .stderr(predicate::str::contains("verify found damaged will be stored again"));
+        .stderr(predicate::str::contains(
+            "verify found damaged will be stored again",
+        ));
     assert_eq!(files_in(&s.repo.join("data")).len(), packs_before + 1);
     let t = env.path("t");
     env.lbk()
@@ -406,4 +408,51 @@ fn chunks_verify_found_damaged_are_stored_again_by_the_next_backup() {
         .assert()
         .success()
         .stderr(predicate::str::contains("stored again").not());
+}
+
+#[test]
+fn a_copy_to_a_destination_that_lost_a_pack_sends_its_chunks_again() {
+    let s = setup();
+    let env = &s.env;
+    let dst = env.path("offsite");
+    env.init(&dst);
+    let copy = |what: &str| {
+        env.lbk()
+            .args(["copy", what, "--from"])
+            .arg(&s.repo)
+            .arg("--to")
+            .arg(&dst)
+            .assert()
+            .success()
+            .get_output()
+            .clone()
+    };
+    copy("photos");
+    let dst_packs: Vec<PathBuf> = files_in(&dst.join("data")).into_iter().collect();
+    assert_eq!(dst_packs.len(), 1);
+    fs::remove_file(&dst_packs[0]).unwrap();
+
+    // A new restore point sharing the photo: the destination lacks it now.
+    fs::write(s.a.join("IMG_0002.jpg"), bytes(9, 100_000)).unwrap();
+    env.lbk()
+        .args(["backup", "--name", "photos", "--repo"])
+        .arg(&s.repo)
+        .arg(&s.a)
+        .assert()
+        .success();
+    let out = copy("photos");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("destination: 1 indexed pack(s) are missing from the repository"),
+        "{stderr}"
+    );
+    let t = env.path("t");
+    env.lbk()
+        .args(["restore", "photos:latest", "--target"])
+        .arg(&t)
+        .arg("--repo")
+        .arg(&dst)
+        .assert()
+        .success();
+    assert_same_tree(&s.a, &restored(&t, &s.a));
 }

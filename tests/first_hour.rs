@@ -85,13 +85,20 @@ fn config_init_to_restore_with_nothing_copied_by_hand() {
     // With no config, the error says how to get one.
     let none = lb.run(&["snapshots"]);
     assert!(!none.status.success());
-    assert!(text(&none).contains("lifeboat config init"), "{}", text(&none));
+    assert!(
+        text(&none).contains("lifeboat config init"),
+        "{}",
+        text(&none)
+    );
     assert!(!text(&none).contains("config/lifeboat.example.toml"));
 
     let out = lb.ok(&["config", "init", "--path", data.to_str().unwrap()]);
     let config = lb.home.join(".config/lifeboat/lifeboat.toml");
     assert!(out.contains(&config.display().to_string()), "{out}");
-    assert!(out.contains("lifeboat init"), "the next step is named: {out}");
+    assert!(
+        out.contains("lifeboat init"),
+        "the next step is named: {out}"
+    );
     // A second init does not overwrite what the admin may have edited.
     let again = lb.run(&["config", "init", "--path", data.to_str().unwrap()]);
     assert!(!again.status.success() && text(&again).contains("already exists"));
@@ -103,7 +110,10 @@ fn config_init_to_restore_with_nothing_copied_by_hand() {
 
     let out = lb.ok(&["init"]);
     let key = lb.home.join(".config/lifeboat/keys/local.key");
-    assert!(out.contains(&key.display().to_string()), "init writes the configured key_file: {out}");
+    assert!(
+        out.contains(&key.display().to_string()),
+        "init writes the configured key_file: {out}"
+    );
     assert!(key.exists());
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions())
@@ -197,13 +207,21 @@ sources = [{{ kind = "postgres", database = "immich", host = "127.0.0.1", port =
         "the database problem says it could not connect:\n{all}"
     );
 
-    let out = lb.run(&["--json", "--config", cfg.to_str().unwrap(), "config", "check"]);
+    let out = lb.run(&[
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "config",
+        "check",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("config check --json");
     assert_eq!(v["ok"], false);
     let problems = v["problems"].as_array().unwrap();
     assert!(problems.len() >= 5, "{v}");
-    assert!(problems.iter().all(|p| p["at"].is_string() && p["problem"].is_string()));
+    assert!(problems
+        .iter()
+        .all(|p| p["at"].is_string() && p["problem"].is_string()));
 }
 
 #[test]
@@ -266,7 +284,10 @@ echo "${{COMPREPLY[@]}}""#,
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("snapshots"), "{stdout}");
     let config = lines.next().unwrap_or_default();
-    assert!(config.contains("init") && config.contains("check"), "{stdout}");
+    assert!(
+        config.contains("init") && config.contains("check"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -283,7 +304,69 @@ fn the_man_page_renders() {
         .expect("man is needed: run scripts/test-deps.sh (apt-get install man-db)");
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
-    for needle in ["lifeboat", "SYNOPSIS", "--config", "EXIT STATUS", "completions"] {
-        assert!(shown.contains(needle), "{needle:?} not in the man page:\n{shown}");
+    for needle in [
+        "lifeboat",
+        "SYNOPSIS",
+        "--config",
+        "EXIT STATUS",
+        "completions",
+    ] {
+        assert!(
+            shown.contains(needle),
+            "{needle:?} not in the man page:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn health_is_unknown_when_it_cannot_read_and_errors_speak_json() {
+    let lb = Installed::new();
+    let data = lb.work.join("docs");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a.txt"), "a").unwrap();
+    lb.ok(&["config", "init", "--path", data.to_str().unwrap()]);
+    lb.ok(&["init"]);
+    lb.ok(&["backup", "--all"]);
+
+    let m = lb.ok(&["--json", "metrics"]);
+    let families: serde_json::Value = serde_json::from_str(&m).expect("metrics --json");
+    let points = families
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "lifeboat_restore_points")
+        .expect("lifeboat_restore_points");
+    assert_eq!(points["samples"][0]["value"], 1.0, "{points}");
+    assert_eq!(points["samples"][0]["labels"]["service"], "docs");
+
+    // A mistyped repository name is not taken for a directory.
+    let out = lb.run(&["--json", "--repo", "lcoal", "snapshots"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).expect("a JSON error");
+    assert!(
+        err["error"].as_str().unwrap().contains("did you mean `local`"),
+        "{err}"
+    );
+    assert!(!lb.work.join("lcoal").exists());
+
+    // Without its key, the repository cannot be read: that is unknown (3),
+    // not a breach, and nobody is told the service was never backed up.
+    let key = lb.home.join(".config/lifeboat/keys/local.key");
+    std::fs::rename(&key, lb.work.join("elsewhere.key")).unwrap();
+    let out = lb.run(&["health"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(all.contains("overall: unknown"), "{all}");
+    assert!(all.contains("cannot judge docs"), "{all}");
+    assert!(!all.contains("never backed up"), "{all}");
+    let out = lb.run(&["--json", "health"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["services"][0]["state"], "unknown");
+    // With the key given, it is judged again.
+    let out = lb.run(&["--key", lb.work.join("elsewhere.key").to_str().unwrap(), "health"]);
+    assert_ne!(out.status.code(), Some(3), "{}", text(&out));
+    // Every line of the table fits 80 columns.
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        assert!(line.chars().count() <= 80, "{line:?} is wider than 80 columns");
     }
 }

@@ -89,17 +89,20 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
                     output::json(&output::snapshot_json(&snap))?;
                 } else {
                     let secs = st.duration_ms as f64 / 1000.0;
+                    // One line under 80 columns for a usual service name.
                     ctx.say(format!(
-                        "snapshot {} of {}: {} files, {} ({} unchanged files{}), {} added in {:.1} s ({}/s)",
+                        "{} {}: {} ({}), {} new in {:.1} s{}",
+                        output::clean(&snap.service),
                         snap.short_id(),
-                        snap.service,
-                        st.files,
+                        lifeboat::util::plural(st.files, "file"),
                         human_bytes(st.bytes),
-                        st.files_unchanged,
-                        if st.skipped > 0 { format!(", {} skipped: see the warnings", st.skipped) } else { String::new() },
                         human_bytes(st.bytes_added),
                         secs,
-                        human_bytes((st.bytes as f64 / secs.max(0.001)) as u64),
+                        if st.skipped > 0 {
+                            format!("; {} skipped: see the warnings", st.skipped)
+                        } else {
+                            String::new()
+                        },
                     ));
                     if st.incomplete() {
                         eprintln!(

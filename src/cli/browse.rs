@@ -23,17 +23,9 @@ pub fn find(ctx: &Ctx, a: FindArgs) -> Result<ExitCode> {
     let filter = a.filter.filter()?;
     let mut found = Vec::new();
     let mut searched = 0;
-    for name in a.filter.repositories(ctx) {
-        let repo = ctx.open(name.as_deref())?;
-        if let Some(svc) = &filter.service {
-            ctx.known_service(svc, &repo.list_snapshots()?.0)?;
-        }
-        let report = browse::find(&repo, &filter, &pattern)?;
-        for (id, why) in &report.damaged {
-            eprintln!("warning: snapshot {id} is unreadable: {why} (run `lifeboat verify`)");
-        }
-        searched += report.searched;
-        found.extend(report.found);
+    for (_, repo, snaps) in snapshots::selected(ctx, &a.filter, &filter)? {
+        searched += snaps.len();
+        found.extend(browse::find(&repo, &snaps, &pattern)?);
     }
     if ctx.json {
         let rows: Vec<_> = found
@@ -68,7 +60,10 @@ pub fn find(ctx: &Ctx, a: FindArgs) -> Result<ExitCode> {
             f.time.get(..19).unwrap_or(&f.time).replace('T', " "),
             output::clean(&f.service),
             size,
-            mtime(f.mtime_ns).get(..19).unwrap_or_default().replace('T', " "),
+            mtime(f.mtime_ns)
+                .get(..19)
+                .unwrap_or_default()
+                .replace('T', " "),
             output::clean(&f.path)
         );
     }
@@ -114,8 +109,18 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut lines: Vec<(&str, String)> = Vec::new();
-    lines.extend(report.added.iter().map(|p| (p.as_str(), format!("+ {}", output::clean(p)))));
-    lines.extend(report.removed.iter().map(|p| (p.as_str(), format!("- {}", output::clean(p)))));
+    lines.extend(
+        report
+            .added
+            .iter()
+            .map(|p| (p.as_str(), format!("+ {}", output::clean(p)))),
+    );
+    lines.extend(
+        report
+            .removed
+            .iter()
+            .map(|p| (p.as_str(), format!("- {}", output::clean(p)))),
+    );
     lines.extend(report.changed.iter().map(|c| {
         (
             c.path.as_str(),

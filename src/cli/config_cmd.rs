@@ -65,7 +65,13 @@ fn name_from(dir: &Path) -> String {
         .unwrap_or_default();
     let name: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let name = name.trim_matches(|c| c == '-' || c == '.').to_string();
     if name.is_empty() {
@@ -177,7 +183,8 @@ pub fn config_check(ctx: &Ctx, path: Option<PathBuf>, runbooks: Option<&Path>) -
     let Some(path) = path else {
         bail!(lifeboat::Error::NoConfig);
     };
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("cannot read config {}", path.display()))?;
     let findings = match Config::parse_all_bytes(&path, &bytes) {
         Err(e) => vec![located(&path, &e)],
         Ok((config, parsed)) => {

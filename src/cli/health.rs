@@ -17,18 +17,22 @@ pub fn health(ctx: &Ctx) -> Result<ExitCode> {
     for line in lifeboat::engine::leftovers::clean_stale(&config.state_dir) {
         eprintln!("{line}");
     }
-    let inv = lifeboat::inventory::load(config);
+    let config = &scoped(ctx, config)?;
+    let inv = lifeboat::inventory::load_with_key(config, ctx.cli_key.as_deref());
     let now = std::time::SystemTime::now();
     let mut report = lifeboat::health::evaluate(&inv, now, &config.thresholds);
     // Only repositories that answered: a store that is down has had its
     // deadline already.
     let here = lifeboat::paths::hostname();
     for r in inv.repositories.iter().filter(|r| r.error.is_none()) {
-        let Some(repo) = config.repositories.get(&r.name) else { continue };
+        let Some(repo) = config.repositories.get(&r.name) else {
+            continue;
+        };
         if let Ok(locks) = repo
             .backend()
             .and_then(|b| lifeboat::repo::lock::list(b.as_ref()))
         {
+            let locks: Vec<_> = locks.into_iter().map(|(_, l)| l).collect();
             report.add_foreign_locks(&r.name, &locks, &here, now);
         }
     }
@@ -36,6 +40,11 @@ pub fn health(ctx: &Ctx) -> Result<ExitCode> {
         output::json(&report)?;
     } else if !ctx.quiet {
         output::print_health(&report);
+    } else {
+        // Quiet: only what is wrong.
+        for a in &report.alerts {
+            println!("{} {}", a.state.symbol(), output::clean(&a.message));
+        }
     }
     Ok(ExitCode::from(report.state.exit_code()))
 }
@@ -52,7 +61,8 @@ pub fn metrics(ctx: &Ctx, a: MetricsArgs) -> Result<ExitCode> {
         .config
         .as_ref()
         .context("metrics need a config (pass --config FILE)")?;
-    let inv = lifeboat::inventory::load(config);
+    let config = &scoped(ctx, config)?;
+    let inv = lifeboat::inventory::load_with_key(config, ctx.cli_key.as_deref());
     let report = lifeboat::health::evaluate(&inv, std::time::SystemTime::now(), &config.thresholds);
     if ctx.json && a.textfile.is_none() {
         output::json(&lifeboat::metrics::families(&inv, &report))?;
@@ -64,4 +74,19 @@ pub fn metrics(ctx: &Ctx, a: MetricsArgs) -> Result<ExitCode> {
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The config narrowed to the repository `--repo` names (and its
+/// services); a mistyped name is an error with a suggestion.
+fn scoped(ctx: &Ctx, config: &lifeboat::config::Config) -> Result<lifeboat::config::Config> {
+    let mut config = config.clone();
+    if ctx.cli_repo.is_some() {
+        let Some(repo) = ctx.configured(None)? else {
+            anyhow::bail!("health and metrics judge the repositories of the config: pass a repository's name with --repo, not a location");
+        };
+        let name = repo.name.clone();
+        config.repositories.retain(|n, _| *n == name);
+        config.services.retain(|s| s.repository == name);
+    }
+    Ok(config)
 }

@@ -59,6 +59,14 @@ pub fn jobs_cmd(ctx: &Ctx, a: JobsArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(JobsCommand::Attach { id }) => {
+            if !jobs::journal_path(&config.state_dir, &id).exists() {
+                let known = jobs::list(&config.state_dir);
+                bail!(
+                    "no job `{}`{}; `lifeboat jobs` lists them",
+                    output::clean(&id),
+                    lifeboat::util::suggestion(&id, known.iter().map(|j| j.id.as_str()))
+                );
+            }
             let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
             follow(config, &id, interactive, ctx.quiet)
         }

@@ -18,6 +18,7 @@ mod leftovers;
 mod output;
 pub(crate) mod pipe;
 mod recover;
+mod repair;
 mod restore;
 mod rollback;
 mod runbook;
@@ -25,7 +26,6 @@ mod schedule;
 mod snapshots;
 mod stats;
 mod tag;
-mod repair;
 mod verify;
 
 use anyhow::{bail, Result};
@@ -178,13 +178,16 @@ fn run_cli(mut cli: Cli) -> Result<ExitCode> {
     };
     // These two work on a config that does not exist yet or does not load.
     let command = match command {
-        Some(Command::Config(c @ config_cmd::ConfigCommand::Check)) | Some(Command::Config(c @ config_cmd::ConfigCommand::Init(_))) => {
+        Some(Command::Config(c @ config_cmd::ConfigCommand::Check))
+        | Some(Command::Config(c @ config_cmd::ConfigCommand::Init(_))) => {
             let ctx = Ctx::new(&cli, None);
             return match c {
                 config_cmd::ConfigCommand::Check => {
                     config_cmd::config_check(&ctx, config_path, cli.runbooks.as_deref())
                 }
-                config_cmd::ConfigCommand::Init(a) => config_cmd::config_init(&ctx, cli.config.as_deref(), a),
+                config_cmd::ConfigCommand::Init(a) => {
+                    config_cmd::config_init(&ctx, cli.config.as_deref(), a)
+                }
             };
         }
         other => other,
@@ -279,7 +282,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
             let path = ctx.config.as_ref().map(|c| c.path.clone());
             config_cmd::config_check(ctx, path, None)
         }
-        Command::Config(config_cmd::ConfigCommand::Init(a)) => config_cmd::config_init(ctx, None, a),
+        Command::Config(config_cmd::ConfigCommand::Init(a)) => {
+            config_cmd::config_init(ctx, None, a)
+        }
         Command::Health => health::health(ctx),
         Command::Drill(a) => drill::drill(ctx, a),
         Command::Demo(a) => demo::demo(a, ctx.quiet),
@@ -409,14 +414,15 @@ impl Ctx {
     }
 
     /// Checks a service name given on the command line: one the config
-    /// defines, or one with restore points in the repository (`recorded`)
-    /// such as an ad-hoc backup's name. The one place this error is made.
-    fn known_service(&self, name: &str, recorded: &[lifeboat::repo::Snapshot]) -> Result<()> {
+    /// defines, or one with restore points in the repository (`recorded`:
+    /// their services) such as an ad-hoc backup's name. The one place this
+    /// error is made.
+    fn known_service(&self, name: &str, recorded: &[&str]) -> Result<()> {
         let mut known: Vec<&str> = self
             .config
             .iter()
             .flat_map(|c| c.services.iter().map(|s| s.name.as_str()))
-            .chain(recorded.iter().map(|s| s.service.as_str()))
+            .chain(recorded.iter().copied())
             .collect();
         if known.contains(&name) {
             return Ok(());

@@ -156,11 +156,11 @@ impl Progress {
                 ProgressBar::hidden()
             };
             // Until the total is known there is no bar to draw: say what
-            // is happening, and that it is alive. 77 columns at most.
+            // is happening, and that it is alive. 78 columns at most.
             let starting = ProgressStyle::with_template("{spinner} {msg:40!} {bytes:>9}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner());
             let running = ProgressStyle::with_template(
-                "{spinner} {msg:24!} [{bar:12}] {bytes:>9}/{total_bytes:<9} {binary_bytes_per_sec:>10} {eta:>4}",
+                "{spinner} {msg:22!} [{bar:12}] {bytes:>9}/{total_bytes:<9} {binary_bytes_per_sec:>10} {eta:>4}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
@@ -179,7 +179,9 @@ impl Progress {
                             bar.set_length(counters.bytes_total);
                         }
                         bar.set_position(counters.bytes_done);
-                        bar.set_message(format!("{} {label}", counters.phase.doing()));
+                        // "backup photos" while backing up reads "backing up photos".
+                        let what = label.split_once(' ').map_or(label.as_str(), |(_, w)| w);
+                        bar.set_message(format!("{} {what}", counters.phase.doing()));
                     }
                     Event::Warning { message } => {
                         let message = clean(&message).into_owned();
@@ -225,20 +227,28 @@ fn fit(s: &str, w: usize) -> String {
 pub fn print_health(r: &lifeboat::health::Report) {
     let row = |sym: &str, c: [&str; 7]| {
         println!(
-            "{:<2}{:<14} {:<10} {:<11} {:<11} {:<14} {:>3} {:>8}",
+            "{:<2}{:<13} {:<10} {:<10} {:<11} {:<15} {:>3} {:>9}",
             sym,
-            fit(&clean(c[0]), 14),
+            fit(&clean(c[0]), 13),
             fit(c[1], 10),
-            fit(c[2], 11),
+            fit(c[2], 10),
             fit(c[3], 11),
-            fit(c[4], 14),
+            fit(c[4], 15),
             fit(c[5], 3),
-            fit(c[6], 8),
+            fit(c[6], 9),
         )
     };
     row(
         "",
-        ["SERVICE", "TIER", "BACKUP/RPO", "VERIFY", "DRILL/RTO", "PTS", "SIZE"],
+        [
+            "SERVICE",
+            "TIER",
+            "BACKUP/RPO",
+            "VERIFY",
+            "DRILL/RTO",
+            "PTS",
+            "SIZE",
+        ],
     );
     for s in &r.services {
         row(
@@ -250,7 +260,7 @@ pub fn print_health(r: &lifeboat::health::Report) {
                 &s.verify.text,
                 &s.drill.text,
                 &s.restore_points.to_string(),
-                &human_bytes(s.size),
+                &lifeboat::util::human_bytes(s.size),
             ],
         );
     }

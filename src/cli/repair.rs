@@ -29,6 +29,9 @@ pub struct SnapshotsArgs {
     /// Show what would be rewritten and dropped; change nothing
     #[arg(long)]
     dry_run: bool,
+    /// Also remove restore points whose file list itself is lost (nothing in them can be restored)
+    #[arg(long)]
+    forget: bool,
 }
 
 pub fn repair(ctx: &Ctx, c: RepairCommand) -> Result<ExitCode> {
@@ -55,7 +58,14 @@ fn index(ctx: &Ctx, repo: &lifeboat::repo::Repository, a: &IndexArgs) -> Result<
     );
     progress.finish();
     let r = report?;
-    tracing::info!(job = "repair-index", packs = r.packs, chunks = r.chunks, unreadable = r.unreadable_packs.len(), damaged = r.damaged_chunks.len(), "repair index finished");
+    tracing::info!(
+        job = "repair-index",
+        packs = r.packs,
+        chunks = r.chunks,
+        unreadable = r.unreadable_packs.len(),
+        damaged = r.damaged_chunks.len(),
+        "repair index finished"
+    );
     if ctx.json {
         output::json(&r)?;
         return Ok(r.ok());
@@ -65,7 +75,10 @@ fn index(ctx: &Ctx, repo: &lifeboat::repo::Repository, a: &IndexArgs) -> Result<
         r.packs, r.chunks, r.index_files_written, r.index_files_removed
     ));
     for (p, why) in &r.unreadable_packs {
-        eprintln!("unreadable pack {p}: {} (left out of the index)", clean(why));
+        eprintln!(
+            "unreadable pack {p}: {} (left out of the index)",
+            clean(why)
+        );
     }
     for (p, c, why) in &r.damaged_chunks {
         eprintln!(
@@ -83,17 +96,31 @@ fn snapshots(ctx: &Ctx, repo: &lifeboat::repo::Repository, a: &SnapshotsArgs) ->
     let progress = Progress::start(ctx.quiet || ctx.json, "repair snapshots");
     let report = repair::repair_snapshots(
         repo,
-        &RepairSnapshotsOptions { dry_run: a.dry_run },
+        &RepairSnapshotsOptions {
+            dry_run: a.dry_run,
+            forget_lost: a.forget,
+        },
         &progress.reporter(),
     );
     progress.finish();
     let r = report?;
-    tracing::info!(job = "repair-snapshots", checked = r.checked, repaired = r.repaired.len(), unrepairable = r.unrepairable.len(), dry_run = r.dry_run, "repair snapshots finished");
+    tracing::info!(
+        job = "repair-snapshots",
+        checked = r.checked,
+        repaired = r.repaired.len(),
+        unrepairable = r.unrepairable.len(),
+        dry_run = r.dry_run,
+        "repair snapshots finished"
+    );
     if ctx.json {
         output::json(&r)?;
         return Ok(r.ok());
     }
-    let verb = if r.dry_run { "would rewrite" } else { "rewrote" };
+    let verb = if r.dry_run {
+        "would rewrite"
+    } else {
+        "rewrote"
+    };
     for s in &r.repaired {
         let short = &s.original[..8.min(s.original.len())];
         let to = s
@@ -111,16 +138,34 @@ fn snapshots(ctx: &Ctx, repo: &lifeboat::repo::Repository, a: &SnapshotsArgs) ->
             ctx.say(format!("  /{}", clean(p)));
         }
     }
+    for (id, service, why) in &r.removed {
+        ctx.say(format!(
+            "{} snapshot {} of {}: its file list is lost ({})",
+            if r.dry_run { "would remove" } else { "removed" },
+            &id[..8.min(id.len())],
+            clean(service),
+            clean(why)
+        ));
+    }
     for (id, why) in &r.unrepairable {
         eprintln!("cannot repair snapshot {}: {}", clean(id), clean(why));
     }
+    if !r.unrepairable.is_empty() {
+        eprintln!("hint: nothing in those can be restored; `lifeboat repair snapshots --forget` removes them");
+    }
     ctx.say(format!(
-        "checked {} restore point(s): {} {verb_short}, {} cannot be repaired{}",
+        "checked {} restore point(s): {} {verb_short}, {} {removed}, {} cannot be repaired{}",
         r.checked,
         r.repaired.len(),
+        r.removed.len(),
         r.unrepairable.len(),
-        if r.dry_run { " (dry run: nothing changed)" } else { "" },
+        if r.dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        },
         verb_short = if r.dry_run { "to rewrite" } else { "rewritten" },
+        removed = if r.dry_run { "to remove" } else { "removed" },
     ));
     Ok(r.ok())
 }

@@ -62,18 +62,43 @@ impl FilterArgs {
     }
 }
 
-/// The restore points `filter` selects (an unknown `--service` is an
-/// error), oldest first, and the summaries that could not be read.
-pub fn selected(
-    ctx: &Ctx,
-    repo: &Repository,
-    filter: &Filter,
-) -> Result<(Vec<Snapshot>, lifeboat::repo::Damaged)> {
-    let (snaps, damaged) = repo.list_snapshots()?;
-    if let Some(svc) = &filter.service {
-        ctx.known_service(svc, &snaps)?;
+/// One repository looked in: its name in the config (none for `--repo`),
+/// and the restore points chosen there.
+pub type Selected = (Option<String>, Repository, Vec<Snapshot>);
+
+/// The restore points `filter` selects in every repository it looks in
+/// (see [`FilterArgs::repositories`]), oldest first. An unknown
+/// `--service` is an error, judged against all of them; unreadable
+/// summaries are warned about.
+pub fn selected(ctx: &Ctx, args: &FilterArgs, filter: &Filter) -> Result<Vec<Selected>> {
+    let mut out = Vec::new();
+    for name in args.repositories(ctx) {
+        let repo = ctx.open(name.as_deref())?;
+        let (snaps, damaged) = repo.list_snapshots()?;
+        warn_damaged(&damaged);
+        out.push((name, repo, snaps));
     }
-    Ok((filter.apply(snaps), damaged))
+    if let Some(svc) = &filter.service {
+        let recorded: Vec<&str> = out
+            .iter()
+            .flat_map(|(_, _, snaps)| snaps.iter().map(|s| s.service.as_str()))
+            .collect();
+        ctx.known_service(svc, &recorded)?;
+    }
+    Ok(out
+        .into_iter()
+        .map(|(name, repo, snaps)| (name, repo, filter.apply(snaps)))
+        .collect())
+}
+
+pub fn warn_damaged(damaged: &lifeboat::repo::Damaged) {
+    for (name, why) in damaged {
+        eprintln!(
+            "warning: snapshot {} is unreadable: {} (run `lifeboat verify`)",
+            output::clean(name),
+            output::clean(why)
+        );
+    }
 }
 
 /// A restore point named as `ls` and `restore` take it: an id or unique
@@ -100,7 +125,9 @@ pub fn find_in(ctx: &Ctx, repo: &Repository, query: &str) -> Result<Snapshot> {
     let query = query.as_str();
     repo.find_snapshot(query, None).or_else(|e| {
         if let Some((svc, _)) = query.split_once(':') {
-            ctx.known_service(svc, &repo.list_snapshots()?.0)?;
+            let (snaps, _) = repo.list_snapshots()?;
+            let recorded: Vec<&str> = snaps.iter().map(|s| s.service.as_str()).collect();
+            ctx.known_service(svc, &recorded)?;
         }
         Err(e)
     })
@@ -121,7 +148,13 @@ pub fn snapshots(ctx: &Ctx, mut a: SnapshotsArgs) -> Result<ExitCode> {
     }
     let filter = a.filter.filter()?;
     let repo = ctx.open(super::service_repo(ctx, filter.service.as_deref()))?;
-    let (snaps, damaged) = selected(ctx, &repo, &filter)?;
+    let (snaps, damaged) = repo.list_snapshots()?;
+    warn_damaged(&damaged);
+    if let Some(svc) = &filter.service {
+        let recorded: Vec<&str> = snaps.iter().map(|s| s.service.as_str()).collect();
+        ctx.known_service(svc, &recorded)?;
+    }
+    let snaps = filter.apply(snaps);
     if ctx.json {
         output::json(&snaps.iter().map(output::snapshot_json).collect::<Vec<_>>())?;
     } else {
@@ -154,13 +187,6 @@ pub fn snapshots(ctx: &Ctx, mut a: SnapshotsArgs) -> Result<ExitCode> {
             );
         }
     }
-    for (name, why) in &damaged {
-        eprintln!(
-            "warning: snapshot {} is unreadable: {} (run `lifeboat verify`)",
-            output::clean(name),
-            output::clean(why)
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -175,7 +201,14 @@ pub struct LsArgs {
 pub fn ls(ctx: &Ctx, a: LsArgs) -> Result<ExitCode> {
     let repo = ctx.open(super::snapshot_repo(ctx, &a.snapshot))?;
     let snap = find_in(ctx, &repo, &a.snapshot)?;
-    let (index, _) = repo.load_index()?;
+    let (index, damaged) = repo.load_index()?;
+    for (name, why) in &damaged {
+        eprintln!(
+            "warning: index file {} is damaged ({}); the chunks it lists count as missing: run `lifeboat verify`",
+            output::clean(name),
+            output::clean(why)
+        );
+    }
     let nodes = repo.read_tree(&index, &snap)?;
     // What `ls` shows must be what a restore would write: the same check.
     lifeboat::repo::tree::check_tree(&snap, &nodes)?;

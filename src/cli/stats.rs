@@ -1,7 +1,7 @@
 //! `lifeboat stats`: what the repository holds and what deduplication saves.
 
 use super::output::{self, human_bytes};
-use super::snapshots::FilterArgs;
+use super::snapshots::{self, FilterArgs};
 use super::Ctx;
 use anyhow::Result;
 use clap::Args;
@@ -17,15 +17,8 @@ pub struct StatsArgs {
 pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
     let filter = a.filter.filter()?;
     let mut reports = Vec::new();
-    for name in a.filter.repositories(ctx) {
-        let repo = ctx.open(name.as_deref())?;
-        if let Some(svc) = &filter.service {
-            ctx.known_service(svc, &repo.list_snapshots()?.0)?;
-        }
-        let report = stats::stats(&repo, &filter)?;
-        for (id, why) in &report.damaged {
-            eprintln!("warning: snapshot {id} is unreadable: {why} (run `lifeboat verify`)");
-        }
+    for (name, repo, snaps) in snapshots::selected(ctx, &a.filter, &filter)? {
+        let report = stats::stats(&repo, &snaps)?;
         if report.missing_chunks > 0 {
             eprintln!(
                 "warning: {} chunks that restore points need are not in the index (run `lifeboat verify`)",

@@ -69,7 +69,7 @@ pub fn verify_one(ctx: &Ctx, repo_name: Option<&str>, percent: f64) -> Result<bo
     }
     if ctx.json {
         output::json(&report)?;
-    } else {
+    } else if !ctx.quiet || !report.ok() {
         output::print_verify(&report, percent);
     }
     Ok(report.ok())

@@ -3,12 +3,11 @@
 
 use crate::progress::Reporter;
 use crate::repo::reader::FileReader;
-use crate::repo::snapshot::Filter;
 use crate::repo::tree::{Node, NodeKind};
-use crate::repo::{Damaged, Index, Repository, Snapshot};
+use crate::repo::{ChunkId, Index, Repository, Snapshot};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A `find` pattern. Globs (`*`, `?`, `[…]`, `**`) where `*` stays within
 /// one path component: without a `/` it matches the name anywhere; with a
@@ -66,43 +65,33 @@ pub struct Found {
     pub mtime_ns: i64,
 }
 
-#[derive(Debug, Default, Serialize)]
-pub struct FindReport {
-    pub found: Vec<Found>,
-    /// Restore points looked through.
-    pub searched: usize,
-    /// Snapshot summaries that could not be read (name, why).
-    pub damaged: Damaged,
-}
-
-/// Every node matching `pattern` in the restore points `filter` selects,
-/// oldest restore point first.
-pub fn find(repo: &Repository, filter: &Filter, pattern: &Pattern) -> Result<FindReport> {
-    let (snaps, damaged) = repo.list_snapshots()?;
-    let snaps = filter.apply(snaps);
+/// Every node matching `pattern` in `snaps` (the restore points a filter
+/// chose, oldest first), in that order.
+pub fn find(repo: &Repository, snaps: &[Snapshot], pattern: &Pattern) -> Result<Vec<Found>> {
     let (index, _) = repo.load_index()?;
-    let mut report = FindReport {
-        searched: snaps.len(),
-        damaged,
-        ..Default::default()
-    };
-    for snap in &snaps {
-        for n in repo.read_tree(&index, snap)? {
-            if pattern.matches(&n.path) {
-                report.found.push(Found {
-                    snapshot: snap.id.clone(),
-                    time: snap.time.clone(),
-                    service: snap.service.clone(),
-                    host: snap.host.clone(),
-                    path: format!("/{}", n.path),
-                    kind: n.kind,
-                    size: n.size,
-                    mtime_ns: n.mtime_ns,
-                });
-            }
+    let mut found = Vec::new();
+    // Restore points of an unchanged service share their tree: read it once.
+    let mut seen: HashMap<&[ChunkId], Vec<Node>> = HashMap::new();
+    for snap in snaps {
+        if !seen.contains_key(snap.tree.as_slice()) {
+            let mut hits = repo.read_tree(&index, snap)?;
+            hits.retain(|n| pattern.matches(&n.path));
+            seen.insert(snap.tree.as_slice(), hits);
+        }
+        for n in seen.get(snap.tree.as_slice()).into_iter().flatten() {
+            found.push(Found {
+                snapshot: snap.id.clone(),
+                time: snap.time.clone(),
+                service: snap.service.clone(),
+                host: snap.host.clone(),
+                path: format!("/{}", n.path),
+                kind: n.kind,
+                size: n.size,
+                mtime_ns: n.mtime_ns,
+            });
         }
     }
-    Ok(report)
+    Ok(found)
 }
 
 /// How one path differs between two restore points.

@@ -88,7 +88,9 @@ pub fn copy(
     src.data_identity()
         .context("copying reads the source's data")?;
     let _src_lock = src.lock(crate::repo::lock::Mode::Read, "copy", &|w| reporter.warn(w))?;
-    let _dst_lock = dst.lock(crate::repo::lock::Mode::Write, "copy", &|w| reporter.warn(w))?;
+    let _dst_lock = dst.lock(crate::repo::lock::Mode::Write, "copy", &|w| {
+        reporter.warn(w)
+    })?;
 
     let (src_snaps, damaged) = src.list_snapshots()?;
     for (name, why) in damaged {

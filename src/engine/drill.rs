@@ -91,7 +91,9 @@ pub fn sandbox(
     };
     ledger.made(made.clone())?;
     let result = (|| -> Result<SandboxReport> {
-        let _lock = repo.lock(crate::repo::lock::Mode::Read, "drill", &|w| reporter.warn(w))?;
+        let _lock = repo.lock(crate::repo::lock::Mode::Read, "drill", &|w| {
+            reporter.warn(w)
+        })?;
         let (index, _) = repo.load_index()?;
         let nodes = repo.read_tree(&index, snap)?;
         let streamed = svc.filter(|_| !snap.sources.is_empty() && include.is_empty());

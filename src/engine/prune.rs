@@ -51,7 +51,9 @@ pub fn forget(
     plans: &[(Snapshot, Decision)],
     reporter: &Reporter,
 ) -> Result<usize> {
-    let _lock = repo.lock(crate::repo::lock::Mode::Exclusive, "forget", &|w| reporter.warn(w))?;
+    let _lock = repo.lock(crate::repo::lock::Mode::Exclusive, "forget", &|w| {
+        reporter.warn(w)
+    })?;
     let mut removed = 0;
     for (snap, d) in plans {
         if !d.keep {
@@ -104,7 +106,9 @@ impl PruneReport {
 
 pub fn prune(repo: &Repository, opts: &PruneOptions, reporter: &Reporter) -> Result<PruneReport> {
     repo.data_identity()?;
-    let _lock = repo.lock(crate::repo::lock::Mode::Exclusive, "prune", &|w| reporter.warn(w))?;
+    let _lock = repo.lock(crate::repo::lock::Mode::Exclusive, "prune", &|w| {
+        reporter.warn(w)
+    })?;
     reporter.progress(
         Counters {
             phase: Phase::Verify,

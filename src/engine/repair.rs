@@ -12,8 +12,8 @@
 
 use crate::progress::Reporter;
 use crate::repo::damage::DamagedCopy;
-use crate::repo::lock::Mode;
 use crate::repo::index::PackEntry;
+use crate::repo::lock::Mode;
 use crate::repo::snapshot::Repaired;
 use crate::repo::tree::{Node, NodeKind};
 use crate::repo::{chunker, crypto, pack, Kind, PackId, Repository, Snapshot};
@@ -195,6 +195,9 @@ fn read_pack_table(repo: &Repository, p: &PackId, read_data: bool) -> PackResult
 pub struct RepairSnapshotsOptions {
     /// Say what would be done; change nothing.
     pub dry_run: bool,
+    /// Remove restore points whose file list is lost: nothing in them can
+    /// be restored or kept.
+    pub forget_lost: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -217,6 +220,9 @@ pub struct RepairSnapshotsReport {
     /// Restore points that cannot be repaired (their file list is lost):
     /// (snapshot, why). They are left as they are.
     pub unrepairable: Vec<(String, String)>,
+    /// With `forget_lost`: restore points removed because their file list
+    /// is lost: (snapshot, service, why). In a dry run, those that would be.
+    pub removed: Vec<(String, String, String)>,
 }
 
 impl RepairSnapshotsReport {
@@ -243,13 +249,25 @@ pub fn repair_snapshots(
         ..Default::default()
     };
     for (name, why) in damaged {
-        report
-            .unrepairable
-            .push((name, format!("the restore point itself is unreadable: {why}")));
+        report.unrepairable.push((
+            name,
+            format!("the restore point itself is unreadable: {why}"),
+        ));
     }
     for snap in snaps {
         let nodes = match repo.read_tree(&index, &snap) {
             Ok(n) => n,
+            Err(e) if opts.forget_lost => {
+                if !opts.dry_run {
+                    repo.backend()
+                        .remove(Kind::Snapshots, &snap.id)
+                        .with_context(|| format!("removing snapshot {}", snap.id))?;
+                }
+                report
+                    .removed
+                    .push((snap.id.clone(), snap.service.clone(), format!("{e:#}")));
+                continue;
+            }
             Err(e) => {
                 report.unrepairable.push((
                     snap.id.clone(),
@@ -258,9 +276,9 @@ pub fn repair_snapshots(
                 continue;
             }
         };
-        let (kept, dropped): (Vec<Node>, Vec<Node>) = nodes.into_iter().partition(|n| {
-            n.kind != NodeKind::File || n.chunks.iter().all(|c| index.contains(c))
-        });
+        let (kept, dropped): (Vec<Node>, Vec<Node>) = nodes
+            .into_iter()
+            .partition(|n| n.kind != NodeKind::File || n.chunks.iter().all(|c| index.contains(c)));
         if dropped.is_empty() {
             continue;
         }

@@ -1,9 +1,8 @@
 //! What a repository holds and what deduplication saves: per service and in
 //! total, from the snapshot trees and the index (packs are never read).
 
-use crate::repo::snapshot::Filter;
 use crate::repo::tree::NodeKind;
-use crate::repo::{ChunkId, Damaged, Index, Kind, Repository, Snapshot};
+use crate::repo::{ChunkId, Index, Kind, Repository, Snapshot};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -37,22 +36,16 @@ pub struct StatsReport {
     /// Chunks some selected restore point needs that the index lacks (run
     /// `lifeboat verify`).
     pub missing_chunks: u64,
-    pub damaged: Damaged,
 }
 
-/// Computes the report. Memory: one chunk id per distinct chunk of one
-/// service at a time, plus the repository-wide set; a tree read once per
-/// distinct tree.
-pub fn stats(repo: &Repository, filter: &Filter) -> Result<StatsReport> {
-    let (snaps, damaged) = repo.list_snapshots()?;
-    let snaps = filter.apply(snaps);
+/// The report over `snaps` (the restore points a filter chose). Memory:
+/// one chunk id per distinct chunk of one service at a time, plus the
+/// repository-wide set; each distinct tree is read once.
+pub fn stats(repo: &Repository, snaps: &[Snapshot]) -> Result<StatsReport> {
     let (index, _) = repo.load_index()?;
-    let mut report = StatsReport {
-        damaged,
-        ..Default::default()
-    };
+    let mut report = StatsReport::default();
     let mut by_service: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
-    for s in &snaps {
+    for s in snaps {
         by_service.entry(&s.service).or_default().push(s);
     }
     let mut everything: HashSet<ChunkId> = HashSet::new();
@@ -96,7 +89,13 @@ pub fn stats(repo: &Repository, filter: &Filter) -> Result<StatsReport> {
     report.total.chunks = n;
     report.total.stored_bytes = stored;
     report.total.dedup_ratio = ratio(report.total.raw_bytes, stored);
-    for kind in [Kind::Config, Kind::Keys, Kind::Data, Kind::Index, Kind::Snapshots] {
+    for kind in [
+        Kind::Config,
+        Kind::Keys,
+        Kind::Data,
+        Kind::Index,
+        Kind::Snapshots,
+    ] {
         for (_, size) in repo.backend().list(kind)? {
             report.storage_bytes += size;
             if kind == Kind::Data {

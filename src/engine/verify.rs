@@ -7,9 +7,9 @@
 //! paths it affects, so the admin knows which restore points are still good.
 
 use crate::progress::{Counters, Phase, Reporter};
+use crate::repo::damage::{CopyHealth, DamagedCopy};
 use crate::repo::index::PackEntry;
 use crate::repo::tree::NodeKind;
-use crate::repo::damage::{CopyHealth, DamagedCopy};
 use crate::repo::{pack, ChunkId, Index, Kind, PackId, Repository};
 use anyhow::{anyhow, Result};
 use serde::Serialize;
@@ -67,7 +67,9 @@ pub fn verify(
     reporter: &Reporter,
 ) -> Result<VerifyReport> {
     repo.data_identity()?;
-    let _lock = repo.lock(crate::repo::lock::Mode::Read, "verify", &|w| reporter.warn(w))?;
+    let _lock = repo.lock(crate::repo::lock::Mode::Read, "verify", &|w| {
+        reporter.warn(w)
+    })?;
     let mut report = VerifyReport::default();
     reporter.progress(
         Counters {
@@ -190,9 +192,9 @@ pub fn verify(
                         entries.sort_by_key(|e| e.offset);
                         let mut bad = Vec::new();
                         match repo.read_pack(p) {
-                            Err(e) => {
-                                bad.extend(entries.iter().map(|c| (*p, c.id, format!("{e:#}"), false)))
-                            }
+                            Err(e) => bad.extend(
+                                entries.iter().map(|c| (*p, c.id, format!("{e:#}"), false)),
+                            ),
                             Ok(mut r) => {
                                 for c in &entries {
                                     let loc = c.location(0);
@@ -457,7 +459,10 @@ fn judge_copies(
         }
     }
     let rank = |p: &PackId, c: &ChunkId| -> u8 {
-        let copy = DamagedCopy { pack: *p, chunk: *c };
+        let copy = DamagedCopy {
+            pack: *p,
+            chunk: *c,
+        };
         let bad = !j.health.present.contains(p)
             || j.structural_bad.contains(p)
             || j.failed.contains(&copy)

@@ -95,10 +95,7 @@ pub(crate) fn check_whole_files(
             bad.len(),
             bad[0].1
         ),
-        affects: bad
-            .iter()
-            .map(|(p, _)| format!("{label}: /{p}"))
-            .collect(),
+        affects: bad.iter().map(|(p, _)| format!("{label}: /{p}")).collect(),
     };
     (read.into_inner(), Some(problem))
 }

@@ -145,7 +145,11 @@ impl Repository {
 }
 
 /// Builds the writing index from index files and what is known of copies.
-pub fn writing_index(files: Vec<IndexFile>, damaged_files: Damaged, health: CopyHealth) -> WritingIndex {
+pub fn writing_index(
+    files: Vec<IndexFile>,
+    damaged_files: Damaged,
+    health: CopyHealth,
+) -> WritingIndex {
     let mut missing: HashSet<PackId> = HashSet::new();
     let mut damaged_ids: HashSet<ChunkId> = HashSet::new();
     for (_, packs) in &files {

@@ -121,7 +121,10 @@ impl LockInfo {
 
     fn stale_reason_at(&self, me: &Me, now: SystemTime) -> Option<String> {
         let Ok(refreshed) = humantime::parse_rfc3339_weak(&self.refreshed) else {
-            return Some(format!("its refresh time {:?} is not a time", self.refreshed));
+            return Some(format!(
+                "its refresh time {:?} is not a time",
+                self.refreshed
+            ));
         };
         if let Ok(idle) = now.duration_since(refreshed) {
             if idle > LEASE {
@@ -326,7 +329,9 @@ impl Lock {
             let (backend, name, lost) = (backend.clone(), name.clone(), lost.clone());
             std::thread::Builder::new()
                 .name("lock-refresh".into())
-                .spawn(move || refresh_until_stopped(backend.as_ref(), &name, info, every, &lost, &stopped))
+                .spawn(move || {
+                    refresh_until_stopped(backend.as_ref(), &name, info, every, &lost, &stopped)
+                })
                 .ok()
         };
         Lock {
@@ -536,10 +541,7 @@ fn read_lock(backend: &dyn Backend, name: &str) -> Result<Option<Result<LockInfo
             }
         };
         if raw.len() as u64 > MAX_LOCK_BYTES {
-            return Ok(Some(Err(format!(
-                "it is {} bytes, not a lock",
-                raw.len()
-            ))));
+            return Ok(Some(Err(format!("it is {} bytes, not a lock", raw.len()))));
         }
         match serde_json::from_slice::<LockInfo>(&raw) {
             Ok(info) => return Ok(Some(Ok(info))),
@@ -617,9 +619,15 @@ mod tests {
     fn staleness_follows_process_boot_and_lease() {
         let now = SystemTime::now();
         let mine = std::process::id();
-        assert_eq!(lock("here", mine, "boot-a", now).stale_reason_at(&me(), now), None);
+        assert_eq!(
+            lock("here", mine, "boot-a", now).stale_reason_at(&me(), now),
+            None
+        );
         // Another host's lock is judged by its lease only.
-        assert_eq!(lock("there", 1, "boot-z", now).stale_reason_at(&me(), now), None);
+        assert_eq!(
+            lock("there", 1, "boot-z", now).stale_reason_at(&me(), now),
+            None
+        );
         let old = now - LEASE - Duration::from_secs(60);
         let why = lock("there", 1, "boot-z", old).stale_reason_at(&me(), now);
         assert!(why.is_some_and(|w| w.contains("lease ran out")));

@@ -311,7 +311,11 @@ mod filter_tests {
             latest: Some(1),
             ..Default::default()
         };
-        assert_eq!(ids(&f, &all), ["3"], "latest applies after the other filters");
+        assert_eq!(
+            ids(&f, &all),
+            ["3"],
+            "latest applies after the other filters"
+        );
         let both = Filter {
             tags: vec![vec!["x".into(), "y".into()]],
             ..Default::default()

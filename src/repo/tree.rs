@@ -4,8 +4,8 @@
 
 use super::{ChunkId, Index, Snapshot};
 use anyhow::{anyhow, Context, Result};
-use std::borrow::Borrow;
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
@@ -153,8 +153,7 @@ impl Decoder {
             return Ok(());
         }
         let entry = self.nodes.len() + 1;
-        let node: Node =
-            serde_json::from_slice(l).with_context(|| format!("entry {entry}"))?;
+        let node: Node = serde_json::from_slice(l).with_context(|| format!("entry {entry}"))?;
         check_lengths(&node).with_context(|| format!("entry {entry}"))?;
         self.nodes.push(node);
         Ok(())
@@ -175,7 +174,11 @@ fn check_lengths(n: &Node) -> Result<()> {
     if let Some(t) = n.target.as_ref().filter(|t| t.len() > MAX_PATH_BYTES) {
         return too_long("symlink target", t.len(), MAX_PATH_BYTES);
     }
-    if let Some(r) = n.raw_target.as_ref().filter(|r| r.len() > 2 * MAX_PATH_BYTES) {
+    if let Some(r) = n
+        .raw_target
+        .as_ref()
+        .filter(|r| r.len() > 2 * MAX_PATH_BYTES)
+    {
         return too_long("raw_target", r.len(), 2 * MAX_PATH_BYTES);
     }
     Ok(())

@@ -315,7 +315,7 @@ fn fence_is_closed(block: &str) -> bool {
         return false;
     };
     let width = open.chars().take_while(|c| *c == ch).count();
-    let Some(last) = lines.filter(|l| !l.is_empty()).last() else {
+    let Some(last) = lines.rfind(|l| !l.is_empty()) else {
         return false;
     };
     last.chars().all(|c| c == ch) && last.chars().count() >= width

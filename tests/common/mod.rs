@@ -274,6 +274,9 @@ pub enum Faults {
     /// through the request body (reset, as a dropped link or a proxy
     /// timing out does), while Lifeboat is still writing it.
     CutUploads(u64),
+    /// Never answer a DELETE outside `locks/` (a prune removing packs):
+    /// the caller hangs there, holding its lock, until it is killed.
+    StallDeletes,
 }
 
 /// A small HTTP proxy between Lifeboat and the S3 server that injects
@@ -368,10 +371,15 @@ fn proxy_one(
         if upload
             && content_length > 1
             && injected
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| (c < n).then_some(c + 1))
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                    (c < n).then_some(c + 1)
+                })
                 .is_ok()
         {
-            requests.lock().unwrap().push(format!("{request_line} (cut)"));
+            requests
+                .lock()
+                .unwrap()
+                .push(format!("{request_line} (cut)"));
             let mut half = vec![0u8; content_length / 2];
             reader.read_exact(&mut half)?;
             drop(reader); // its handle would keep the socket open
@@ -381,6 +389,15 @@ fn proxy_one(
     let mut body = vec![0u8; content_length];
     reader.read_exact(&mut body)?;
     requests.lock().unwrap().push(request_line.clone());
+    if faults == Faults::StallDeletes
+        && request_line.starts_with("DELETE ")
+        && !request_line.contains("/locks/")
+    {
+        injected.fetch_add(1, Ordering::SeqCst);
+        // Returns once the client is gone.
+        let _ = reader.read(&mut [0u8; 1]);
+        return Ok(());
+    }
 
     let reply = |client: &mut std::net::TcpStream, status: &str, code: &str| {
         let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected</Message></Error>");
@@ -418,7 +435,7 @@ fn proxy_one(
                 _ => cut_response = true,
             }
         }
-        Faults::Transient(_) | Faults::CutUploads(_) => {}
+        Faults::Transient(_) | Faults::CutUploads(_) | Faults::StallDeletes => {}
         Faults::Down => {
             injected.fetch_add(1, Ordering::Relaxed);
             reply(&mut client, "503 Service Unavailable", "ServiceUnavailable");

@@ -164,7 +164,9 @@ pub fn backup_with(
     let start_time = SystemTime::now();
     // Checked first: a bad tag must not cost a whole backup.
     let tags = crate::repo::snapshot::tag_set(&opts.tags)?;
-    let lock = repo.lock(crate::repo::lock::Mode::Write, "backup", &|w| reporter.warn(w))?;
+    let lock = repo.lock(crate::repo::lock::Mode::Write, "backup", &|w| {
+        reporter.warn(w)
+    })?;
     anyhow::ensure!(
         !opts.paths.is_empty() || !captures.is_empty(),
         "nothing to back up: no paths or sources given"

@@ -62,7 +62,9 @@ pub(super) fn send_chunks(
     if let Some(size) = small {
         // Small files are one chunk: skip the chunker's buffers.
         let mut data = Vec::with_capacity(size as usize);
-        (&mut *r).take(params.max as u64 + 1).read_to_end(&mut data)?;
+        (&mut *r)
+            .take(params.max as u64 + 1)
+            .read_to_end(&mut data)?;
         if data.is_empty() {
             return Ok(0);
         }

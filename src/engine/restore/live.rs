@@ -76,7 +76,9 @@ pub fn execute(
     ledger: &Ledger,
     reporter: &Reporter,
 ) -> Result<LiveReport> {
-    let _lock = repo.lock(crate::repo::lock::Mode::Read, "restore", &|w| reporter.warn(w))?;
+    let _lock = repo.lock(crate::repo::lock::Mode::Read, "restore", &|w| {
+        reporter.warn(w)
+    })?;
     let (index, _) = repo.load_index()?;
     let streams = Streams::new(repo, &index, &plan.tree, reporter);
     let mut trees: Vec<StagedTree> = Vec::new();

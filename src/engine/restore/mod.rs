@@ -106,7 +106,9 @@ pub fn restore(
     if state == TargetState::NonEmpty && !opts.force {
         return Err(crate::Error::TargetNotEmpty { target }.into());
     }
-    let _lock = repo.lock(crate::repo::lock::Mode::Read, "restore", &|w| reporter.warn(w))?;
+    let _lock = repo.lock(crate::repo::lock::Mode::Read, "restore", &|w| {
+        reporter.warn(w)
+    })?;
     reporter.progress(
         Counters {
             phase: Phase::Restore,
@@ -115,7 +117,12 @@ pub fn restore(
         None,
         true,
     );
-    let (index, _) = repo.load_index()?;
+    let (index, damaged) = repo.load_index()?;
+    for (name, why) in &damaged {
+        reporter.warn(format!(
+            "index file {name} is damaged ({why}); the chunks it lists count as missing: run `lifeboat verify`"
+        ));
+    }
     let nodes = repo.read_tree(&index, snap)?;
     let id = opts
         .id
@@ -148,7 +155,7 @@ pub fn restore(
         reporter,
         opts.skip_damaged,
     )
-        .and_then(|r| Ok((r, place(&staging, &target, state, opts, &ledger)?)));
+    .and_then(|r| Ok((r, place(&staging, &target, state, opts, &ledger)?)));
     let already = ledger.record().replaced.len();
     let problems = crate::source::cleanup::finish(&ledger);
     let (written, (rollback, replaced)) = result.map_err(|e| {

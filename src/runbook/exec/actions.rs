@@ -178,7 +178,10 @@ impl Run<'_> {
                 )
             }
             Action::Stop | Action::Start if !cx.svc.must_stop_to_restore() => {
-                format!("{} is files only and has no stop command: nothing to stop or start", cx.svc.name)
+                format!(
+                    "{} is files only and has no stop command: nothing to stop or start",
+                    cx.svc.name
+                )
             }
             Action::Stop | Action::Start => {
                 let (cmd, what) = if *action == Action::Stop {
