@@ -218,7 +218,7 @@ fn commands(config: &Config, svc: &Service, runbooks: &[Runbook]) -> Vec<Finding
         (Action::Stop, "stop", &svc.stop),
         (Action::Start, "start", &svc.start),
     ] {
-        if cmd.is_some() || !svc.must_stop_to_restore() {
+        if cmd.is_some() {
             continue;
         }
         let mut users = Vec::new();

@@ -73,21 +73,6 @@ pub struct Service {
     pub start: Option<String>,
 }
 
-impl Service {
-    /// Must a runbook stop it before a restore? A service that is only
-    /// files and secrets, with no stop command, has nothing Lifeboat could
-    /// stop: its files are swapped in whole, each path at once.
-    pub fn must_stop_to_restore(&self) -> bool {
-        self.stop.is_some()
-            || self.sources.iter().any(|s| {
-                !matches!(
-                    s.kind,
-                    SourceKind::Files { .. } | SourceKind::Secrets { .. }
-                )
-            })
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Source {
     /// Unique within the service; names the source's files in a snapshot

@@ -123,9 +123,7 @@ fn services_from_a_config_back_up_restore_and_list_as_json() {
         .arg(&config)
         .assert()
         .success()
-        .stdout(
-            predicate::str::contains("of paperless").and(predicate::str::contains("of configs")),
-        );
+        .stdout(predicate::str::contains("paperless ").and(predicate::str::contains("configs ")));
     env.lb()
         .args(["backup", "nosuch", "--config"])
         .arg(&config)
@@ -375,4 +373,60 @@ fn health_and_drill_from_the_command_line() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains("needs a config"));
+}
+
+#[test]
+fn an_empty_config_is_not_a_healthy_one_and_zero_targets_are_refused() {
+    let env = Env::new();
+    let empty = env.path("empty.toml");
+    fs::write(&empty, "# nothing yet\n").unwrap();
+    env.lb()
+        .args(["backup", "--all", "--config"])
+        .arg(&empty)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "no services are configured in {}",
+            empty.display()
+        )));
+    env.lb()
+        .args(["health", "--config"])
+        .arg(&empty)
+        .assert()
+        .code(3)
+        .stdout(
+            predicate::str::contains("no services are configured")
+                .and(predicate::str::contains("overall: unknown")),
+        );
+
+    let repo = env.path("repo");
+    let service = |line: &str| {
+        format!(
+            "[services.app]\ntier = \"critical\"\nrepository = \"r\"\n{line}\n\
+             sources = [{{ kind = \"files\", paths = [\"/srv\"] }}]\n"
+        )
+    };
+    for (toml, what) in [
+        (service("rpo = \"0s\""), "an RPO of \"0s\" can never be met"),
+        (service("rto = \"0s\""), "an RTO of \"0s\" can never be met"),
+        (
+            "[tiers.critical]\nrpo = \"0s\"\n".to_string(),
+            "an RPO of \"0s\" can never be met",
+        ),
+    ] {
+        let text = format!("[repositories.r]\npath = {repo:?}\n\n{toml}");
+        // The value's own place: its line, column 7 (after `rpo = `).
+        let line = text.lines().position(|l| l.contains("\"0s\"")).unwrap() + 1;
+        let config = env.path("zero.toml");
+        fs::write(&config, &text).unwrap();
+        env.lb()
+            .args(["config", "check", "--config"])
+            .arg(&config)
+            .assert()
+            .failure()
+            .stderr(
+                predicate::str::contains(format!("zero.toml:{line}:7:"))
+                    .and(predicate::str::contains(what)),
+            );
+    }
 }

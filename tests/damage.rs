@@ -456,3 +456,33 @@ fn a_copy_to_a_destination_that_lost_a_pack_sends_its_chunks_again() {
         .success();
     assert_same_tree(&s.a, &restored(&t, &s.a));
 }
+
+#[test]
+fn a_pack_whose_header_verify_cannot_open_is_stored_again_too() {
+    let s = setup();
+    let env = &s.env;
+    flip(&s.pack_a, 40);
+    env.lbk()
+        .args(["verify", "--read-data", "--repo"])
+        .arg(&s.repo)
+        .assert()
+        .failure();
+    env.lbk()
+        .args(["backup", "--name", "photos", "--repo"])
+        .arg(&s.repo)
+        .arg(&s.a)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "verify found damaged will be stored again",
+        ));
+    let t = env.path("t");
+    env.lbk()
+        .args(["restore", "photos:latest", "--target"])
+        .arg(&t)
+        .arg("--repo")
+        .arg(&s.repo)
+        .assert()
+        .success();
+    assert_same_tree(&s.a, &restored(&t, &s.a));
+}

@@ -120,7 +120,12 @@ fn config_init_to_restore_with_nothing_copied_by_hand() {
             & 0o777,
         0o600
     );
-    lb.ok(&["config", "check"]);
+    // Now only what the admin must decide is left: how to stop the
+    // service before a runbook restores it.
+    let check = lb.run(&["config", "check"]);
+    let all = text(&check);
+    assert!(!all.contains("does not exist"), "{all}");
+    assert!(all.contains("`stop` command, but it has none"), "{all}");
 
     lb.ok(&["backup", "--all"]);
     let snaps = lb.ok(&["snapshots"]);
@@ -344,7 +349,10 @@ fn health_is_unknown_when_it_cannot_read_and_errors_speak_json() {
     assert_eq!(out.status.code(), Some(1));
     let err: serde_json::Value = serde_json::from_slice(&out.stderr).expect("a JSON error");
     assert!(
-        err["error"].as_str().unwrap().contains("did you mean `local`"),
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `local`"),
         "{err}"
     );
     assert!(!lb.work.join("lcoal").exists());
@@ -363,10 +371,17 @@ fn health_is_unknown_when_it_cannot_read_and_errors_speak_json() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["services"][0]["state"], "unknown");
     // With the key given, it is judged again.
-    let out = lb.run(&["--key", lb.work.join("elsewhere.key").to_str().unwrap(), "health"]);
+    let out = lb.run(&[
+        "--key",
+        lb.work.join("elsewhere.key").to_str().unwrap(),
+        "health",
+    ]);
     assert_ne!(out.status.code(), Some(3), "{}", text(&out));
     // Every line of the table fits 80 columns.
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        assert!(line.chars().count() <= 80, "{line:?} is wider than 80 columns");
+        assert!(
+            line.chars().count() <= 80,
+            "{line:?} is wider than 80 columns"
+        );
     }
 }

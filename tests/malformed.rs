@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use predicates::prelude::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 

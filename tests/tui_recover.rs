@@ -141,15 +141,14 @@ fn the_wizard_goes_from_scenario_to_a_started_job() {
         [Cmd::LoadRunbooks, Cmd::LoadJobs]
     ));
     app.on_msg(Msg::Runbooks(Ok(runbooks())));
+    // The list searches on `/`; before that, letters are keys.
+    key(&mut app, KeyCode::Char('/'));
     typed(&mut app, "deleted");
     insta::assert_snapshot!("recover_pick_80x24", draw(&app));
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.recover.stage(), Stage::Services);
+    assert!(!app.recover.searching, "Enter ends the search, keeps the filter");
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.recover.stage(), Stage::Inputs);
-    // Digits are text here, not screen switches.
-    typed(&mut app, "/srv/paperless/media/0042.pdf");
-    assert_eq!(app.screen, Screen::Recover);
+    assert_eq!(app.recover.stage(), Stage::Services);
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.recover.stage(), Stage::Point);
     // The cursor starts on the newest point; the admin moves to an older,
@@ -158,7 +157,28 @@ fn the_wizard_goes_from_scenario_to_a_started_job() {
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Down);
     insta::assert_snapshot!("recover_point_80x24", draw(&app));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.recover.stage(), Stage::Inputs);
+    // Digits are text here, not screen switches.
+    typed(&mut app, "/srv/paperless/media/0042.pdf");
+    assert_eq!(app.screen, Screen::Recover);
+    // The path is looked up in the chosen restore point before preflight.
     let cmds = key(&mut app, KeyCode::Enter);
+    let [Cmd::CheckPath {
+        req,
+        repository,
+        snapshot,
+        path,
+    }] = cmds.as_slice()
+    else {
+        panic!("{cmds:?}")
+    };
+    assert_eq!(
+        (repository.as_str(), path.as_str()),
+        ("local", "/srv/paperless/media/0042.pdf")
+    );
+    assert!(snapshot.starts_with("a2222222"), "{snapshot}");
+    let cmds = app.on_msg(Msg::PathChecked(*req, Ok(())));
     let Some(Cmd::Preflight {
         services, point, ..
     }) = cmds.first()

@@ -209,6 +209,7 @@ fn run_cli(mut cli: Cli) -> Result<ExitCode> {
         c
     });
     let mut ctx = Ctx::new(&cli, config);
+    lifeboat::source::credentials::keep_credentials_in(ctx.state_dir().join("credentials"));
     let Some(command) = command else {
         let Some(config) = ctx.config else {
             bail!(lifeboat::Error::NoConfig);

@@ -19,7 +19,7 @@ pub const CLOSED_STATUS: u8 = 141;
 pub fn install_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !is_closed_stdout_message(info.payload_as_str()) {
+        if !is_closed_stdout_message(payload_text(info.payload())) {
             previous(info);
         }
     }));
@@ -29,15 +29,18 @@ fn is_closed_stdout_message(msg: Option<&str>) -> bool {
     msg.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe"))
 }
 
+/// A panic's message, when it is text (`PanicHookInfo::payload_as_str`
+/// is newer than this crate's minimum Rust).
+fn payload_text(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
 /// Did this panic come from writing to a closed stdout?
 pub fn is_closed_stdout(payload: &(dyn Any + Send)) -> bool {
-    payload.is::<StdoutClosed>()
-        || is_closed_stdout_message(
-            payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied()),
-        )
+    payload.is::<StdoutClosed>() || is_closed_stdout_message(payload_text(payload))
 }
 
 /// For code that writes to stdout itself: a broken pipe ends the program

@@ -7,7 +7,7 @@
 //! paths it affects, so the admin knows which restore points are still good.
 
 use crate::progress::{Counters, Phase, Reporter};
-use crate::repo::damage::{CopyHealth, DamagedCopy};
+use crate::repo::damage::{CopyHealth, DamagedCopy, PackOpenError};
 use crate::repo::index::PackEntry;
 use crate::repo::tree::NodeKind;
 use crate::repo::{pack, ChunkId, Index, Kind, PackId, Repository};
@@ -32,6 +32,16 @@ pub struct Problem {
     pub problem: String,
     /// `snapshot (service): path` for every restore point that is affected.
     pub affects: Vec<String>,
+}
+
+impl From<super::verify_files::Finding> for Problem {
+    fn from(f: super::verify_files::Finding) -> Problem {
+        Problem {
+            object: f.object,
+            problem: f.problem,
+            affects: f.affects,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -191,10 +201,12 @@ pub fn verify(
                         let mut entries = entries.clone();
                         entries.sort_by_key(|e| e.offset);
                         let mut bad = Vec::new();
-                        match repo.read_pack(p) {
-                            Err(e) => bad.extend(
-                                entries.iter().map(|c| (*p, c.id, format!("{e:#}"), false)),
-                            ),
+                        match repo.read_pack_classified(p) {
+                            Err(e) => {
+                                let content = matches!(e, PackOpenError::Damaged(_));
+                                let why = format!("{:#}", e.error());
+                                bad.extend(entries.iter().map(|c| (*p, c.id, why.clone(), content)))
+                            }
                             Ok(mut r) => {
                                 for c in &entries {
                                     let loc = c.location(0);
@@ -276,6 +288,7 @@ pub fn verify(
         },
         &mut bad_chunks,
         &mut pack_problems,
+        reporter,
     );
     report.chunks = index.len();
 
@@ -335,8 +348,10 @@ pub fn verify(
         // point of each service (what an incident restores) every file.
         if let Some(p) = super::verify_files::tree_problem(snap, &nodes, &index) {
             snapshot_ok = false;
-            report.problems.push(p);
-        } else if opts.read_data_percent > 0.0 && newest.contains(&snap.id) {
+            report.problems.push(p.into());
+        } else if opts.read_data_percent >= 100.0 && newest.contains(&snap.id) {
+            // Only on a full read: a partial one is chosen to bound what a
+            // night reads, and the newest point may be most of the data.
             let (n, problem) = super::verify_files::check_whole_files(
                 repo,
                 &index,
@@ -348,7 +363,7 @@ pub fn verify(
             report.files_hashed += n;
             if let Some(p) = problem {
                 snapshot_ok = false;
-                report.problems.push(p);
+                report.problems.push(p.into());
             }
         }
         if snapshot_ok {
@@ -417,6 +432,7 @@ fn judge_copies(
     j: &Judged<'_>,
     bad_chunks: &mut HashMap<ChunkId, Option<PackId>>,
     pack_problems: &mut BTreeMap<PackId, Problem>,
+    reporter: &Reporter,
 ) -> Index {
     // Damage an earlier run found stands until its pack is read again.
     let mut earlier: BTreeMap<PackId, usize> = BTreeMap::new();
@@ -455,7 +471,9 @@ fn judge_copies(
         // Where backups will see it; a repository verify cannot write to
         // still gets its report.
         if let Err(e) = repo.record_damage(&new) {
-            tracing::warn!("could not record damaged chunks for later backups: {e:#}");
+            reporter.warn(format!(
+                "could not record the damaged chunks for later backups, which will keep deduplicating against them: {e:#}"
+            ));
         }
     }
     let rank = |p: &PackId, c: &ChunkId| -> u8 {

@@ -4,7 +4,6 @@
 //! `--read-data` the newest restore point of each service has every file
 //! streamed and checked against its whole-file hash.
 
-use super::verify::Problem;
 use crate::progress::Reporter;
 use crate::repo::tree::{check_sizes, check_tree, Node, NodeKind};
 use crate::repo::{ChunkId, Index, Repository, Snapshot};
@@ -12,14 +11,21 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// One problem found, in the shape of verify's report.
+pub(crate) struct Finding {
+    pub object: String,
+    pub problem: String,
+    pub affects: Vec<String>,
+}
+
 /// The problem restore would stop at before writing anything, if any:
 /// unsafe, duplicate or disagreeing paths, symlink parents, sizes that do
 /// not match the chunks.
-pub(crate) fn tree_problem(snap: &Snapshot, nodes: &[Node], index: &Index) -> Option<Problem> {
+pub(crate) fn tree_problem(snap: &Snapshot, nodes: &[Node], index: &Index) -> Option<Finding> {
     let err = check_tree(snap, nodes)
         .and_then(|_| check_sizes(snap, nodes, index))
         .err()?;
-    Some(Problem {
+    Some(Finding {
         object: format!("snapshots/{}", snap.id),
         problem: format!("restore would refuse it: {err:#}"),
         affects: vec![format!(
@@ -53,7 +59,7 @@ pub(crate) fn check_whole_files(
     nodes: &[Node],
     known_bad: &dyn Fn(&ChunkId) -> bool,
     reporter: &Reporter,
-) -> (u64, Option<Problem>) {
+) -> (u64, Option<Finding>) {
     let files: Vec<&Node> = nodes
         .iter()
         .filter(|n| n.kind == NodeKind::File)
@@ -88,7 +94,7 @@ pub(crate) fn check_whole_files(
     }
     bad.sort();
     let label = format!("{} ({})", snap.short_id(), snap.service);
-    let problem = Problem {
+    let problem = Finding {
         object: format!("snapshots/{}", snap.id),
         problem: format!(
             "{} file(s) do not match their recorded size and hash: {}",

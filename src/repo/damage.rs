@@ -96,7 +96,42 @@ impl WritingIndex {
     }
 }
 
+/// Why a pack could not be opened for reading: the store did not give
+/// it (worth checking again later) or what it gave is not a pack sealed
+/// for this repository (damage).
+pub enum PackOpenError {
+    Unreachable(anyhow::Error),
+    Damaged(anyhow::Error),
+}
+
+impl PackOpenError {
+    pub fn error(&self) -> &anyhow::Error {
+        match self {
+            PackOpenError::Unreachable(e) | PackOpenError::Damaged(e) => e,
+        }
+    }
+}
+
 impl Repository {
+    /// [`Repository::read_pack`], telling a store that failed from a pack
+    /// that is damaged, so only real damage is recorded.
+    pub fn read_pack_classified(
+        &self,
+        pack: &PackId,
+    ) -> std::result::Result<
+        age::stream::StreamReader<Box<dyn super::backend::ReadSeek>>,
+        PackOpenError,
+    > {
+        let identity = self.data_identity().map_err(PackOpenError::Unreachable)?;
+        let raw = self
+            .backend
+            .open_whole(Kind::Data, &pack.hex())
+            .map_err(PackOpenError::Unreachable)?;
+        super::crypto::reader(&[identity], raw)
+            .with_context(|| format!("pack {}", pack.short()))
+            .map_err(PackOpenError::Damaged)
+    }
+
     /// Which packs exist (one listing) and which copies are damaged.
     pub fn copy_health(&self) -> Result<CopyHealth> {
         let mut health = CopyHealth::default();

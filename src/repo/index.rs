@@ -36,6 +36,13 @@ pub struct PackEntry {
 
 pub const ENTRY_LEN: usize = 32 + 4 + 4 + 4 + 1;
 
+/// The largest chunk any chunker setting cuts (FastCDC's ceiling, 16 MiB).
+pub const MAX_CHUNK_LEN: u32 = fastcdc::v2020::MAXIMUM_MAX;
+/// The most a chunk's stored form can take: chunks are stored compressed
+/// only when that is smaller, so this is the raw ceiling plus zstd's
+/// worst-case framing, with room to spare.
+pub const MAX_STORED_LEN: u32 = MAX_CHUNK_LEN + MAX_CHUNK_LEN / 128 + 4096;
+
 impl PackEntry {
     /// Where this entry's chunk is, in the pack numbered `pack`.
     pub fn location(&self, pack: u32) -> Location {
@@ -70,12 +77,12 @@ impl PackEntry {
         let (stored_len, raw_len) = (u(36), u(40));
         // Every reader allocates what these say: a forged entry must not
         // make it allocate more than a real chunk can be.
-        if raw_len > super::pack::MAX_CHUNK_LEN || stored_len > super::pack::MAX_STORED_LEN {
+        if raw_len > MAX_CHUNK_LEN || stored_len > MAX_STORED_LEN {
             bail!(
                 "the entry for chunk {} declares {} bytes, more than a chunk can be ({} at most): damaged or forged",
                 ChunkId(id).short(),
                 raw_len.max(stored_len),
-                super::pack::MAX_STORED_LEN
+                MAX_STORED_LEN
             );
         }
         Ok(PackEntry {
@@ -232,5 +239,41 @@ impl Index {
     /// Every (chunk, location), in chunk-id order.
     pub fn iter(&self) -> impl Iterator<Item = (ChunkId, Location)> + '_ {
         self.entries.iter().map(|e| (e.id, e.loc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::PackId;
+
+    fn entry(id: u8, offset: u32) -> PackEntry {
+        PackEntry {
+            id: ChunkId([id; 32]),
+            offset,
+            stored_len: 10,
+            raw_len: 10,
+            compressed: false,
+        }
+    }
+
+    #[test]
+    fn a_ranked_build_keeps_the_preferred_copy_and_drops_unranked_ones() {
+        let (lost, good) = (PackId([1; 32]), PackId([2; 32]));
+        let files = vec![
+            (lost, vec![entry(7, 8), entry(9, 18)]),
+            (good, vec![entry(7, 100)]),
+        ];
+        let rank = |p: &PackId, _: &ChunkId| if *p == lost { 2 } else { 0 };
+        let read = Index::build_ranked(files.clone(), |p, c| Some(rank(p, c)));
+        let seven = read.get(&ChunkId([7; 32])).unwrap();
+        assert_eq!((read.pack_id(seven.pack), seven.offset), (good, 100));
+        assert!(
+            read.contains(&ChunkId([9; 32])),
+            "readers keep the only copy"
+        );
+        let write = Index::build_ranked(files, |p, c| (rank(p, c) == 0).then_some(0));
+        assert!(write.contains(&ChunkId([7; 32])));
+        assert!(!write.contains(&ChunkId([9; 32])), "writers store it again");
     }
 }

@@ -288,17 +288,20 @@ impl Lock {
                 "--no-lock is only for operations that read (restore, verify, drill, ls, snapshots); {operation} changes the repository and must lock it"
             );
         }
-        let info = LockInfo::ours(mode, operation);
-        let deadline = Instant::now() + opts.wait;
+        // A bound too far to represent is no bound.
+        let deadline = Instant::now().checked_add(opts.wait);
         let mut pause = FIRST_POLL;
         let mut announced = false;
         loop {
+            // Stamped per try: `created` is when the lock was had.
+            let info = LockInfo::ours(mode, operation);
             let holder = match attempt(backend.as_ref(), &info, notify)? {
-                Ok(name) => return Ok(Lock::hold(backend, name, info, opts.refresh_every)),
+                Ok(name) => return Lock::hold(backend, name, info, opts.refresh_every),
                 Err(holder) => holder,
             };
             let now = Instant::now();
-            if now >= deadline {
+            let left = deadline.map(|d| d.saturating_duration_since(now));
+            if left == Some(Duration::ZERO) {
                 return Err(crate::Error::Locked {
                     holder: holder.describe(),
                     stale: false,
@@ -316,12 +319,18 @@ impl Lock {
             // Jitter keeps two takers that backed off from each other
             // from meeting again.
             let jitter = Duration::from_millis(rand::random::<u64>() % 200);
-            std::thread::sleep((pause + jitter).min(deadline - now));
+            let pause_now = pause + jitter;
+            std::thread::sleep(left.map_or(pause_now, |l| pause_now.min(l)));
             pause = (pause * 2).min(MAX_POLL);
         }
     }
 
-    fn hold(backend: Arc<dyn Backend>, name: String, info: LockInfo, every: Duration) -> Lock {
+    fn hold(
+        backend: Arc<dyn Backend>,
+        name: String,
+        info: LockInfo,
+        every: Duration,
+    ) -> Result<Lock> {
         let lost = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = mpsc::channel::<()>();
         let operation = info.operation.clone();
@@ -332,18 +341,25 @@ impl Lock {
                 .spawn(move || {
                     refresh_until_stopped(backend.as_ref(), &name, info, every, &lost, &stopped)
                 })
-                .ok()
         };
-        Lock {
+        // A lock nobody refreshes would look abandoned within a lease.
+        let refresher = match refresher {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = backend.remove(Kind::Locks, &name);
+                return Err(e).context("starting the thread that keeps the repository lock");
+            }
+        };
+        Ok(Lock {
             held: Some(Held {
                 backend,
                 name,
                 operation,
                 lost,
                 stop: Some(stop),
-                refresher,
+                refresher: Some(refresher),
             }),
-        }
+        })
     }
 
     /// Fails unless this lock is still in the repository and its lease
@@ -648,7 +664,7 @@ mod tests {
             refresh_every: Duration::from_millis(50),
             ..Default::default()
         };
-        let mut held = Lock::take(backend.clone(), Mode::Write, "backup", &opts, &|_| {}).unwrap();
+        let held = Lock::take(backend.clone(), Mode::Write, "backup", &opts, &|_| {}).unwrap();
         let name = held.held.as_ref().unwrap().name.clone();
         let first = backend.get(Kind::Locks, &name).unwrap();
         // Refreshes rewrite the object; its created time stays.

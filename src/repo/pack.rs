@@ -5,20 +5,13 @@
 //! The trailer repeats what the index says about the pack, so the index can
 //! be rebuilt from packs alone.
 
-use super::index::{PackEntry, ENTRY_LEN};
+use super::index::{PackEntry, ENTRY_LEN, MAX_CHUNK_LEN, MAX_STORED_LEN};
 use super::ChunkId;
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Seek, SeekFrom};
 
 pub const PACK_MAGIC: &[u8; 8] = b"LBPACK01";
 pub const TRAILER_MAGIC: &[u8; 8] = b"LBTRAIL1";
-
-/// The largest chunk any chunker setting cuts (FastCDC's ceiling, 16 MiB).
-pub const MAX_CHUNK_LEN: u32 = fastcdc::v2020::MAXIMUM_MAX;
-/// The most a chunk's stored form can take: chunks are stored compressed
-/// only when that is smaller, so this is the raw ceiling plus zstd's
-/// worst-case framing, with room to spare.
-pub const MAX_STORED_LEN: u32 = MAX_CHUNK_LEN + MAX_CHUNK_LEN / 128 + 4096;
 
 pub struct PackBuilder {
     buf: Vec<u8>,

@@ -139,6 +139,16 @@ pub struct Facts {
     /// Anything else worth showing (format, image size).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub notes: BTreeMap<String, String>,
+    /// What a restore must bring back exactly beyond tables and rows,
+    /// name → what identifies it: `function public.f(integer)` → a hash
+    /// of its definition, `matview public.m` → `populated`. Empty in
+    /// restore points made before it was recorded: then not compared.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: BTreeMap<String, String>,
+    /// Values that only grow (sequences), name → the value when the backup
+    /// began; a restored copy must hold at least as much.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub minimums: BTreeMap<String, i64>,
 }
 
 impl Facts {
@@ -168,6 +178,35 @@ impl Facts {
                 out.push(format!(
                     "{name}: not in the backup but present after restore"
                 ));
+            }
+        }
+        if !self.objects.is_empty() {
+            for (name, want) in &self.objects {
+                match found.objects.get(name) {
+                    None => out.push(format!("{name}: missing after restore")),
+                    Some(got) if got != want => {
+                        out.push(format!("{name}: {got} after restore, {want} recorded"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            for name in found.objects.keys() {
+                if !self.objects.contains_key(name) {
+                    out.push(format!(
+                        "{name}: not in the backup but present after restore"
+                    ));
+                }
+            }
+        }
+        for (name, want) in &self.minimums {
+            match found.minimums.get(name) {
+                Some(got) if got >= want => {}
+                Some(got) => out.push(format!(
+                    "{name}: {got} after restore, at least {want} recorded"
+                )),
+                None => out.push(format!(
+                    "{name}: not set after restore (at least {want} recorded)"
+                )),
             }
         }
         out

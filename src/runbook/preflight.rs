@@ -153,13 +153,7 @@ pub fn run(
             _ => {}
         }
     }
-    if runbook.needs_stop() && !svc.must_stop_to_restore() {
-        add(
-            "service stopped",
-            true,
-            "nothing to stop: files only, and no stop command".to_string(),
-        );
-    } else if runbook.needs_stop() {
+    if runbook.needs_stop() {
         match &svc.stop {
             Some(cmd) => add(
                 "service stopped",

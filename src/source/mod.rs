@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod cleanup;
 pub mod command;
+pub mod credentials;
 pub mod files;
 pub mod files_cache;
 pub mod ledger;
@@ -310,13 +311,14 @@ pub fn commit(staged: Staged, streams: &Streams, ledger: &Ledger) -> Result<Comm
                 db: db.clone(),
                 name: new,
             });
+            let done = if kept.is_some() { "replaced" } else { "created (there was none)" };
             record(Replaced::Postgres {
                 source: source.clone(),
                 db: db.clone(),
                 kept,
             })?;
             (
-                format!("database `{}` replaced: {}", db.database, staged.detail),
+                format!("database `{}` {done}: {}", db.database, staged.detail),
                 Vec::new(),
             )
         }

@@ -48,7 +48,7 @@ fn options(db: &Database) -> Result<tempfile::NamedTempFile> {
     if let Some(p) = &db.password_file {
         text.push_str(&format!("password={}\n", q(&process::read_password(p)?)));
     }
-    process::secret_file(&text)
+    super::credentials::secret_file(&text)
 }
 
 fn client(tool: &[&str], opts: &tempfile::NamedTempFile) -> Result<(String, Command)> {
@@ -99,17 +99,29 @@ fn describe(db: &Database, database: &str) -> Result<Facts> {
         ..Facts::default()
     };
     let lit = literal(database);
-    let exists = query(
-        db,
-        None,
-        &format!("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = {lit}"),
-    )?;
-    if exists.first().and_then(|r| r.first()).map(String::as_str) != Some("1") {
+    let Some((charset, collation)) = defaults(db, database)? else {
         bail!(
             "database `{database}` does not exist on {}:{}",
             db.host,
             db.port
         );
+    };
+    f.objects
+        .insert(DEFAULTS.into(), format!("{charset} {collation}"));
+    for (what, sql) in [
+        ("view", format!("SELECT table_name, MD5(REPLACE(view_definition, CONCAT('`', table_schema, '`.'), '')) FROM information_schema.views WHERE table_schema = {lit}")),
+        ("trigger", format!("SELECT CONCAT(event_object_table, '.', trigger_name), MD5(CONCAT_WS(' ', action_timing, event_manipulation, action_statement)) FROM information_schema.triggers WHERE trigger_schema = {lit}")),
+        ("routine", format!("SELECT CONCAT(LOWER(routine_type), ' ', routine_name), MD5(CONCAT_WS(' ', routine_definition, dtd_identifier)) FROM information_schema.routines WHERE routine_schema = {lit}")),
+    ] {
+        for r in query(db, None, &sql)? {
+            if let [name, hash] = r.as_slice() {
+                let name = match what {
+                    "routine" => name.clone(),
+                    _ => format!("{what} {name}"),
+                };
+                f.objects.insert(name, short_hash(hash));
+            }
+        }
     }
     for t in query(db, None, &format!("SELECT table_name FROM information_schema.tables WHERE table_schema = {lit} AND table_type = 'BASE TABLE'"))? {
         if let Some(name) = t.first() {
@@ -124,6 +136,44 @@ fn describe(db: &Database, database: &str) -> Result<Facts> {
     }
     f.schema = Some(h.finalize().to_hex().to_string());
     Ok(f)
+}
+
+/// The `facts.objects` entry holding a database's default character set
+/// and collation ("utf8mb4 utf8mb4_unicode_ci"), which a restore keeps.
+const DEFAULTS: &str = "database default character set and collation";
+
+fn short_hash(h: &str) -> String {
+    h.chars().take(12).collect()
+}
+
+/// The default character set and collation of `database`; None when it
+/// does not exist.
+fn defaults(db: &Database, database: &str) -> Result<Option<(String, String)>> {
+    let rows = query(
+        db,
+        None,
+        &format!(
+            "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = {}",
+            literal(database)
+        ),
+    )?;
+    Ok(rows.into_iter().next().and_then(|r| match r.as_slice() {
+        [cs, co] => Some((cs.clone(), co.clone())),
+        _ => None,
+    }))
+}
+
+/// ` CHARACTER SET cs COLLATE co` for a CREATE or ALTER DATABASE, from a
+/// recorded "cs co" (empty when nothing usable was recorded: the
+/// server's default then).
+fn charset_clause(recorded: Option<&String>) -> String {
+    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match recorded.and_then(|r| r.split_once(' ')) {
+        Some((cs, co)) if valid(cs) && valid(co) => {
+            format!(" CHARACTER SET {cs} COLLATE {co}")
+        }
+        _ => String::new(),
+    }
 }
 
 /// A session on the database, as a backup opens it.
@@ -324,7 +374,14 @@ pub fn stage(
         name: new.clone(),
     };
     ledger.made(made.clone())?;
-    if let Err(e) = query(db, None, &format!("CREATE DATABASE {}", ident(&new))) {
+    // With the recorded defaults: tables and routines created later in
+    // the database, and the check, depend on them.
+    let create = format!(
+        "CREATE DATABASE {}{}",
+        ident(&new),
+        charset_clause(record.facts.objects.get(DEFAULTS))
+    );
+    if let Err(e) = query(db, None, &create) {
         ledger.unmade(&made);
         return Err(e);
     }
@@ -502,13 +559,28 @@ fn rename_tables(db: &Database, renames: &[String]) -> Result<()> {
 fn swap(db: &Database, live: &str, new: &str, old: &str) -> Result<bool> {
     let live_tables = tables_of(db, live)?;
     let new_tables = tables_of(db, new)?;
+    let joined = |d: Option<(String, String)>| d.map(|(cs, co)| format!("{cs} {co}"));
+    let had = joined(defaults(db, live)?);
+    let wanted = joined(defaults(db, new)?);
     query(
         db,
         None,
-        &format!("CREATE DATABASE IF NOT EXISTS {}", ident(live)),
+        &format!(
+            "CREATE DATABASE IF NOT EXISTS {}{}",
+            ident(live),
+            charset_clause(wanted.as_ref())
+        ),
     )?;
     if !live_tables.is_empty() {
-        query(db, None, &format!("CREATE DATABASE {}", ident(old)))?;
+        query(
+            db,
+            None,
+            &format!(
+                "CREATE DATABASE {}{}",
+                ident(old),
+                charset_clause(had.as_ref())
+            ),
+        )?;
     }
     let mut all = renames(live, old, &live_tables);
     all.extend(renames(new, live, &new_tables));
@@ -517,6 +589,22 @@ fn swap(db: &Database, live: &str, new: &str, old: &str) -> Result<bool> {
             let _ = query(db, None, &format!("DROP DATABASE IF EXISTS {}", ident(old)));
         }
         return Err(e.context(format!("`{live}` was left as it was")));
+    }
+    // The live database takes the copy's defaults (the recorded ones), as
+    // a database restored under its own name would have them.
+    if had.is_some() && wanted.is_some() && had != wanted {
+        query(
+            db,
+            None,
+            &format!(
+                "ALTER DATABASE {}{}",
+                ident(live),
+                charset_clause(wanted.as_ref())
+            ),
+        )
+        .context(
+            "the tables were swapped in, but setting the database's default character set failed",
+        )?;
     }
     Ok(!live_tables.is_empty())
 }

@@ -173,7 +173,96 @@ fn facts(client: &mut Client) -> Result<Facts> {
         h.update(b"\n");
     }
     f.schema = Some(h.finalize().to_hex().to_string());
+    objects(client, &mut f)?;
     Ok(f)
+}
+
+/// What a restore must bring back beyond tables and rows: functions and
+/// procedures (by signature, with a hash of their body), triggers (with
+/// whether they fire), materialized views' populated state, sequences,
+/// and the large objects' count and size. The large-objects entry is
+/// always there, so an empty `objects` means an older restore point.
+fn objects(client: &mut Client, f: &mut Facts) -> Result<()> {
+    let mut q = |sql: &str| {
+        client
+            .query(sql, &[])
+            .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))
+    };
+    const USER_SCHEMAS: &str =
+        "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'";
+    for r in q(&format!(
+        "SELECT n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid)::text, \
+         p.prokind::text, left(md5(coalesce(p.prosrc, '')), 12) FROM pg_proc p \
+         JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_SCHEMAS}"
+    ))? {
+        let kind = match r.get::<_, String>(3).as_str() {
+            "p" => "procedure",
+            "a" => "aggregate",
+            "w" => "window function",
+            _ => "function",
+        };
+        let (ns, name, args): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        f.objects
+            .insert(format!("{kind} {ns}.{name}({args})"), r.get(4));
+    }
+    for r in q(&format!(
+        "SELECT n.nspname::text, c.relname::text, t.tgname::text, t.tgenabled::text, \
+         left(md5(pg_get_triggerdef(t.oid)), 12) FROM pg_trigger t \
+         JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE NOT t.tgisinternal AND {USER_SCHEMAS}"
+    ))? {
+        let state = match r.get::<_, String>(3).as_str() {
+            "D" => "disabled",
+            "R" => "replica only",
+            "A" => "always",
+            _ => "enabled",
+        };
+        let (ns, table, name): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        f.objects.insert(
+            format!("trigger {name} on {ns}.{table}"),
+            format!("{state} {}", r.get::<_, String>(4)),
+        );
+    }
+    for r in q(&format!(
+        "SELECT n.nspname::text, c.relname::text, c.relispopulated FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' AND {USER_SCHEMAS}"
+    ))? {
+        let (ns, name, populated): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+        f.objects.insert(
+            format!("materialized view {ns}.{name}"),
+            if populated {
+                "populated"
+            } else {
+                "not populated"
+            }
+            .into(),
+        );
+    }
+    // Sequences are not transactional: read before pg_dump reads them,
+    // a value can only have grown by the time it is dumped.
+    for r in q(
+        "SELECT schemaname::text, sequencename::text, data_type::text, last_value FROM pg_sequences \
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    )? {
+        let (ns, name, ty): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let key = format!("sequence {ns}.{name}");
+        if let Some(v) = r.get::<_, Option<i64>>(3) {
+            f.minimums.insert(key.clone(), v);
+        }
+        f.objects.insert(key, ty);
+    }
+    // lo_lseek64 to the end gives a size without reading the data; the
+    // objects are read as of this transaction's snapshot (INV_READ).
+    let lo = q(
+        "SELECT count(*), coalesce(sum(lo_lseek64(lo_open(oid, 262144), 0, 2)), 0)::bigint \
+         FROM pg_largeobject_metadata",
+    )?;
+    let (n, bytes): (i64, i64) = lo.first().map(|r| (r.get(0), r.get(1))).unwrap_or((0, 0));
+    f.objects.insert(
+        "large objects".into(),
+        format!("{n} object{}, {bytes} bytes", if n == 1 { "" } else { "s" }),
+    );
+    Ok(())
 }
 
 /// Connection options for the client tools; the password goes in a
@@ -195,7 +284,7 @@ fn tool(db: &Database, tool: &str) -> Result<(Command, Option<tempfile::NamedTem
     {
         Some(p) => {
             let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
-            let f = process::secret_file(&format!("*:*:*:*:{}\n", esc(&p)))?;
+            let f = super::credentials::secret_file(&format!("*:*:*:*:{}\n", esc(&p)))?;
             cmd.env("PGPASSFILE", f.path());
             Some(f)
         }
@@ -228,6 +317,15 @@ impl Capture for PgCapture {
         if self.db.globals {
             let (mut cmd, pass) = tool(&self.db, "pg_dumpall")?;
             cmd.arg("--globals-only");
+            // Password hashes live in pg_authid, which only a superuser
+            // may read: anyone else gets roles, memberships and settings.
+            if !is_superuser(&mut client)? {
+                cmd.arg("--no-role-passwords");
+                self.facts.notes.insert(
+                    "globals".into(),
+                    "without role passwords (the login is not a superuser)".into(),
+                );
+            }
             artifacts.push(produce("pg_dumpall", cmd, "globals.sql", Box::new(pass))?);
         }
         let (mut cmd, pass) = tool(&self.db, "pg_dump")?;
@@ -253,6 +351,13 @@ impl Capture for PgCapture {
         }
         Ok(std::mem::take(&mut self.facts))
     }
+}
+
+fn is_superuser(client: &mut Client) -> Result<bool> {
+    let r = client
+        .query_one("SELECT current_setting('is_superuser')", &[])
+        .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))?;
+    Ok(r.get::<_, String>(0) == "on")
 }
 
 /// A session on the database, as a backup opens it.
@@ -449,6 +554,28 @@ fn exists(admin: &mut Client, name: &str) -> Result<bool> {
         .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))?
         .is_empty())
+}
+
+/// For a live restore's plan: what happens to what is there now, and its
+/// size, None when there is no such database (the restore creates it and
+/// keeps nothing aside). A server that cannot be asked is said to be.
+pub fn plan_keeps(db: &Database) -> (String, Option<u64>) {
+    let kept = format!(
+        "the previous database is kept as `{}_lifeboat_old_…`",
+        db.database
+    );
+    let found = admin(db).and_then(|mut a| exists(&mut a, &db.database));
+    match found {
+        Ok(true) => (kept, Some(size(db, &db.database).unwrap_or(0))),
+        Ok(false) => (
+            format!("there is no database `{}` now: the restore creates it", db.database),
+            None,
+        ),
+        Err(_) => (
+            format!("{kept}, if there is one (the server did not answer)"),
+            Some(0),
+        ),
+    }
 }
 
 /// Total size of a database, for the plan and the leftovers list.

@@ -300,23 +300,6 @@ pub fn run_shell(what: &str, command: &str) -> Result<()> {
     output(what, shell(command)).map(|_| ())
 }
 
-/// A private file (mode 0600) holding `content`, removed when dropped: how
-/// passwords reach client tools without touching argv.
-pub fn secret_file(content: &str) -> Result<tempfile::NamedTempFile> {
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(std::path::PathBuf::from)
-        .filter(|d| d.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    let mut f = tempfile::Builder::new()
-        .prefix(".lifeboat-cred-")
-        .tempfile_in(dir)
-        .context("creating a private credentials file")?;
-    f.write_all(content.as_bytes())
-        .and_then(|_| f.flush())
-        .context("writing a private credentials file")?;
-    Ok(f)
-}
-
 /// The first line of a password file.
 pub fn read_password(file: &crate::util::SecretRef) -> Result<String> {
     let path = file.path()?;

@@ -65,6 +65,12 @@ fn cli(at: At<'_>, password_file: Option<&SecretRef>) -> Result<Command> {
 
 /// Server version and keys per database.
 fn facts(at: At<'_>, password_file: Option<&SecretRef>) -> Result<Facts> {
+    info(at, password_file).map(|(f, _)| f)
+}
+
+/// Server version and keys per database, and whether the server is still
+/// loading its dataset (then the counts are partial), from one INFO reply.
+fn info(at: At<'_>, password_file: Option<&SecretRef>) -> Result<(Facts, bool)> {
     let mut c = cli(at, password_file)?;
     c.arg("INFO");
     let out = process::output("redis-cli", c)
@@ -77,14 +83,49 @@ fn facts(at: At<'_>, password_file: Option<&SecretRef>) -> Result<Facts> {
     })
 }
 
-fn parse_info(out: &str) -> Option<Facts> {
+/// The facts once an INFO reply says `loading:0`: keys counted while
+/// Redis is still loading an RDB are a fraction of what it holds. Gives
+/// up after `limit`, with what it last saw.
+fn wait_until_loaded(
+    at: At<'_>,
+    password_file: Option<&SecretRef>,
+    limit: Duration,
+    mut gone: impl FnMut() -> Result<()>,
+) -> Result<Facts> {
+    let deadline = Instant::now() + limit;
+    loop {
+        gone()?;
+        let last = info(at, password_file);
+        if let Ok((f, false)) = &last {
+            return Ok(f.clone());
+        }
+        if Instant::now() > deadline {
+            let mins = limit.as_secs() / 60;
+            return Err(match last {
+                Err(e) => e.context(format!(
+                    "Redis at {at} did not come back within {mins} minutes"
+                )),
+                Ok(_) => anyhow!("Redis at {at} was still loading its RDB after {mins} minutes"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The facts of an INFO reply and whether it says the server is loading
+/// (a reply without a `loading:` line counts as loading: no answer yet).
+fn parse_info(out: &str) -> Option<(Facts, bool)> {
     let mut f = Facts::default();
     let mut seen = false;
+    let mut loading = true;
     for line in out.lines() {
         let line = line.trim();
         if let Some(v) = line.strip_prefix("redis_version:") {
             f.server = Some(format!("Redis {v}"));
             seen = true;
+        }
+        if let Some(v) = line.strip_prefix("loading:") {
+            loading = v != "0";
         }
         // db0:keys=12,expires=0,avg_ttl=0
         if let Some((db, rest)) = line.split_once(':') {
@@ -97,7 +138,7 @@ fn parse_info(out: &str) -> Option<Facts> {
             }
         }
     }
-    seen.then_some(f)
+    seen.then_some((f, loading))
 }
 
 impl Capture for RedisCapture {
@@ -180,24 +221,13 @@ fn load_in_sandbox(dir: &Path) -> Result<Facts> {
         .stderr(Stdio::null());
     let child = cmd.spawn().context("starting a sandbox redis-server")?;
     let mut sb = Sandbox { child };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(status) = sb.child.try_wait()? {
-            bail!("the sandbox redis-server refused the RDB file and exited ({status}); the backup may be damaged or from a newer Redis");
+    wait_until_loaded(At::Socket(&socket), None, Duration::from_secs(300), || {
+        match sb.child.try_wait()? {
+            Some(status) => bail!("the sandbox redis-server refused the RDB file and exited ({status}); the backup may be damaged or from a newer Redis"),
+            None => Ok(()),
         }
-        // INFO answers "LOADING" until the dataset is in memory.
-        if let Ok(f) = facts(At::Socket(&socket), None) {
-            let mut ping = cli(At::Socket(&socket), None)?;
-            ping.arg("PING");
-            if process::output("redis-cli", ping).is_ok_and(|o| o.trim() == "PONG") {
-                return Ok(f);
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("the sandbox redis-server did not finish loading within 2 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
+    .context("loading the RDB into a sandbox redis-server")
 }
 
 fn compare(record: &Facts, found: &Facts) -> (Vec<String>, String) {
@@ -240,7 +270,7 @@ pub fn ping(spec: &Redis) -> Result<()> {
 
 /// The live server's keys against what a restore point recorded.
 pub fn check_live(spec: &Redis, recorded: &Facts) -> Result<(String, Vec<String>)> {
-    let found = facts(At::Tcp(&spec.host, spec.port), spec.password_file.as_ref())?;
+    let found = wait_loaded(spec)?;
     let (differences, summary) = compare(recorded, &found);
     Ok((summary, differences))
 }
@@ -383,32 +413,14 @@ pub fn start_and_check(
     ))
 }
 
-/// Waits until the restarted server has loaded its RDB (`INFO
-/// persistence` says `loading:0`): counting keys before that sees a
-/// partial dataset.
+/// Waits until the restarted server has loaded its RDB.
 fn wait_loaded(spec: &Redis) -> Result<Facts> {
-    let at = At::Tcp(&spec.host, spec.port);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let loaded = cli(at, spec.password_file.as_ref()).and_then(|mut c| {
-            c.args(["INFO", "persistence"]);
-            process::output("redis-cli", c)
-        });
-        if let Ok(out) = &loaded {
-            if out.lines().any(|l| l.trim() == "loading:0") {
-                if let Ok(f) = facts(at, spec.password_file.as_ref()) {
-                    return Ok(f);
-                }
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(match loaded {
-                Err(e) => e.context("Redis did not come back within 5 minutes"),
-                Ok(_) => anyhow!("Redis was still loading its RDB after 5 minutes"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until_loaded(
+        At::Tcp(&spec.host, spec.port),
+        spec.password_file.as_ref(),
+        Duration::from_secs(300),
+        || Ok(()),
+    )
 }
 
 /// Puts the kept RDB back: the restored one is kept as `undone`.
@@ -436,7 +448,10 @@ pub fn undo(
 mod tests {
     #[test]
     fn info_keyspace_is_parsed() {
-        let f = super::parse_info("# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys=12,expires=1,avg_ttl=0\r\ndb3:keys=2,expires=0,avg_ttl=0\r\n").unwrap();
+        let (f, loading) = super::parse_info("# Server\r\nredis_version:7.0.15\r\n# Persistence\r\nloading:0\r\n# Keyspace\r\ndb0:keys=12,expires=1,avg_ttl=0\r\ndb3:keys=2,expires=0,avg_ttl=0\r\n").unwrap();
+        assert!(!loading);
+        let (_, loading) = super::parse_info("redis_version:7.0.15\r\nloading:1\r\n").unwrap();
+        assert!(loading);
         assert_eq!(f.server.as_deref(), Some("Redis 7.0.15"));
         assert_eq!(f.counts.get("db0"), Some(&12));
         assert_eq!(f.counts.get("db3"), Some(&2));

@@ -13,6 +13,8 @@ use std::sync::Arc;
 pub enum Cmd {
     LoadInventory,
     LoadTree {
+        /// Answers carry it back; only the latest request's answer counts.
+        req: u64,
         service: String,
         repository: String,
         snapshot: String,
@@ -23,18 +25,30 @@ pub enum Cmd {
         tree: Arc<TreeView>,
     },
     Versions {
+        req: u64,
         service: String,
         repository: String,
         path: String,
         snapshots: Vec<String>,
     },
     Diff {
+        req: u64,
         repository: String,
         older: String,
         newer: String,
     },
+    /// Re-reads the configuration file (then runbooks and inventory).
+    Reload,
     LoadRunbooks,
     LoadJobs,
+    /// Is `path` in restore point `snapshot`? (The wizard asks before
+    /// preflight, so a mistyped path never gets as far as a job.)
+    CheckPath {
+        req: u64,
+        repository: String,
+        snapshot: String,
+        path: String,
+    },
     Preflight {
         runbook: std::path::PathBuf,
         services: Vec<String>,
@@ -59,13 +73,17 @@ pub enum Cmd {
 #[derive(Debug, Clone)]
 pub enum Msg {
     Inventory(Arc<Inventory>),
-    Tree(Result<Arc<TreeView>, String>),
+    Tree(u64, Result<Arc<TreeView>, String>),
     FileHits {
         generation: u64,
         hits: Vec<u32>,
     },
-    Versions(Result<Vec<Version>, String>),
-    Diff(Result<Vec<DiffEntry>, String>),
+    Versions(u64, Result<Vec<Version>, String>),
+    Diff(u64, Result<Vec<DiffEntry>, String>),
+    /// The answer to [`Cmd::CheckPath`]: Err says what is wrong.
+    PathChecked(u64, Result<(), String>),
+    /// The configuration was read again (Err: why it could not be).
+    Reloaded(Result<crate::health::Thresholds, String>),
     Runbooks(Result<Vec<RunbookInfo>, String>),
     Jobs(Vec<crate::jobs::JobView>),
     /// The preflight's checks, and per service what the run will change.

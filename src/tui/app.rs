@@ -2,6 +2,7 @@
 //! that reads the repository is returned as a [`Cmd`] for the event loop to
 //! run in the background, and its result comes back as a [`Msg`].
 
+use super::input::{Edit, TextField};
 use super::theme::Theme;
 use super::tree::{DiffEntry, TreeView, Version};
 use crate::health::{self, Report, Thresholds};
@@ -46,7 +47,7 @@ pub struct InventoryState {
     pub level: Level,
     pub sel: usize,
     /// The query being typed (Some while the search line is open).
-    pub typing: Option<String>,
+    pub typing: Option<super::input::TextField>,
     /// The accepted or live filter.
     pub query: String,
     pub tree: Option<Arc<TreeView>>,
@@ -58,6 +59,9 @@ pub struct InventoryState {
     pub marked: Option<usize>,
     pub versions: Option<Vec<Version>>,
     pub diff: Option<Vec<DiffEntry>>,
+    /// The id of the latest file list, versions or diff asked for: an
+    /// answer to an older one is dropped.
+    pub req: u64,
 }
 
 pub struct App {
@@ -105,6 +109,7 @@ impl App {
                 marked: None,
                 versions: None,
                 diff: None,
+                req: 0,
             },
             thresholds: Thresholds::default(),
             recover: Default::default(),
@@ -121,7 +126,7 @@ impl App {
         }
     }
 
-    fn open_recover(&mut self) -> Vec<Cmd> {
+    pub(super) fn open_recover(&mut self) -> Vec<Cmd> {
         self.screen = Screen::Recover;
         self.recover.leave = false;
         self.recover.open()
@@ -129,10 +134,7 @@ impl App {
 
     fn on_recover_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
         let inv = self.inventory.clone();
-        let mut cmds = self.recover.on_key(key, inv.as_deref(), self.now);
-        if self.recover.needs_preflight() {
-            cmds.extend(self.recover.start_preflight());
-        }
+        let cmds = self.recover.on_key(key, inv.as_deref(), self.now);
         if self.recover.leave {
             self.recover.leave = false;
             self.screen = Screen::Health;
@@ -160,7 +162,9 @@ impl App {
                 self.status = None;
                 self.evaluate();
             }
-            Msg::Tree(Ok(t)) => {
+            Msg::Tree(req, _) | Msg::Versions(req, _) | Msg::Diff(req, _)
+                if req != self.inv.req => {}
+            Msg::Tree(_, Ok(t)) => {
                 self.inv.tree = Some(Arc::clone(&t));
                 self.inv.dir.clear();
                 self.inv.sel = 0;
@@ -175,7 +179,7 @@ impl App {
                     }];
                 }
             }
-            Msg::Tree(Err(e)) | Msg::Versions(Err(e)) | Msg::Diff(Err(e)) => {
+            Msg::Tree(_, Err(e)) | Msg::Versions(_, Err(e)) | Msg::Diff(_, Err(e)) => {
                 self.status = Some(format!("error: {e}"))
             }
             Msg::FileHits { generation, hits } => {
@@ -186,18 +190,21 @@ impl App {
                     self.inv.sel = 0;
                 }
             }
-            Msg::Versions(Ok(v)) => {
+            Msg::Versions(_, Ok(v)) => {
                 self.inv.versions = Some(v);
                 self.status = None;
             }
-            Msg::Diff(Ok(d)) => {
+            Msg::Diff(_, Ok(d)) => {
                 self.inv.diff = Some(d);
                 self.status = None;
             }
             Msg::Runbooks(Ok(r)) => {
-                self.recover.runbooks = r;
                 self.recover.load_error = None;
+                let inv = self.inventory.clone();
+                return self.recover.on_runbooks(r, inv.as_deref(), self.now);
             }
+            Msg::PathChecked(req, r) => return self.recover.on_path_checked(req, r),
+            Msg::Reloaded(r) => return self.on_reloaded(r),
             Msg::Runbooks(Err(e)) => self.recover.load_error = Some(e),
             Msg::Jobs(j) => {
                 // On start, a job still running is re-attached at once.
@@ -286,23 +293,44 @@ impl App {
         }
     }
 
-    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
-        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-            self.quit = true;
+    /// A text field has the keys: global letters and digits are text.
+    pub fn text_focus(&self) -> bool {
+        match self.screen {
+            Screen::Inventory => self.inv.typing.is_some(),
+            Screen::Recover => self.recover.wants_text(),
+            Screen::Health => false,
+        }
+    }
+
+    /// A bracketed paste: text for the focused field, never a key (its
+    /// newline does not submit). With no field focused it is ignored.
+    pub fn on_paste(&mut self, text: &str) -> Vec<Cmd> {
+        if self.help {
             return vec![];
         }
-        if self.inv.typing.is_some() && self.screen == Screen::Inventory {
-            return self.on_search_key(key);
-        }
-        if self.screen == Screen::Recover && !self.help {
-            match key.code {
-                KeyCode::F(1) => self.screen = Screen::Health,
-                KeyCode::F(2) => self.screen = Screen::Inventory,
-                KeyCode::Char('?') if !self.recover.wants_text() => self.help = true,
-                KeyCode::Char('1') if !self.recover.wants_text() => self.screen = Screen::Health,
-                KeyCode::Char('2') if !self.recover.wants_text() => self.screen = Screen::Inventory,
-                _ => return self.on_recover_key(key),
+        match self.screen {
+            Screen::Inventory => {
+                let Some(f) = self.inv.typing.as_mut() else {
+                    return vec![];
+                };
+                if f.paste(text) != Edit::Changed {
+                    return vec![];
+                }
+                let q = f.text().to_string();
+                self.search_changed(q)
             }
+            Screen::Recover => {
+                self.recover.paste(text);
+                vec![]
+            }
+            Screen::Health => vec![],
+        }
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('c') {
+            self.quit = true;
             return vec![];
         }
         if self.help {
@@ -314,24 +342,53 @@ impl App {
             }
             return vec![];
         }
+        // Function keys switch screens from anywhere, even a text field.
         match key.code {
-            KeyCode::Char('?') => self.help = true,
-            KeyCode::Char('1') | KeyCode::F(1) => self.screen = Screen::Health,
-            KeyCode::Char('2') | KeyCode::F(2) => self.screen = Screen::Inventory,
-            KeyCode::Char('3') | KeyCode::F(3) => return self.open_recover(),
-            KeyCode::Char('r') => {
-                self.status = Some("reloading…".into());
-                return vec![Cmd::LoadInventory];
-            }
-            _ => {
-                return match self.screen {
-                    Screen::Health => self.on_health_key(key),
-                    Screen::Inventory => self.on_inventory_key(key),
-                    Screen::Recover => self.on_recover_key(key),
-                }
-            }
+            KeyCode::F(1) => self.screen = Screen::Health,
+            KeyCode::F(2) => self.screen = Screen::Inventory,
+            KeyCode::F(3) => return self.open_recover(),
+            _ => {}
         }
-        vec![]
+        if matches!(key.code, KeyCode::F(1..=3)) {
+            return vec![];
+        }
+        if self.screen == Screen::Inventory && self.inv.typing.is_some() {
+            return self.on_search_key(key);
+        }
+        // Global keys, wherever no text field has the keys.
+        if !self.text_focus() && !ctrl {
+            match key.code {
+                KeyCode::Char('?') => self.help = true,
+                KeyCode::Char('1') => self.screen = Screen::Health,
+                KeyCode::Char('2') => self.screen = Screen::Inventory,
+                KeyCode::Char('3') => return self.open_recover(),
+                KeyCode::Char('R') => {
+                    self.status = Some("reading the configuration again…".into());
+                    return vec![Cmd::Reload];
+                }
+                KeyCode::Char('q') if self.screen == Screen::Recover => {
+                    // q backs out like Esc, and quits from the top.
+                    let top = self.recover.stage() == super::recover::Stage::Pick
+                        && self.recover.query.is_empty();
+                    if top {
+                        self.quit = true;
+                        return vec![];
+                    }
+                    return self.on_recover_key(KeyEvent::from(KeyCode::Esc));
+                }
+                _ => return self.on_screen_key(key),
+            }
+            return vec![];
+        }
+        self.on_screen_key(key)
+    }
+
+    fn on_screen_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        match self.screen {
+            Screen::Health => self.on_health_key(key),
+            Screen::Inventory => self.on_inventory_key(key),
+            Screen::Recover => self.on_recover_key(key),
+        }
     }
 
     fn on_health_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
@@ -378,8 +435,9 @@ impl App {
         }
         match key.code {
             KeyCode::Char('/') => {
-                self.inv.typing = Some(self.inv.query.clone());
+                self.inv.typing = Some(TextField::new(&self.inv.query));
             }
+            KeyCode::Char('r') => return self.restore_here(),
             KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => return self.open(),
             KeyCode::Char(' ') => {
                 if let Level::Points { .. } = self.inv.level {
@@ -393,7 +451,13 @@ impl App {
             | KeyCode::Left
             | KeyCode::Char('h')
             | KeyCode::Backspace => {
-                if !self.inv.query.is_empty() || self.inv.file_hits.is_some() {
+                // A filter belongs to its list: from a file's versions, Esc
+                // goes back to the search results it was opened from.
+                let filters = matches!(
+                    self.inv.level,
+                    Level::Services | Level::Points { .. } | Level::Files { .. }
+                );
+                if filters && (!self.inv.query.is_empty() || self.inv.file_hits.is_some()) {
                     self.clear_search();
                 } else if self.inv.level == Level::Services {
                     if key.code == KeyCode::Char('q') {
@@ -419,7 +483,7 @@ impl App {
     }
 
     fn on_search_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
-        let Some(q) = self.inv.typing.as_mut() else {
+        let Some(f) = self.inv.typing.as_mut() else {
             return vec![];
         };
         match key.code {
@@ -428,17 +492,22 @@ impl App {
                 self.clear_search();
                 return vec![];
             }
-            KeyCode::Enter | KeyCode::Down | KeyCode::Up => {
+            KeyCode::Enter | KeyCode::Down | KeyCode::Up | KeyCode::Tab => {
                 self.inv.typing = None;
                 return vec![];
             }
-            KeyCode::Backspace => {
-                q.pop();
+            _ => {
+                if f.key(key) != Edit::Changed {
+                    return vec![];
+                }
             }
-            KeyCode::Char(c) => q.push(c),
-            _ => return vec![],
         }
-        let q = q.clone();
+        let q = f.text().to_string();
+        self.search_changed(q)
+    }
+
+    /// The live query changed: filter, or search the file list.
+    fn search_changed(&mut self, q: String) -> Vec<Cmd> {
         self.inv.query = q.clone();
         self.inv.sel = 0;
         if let (Level::Files { .. }, Some(tree)) = (&self.inv.level, &self.inv.tree) {
@@ -475,6 +544,7 @@ impl App {
                     return vec![];
                 };
                 let cmd = Cmd::LoadTree {
+                    req: self.inv.req + 1,
                     service: s.name.clone(),
                     repository: s.repository.clone(),
                     snapshot: s.restore_points[row].id.clone(),
@@ -488,6 +558,7 @@ impl App {
                 self.inv.file_hits = None;
                 self.inv.sel = 0;
                 self.status = Some("loading the file list…".into());
+                self.inv.req += 1;
                 return vec![cmd];
             }
             Level::Files { service, .. } => {
@@ -503,6 +574,7 @@ impl App {
                         return vec![];
                     };
                     let cmd = Cmd::Versions {
+                        req: self.inv.req + 1,
                         service: s.name.clone(),
                         repository: s.repository.clone(),
                         path: node.path.clone(),
@@ -515,6 +587,7 @@ impl App {
                     self.inv.versions = None;
                     self.inv.sel = 0;
                     self.status = Some("reading every restore point of this file…".into());
+                    self.inv.req += 1;
                     return vec![cmd];
                 }
             }
@@ -540,6 +613,7 @@ impl App {
         };
         let (older, newer) = (marked.min(row), marked.max(row));
         let cmd = Cmd::Diff {
+            req: self.inv.req + 1,
             repository: s.repository.clone(),
             older: s.restore_points[older].id.clone(),
             newer: s.restore_points[newer].id.clone(),
@@ -552,10 +626,13 @@ impl App {
         self.inv.diff = None;
         self.inv.sel = 0;
         self.status = Some("comparing restore points…".into());
+        self.inv.req += 1;
         vec![cmd]
     }
 
     fn back(&mut self) {
+        // What was asked for on the level being left is no longer wanted.
+        self.inv.req += 1;
         self.inv.sel = 0;
         self.inv.level = match std::mem::replace(&mut self.inv.level, Level::Services) {
             Level::Services | Level::Points { .. } => Level::Services,

@@ -5,8 +5,11 @@
 
 pub mod action;
 pub mod app;
+pub mod help;
+pub mod input;
 pub mod recover;
 pub mod recover_view;
+mod restore_here;
 pub mod theme;
 pub mod tree;
 pub mod views;
@@ -15,7 +18,9 @@ use crate::config::Config;
 use crate::repo::Repository;
 use anyhow::{anyhow, Context, Result};
 use app::{App, Cmd, Msg};
-use crossterm::event::{Event, EventStream, KeyEventKind};
+use crossterm::event::{
+    DisableBracketedPaste, EnableBracketedPaste, Event, EventStream, KeyEventKind,
+};
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
@@ -30,6 +35,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 fn restore_terminal() {
+    let _ = std::io::stdout().execute(DisableBracketedPaste);
     let _ = disable_raw_mode();
     let _ = std::io::stdout().execute(LeaveAlternateScreen);
     let _ = std::io::stdout().execute(crossterm::cursor::Show);
@@ -58,6 +64,8 @@ async fn run_async(config: Config, banner: Option<String>) -> Result<()> {
     enable_raw_mode().context("this needs an interactive terminal")?;
     let _guard = TerminalGuard;
     std::io::stdout().execute(EnterAlternateScreen)?;
+    // A paste arrives as one event, so its newline is text, not Enter.
+    std::io::stdout().execute(EnableBracketedPaste)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
 
@@ -88,6 +96,12 @@ async fn run_async(config: Config, banner: Option<String>) -> Result<()> {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
                     for cmd in app.on_key(k) {
+                        loader.run(cmd);
+                    }
+                    dirty = true;
+                }
+                Some(Ok(Event::Paste(text))) => {
+                    for cmd in app.on_paste(&text) {
                         loader.run(cmd);
                     }
                     dirty = true;
@@ -132,7 +146,8 @@ async fn run_async(config: Config, banner: Option<String>) -> Result<()> {
 
 /// Runs [`Cmd`]s on blocking threads and sends their results back.
 pub struct Loader {
-    config: Arc<Config>,
+    /// Swapped whole by a reload; work in flight keeps the one it began with.
+    config: Arc<Mutex<Arc<Config>>>,
     tx: UnboundedSender<Msg>,
     /// Trees already read, by snapshot id (versions and diff reuse them).
     trees: Arc<Mutex<HashMap<String, Arc<Vec<crate::repo::tree::Node>>>>>,
@@ -142,7 +157,7 @@ pub struct Loader {
 impl Loader {
     pub fn new(config: Config, tx: UnboundedSender<Msg>) -> Loader {
         Loader {
-            config: Arc::new(config),
+            config: Arc::new(Mutex::new(Arc::new(config))),
             tx,
             trees: Arc::default(),
             latest_search: Arc::default(),
@@ -150,7 +165,7 @@ impl Loader {
     }
 
     pub fn run(&self, cmd: Cmd) {
-        let config = Arc::clone(&self.config);
+        let slot = Arc::clone(&self.config);
         let tx = self.tx.clone();
         let trees = Arc::clone(&self.trees);
         let latest = Arc::clone(&self.latest_search);
@@ -158,10 +173,34 @@ impl Loader {
             latest.store(*generation, std::sync::atomic::Ordering::Relaxed);
         }
         tokio::task::spawn_blocking(move || {
+            if let Cmd::Reload = cmd {
+                let _ = tx.send(reload(&slot));
+                return;
+            }
+            let Some(config) = slot.lock().ok().map(|c| Arc::clone(&c)) else {
+                return;
+            };
             if let Some(msg) = execute(&config, &trees, &latest, cmd) {
                 let _ = tx.send(msg);
             }
         });
+    }
+}
+
+/// Reads the configuration file again; a broken edit keeps the old one.
+fn reload(slot: &Mutex<Arc<Config>>) -> Msg {
+    let Some(path) = slot.lock().ok().map(|c| c.path.clone()) else {
+        return Msg::Reloaded(Err("the console's state is damaged: restart it".into()));
+    };
+    match Config::load(&path) {
+        Ok(c) => {
+            let thresholds = c.thresholds;
+            if let Ok(mut s) = slot.lock() {
+                *s = Arc::new(c);
+            }
+            Msg::Reloaded(Ok(thresholds))
+        }
+        Err(e) => Msg::Reloaded(Err(format!("{e:#}"))),
     }
 }
 
@@ -204,10 +243,12 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
     Some(match cmd {
         Cmd::LoadInventory => Msg::Inventory(Arc::new(crate::inventory::load(config))),
         Cmd::LoadTree {
+            req,
             repository,
             snapshot,
             ..
         } => Msg::Tree(
+            req,
             read_tree(config, cache, &repository, &snapshot)
                 .map(|nodes| {
                     Arc::new(tree::TreeView::new(
@@ -226,11 +267,13 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
             Msg::FileHits { generation, hits }
         }
         Cmd::Versions {
+            req,
             repository,
             path,
             snapshots,
             ..
         } => Msg::Versions(
+            req,
             (|| -> Result<Vec<tree::Version>> {
                 let repo = open_repo(config, &repository)?;
                 let mut trees = Vec::new();
@@ -247,6 +290,18 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
             })()
             .map_err(err),
         ),
+        Cmd::CheckPath {
+            req,
+            repository,
+            snapshot,
+            path,
+        } => Msg::PathChecked(
+            req,
+            read_tree(config, cache, &repository, &snapshot)
+                .map_err(err)
+                .and_then(|nodes| tree::check_path(&nodes, &path, &snapshot)),
+        ),
+        Cmd::Reload => return None,
         Cmd::LoadRunbooks
         | Cmd::LoadJobs
         | Cmd::Preflight { .. }
@@ -256,10 +311,12 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
         | Cmd::CancelJob { .. }
         | Cmd::ReadReport(_) => return recover_exec(config, cmd),
         Cmd::Diff {
+            req,
             repository,
             older,
             newer,
         } => Msg::Diff(
+            req,
             (|| -> Result<Vec<tree::DiffEntry>> {
                 let a = read_tree(config, cache, &repository, &older)?;
                 let b = read_tree(config, cache, &repository, &newer)?;

@@ -3,6 +3,7 @@
 //! Keys change state and return [`Cmd`]s; nothing here does I/O.
 
 use super::action::Cmd;
+use super::input::{Edit, TextField};
 use crate::inventory::Inventory;
 use crate::jobs::{JobSpec, JobView};
 use crate::runbook::preflight::Check;
@@ -49,12 +50,14 @@ pub struct Wizard {
     pub runbooks: Vec<RunbookInfo>,
     pub load_error: Option<String>,
     pub jobs: Vec<JobView>,
-    pub query: String,
+    pub query: TextField,
+    /// The search line has the keys (opened by `/`).
+    pub searching: bool,
     pub sel: usize,
     pub runbook: Option<usize>,
     /// The runbook's services and which are chosen.
     pub services: Vec<(String, bool)>,
-    pub inputs: Vec<String>,
+    pub inputs: Vec<TextField>,
     pub input_at: usize,
     pub points: Vec<PointRow>,
     /// None: `latest` for each service (several services).
@@ -66,7 +69,7 @@ pub struct Wizard {
     /// A destructive key waits for y: `C` (cancel the job) or `u` (roll
     /// back what it replaced).
     pub asking: Option<char>,
-    pub typed: String,
+    pub typed: TextField,
     pub job: Option<JobView>,
     /// The finished job's report (markdown), shown in the pane.
     pub report: Option<Vec<String>>,
@@ -75,6 +78,25 @@ pub struct Wizard {
     pub error: Option<String>,
     /// The wizard asks the app to go back to the Health screen.
     pub leave: bool,
+    /// A restore asked for from the inventory, applied once the runbooks
+    /// are known.
+    pub prefill: Option<Prefill>,
+    /// The path check in flight (its request id): the field waits for it.
+    pub checking: Option<u64>,
+    req: u64,
+    /// A failed preflight is re-run once the configuration is read again.
+    pub recheck: bool,
+}
+
+/// What the inventory knows when `r` is pressed: which runbook fits, for
+/// which service, from which restore point, and the path if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prefill {
+    /// Runbook ids that fit, best first.
+    pub runbook: Vec<String>,
+    pub service: String,
+    pub point: String,
+    pub path: Option<String>,
 }
 
 impl Wizard {
@@ -82,9 +104,139 @@ impl Wizard {
         self.stage.unwrap_or(Stage::Pick)
     }
 
-    /// Stages where letters and digits are text, not commands.
+    /// A text field has the keys: letters and digits are text, not
+    /// commands.
     pub fn wants_text(&self) -> bool {
-        matches!(self.stage(), Stage::Pick | Stage::Inputs | Stage::Confirm)
+        match self.stage() {
+            Stage::Pick => self.searching,
+            Stage::Inputs | Stage::Confirm => true,
+            _ => false,
+        }
+    }
+
+    /// The field a paste goes to, if one has the keys.
+    pub fn field(&mut self) -> Option<&mut TextField> {
+        match self.stage() {
+            Stage::Pick if self.searching => Some(&mut self.query),
+            Stage::Inputs if self.checking.is_none() => self.inputs.get_mut(self.input_at),
+            Stage::Confirm => Some(&mut self.typed),
+            _ => None,
+        }
+    }
+
+    /// A paste: text into the focused field, never a submit.
+    pub fn paste(&mut self, text: &str) {
+        let pick = self.stage() == Stage::Pick;
+        if let Some(f) = self.field() {
+            if f.paste(text) == Edit::Changed && pick {
+                self.sel = 0;
+            }
+        }
+    }
+
+    /// Starts a new recovery from the inventory (`r`). Returns what to run
+    /// now; with the runbooks not yet loaded it waits for them.
+    pub fn restore(&mut self, p: Prefill, inv: Option<&Inventory>, now: SystemTime) -> Vec<Cmd> {
+        self.job = None;
+        self.report = None;
+        self.asking = None;
+        self.error = None;
+        self.query.clear();
+        self.searching = false;
+        self.go(Stage::Pick);
+        self.prefill = Some(p);
+        if self.runbooks.is_empty() {
+            return vec![Cmd::LoadRunbooks, Cmd::LoadJobs];
+        }
+        let mut cmds = vec![Cmd::LoadJobs];
+        cmds.extend(self.apply_prefill(inv, now));
+        cmds
+    }
+
+    /// The runbooks arrived: keep the chosen one (by id, the list may have
+    /// changed) and apply a waiting restore.
+    pub fn on_runbooks(
+        &mut self,
+        rbs: Vec<RunbookInfo>,
+        inv: Option<&Inventory>,
+        now: SystemTime,
+    ) -> Vec<Cmd> {
+        let current = self.current().map(|r| r.id.clone());
+        self.runbooks = rbs;
+        self.runbook = current.and_then(|id| self.runbooks.iter().position(|r| r.id == id));
+        if self.runbook.is_none() && self.stage() != Stage::Pick && self.stage() != Stage::Run {
+            self.error = Some("the runbook is gone after the reload: choose again".into());
+            self.go(Stage::Pick);
+        }
+        self.apply_prefill(inv, now)
+    }
+
+    fn apply_prefill(&mut self, inv: Option<&Inventory>, now: SystemTime) -> Vec<Cmd> {
+        let Some(p) = self.prefill.take() else {
+            return vec![];
+        };
+        let fits = p.runbook.iter().find_map(|id| {
+            self.runbooks
+                .iter()
+                .position(|r| &r.id == id && r.applies.contains(&p.service))
+        });
+        let Some(i) = fits else {
+            self.error = Some(format!(
+                "no runbook for this applies to {} (looked for {}): choose one below",
+                p.service,
+                p.runbook.join(", ")
+            ));
+            return vec![];
+        };
+        self.choose(i);
+        for s in &mut self.services {
+            s.1 = s.0 == p.service;
+        }
+        self.enter_point(inv, now);
+        if let Some(at) = self.points.iter().position(|r| r.id == p.point) {
+            self.sel = at;
+        }
+        self.point = Some(p.point.clone());
+        let path_at = self.path_input();
+        if let (Some(path), Some(at)) = (&p.path, path_at) {
+            self.inputs[at].set(path);
+        }
+        if self.inputs.is_empty() {
+            return self.to_preflight();
+        }
+        self.go(Stage::Inputs);
+        // The first empty field has the keys; with all filled in, the path
+        // is checked as if Enter had been pressed on it.
+        match self.inputs.iter().position(TextField::is_empty) {
+            Some(at) => {
+                self.input_at = at;
+                vec![]
+            }
+            None => {
+                self.input_at = self.inputs.len() - 1;
+                self.submit_input(inv)
+            }
+        }
+    }
+
+    /// The runbook input validated against the restore point's tree.
+    fn path_input(&self) -> Option<usize> {
+        self.current()?.inputs.iter().position(|i| i.name == "path")
+    }
+
+    fn choose(&mut self, i: usize) {
+        self.runbook = Some(i);
+        let rb = &self.runbooks[i];
+        // A site-wide runbook starts with every service chosen.
+        let all = rb.scope == Scope::All;
+        self.services = rb.applies.iter().map(|s| (s.clone(), all)).collect();
+        self.inputs = rb
+            .inputs
+            .iter()
+            .map(|i| TextField::new(i.default.as_deref().unwrap_or_default()))
+            .collect();
+        self.point = None;
+        self.points.clear();
     }
 
     /// Commands to run when the screen opens.
@@ -96,7 +248,7 @@ impl Wizard {
     /// finished one.
     pub fn pick_rows(&self) -> Vec<PickRow> {
         let matcher = SkimMatcherV2::default();
-        let q = &self.query;
+        let q = self.query.text();
         let mut rows: Vec<PickRow> = Vec::new();
         if q.is_empty() {
             let mut finished_shown = false;
@@ -144,6 +296,14 @@ impl Wizard {
         self.chosen().first().cloned().unwrap_or_default()
     }
 
+    /// Whether `s skip` and the like apply: used by the footer too.
+    pub fn preflight_ok(&self) -> Option<bool> {
+        match &self.preflight {
+            Some(p) if !p.is_empty() => Some(p.iter().all(|(_, c)| c.ok)),
+            _ => None,
+        }
+    }
+
     fn rows_len(&self) -> usize {
         match self.stage() {
             Stage::Pick => self.pick_rows().len(),
@@ -157,7 +317,13 @@ impl Wizard {
     pub fn on_key(&mut self, key: KeyEvent, inv: Option<&Inventory>, now: SystemTime) -> Vec<Cmd> {
         self.error = None;
         let n = self.rows_len();
-        match key.code {
+        // ↑↓ move between the fields of the details step.
+        let code = if self.stage() == Stage::Inputs {
+            KeyCode::Null
+        } else {
+            key.code
+        };
+        match code {
             KeyCode::Down => {
                 self.sel = (self.sel + 1).min(n.saturating_sub(1));
                 return vec![];
@@ -179,7 +345,7 @@ impl Wizard {
         match self.stage() {
             Stage::Pick => self.pick_key(key),
             Stage::Services => self.services_key(key, inv, now),
-            Stage::Inputs => self.inputs_key(key, inv, now),
+            Stage::Inputs => self.inputs_key(key, inv),
             Stage::Point => self.point_key(key),
             Stage::Preflight => self.preflight_key(key),
             Stage::Confirm => self.confirm_key(key),
@@ -193,17 +359,34 @@ impl Wizard {
     }
 
     fn pick_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        if self.searching {
+            match key.code {
+                KeyCode::Esc => {
+                    self.searching = false;
+                    self.query.clear();
+                    self.sel = 0;
+                }
+                KeyCode::Enter | KeyCode::Tab => self.searching = false,
+                _ => {
+                    if self.query.key(key) == Edit::Changed {
+                        self.sel = 0;
+                    }
+                }
+            }
+            return vec![];
+        }
+        let n = self.pick_rows().len();
         match key.code {
+            KeyCode::Char('/') => self.searching = true,
             KeyCode::Esc if self.query.is_empty() => self.leave = true,
-            KeyCode::Esc => self.query.clear(),
-            KeyCode::Backspace => {
-                self.query.pop();
+            KeyCode::Esc => {
+                self.query.clear();
                 self.sel = 0;
             }
-            KeyCode::Char(c) => {
-                self.query.push(c);
-                self.sel = 0;
-            }
+            KeyCode::Char('j') => self.sel = (self.sel + 1).min(n.saturating_sub(1)),
+            KeyCode::Char('k') => self.sel = self.sel.saturating_sub(1),
+            KeyCode::Home | KeyCode::Char('g') => self.sel = 0,
+            KeyCode::End | KeyCode::Char('G') => self.sel = n.saturating_sub(1),
             KeyCode::Enter => match self.pick_rows().get(self.sel).copied() {
                 Some(PickRow::Job(i)) => {
                     if let Some(j) = self.jobs.get(i) {
@@ -217,20 +400,11 @@ impl Wizard {
                     }
                 }
                 Some(PickRow::Runbook(i)) => {
-                    self.runbook = Some(i);
-                    let rb = &self.runbooks[i];
-                    // A site-wide runbook starts with every service chosen.
-                    let all = rb.scope == Scope::All;
-                    self.services = rb.applies.iter().map(|s| (s.clone(), all)).collect();
-                    self.inputs = rb
-                        .inputs
-                        .iter()
-                        .map(|i| i.default.clone().unwrap_or_default())
-                        .collect();
+                    self.choose(i);
                     if self.services.is_empty() {
                         self.error = Some(format!(
                             "{} applies to none of the configured services",
-                            rb.id
+                            self.runbooks[i].id
                         ));
                     } else {
                         self.go(Stage::Services);
@@ -284,11 +458,9 @@ impl Wizard {
                         return vec![];
                     }
                 }
-                if self.inputs.is_empty() {
-                    self.enter_point(inv, now);
-                } else {
-                    self.input_at = 0;
-                    self.go(Stage::Inputs);
+                self.enter_point(inv, now);
+                if self.points.is_empty() {
+                    return self.after_point();
                 }
             }
             _ => {}
@@ -296,30 +468,125 @@ impl Wizard {
         vec![]
     }
 
-    fn inputs_key(&mut self, key: KeyEvent, inv: Option<&Inventory>, now: SystemTime) -> Vec<Cmd> {
-        let Some(text) = self.inputs.get_mut(self.input_at) else {
-            self.enter_point(inv, now);
+    fn inputs_key(&mut self, key: KeyEvent, inv: Option<&Inventory>) -> Vec<Cmd> {
+        if self.checking.is_some() {
+            // The path is being looked up; Esc gives up waiting.
+            if key.code == KeyCode::Esc {
+                self.checking = None;
+            }
             return vec![];
+        }
+        let n = self.inputs.len();
+        let Some(field) = self.inputs.get_mut(self.input_at) else {
+            return self.to_preflight();
         };
         match key.code {
-            KeyCode::Esc => self.go(Stage::Services),
-            KeyCode::Backspace => {
-                text.pop();
-            }
-            KeyCode::Char(c) => text.push(c),
-            KeyCode::Enter if text.is_empty() => {
-                self.error = Some("this value is needed".into());
-            }
-            KeyCode::Enter => {
-                if self.input_at + 1 < self.inputs.len() {
-                    self.input_at += 1;
+            KeyCode::Esc => {
+                if self.points.is_empty() {
+                    self.go(Stage::Services)
                 } else {
-                    self.enter_point(inv, now);
+                    self.back_to_point()
                 }
             }
-            _ => {}
+            KeyCode::Up | KeyCode::BackTab if self.input_at > 0 => self.input_at -= 1,
+            KeyCode::Tab | KeyCode::Down if self.input_at + 1 < n => self.input_at += 1,
+            KeyCode::Enter if field.is_empty() => {
+                self.error = Some("this value is needed".into());
+            }
+            KeyCode::Enter => return self.submit_input(inv),
+            _ => {
+                field.key(key);
+            }
         }
         vec![]
+    }
+
+    /// Enter on a filled-in field: a path is checked against the restore
+    /// point first; then the next field, or preflight after the last.
+    fn submit_input(&mut self, inv: Option<&Inventory>) -> Vec<Cmd> {
+        if Some(self.input_at) == self.path_input() {
+            if let Some(cmd) = self.check_path_cmd(inv) {
+                return vec![cmd];
+            }
+        }
+        self.next_input()
+    }
+
+    fn next_input(&mut self) -> Vec<Cmd> {
+        if let Some(at) =
+            (self.input_at + 1..self.inputs.len()).find(|&i| self.inputs[i].is_empty())
+        {
+            self.input_at = at;
+            return vec![];
+        }
+        self.to_preflight()
+    }
+
+    fn check_path_cmd(&mut self, inv: Option<&Inventory>) -> Option<Cmd> {
+        let chosen = self.chosen();
+        let [one] = chosen.as_slice() else {
+            return None;
+        };
+        let snapshot = self.point.clone()?;
+        let repository = inv?
+            .services
+            .iter()
+            .find(|s| &s.name == one)?
+            .repository
+            .clone();
+        self.req += 1;
+        self.checking = Some(self.req);
+        Some(Cmd::CheckPath {
+            req: self.req,
+            repository,
+            snapshot,
+            path: self.inputs.get(self.input_at)?.text().to_string(),
+        })
+    }
+
+    /// The answer to a path check: on to the next step, or the message
+    /// with the field keeping the keys.
+    pub fn on_path_checked(&mut self, req: u64, result: Result<(), String>) -> Vec<Cmd> {
+        if self.checking != Some(req) || self.stage() != Stage::Inputs {
+            return vec![];
+        }
+        self.checking = None;
+        match result {
+            Ok(()) => self.next_input(),
+            Err(e) => {
+                self.error = Some(e);
+                vec![]
+            }
+        }
+    }
+
+    fn back_to_point(&mut self) {
+        let at = self
+            .point
+            .as_ref()
+            .and_then(|p| self.points.iter().position(|r| &r.id == p))
+            .unwrap_or(0);
+        self.go(Stage::Point);
+        self.sel = at;
+    }
+
+    /// After the restore point: the runbook's questions, or preflight.
+    fn after_point(&mut self) -> Vec<Cmd> {
+        if self.inputs.is_empty() {
+            return self.to_preflight();
+        }
+        self.go(Stage::Inputs);
+        self.input_at = self
+            .inputs
+            .iter()
+            .position(TextField::is_empty)
+            .unwrap_or(0);
+        vec![]
+    }
+
+    fn to_preflight(&mut self) -> Vec<Cmd> {
+        self.go(Stage::Preflight);
+        self.start_preflight()
     }
 
     /// Restore points of the one chosen service, newest first, the cursor
@@ -351,9 +618,6 @@ impl Wizard {
             }
         }
         if self.points.is_empty() {
-            self.stage = Some(Stage::Preflight);
-            self.preflight = None;
-            self.sel = 0;
             return;
         }
         // The newest point: an older one is a choice the admin makes (the
@@ -371,7 +635,7 @@ impl Wizard {
                     .inputs
                     .iter()
                     .zip(&self.inputs)
-                    .map(|(i, v)| (i.name.clone(), v.clone()))
+                    .map(|(i, v)| (i.name.clone(), v.text().trim().to_string()))
                     .collect(),
             }],
             None => vec![],
@@ -388,10 +652,7 @@ impl Wizard {
             KeyCode::Enter => {
                 if let Some(p) = self.points.get(self.sel) {
                     self.point = Some(p.id.clone());
-                    // Some(empty): the results are on their way.
-                    self.preflight = Some(Vec::new());
-                    self.go(Stage::Preflight);
-                    return self.preflight_cmd();
+                    return self.after_point();
                 }
             }
             _ => {}
@@ -399,36 +660,43 @@ impl Wizard {
         vec![]
     }
 
-    /// Entering preflight from a stage that skipped the point picker.
-    pub fn needs_preflight(&self) -> bool {
-        self.stage() == Stage::Preflight && self.preflight.is_none()
-    }
-
     pub fn start_preflight(&mut self) -> Vec<Cmd> {
+        // Some(empty): the results are on their way.
         self.preflight = Some(Vec::new());
+        self.plans.clear();
         self.preflight_cmd()
     }
 
     fn preflight_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
         match key.code {
             KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => {
-                if self.points.is_empty() {
+                if !self.inputs.is_empty() {
+                    self.go(Stage::Inputs);
+                    self.input_at = self.inputs.len() - 1;
+                } else if self.points.is_empty() {
                     self.go(Stage::Services)
                 } else {
-                    self.go(Stage::Point)
+                    self.back_to_point()
                 }
             }
-            KeyCode::Enter => match &self.preflight {
-                Some(p) if !p.is_empty() && p.iter().all(|(_, c)| c.ok) => {
+            KeyCode::Enter => match self.preflight_ok() {
+                Some(true) => {
                     self.typed.clear();
                     self.go(Stage::Confirm);
                 }
-                Some(p) if !p.is_empty() => {
-                    self.error =
-                        Some("preflight found problems: fix them, then Esc and try again".into())
+                Some(false) => {
+                    self.error = Some(
+                        "preflight found problems: fix them, then r checks again (the config is read again)"
+                            .into(),
+                    )
                 }
-                _ => {}
+                None => {}
             },
+            KeyCode::Char('r') if self.preflight_ok() == Some(false) => {
+                self.recheck = true;
+                self.preflight = Some(Vec::new());
+                return vec![Cmd::Reload];
+            }
             _ => {}
         }
         vec![]
@@ -437,11 +705,7 @@ impl Wizard {
     fn confirm_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
         match key.code {
             KeyCode::Esc => self.go(Stage::Preflight),
-            KeyCode::Backspace => {
-                self.typed.pop();
-            }
-            KeyCode::Char(c) => self.typed.push(c),
-            KeyCode::Enter if self.typed == self.confirm_word() => {
+            KeyCode::Enter if self.typed.text().trim() == self.confirm_word() => {
                 let Some(rb) = self.current() else {
                     return vec![];
                 };
@@ -455,7 +719,7 @@ impl Wizard {
                         .inputs
                         .iter()
                         .zip(&self.inputs)
-                        .map(|(i, v)| (i.name.clone(), v.clone()))
+                        .map(|(i, v)| (i.name.clone(), v.text().trim().to_string()))
                         .collect(),
                     interactive: true,
                     key: None,
@@ -478,7 +742,9 @@ impl Wizard {
             KeyCode::Enter => {
                 self.error = Some(format!("type {} to start", self.confirm_word()));
             }
-            _ => {}
+            _ => {
+                self.typed.key(key);
+            }
         }
         vec![]
     }

@@ -12,41 +12,77 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 use std::time::Duration;
 
-pub fn hints(w: &Wizard) -> &'static [(&'static str, &'static str)] {
+/// The footer: only keys that do something now.
+pub fn hints(w: &Wizard) -> Vec<(&'static str, &'static str)> {
     match w.stage() {
-        Stage::Pick => &[
+        Stage::Pick if w.searching => vec![
             ("type", "search"),
             ("↑↓", "move"),
-            ("Enter", "choose"),
-            ("Esc", "back"),
+            ("Enter", "done"),
+            ("Esc", "clear"),
         ],
-        Stage::Services => &[
+        Stage::Pick => {
+            let mut v = vec![("/", "search"), ("↑↓", "move"), ("Enter", "choose")];
+            v.push((
+                "Esc",
+                if w.query.is_empty() {
+                    "health"
+                } else {
+                    "clear"
+                },
+            ));
+            v.extend([("?", "help"), ("q", "quit")]);
+            v
+        }
+        Stage::Services => vec![
             ("↑↓", "move"),
             ("Space", "toggle"),
             ("Enter", "next"),
             ("Esc", "back"),
         ],
-        Stage::Inputs => &[("type", "value"), ("Enter", "next"), ("Esc", "back")],
-        Stage::Point => &[("↑↓", "move"), ("Enter", "use this point"), ("Esc", "back")],
-        Stage::Preflight => &[("Enter", "continue"), ("Esc", "back")],
-        Stage::Confirm => &[("type", "the name"), ("Enter", "start"), ("Esc", "back")],
+        Stage::Inputs if w.checking.is_some() => vec![("Esc", "stop waiting")],
+        Stage::Inputs => {
+            let mut v = vec![("type", "value"), ("Enter", "next")];
+            if w.inputs.len() > 1 {
+                v.push(("↑↓", "field"));
+            }
+            v.extend([("^U", "clear"), ("Esc", "back")]);
+            v
+        }
+        Stage::Point => vec![("↑↓", "move"), ("Enter", "use this point"), ("Esc", "back")],
+        Stage::Preflight => match w.preflight_ok() {
+            Some(true) => vec![("Enter", "continue"), ("Esc", "back")],
+            Some(false) => vec![("r", "check again"), ("Esc", "back")],
+            None => vec![("Esc", "back")],
+        },
+        Stage::Confirm => vec![("type", "the name"), ("Enter", "start"), ("Esc", "back")],
         Stage::Run => match &w.job {
-            Some(j) if j.waiting.as_ref().is_some_and(|w| w.kind == "failed") => &[
-                ("r", "retry"),
+            _ if w.asking == Some('C') => vec![("y", "yes, cancel the job"), ("any key", "no")],
+            _ if w.asking == Some('u') => vec![("y", "yes, roll it back"), ("any key", "no")],
+            Some(j) if j.waiting.as_ref().is_some_and(|w| w.kind == "failed") => {
+                let mut v = vec![("r", "retry")];
+                if j.waiting.as_ref().is_some_and(|w| w.skippable) {
+                    v.push(("s", "skip"));
+                }
+                v.extend([("a", "abort"), ("Esc", "detach")]);
+                v
+            }
+            Some(j) if j.waiting.as_ref().is_some_and(|w| w.kind == "confirm") => vec![
+                ("Enter", "run it"),
                 ("s", "skip"),
                 ("a", "abort"),
                 ("Esc", "detach"),
             ],
             Some(j) if j.waiting.is_some() => {
-                &[("Enter", "done"), ("a", "abort"), ("Esc", "detach")]
+                vec![("Enter", "done"), ("a", "abort"), ("Esc", "detach")]
             }
-            _ if w.asking == Some('C') => &[("y", "yes, cancel the job"), ("any key", "no")],
-            _ if w.asking == Some('u') => &[("y", "yes, roll it back"), ("any key", "no")],
-            Some(j) if j.running() => &[("C", "cancel job"), ("Esc", "detach: it keeps running")],
+            Some(j) if j.running() => {
+                vec![("C", "cancel job"), ("Esc", "detach: it keeps running")]
+            }
             Some(j) if !j.replaced.is_empty() => {
-                &[("↑↓", "scroll"), ("u", "undo: roll back"), ("Esc", "back")]
+                vec![("↑↓", "scroll"), ("u", "undo: roll back"), ("Esc", "back")]
             }
-            _ => &[("↑↓", "scroll the report"), ("Esc", "back")],
+            _ => vec![("↑↓", "scroll the report"), ("Esc", "back")],
         },
     }
 }
@@ -60,15 +96,21 @@ fn window(len: usize, sel: usize, height: usize) -> std::ops::Range<usize> {
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let w = &app.recover;
     let t = &app.theme;
+    // A long message (a path that is not there, with a suggestion) gets
+    // two lines rather than losing its end.
+    let msg_h = match &w.error {
+        Some(e) if e.chars().count() + 2 > area.width as usize => 2,
+        _ => 1,
+    };
     let [head, body, msg] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
-        Constraint::Length(1),
+        Constraint::Length(msg_h),
     ])
     .areas(area);
     let rb = w.current();
     let title = match w.stage() {
-        Stage::Pick => "Recover ▸ what happened? (type to search)".to_string(),
+        Stage::Pick => "Recover ▸ what happened? (/ searches)".to_string(),
         Stage::Run => "Recover ▸ job".to_string(),
         s => format!(
             "Recover ▸ {} ▸ {}",
@@ -87,14 +129,13 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         head,
     );
     let h = body.height as usize;
+    let width = body.width as usize;
     let mut lines: Vec<Line> = Vec::new();
     match w.stage() {
         Stage::Pick => {
-            lines.push(Line::from(vec![
-                Span::styled("> ", t.key()),
-                Span::raw(w.query.clone()),
-                Span::styled("▏", t.key()),
-            ]));
+            if w.searching || !w.query.is_empty() {
+                lines.push(w.query.line("/", width, w.searching, t));
+            }
             if let Some(e) = &w.load_error {
                 lines.push(Line::raw(format!("✗ {e}")));
             }
@@ -151,14 +192,22 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         }
         Stage::Inputs => {
             if let Some(r) = rb {
+                if let Some(p) = &w.point {
+                    lines.push(Line::styled(
+                        format!("from restore point {}", &p[..8.min(p.len())]),
+                        t.dim(),
+                    ));
+                }
                 for (i, (inp, val)) in r.inputs.iter().zip(&w.inputs).enumerate() {
                     lines.push(Line::raw(inp.prompt.clone()));
-                    let cursor = if i == w.input_at { "▏" } else { "" };
-                    lines.push(Line::from(vec![
-                        Span::styled("> ", t.key()),
-                        Span::raw(val.clone()),
-                        Span::styled(cursor, t.key()),
-                    ]));
+                    let focused = i == w.input_at && w.checking.is_none();
+                    lines.push(val.line("> ", width, focused, t));
+                }
+                if w.checking.is_some() {
+                    lines.push(Line::styled(
+                        "looking for the path in the restore point…",
+                        t.dim(),
+                    ));
                 }
             }
         }
@@ -226,7 +275,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     t.dim(),
                 ));
                 for (name, val) in r.inputs.iter().zip(&w.inputs) {
-                    lines.push(Line::raw(format!("{}: {val}", name.name)));
+                    lines.push(Line::raw(format!("{}: {}", name.name, val.text())));
                 }
                 for (svc, plan) in &w.plans {
                     lines.push(Line::styled(format!("{svc}:"), t.title()));
@@ -252,11 +301,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     "Nothing is replaced until it is restored and checked. Type {}:",
                     w.confirm_word()
                 )));
-                lines.push(Line::from(vec![
-                    Span::styled("> ", t.key()),
-                    Span::raw(w.typed.clone()),
-                    Span::styled("▏", t.key()),
-                ]));
+                lines.push(w.typed.line("> ", width, true, t));
             }
         }
         Stage::Run => {
@@ -275,7 +320,10 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body);
     if let Some(e) = &w.error {
-        f.render_widget(Paragraph::new(Line::raw(format!("✗ {e}"))), msg);
+        f.render_widget(
+            Paragraph::new(Line::raw(format!("✗ {e}"))).wrap(Wrap { trim: false }),
+            msg,
+        );
     }
 }
 

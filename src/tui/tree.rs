@@ -324,3 +324,53 @@ mod tests {
         );
     }
 }
+
+/// Whether `path` (absolute, as `lifeboat ls` shows it) is in the restore
+/// point whose nodes these are. The error names the deepest part of the
+/// path that is there and the nearest name in it, so a typo is plain.
+pub fn check_path(nodes: &[Node], path: &str, snapshot: &str) -> Result<(), String> {
+    let short = snapshot.get(..8).unwrap_or(snapshot);
+    let Some(rel) = path.trim().strip_prefix('/') else {
+        return Err(format!(
+            "{path:?} is not an absolute path: give it from the root, as `lifeboat ls` shows it (/srv/…)"
+        ));
+    };
+    let rel = rel.trim_end_matches('/');
+    if rel.is_empty() || nodes.iter().any(|n| n.path == rel) {
+        return Ok(());
+    }
+    let mut parent = rel;
+    let found = loop {
+        match parent.rsplit_once('/') {
+            Some((p, _)) => {
+                parent = p;
+                if nodes.iter().any(|n| n.path == parent) {
+                    break Some(parent);
+                }
+            }
+            None => break None,
+        }
+    };
+    let prefix = found.map(|p| format!("{p}/")).unwrap_or_default();
+    let wanted = rel[prefix.len()..].split('/').next().unwrap_or("");
+    let matcher = SkimMatcherV2::default();
+    let nearest = nodes
+        .iter()
+        .filter_map(|n| {
+            let name = n.path.strip_prefix(prefix.as_str())?;
+            (!name.contains('/')).then_some(name)
+        })
+        .filter_map(|name| {
+            let score = matcher
+                .fuzzy_match(name, wanted)
+                .or_else(|| matcher.fuzzy_match(wanted, name))?;
+            Some((score, name))
+        })
+        .max_by_key(|(s, _)| *s)
+        .map(|(_, name)| format!("; did you mean /{prefix}{name}?"))
+        .unwrap_or_default();
+    Err(match found {
+        Some(p) => format!("{path} is not in restore point {short} (/{p} is){nearest}"),
+        None => format!("{path} is not in restore point {short}{nearest}"),
+    })
+}

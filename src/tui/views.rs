@@ -7,31 +7,13 @@ use super::tree::Change;
 use crate::health::{short_duration, State};
 use crate::repo::tree::NodeKind;
 use crate::util::human_bytes;
-use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Block, Borders, Cell, Clear, LineGauge, Paragraph, Row, Sparkline, Table, TableState, Wrap,
+    Block, Borders, Cell, LineGauge, Paragraph, Row, Sparkline, Table, TableState, Wrap,
 };
 use ratatui::Frame;
-
-/// The key map: shown by `?` and in docs/tui.md.
-pub const KEYS: &[(&str, &str)] = &[
-    ("1  F1", "Health screen"),
-    ("2  F2", "Inventory screen"),
-    ("3  F3", "Recover: run a runbook, watch jobs"),
-    ("?", "this help"),
-    ("↑ ↓  j k", "move"),
-    ("PgUp PgDn  g G", "page, first, last"),
-    ("Enter → l", "open"),
-    ("Esc ← h ⌫", "back out"),
-    ("/", "fuzzy search: services, restore points, files"),
-    ("Space", "mark a restore point"),
-    ("d", "diff the marked restore point with this one"),
-    ("r", "reload from the repositories"),
-    ("q", "back out; quit from the top"),
-    ("Ctrl-C", "quit"),
-];
 
 pub fn draw(f: &mut Frame, app: &App) {
     let [title, body, footer] = Layout::vertical([
@@ -48,7 +30,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     }
     draw_footer(f, app, footer);
     if app.help {
-        draw_help(f, app, f.area());
+        super::help::draw(f, app, f.area());
     }
 }
 
@@ -86,12 +68,9 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
             } else {
                 ""
             };
-            let line = Line::from(vec![
-                Span::styled("/", t.key()),
-                Span::raw(q.clone()),
-                Span::styled("▏", t.key()),
-                Span::styled(busy, t.dim()),
-            ]);
+            let width = (area.width as usize).saturating_sub(busy.chars().count());
+            let mut line = q.line("/", width, true, t);
+            line.spans.push(Span::styled(busy, t.dim()));
             f.render_widget(Paragraph::new(line), area);
             return;
         }
@@ -100,22 +79,15 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         f.render_widget(Paragraph::new(Span::styled(s.clone(), t.dim())), area);
         return;
     }
-    let hints: &[(&str, &str)] = match app.screen {
-        Screen::Health => &[
+    let hints: Vec<(&str, &str)> = match app.screen {
+        Screen::Health => vec![
             ("↑↓", "select"),
             ("Enter", "restore points"),
             ("2", "inventory"),
             ("?", "help"),
             ("q", "quit"),
         ],
-        Screen::Inventory => &[
-            ("↑↓", "move"),
-            ("Enter", "open"),
-            ("Esc", "back"),
-            ("/", "search"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
+        Screen::Inventory => inventory_hints(app),
         Screen::Recover => super::recover_view::hints(&app.recover),
     };
     let mut spans = Vec::new();
@@ -124,6 +96,47 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::raw(format!(" {what} ")));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Only keys that do something on this level, for the row under the
+/// cursor.
+fn inventory_hints(app: &App) -> Vec<(&'static str, &'static str)> {
+    let row = app
+        .visible_rows()
+        .get(app.inv.sel)
+        .copied()
+        .and_then(|i| app.inv.tree.as_ref()?.nodes.get(i).map(|n| n.kind));
+    let mut v = vec![("↑↓", "move")];
+    match &app.inv.level {
+        Level::Services => v.extend([("Enter", "open"), ("/", "search")]),
+        Level::Points { .. } => v.extend([
+            ("Enter", "files"),
+            ("r", "restore"),
+            ("Space", "mark"),
+            ("d", "diff"),
+            ("/", "search"),
+        ]),
+        Level::Files { .. } => {
+            match row {
+                Some(NodeKind::Dir) if app.inv.file_hits.is_none() => v.push(("Enter", "open")),
+                Some(NodeKind::File) => v.push(("Enter", "versions")),
+                _ => {}
+            }
+            if row.is_some() {
+                v.push(("r", "restore"));
+            }
+            v.push(("/", "search"));
+        }
+        Level::Versions { .. } => v.push(("r", "restore this version")),
+        Level::Diff { .. } => {}
+    }
+    let top = app.inv.level == Level::Services && app.inv.query.is_empty();
+    v.push(("Esc", if top { "health" } else { "back" }));
+    v.push(("?", "help"));
+    if top {
+        v.push(("q", "quit"));
+    }
+    v
 }
 
 fn tier_short(t: crate::model::Tier) -> &'static str {
@@ -758,31 +771,4 @@ fn details(app: &App, rows: &[usize]) -> Vec<Line<'static>> {
         }
         _ => vec![Line::styled("nothing here yet", app.theme.dim())],
     }
-}
-
-fn draw_help(f: &mut Frame, app: &App, area: Rect) {
-    let t = &app.theme;
-    let h = (KEYS.len() as u16 + 4).min(area.height);
-    let w = 66.min(area.width);
-    let popup = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    };
-    let mut lines: Vec<Line> = KEYS
-        .iter()
-        .map(|(k, what)| {
-            Line::from(vec![
-                Span::styled(format!("{k:>15}  "), t.key()),
-                Span::raw(*what),
-            ])
-        })
-        .collect();
-    lines.push(Line::styled("Esc or ? closes this help", t.dim()).alignment(Alignment::Center));
-    f.render_widget(Clear, popup);
-    f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Keys ", t.title()))),
-        popup,
-    );
 }

@@ -78,6 +78,33 @@ impl Tmux {
         assert!(ok, "tmux send-keys -l");
     }
 
+    /// Pastes `text` as a terminal paste: bracketed when the application
+    /// asked for bracketed paste, as a real terminal does.
+    pub fn paste(&self, text: &str) {
+        let ok = self
+            .cmd()
+            .args(["set-buffer", "-b", "lifeboat-paste", "--", text])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "tmux set-buffer");
+        let ok = self
+            .cmd()
+            .args([
+                "paste-buffer",
+                "-p",
+                "-d",
+                "-b",
+                "lifeboat-paste",
+                "-t",
+                "t",
+            ])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "tmux paste-buffer");
+    }
+
     /// Waits for the screen to show `what` (the app redraws asynchronously).
     pub fn wait_for(&self, what: &str, limit: Duration) -> String {
         let start = Instant::now();

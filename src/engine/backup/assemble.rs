@@ -54,7 +54,11 @@ impl Assembler<'_> {
                 }
                 self.done.insert(seq, None);
             }
-            Msg::Unreadable(what) => self.unreadable(what),
+            // The directory itself is stored, but what it holds is skipped.
+            Msg::Unreadable(what) => {
+                self.stats.skipped += 1;
+                self.unreadable(what);
+            }
             // Chunks of a file that failed part-way may still be in flight
             // from the workers: they belong to no node, so they are dropped
             // (a chunk another file needs comes again with that file).

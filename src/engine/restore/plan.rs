@@ -657,14 +657,14 @@ fn plan_stream(
     id: &str,
 ) -> Item {
     let (target, keeps, replaces) = match &src.kind {
-        SourceKind::Postgres(db) => (
-            format!("database `{}` on {}:{}", db.database, db.host, db.port),
-            format!(
-                "the previous database is kept as `{}_lifeboat_old_…`",
-                db.database
-            ),
-            crate::source::postgres::size(db, &db.database).map(|b| Size { files: 0, bytes: b }),
-        ),
+        SourceKind::Postgres(db) => {
+            let (keeps, size) = crate::source::postgres::plan_keeps(db);
+            (
+                format!("database `{}` on {}:{}", db.database, db.host, db.port),
+                keeps,
+                size.map(|b| Size { files: 0, bytes: b }),
+            )
+        }
         SourceKind::Mysql(db) => (
             format!("database `{}` on {}:{}", db.database, db.host, db.port),
             format!(

@@ -177,12 +177,6 @@ impl Run<'_> {
                     crate::util::human_bytes(snap.stats.bytes_added)
                 )
             }
-            Action::Stop | Action::Start if !cx.svc.must_stop_to_restore() => {
-                format!(
-                    "{} is files only and has no stop command: nothing to stop or start",
-                    cx.svc.name
-                )
-            }
             Action::Stop | Action::Start => {
                 let (cmd, what) = if *action == Action::Stop {
                     (&cx.svc.stop, "stop")
