@@ -59,6 +59,7 @@ fn inventory(services: usize, points: usize) -> Inventory {
                             bytes: 1 << 30,
                             added: (p as u64 % 17) << 20,
                             duration_ms: 4000,
+                            unreadable: 0,
                         }
                     })
                     .collect(),

@@ -4,7 +4,6 @@
 use crate::health::{Report, State};
 use crate::inventory::Inventory;
 use anyhow::{Context, Result};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,11 +34,32 @@ pub struct Family {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Sample {
-    pub labels: BTreeMap<&'static str, String>,
+    pub labels: Labels,
     pub value: f64,
 }
 
-type Labels = BTreeMap<&'static str, String>;
+/// Label pairs in the order they are written (service first, as
+/// dashboards and alert rules already expect); a JSON object.
+#[derive(Debug, Clone, Default)]
+pub struct Labels(pub Vec<(&'static str, String)>);
+
+impl Labels {
+    fn with(mut self, name: &'static str, value: String) -> Labels {
+        self.0.push((name, value));
+        self
+    }
+}
+
+impl serde::Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
 
 /// Every metric, with the same figures as `lifeboat health`.
 pub fn families(inv: &Inventory, report: &Report) -> Vec<Family> {
@@ -55,11 +75,10 @@ pub fn families(inv: &Inventory, report: &Report) -> Vec<Family> {
         });
     };
     let svc = |s: &crate::inventory::ServiceView| -> Labels {
-        BTreeMap::from([
-            ("service", s.name.clone()),
-            ("tier", s.tier.name().to_string()),
-            ("host", s.host.clone()),
-        ])
+        Labels::default()
+            .with("service", s.name.clone())
+            .with("tier", s.tier.name().to_string())
+            .with("host", s.host.clone())
     };
     let each = |f: &dyn Fn(&crate::inventory::ServiceView) -> Option<f64>| -> Vec<(Labels, f64)> {
         inv.services
@@ -124,10 +143,9 @@ pub fn families(inv: &Inventory, report: &Report) -> Vec<Family> {
         .flat_map(|h| {
             let labels = inv.services.iter().find(|s| s.name == h.service).map(&svc);
             h.offsite.iter().filter_map(move |o| {
-                let mut labels = labels.clone()?;
+                let labels = labels.clone()?;
                 let lag = o.lag_secs?;
-                labels.insert("repository", o.repository.clone());
-                Some((labels, lag as f64))
+                Some((labels.with("repository", o.repository.clone()), lag as f64))
             })
         })
         .collect();
@@ -155,7 +173,9 @@ pub fn families(inv: &Inventory, report: &Report) -> Vec<Family> {
         |f: &dyn Fn(&crate::inventory::RepositoryView) -> Option<f64>| -> Vec<(Labels, f64)> {
             inv.repositories
                 .iter()
-                .filter_map(|r| f(r).map(|v| (BTreeMap::from([("repository", r.name.clone())]), v)))
+                .filter_map(|r| {
+                    f(r).map(|v| (Labels::default().with("repository", r.name.clone()), v))
+                })
                 .collect()
         };
     family(
@@ -171,7 +191,7 @@ pub fn families(inv: &Inventory, report: &Report) -> Vec<Family> {
     family(
         "lifeboat_health_overall_state",
         "Worst state of all: 0 ok, 1 warning, 2 breach, 3 unknown.",
-        vec![(BTreeMap::new(), f64::from(state_value(report.state)))],
+        vec![(Labels::default(), f64::from(state_value(report.state)))],
     );
     out
 }
@@ -184,6 +204,7 @@ pub fn render(inv: &Inventory, report: &Report) -> String {
         for s in f.samples {
             let labels: Vec<String> = s
                 .labels
+                .0
                 .iter()
                 .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
                 .collect();

@@ -4,77 +4,15 @@
 //! login) and fails saying so when one cannot be reached.
 
 mod common;
+#[path = "fidelity/support.rs"]
+mod support;
 
-use common::db::{mariadb, password, pg, unique, PASSWORD_FILE, START};
+use common::db::{mariadb, pg, unique, PASSWORD_FILE};
 use common::Env;
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
-use std::process::Command as Std;
 use std::time::{Duration, Instant};
-
-/// A config with one local repository and the given services.
-fn config(env: &Env, services: &str) -> PathBuf {
-    let path = env.path("lifeboat.toml");
-    let text = format!(
-        "state_dir = \"{state}\"\ncache_dir = \"{cache}\"\n[repositories.local]\npath = \"{repo}\"\nkey_file = \"{key}\"\n{services}",
-        state = env.path("state").display(),
-        cache = env.path("cache").display(),
-        repo = env.path("repo").display(),
-        key = env.path("admin.key").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    env.init(&env.path("repo"));
-    path
-}
-
-fn lb(env: &Env, cfg: &Path) -> assert_cmd::Command {
-    let mut c = env.lb();
-    c.arg("--config").arg(cfg);
-    c
-}
-
-fn snapshots(env: &Env, cfg: &Path, service: &str) -> Vec<serde_json::Value> {
-    let out = lb(env, cfg)
-        .args(["--json", "snapshots", service])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .flat_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .flat_map(|v| match v {
-            serde_json::Value::Array(a) => a,
-            other => vec![other],
-        })
-        .collect()
-}
-
-/// Runs a command that must fail, returning what it printed (stdout,
-/// then stderr).
-fn fails(cmd: &mut assert_cmd::Command) -> String {
-    let out = cmd.output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "expected a failure: {said}");
-    said
-}
-
-fn mysql_service(service: &str, db: &str) -> String {
-    format!("[services.{service}]\ntier = \"important\"\n[[services.{service}.sources]]\nkind = \"mysql\"\ndatabase = \"{db}\"\nhost = \"127.0.0.1\"\nuser = \"lifeboat_test\"\npassword_file = \"{PASSWORD_FILE}\"\n")
-}
-
-fn collation_of(db: &str) -> String {
-    mariadb(&format!(
-        "SELECT CONCAT(default_character_set_name, ' ', default_collation_name) FROM information_schema.schemata WHERE schema_name = '{db}'"
-    ))
-}
+use support::*;
 
 #[test]
 fn mariadb_keeps_the_database_collation_live_and_under_a_new_name() {
@@ -169,52 +107,6 @@ fn mariadb_drill_compares_views_triggers_and_routines() {
     mariadb(&format!("DROP DATABASE {db}"));
 }
 
-fn pg_service(service: &str, db: &str, user: &str, password_file: &Path, extra: &str) -> String {
-    format!(
-        "[services.{service}]\ntier = \"critical\"\n[[services.{service}.sources]]\nkind = \"postgres\"\nname = \"main\"\ndatabase = \"{db}\"\nhost = \"127.0.0.1\"\nuser = \"{user}\"\npassword_file = \"{}\"\n{extra}",
-        password_file.display()
-    )
-}
-
-/// Drops `db` and every copy a restore made of it.
-fn drop_pg_databases(db: &str) {
-    let mut admin = pg("postgres");
-    for r in admin
-        .query(
-            "SELECT datname::text FROM pg_database WHERE datname = $1 OR datname LIKE $2",
-            &[&db, &format!("{db}_lifeboat%")],
-        )
-        .unwrap()
-    {
-        let d: String = r.get(0);
-        admin
-            .batch_execute(&format!("DROP DATABASE \"{d}\" WITH (FORCE)"))
-            .unwrap();
-    }
-}
-
-/// A directory holding fake tools, first on PATH; returns that PATH.
-fn fake_tool(env: &Env, name: &str, script: &str) -> String {
-    let dir = env.path("fake-bin");
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
-}
-
-/// Where a tool really is, so a fake one can call it.
-fn real_tool(name: &str) -> String {
-    let out = Std::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .unwrap();
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(!path.is_empty(), "`{name}` is not installed; {START}");
-    path
-}
-
 /// Functions, triggers, large objects and materialized views are recorded,
 /// come back from a drill as they were, and a restored copy missing any
 /// of them fails the check. The copy is tampered with between
@@ -227,7 +119,8 @@ fn postgres_check_catches_a_lost_function_trigger_large_object_or_matview() {
         .unwrap();
     pg(&db)
         .batch_execute(
-            "CREATE TABLE items (id serial PRIMARY KEY, price int, seen timestamptz);
+            "CREATE EXTENSION pgcrypto;
+             CREATE TABLE items (id serial PRIMARY KEY, price int, seen timestamptz);
              INSERT INTO items (price) SELECT g FROM generate_series(1, 500) g;
              CREATE FUNCTION total(lo int, hi int) RETURNS bigint LANGUAGE sql
                AS 'SELECT sum(price) FROM items WHERE price BETWEEN lo AND hi';
@@ -264,6 +157,15 @@ fn postgres_check_catches_a_lost_function_trigger_large_object_or_matview() {
     ] {
         assert!(objects[name].is_string(), "{name} in {facts}");
     }
+    assert_eq!(objects["extension pgcrypto"], "installed");
+    assert!(
+        objects
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.contains("digest")),
+        "an extension's functions are the extension's: {objects}"
+    );
     assert_eq!(objects["materialized view public.expensive"], "populated");
     assert_eq!(objects["large objects"], "2 objects, 160017 bytes");
     assert_eq!(facts["minimums"]["sequence public.items_id_seq"], 500);
@@ -312,97 +214,6 @@ fn postgres_check_catches_a_lost_function_trigger_large_object_or_matview() {
         );
     }
     drop_pg_databases(&db);
-}
-
-/// A private redis-server (the real binary) on a free port, with its data
-/// in this test's directory; the shared server on 6379 is never touched.
-struct RedisServer {
-    port: u16,
-    dir: PathBuf,
-}
-
-impl RedisServer {
-    fn start(dir: PathBuf) -> RedisServer {
-        std::fs::create_dir_all(&dir).unwrap();
-        let s = RedisServer {
-            port: common::free_port(),
-            dir,
-        };
-        let ok = Std::new("sh")
-            .arg("-c")
-            .arg(s.launch_command())
-            .status()
-            .unwrap_or_else(|e| panic!("redis-server: {e}; {START}"));
-        assert!(ok.success(), "redis-server did not start; {START}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while s.cli(&["PING"]) != "PONG" {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not answer; {START}",
-                s.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-
-    fn launch_command(&self) -> String {
-        format!(
-            "redis-server --port {} --bind 127.0.0.1 --requirepass {} --dir {} --dbfilename dump.rdb --daemonize yes --pidfile {}/redis.pid --save '' --appendonly no",
-            self.port,
-            password(),
-            self.dir.display(),
-            self.dir.display()
-        )
-    }
-
-    /// Stops the server and returns once its process is gone, so the next
-    /// start can take the port.
-    fn stop_command(&self) -> String {
-        format!(
-            "pid=$(cat {dir}/redis.pid); REDISCLI_AUTH=$(cat {PASSWORD_FILE}) redis-cli --no-auth-warning -p {port} SHUTDOWN NOSAVE; while kill -0 $pid 2>/dev/null; do sleep 0.05; done",
-            dir = self.dir.display(),
-            port = self.port
-        )
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Std::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "--no-auth-warning"])
-            .env("REDISCLI_AUTH", password())
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("redis-cli: {e}; {START}"));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    /// Sends SETs in bulk (`redis-cli --pipe`).
-    fn set_all(&self, pairs: impl Iterator<Item = (String, Vec<u8>)>) {
-        let mut resp = Vec::new();
-        for (k, v) in pairs {
-            resp.extend_from_slice(
-                format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n", k.len(), v.len()).as_bytes(),
-            );
-            resp.extend_from_slice(&v);
-            resp.extend_from_slice(b"\r\n");
-        }
-        let mut child = Std::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "--no-auth-warning", "--pipe"])
-            .env("REDISCLI_AUTH", password())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("redis-cli: {e}; {START}"));
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(&resp).unwrap();
-        assert!(child.wait().unwrap().success(), "redis-cli --pipe failed");
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.cli(&["SHUTDOWN", "NOSAVE"]);
-    }
 }
 
 /// The live restore's check counts keys only once the restarted server
@@ -457,27 +268,6 @@ fn redis_live_restore_of_25k_keys_and_a_10_mib_value_passes_its_check_every_time
         );
         assert_eq!(server.cli(&["DBSIZE"]), "25001", "round {round}");
         assert_eq!(server.cli(&["STRLEN", "blob"]), (10 << 20).to_string());
-    }
-}
-
-/// Drops a role (and what it owns) when the test ends, pass or fail:
-/// roles outlive the test's databases.
-struct DropRole(String);
-
-impl Drop for DropRole {
-    fn drop(&mut self) {
-        let mut admin = pg("postgres");
-        for r in admin
-            .query(
-                "SELECT datname::text FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = $1)",
-                &[&self.0],
-            )
-            .unwrap_or_default()
-        {
-            let d: String = r.get(0);
-            let _ = admin.batch_execute(&format!("DROP DATABASE \"{d}\" WITH (FORCE)"));
-        }
-        let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS \"{}\"", self.0));
     }
 }
 
@@ -621,24 +411,6 @@ fn postgres_live_restore_into_a_missing_database_claims_no_kept_copy() {
     drop_pg_databases(&db);
 }
 
-/// Every `.lifeboat-cred-*` file under `dir`, at any depth.
-fn credential_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if e.file_name().to_string_lossy().starts_with(".lifeboat-cred-") {
-            out.push(p.clone());
-        }
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            out.extend(credential_files(&p));
-        }
-    }
-    out
-}
-
 /// A `kill -9` while `pg_dump` runs leaves its password file behind; it
 /// is in a private directory under the state dir, never the shared
 /// temporary directory, and the next run removes it.
@@ -660,7 +432,10 @@ fn a_password_file_left_by_a_killed_backup_is_removed_by_the_next_run() {
     let slow = fake_tool(
         &env,
         "pg_dump",
-        &format!("echo $$ > {}.new && mv {0}.new {0}\nexec sleep 300", started.display()),
+        &format!(
+            "echo $$ > {}.new && mv {0}.new {0}\nexec sleep 300",
+            started.display()
+        ),
     );
     let mut backup = env
         .lb_process()
@@ -715,4 +490,67 @@ fn a_password_file_left_by_a_killed_backup_is_removed_by_the_next_run() {
         .success();
     assert_eq!(credential_files(env.dir.path()), Vec::<PathBuf>::new());
     drop_pg_databases(&db);
+}
+
+/// A failing `pg_dump` is reported by its cause, even when detail, hint
+/// and query lines follow it.
+#[test]
+fn a_failing_pg_dump_is_reported_by_its_first_error_line() {
+    let db = unique("lb_dumpfail");
+    pg("postgres")
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let env = Env::new();
+    let cfg = config(
+        &env,
+        &pg_service("app-db", &db, "lifeboat_test", Path::new(PASSWORD_FILE), ""),
+    );
+    let path = fake_tool(
+        &env,
+        "pg_dump",
+        "echo 'pg_dump: error: query failed: ERROR:  permission denied for table secrets' >&2\necho 'pg_dump: detail: Query was: LOCK TABLE public.secrets IN ACCESS SHARE MODE' >&2\necho 'pg_dump: hint: grant SELECT' >&2\necho 'pg_dump: hint: or dump as the owner' >&2\necho 'pg_dump: hint: see the docs' >&2\nexit 1",
+    );
+    let said = fails(lb(&env, &cfg).env("PATH", &path).args(["backup", "app-db"]));
+    assert!(
+        said.contains("pg_dump: error: query failed: ERROR:  permission denied for table secrets"),
+        "{said}"
+    );
+    assert!(said.contains("see the docs"), "{said}");
+    drop_pg_databases(&db);
+}
+
+/// Backing up and restoring a SQLite database in WAL mode, with the
+/// application's connection open, leaves no `-wal`/`-shm` of Lifeboat's
+/// copies in the cache or beside the database.
+#[test]
+fn sqlite_backup_and_live_restore_leave_no_scratch_wal_or_shm() {
+    let env = Env::new();
+    let live = env.path("app/db.sqlite3");
+    std::fs::create_dir_all(live.parent().unwrap()).unwrap();
+    let app = rusqlite::Connection::open(&live).unwrap();
+    app.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;
+         CREATE TABLE items (id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO items (body) SELECT 'item ' || i FROM n;",
+    )
+    .unwrap();
+    assert!(env.path("app/db.sqlite3-wal").exists(), "the WAL is in use");
+    let cfg = config(
+        &env,
+        &format!("[services.sonarr]\ntier = \"supporting\"\nsources = [{{ kind = \"sqlite\", path = \"{}\" }}]\n", live.display()),
+    );
+    lb(&env, &cfg).args(["backup", "sonarr"]).assert().success();
+    assert_eq!(scratch_files(env.dir.path()), Vec::<PathBuf>::new());
+    drop(app);
+    lb(&env, &cfg)
+        .args(["restore", "sonarr", "--live", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(scratch_files(env.dir.path()), Vec::<PathBuf>::new());
+    let n: i64 = rusqlite::Connection::open(&live)
+        .unwrap()
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2000);
 }

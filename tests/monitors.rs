@@ -414,9 +414,11 @@ fn a_job_started_from_the_console_pings_and_logs_like_a_cli_job() {
     wait_for("app");
     tmux(&["send-keys", "-t", "c", "3"]);
     wait_for("what happened?");
+    // The list searches on `/`; Enter ends the search, Enter chooses.
+    tmux(&["send-keys", "-t", "c", "/"]);
     tmux(&["send-keys", "-t", "c", "-l", "backup"]);
     wait_for("Back up a service now");
-    tmux(&["send-keys", "-t", "c", "Enter"]);
+    tmux(&["send-keys", "-t", "c", "Enter", "Enter"]);
     wait_for("which services?");
     tmux(&["send-keys", "-t", "c", "Enter"]);
     wait_for("POINT");

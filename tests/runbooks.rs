@@ -711,14 +711,20 @@ fn a_restore_started_in_the_console_survives_its_terminal_being_killed() {
     t.wait_for("first", "docs", Duration::from_secs(30));
     t.keys("first", &["3"]);
     t.wait_for("first", "what happened?", Duration::from_secs(10));
+    // The list searches on `/`; Enter ends the search, Enter chooses.
+    t.keys("first", &["/"]);
     t.literal("first", "deleted");
     t.wait_for(
         "first",
         "Files deleted or overwritten",
         Duration::from_secs(10),
     );
-    t.keys("first", &["Enter"]);
+    t.keys("first", &["Enter", "Enter"]);
     t.wait_for("first", "which services?", Duration::from_secs(10));
+    t.keys("first", &["Enter"]);
+    // The restore point first: the path is then checked against it.
+    let s = t.wait_for("first", "POINT", Duration::from_secs(10));
+    assert!(s.contains("unverified"), "{s}");
     t.keys("first", &["Enter"]);
     t.wait_for(
         "first",
@@ -726,9 +732,6 @@ fn a_restore_started_in_the_console_survives_its_terminal_being_killed() {
         Duration::from_secs(10),
     );
     t.literal("first", &data.display().to_string());
-    t.keys("first", &["Enter"]);
-    let s = t.wait_for("first", "POINT", Duration::from_secs(10));
-    assert!(s.contains("unverified"), "{s}");
     t.keys("first", &["Enter"]);
     let s = t.wait_for("first", "All clear", Duration::from_secs(20));
     assert!(

@@ -512,3 +512,59 @@ fn a_long_alert_wraps_instead_of_being_cut_at_80_columns() {
         "{text}"
     );
 }
+
+#[test]
+fn answers_to_older_requests_are_dropped() {
+    use lifeboat::repo::tree::{Node, NodeKind};
+    let mut app = app(false);
+    key(&mut app, KeyCode::Char('2'));
+    key(&mut app, KeyCode::Enter);
+    let old = key(&mut app, KeyCode::Enter);
+    let [Cmd::LoadTree { req: old, .. }] = old.as_slice() else {
+        panic!("{old:?}")
+    };
+    let old = *old;
+    // Back out before it answers, and open the next restore point.
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Down);
+    let new = key(&mut app, KeyCode::Enter);
+    let [Cmd::LoadTree {
+        req: new, snapshot, ..
+    }] = new.as_slice()
+    else {
+        panic!("{new:?}")
+    };
+    let tree = |id: &str| {
+        Arc::new(lifeboat::tui::tree::TreeView::new(
+            id.into(),
+            vec![Node {
+                size: 1,
+                ..Node::new("srv/a.txt", NodeKind::File)
+            }],
+        ))
+    };
+    app.on_msg(Msg::Tree(old, Ok(tree("old"))));
+    assert!(app.inv.tree.is_none(), "the older file list is dropped");
+    app.on_msg(Msg::Tree(*new, Ok(tree(snapshot))));
+    assert_eq!(&app.inv.tree.as_ref().unwrap().snapshot, snapshot);
+    // Versions: an answer for the file left behind is dropped too.
+    let v = key(&mut app, KeyCode::Enter);
+    let [Cmd::Versions { req: vreq, .. }] = v.as_slice() else {
+        panic!("{v:?}")
+    };
+    let version = lifeboat::tui::tree::Version {
+        snapshot: "new".into(),
+        time: "2026-09-21 10:00:00".into(),
+        size: 1,
+        changed: true,
+    };
+    app.on_msg(Msg::Versions(vreq - 1, Ok(vec![version.clone()])));
+    assert!(app.inv.versions.is_none());
+    app.on_msg(Msg::Diff(vreq - 1, Err("late".into())));
+    assert!(app.status.as_deref() != Some("error: late"));
+    app.on_msg(Msg::Versions(*vreq, Ok(vec![version])));
+    assert_eq!(app.inv.versions.as_ref().map(Vec::len), Some(1));
+    // Esc from the versions goes back to the file list, filter kept.
+    key(&mut app, KeyCode::Esc);
+    assert!(matches!(app.inv.level, Level::Files { .. }));
+}

@@ -53,7 +53,10 @@ fn restore_a_deleted_file_found_in_the_inventory(cols: u16, rows: u16) {
     t.wait_for("archive/index.txt", LONG);
     t.keys(&["Enter"]);
     let s = t.wait_for("r restore", LONG);
-    assert!(!s.contains("/archindex▏"), "the search line is closed:\n{s}");
+    assert!(
+        !s.contains("/archindex▏"),
+        "the search line is closed:\n{s}"
+    );
 
     // r: the wizard with runbook, service, point and path filled in goes
     // through the path check and preflight on its own.
@@ -63,7 +66,10 @@ fn restore_a_deleted_file_found_in_the_inventory(cols: u16, rows: u16) {
     assert!(s.contains("Enter continue"), "{s}");
     t.keys(&["Enter"]);
     let s = t.wait_for("Type paperless:", LONG);
-    assert!(s.contains("archive/index.txt"), "the plan names the file:\n{s}");
+    assert!(
+        s.contains("archive/index.txt"),
+        "the plan names the file:\n{s}"
+    );
 
     // A pasted name with its newline fills the field and does not start
     // the job; Enter does.

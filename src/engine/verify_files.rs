@@ -88,7 +88,8 @@ pub(crate) fn check_whole_files(
             });
         }
     });
-    let mut bad = bad.into_inner().unwrap_or_default();
+    // A worker that panicked still leaves what it found.
+    let mut bad = bad.into_inner().unwrap_or_else(|p| p.into_inner());
     if bad.is_empty() {
         return (read.into_inner(), None);
     }

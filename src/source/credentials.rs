@@ -80,7 +80,18 @@ fn sweep(dir: &Path) {
         let Some(rest) = name.strip_prefix(CRED_PREFIX) else {
             continue;
         };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
+        // PID@HOST-RANDOM: a state dir shared between hosts (NFS) holds
+        // other hosts' files, whose pids mean nothing here.
+        let (pid, host) = match rest.split_once('@') {
+            Some((pid, tail)) => (
+                pid.parse::<i32>().ok(),
+                tail.rsplit_once('-').map(|(h, _)| h),
+            ),
+            None => (None, None),
+        };
+        if host.is_some_and(|h| h != own_host()) {
+            continue;
+        }
         let written = e.metadata().and_then(|m| m.modified()).ok();
         let alive = match (pid, written) {
             (Some(pid), Some(written)) => {
@@ -92,6 +103,20 @@ fn sweep(dir: &Path) {
             let _ = std::fs::remove_file(e.path());
         }
     }
+}
+
+/// This host's name as it goes into a file name.
+fn own_host() -> String {
+    crate::paths::hostname()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Whether process `pid` exists and was already running at `t`.
@@ -165,12 +190,16 @@ fn sweep_legacy(dir: &Path) {
 
 /// A private file (mode 0600, in the private credentials directory)
 /// holding `content`, removed when dropped: how passwords reach client
-/// tools without touching argv. Its name carries our pid, so a run that
-/// died before removing it is recognised by the next one.
+/// tools without touching argv. Its name carries our pid and host, so a
+/// run that died before removing it is recognised by the next one.
 pub fn secret_file(content: &str) -> Result<tempfile::NamedTempFile> {
     let dir = credentials_dir()?;
     let mut f = tempfile::Builder::new()
-        .prefix(&format!("{CRED_PREFIX}{}-", std::process::id()))
+        .prefix(&format!(
+            "{CRED_PREFIX}{}@{}-",
+            std::process::id(),
+            own_host()
+        ))
         .tempfile_in(&dir)
         .with_context(|| format!("creating a private credentials file in {}", dir.display()))?;
     f.write_all(content.as_bytes())

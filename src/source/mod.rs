@@ -311,7 +311,11 @@ pub fn commit(staged: Staged, streams: &Streams, ledger: &Ledger) -> Result<Comm
                 db: db.clone(),
                 name: new,
             });
-            let done = if kept.is_some() { "replaced" } else { "created (there was none)" };
+            let done = if kept.is_some() {
+                "replaced"
+            } else {
+                "created (there was none)"
+            };
             record(Replaced::Postgres {
                 source: source.clone(),
                 db: db.clone(),

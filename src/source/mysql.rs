@@ -108,6 +108,8 @@ fn describe(db: &Database, database: &str) -> Result<Facts> {
     };
     f.objects
         .insert(DEFAULTS.into(), format!("{charset} {collation}"));
+    // A view's stored definition names its own database; a copy under
+    // another name (a drill's) must still compare equal.
     for (what, sql) in [
         ("view", format!("SELECT table_name, MD5(REPLACE(view_definition, CONCAT('`', table_schema, '`.'), '')) FROM information_schema.views WHERE table_schema = {lit}")),
         ("trigger", format!("SELECT CONCAT(event_object_table, '.', trigger_name), MD5(CONCAT_WS(' ', action_timing, event_manipulation, action_statement)) FROM information_schema.triggers WHERE trigger_schema = {lit}")),

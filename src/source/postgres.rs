@@ -193,7 +193,9 @@ fn objects(client: &mut Client, f: &mut Facts) -> Result<()> {
     for r in q(&format!(
         "SELECT n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid)::text, \
          p.prokind::text, left(md5(coalesce(p.prosrc, '')), 12) FROM pg_proc p \
-         JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_SCHEMAS}"
+         JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_SCHEMAS} \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
+         AND d.objid = p.oid AND d.deptype = 'e')"
     ))? {
         let kind = match r.get::<_, String>(3).as_str() {
             "p" => "procedure",
@@ -250,6 +252,14 @@ fn objects(client: &mut Client, f: &mut Facts) -> Result<()> {
             f.minimums.insert(key.clone(), v);
         }
         f.objects.insert(key, ty);
+    }
+    // An extension's functions are its own (and change with its version):
+    // what a restore must bring back is the extension.
+    for r in q("SELECT extname::text FROM pg_extension WHERE extname <> 'plpgsql'")? {
+        f.objects.insert(
+            format!("extension {}", r.get::<_, String>(0)),
+            "installed".into(),
+        );
     }
     // lo_lseek64 to the end gives a size without reading the data; the
     // objects are read as of this transaction's snapshot (INV_READ).
@@ -568,7 +578,10 @@ pub fn plan_keeps(db: &Database) -> (String, Option<u64>) {
     match found {
         Ok(true) => (kept, Some(size(db, &db.database).unwrap_or(0))),
         Ok(false) => (
-            format!("there is no database `{}` now: the restore creates it", db.database),
+            format!(
+                "there is no database `{}` now: the restore creates it",
+                db.database
+            ),
             None,
         ),
         Err(_) => (
@@ -699,6 +712,37 @@ fn swap(admin: &mut Client, live: &str, new: &str, old: &str, wait: Duration) ->
 
 #[cfg(test)]
 mod tests {
+    use crate::repo::snapshot::Facts;
+
+    #[test]
+    fn older_restore_points_are_checked_on_what_they_recorded() {
+        let old: Facts =
+            serde_json::from_str(r#"{"server":"PostgreSQL 15.4","counts":{"public.t":3}}"#)
+                .unwrap();
+        let mut found = old.clone();
+        found
+            .objects
+            .insert("large objects".into(), "0 objects, 0 bytes".into());
+        found.minimums.insert("sequence public.t_id_seq".into(), 3);
+        assert_eq!(old.differences(&found), Vec::<String>::new());
+
+        let recorded = found.clone();
+        let mut lost = found;
+        lost.objects.clear();
+        lost.objects
+            .insert("large objects".into(), "0 objects, 0 bytes".into());
+        lost.minimums.insert("sequence public.t_id_seq".into(), 2);
+        lost.objects
+            .insert("function public.f()".into(), "abc".into());
+        assert_eq!(
+            recorded.differences(&lost),
+            vec![
+                "function public.f(): not in the backup but present after restore".to_string(),
+                "sequence public.t_id_seq: 2 after restore, at least 3 recorded".to_string(),
+            ]
+        );
+    }
+
     #[test]
     fn pgpass_lines_match_like_libpq() {
         let text = "# comment\ndb.lan:5432:immich:app:one\n*:*:*:postgres:two\\:x\n";

@@ -53,49 +53,105 @@ fn which(name: &str) -> bool {
     })
 }
 
-/// Keeps the last lines a child wrote to stderr, for error messages.
+/// What a tool wrote to stderr, for an error message: its first line
+/// that says "error" or "fatal" (the cause; `pg_dump` follows it with
+/// detail, hint and query lines) and its last lines, in bounded memory.
+#[derive(Default)]
+struct Said {
+    first_error: Option<(usize, String)>,
+    last: std::collections::VecDeque<String>,
+    seen: usize,
+    partial: Vec<u8>,
+}
+
+const SAID_LINES: usize = 3;
+const SAID_LINE_BYTES: usize = 2048;
+
+impl Said {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' {
+                let line = std::mem::take(&mut self.partial);
+                self.line(&String::from_utf8_lossy(&line));
+            } else if self.partial.len() < SAID_LINE_BYTES {
+                self.partial.push(b);
+            }
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        let lower = line.to_ascii_lowercase();
+        if self.first_error.is_none() && (lower.contains("error") || lower.contains("fatal")) {
+            self.first_error = Some((self.seen, line.to_string()));
+        }
+        self.seen += 1;
+        if self.last.len() == SAID_LINES {
+            self.last.pop_front();
+        }
+        self.last.push_back(line.to_string());
+    }
+
+    fn finish(mut self) -> String {
+        let rest = std::mem::take(&mut self.partial);
+        self.line(&String::from_utf8_lossy(&rest));
+        let mut out: Vec<String> = Vec::new();
+        let tail_starts = self.seen - self.last.len();
+        if let Some((at, first)) = self.first_error.take() {
+            if at < tail_starts {
+                out.push(first);
+            }
+            if at + 1 < tail_starts {
+                out.push("…".into());
+            }
+        }
+        out.extend(self.last);
+        out.join(" / ")
+    }
+}
+
+fn said(bytes: &[u8]) -> String {
+    let mut s = Said::default();
+    s.feed(bytes);
+    s.finish()
+}
+
+/// Keeps what a child wrote to stderr, for error messages.
 struct StderrTail {
-    lines: Arc<Mutex<Vec<String>>>,
+    said: Arc<Mutex<String>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl StderrTail {
     fn start(child: &mut Child) -> StderrTail {
-        let lines = Arc::new(Mutex::new(Vec::new()));
+        let said = Arc::new(Mutex::new(String::new()));
         let thread = child.stderr.take().map(|mut err| {
-            let lines = Arc::clone(&lines);
+            let out = Arc::clone(&said);
             std::thread::spawn(move || {
-                let mut all = Vec::new();
+                let mut s = Said::default();
                 let mut buf = [0u8; 8192];
                 while let Ok(n) = err.read(&mut buf) {
                     if n == 0 {
                         break;
                     }
-                    all.extend_from_slice(&buf[..n]);
-                    // Only the end matters; bound memory on chatty tools.
-                    if all.len() > 64 * 1024 {
-                        all.drain(..all.len() - 16 * 1024);
-                    }
+                    s.feed(&buf[..n]);
                 }
-                let text = String::from_utf8_lossy(&all);
-                let tail: Vec<String> = text
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| l.trim().to_string())
-                    .collect();
-                if let Ok(mut l) = lines.lock() {
-                    *l = tail[tail.len().saturating_sub(3)..].to_vec();
+                if let Ok(mut o) = out.lock() {
+                    *o = s.finish();
                 }
             })
         });
-        StderrTail { lines, thread }
+        StderrTail { said, thread }
     }
 
     fn finish(mut self) -> String {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.lines.lock().map(|l| l.join(" / ")).unwrap_or_default()
+        self.said.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 
@@ -269,13 +325,7 @@ pub fn output(tool: &str, mut cmd: Command) -> Result<String> {
         .wait_with_output()
         .with_context(|| format!("waiting for `{tool}`"))?;
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        return Err(failure(
-            tool,
-            out.status,
-            tail[tail.len().saturating_sub(3)..].join(" / "),
-        ));
+        return Err(failure(tool, out.status, said(&out.stderr)));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -311,4 +361,25 @@ pub fn read_password(file: &crate::util::SecretRef) -> Result<String> {
         .unwrap_or_default()
         .trim_end()
         .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cause_is_kept_ahead_of_the_last_lines() {
+        let stderr = b"pg_dump: warning: x\npg_dump: error: query failed: ERROR:  permission denied for table secrets\npg_dump: detail: Query was: LOCK TABLE public.secrets\npg_dump: hint: a\npg_dump: hint: b\n";
+        assert_eq!(
+            super::said(stderr),
+            "pg_dump: error: query failed: ERROR:  permission denied for table secrets / pg_dump: detail: Query was: LOCK TABLE public.secrets / pg_dump: hint: a / pg_dump: hint: b"
+        );
+        assert_eq!(super::said(b"one\n\ntwo"), "one / two");
+        assert_eq!(
+            super::said(b"fatal: x\n1\n2\n3\n4\n"),
+            "fatal: x / … / 2 / 3 / 4"
+        );
+        assert_eq!(
+            super::said(b"pg_dump: error: lost\n"),
+            "pg_dump: error: lost"
+        );
+    }
 }

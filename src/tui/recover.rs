@@ -15,6 +15,8 @@ use std::time::SystemTime;
 
 pub use super::action::RunbookInfo;
 
+mod run;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Pick,
@@ -202,7 +204,7 @@ impl Wizard {
             self.inputs[at].set(path);
         }
         if self.inputs.is_empty() {
-            return self.to_preflight();
+            return self.go_preflight();
         }
         self.go(Stage::Inputs);
         // The first empty field has the keys; with all filled in, the path
@@ -478,7 +480,7 @@ impl Wizard {
         }
         let n = self.inputs.len();
         let Some(field) = self.inputs.get_mut(self.input_at) else {
-            return self.to_preflight();
+            return self.go_preflight();
         };
         match key.code {
             KeyCode::Esc => {
@@ -519,7 +521,7 @@ impl Wizard {
             self.input_at = at;
             return vec![];
         }
-        self.to_preflight()
+        self.go_preflight()
     }
 
     fn check_path_cmd(&mut self, inv: Option<&Inventory>) -> Option<Cmd> {
@@ -573,7 +575,7 @@ impl Wizard {
     /// After the restore point: the runbook's questions, or preflight.
     fn after_point(&mut self) -> Vec<Cmd> {
         if self.inputs.is_empty() {
-            return self.to_preflight();
+            return self.go_preflight();
         }
         self.go(Stage::Inputs);
         self.input_at = self
@@ -584,7 +586,7 @@ impl Wizard {
         vec![]
     }
 
-    fn to_preflight(&mut self) -> Vec<Cmd> {
+    fn go_preflight(&mut self) -> Vec<Cmd> {
         self.go(Stage::Preflight);
         self.start_preflight()
     }
@@ -747,121 +749,5 @@ impl Wizard {
             }
         }
         vec![]
-    }
-
-    fn run_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
-        let Some(job) = &self.job else {
-            self.go(Stage::Pick);
-            return vec![];
-        };
-        let id = job.id.clone();
-        let ask = job.waiting.as_ref().map(|w| w.ask).unwrap_or_default();
-        let answer = |a: &str| {
-            vec![Cmd::AnswerJob {
-                id: id.clone(),
-                ask,
-                answer: a.into(),
-            }]
-        };
-        if let Some(what) = self.asking.take() {
-            if key.code != KeyCode::Char('y') {
-                return vec![];
-            }
-            return match what {
-                'C' if job.running() => vec![Cmd::CancelJob { id }],
-                'u' => self.rollback_spec().into_iter().collect(),
-                _ => vec![],
-            };
-        }
-        match (&job.waiting, key.code) {
-            (Some(w), KeyCode::Enter) if w.kind != "failed" => answer("continue"),
-            (Some(w), KeyCode::Char('r')) if w.kind == "failed" => answer("retry"),
-            (Some(w), KeyCode::Char('s')) if w.skippable || w.kind == "confirm" => answer("skip"),
-            (Some(_), KeyCode::Char('a')) => answer("abort"),
-            (_, KeyCode::Char('C')) if job.running() => {
-                self.asking = Some('C');
-                vec![]
-            }
-            (_, KeyCode::Char('u')) if job.finished.is_some() && !job.replaced.is_empty() => {
-                self.asking = Some('u');
-                vec![]
-            }
-            (_, KeyCode::Esc) | (_, KeyCode::Char('q')) => {
-                // The job goes on; it is listed first when the screen opens.
-                self.job = None;
-                self.query.clear();
-                self.go(Stage::Pick);
-                vec![Cmd::LoadJobs]
-            }
-            _ => vec![],
-        }
-    }
-
-    /// A rollback job for what the shown job replaced, through the
-    /// `rollback` runbook; it becomes the shown job.
-    fn rollback_spec(&mut self) -> Option<Cmd> {
-        let job = self.job.as_ref()?;
-        let Some(rb) = self.runbooks.iter().find(|r| r.id == "rollback") else {
-            self.error = Some(
-                "the rollback runbook is missing: `lifeboat rollback JOB` does the same".into(),
-            );
-            return None;
-        };
-        let spec = JobSpec {
-            id: crate::jobs::new_id(&rb.id),
-            runbook: rb.file.clone(),
-            services: job.services.clone(),
-            point: "latest".into(),
-            inputs: [("restore".to_string(), job.id.clone())].into(),
-            interactive: true,
-            key: None,
-        };
-        self.job = Some(JobView {
-            id: spec.id.clone(),
-            title: rb.title.clone(),
-            steps: rb
-                .steps
-                .iter()
-                .map(|s| (s.clone(), crate::jobs::StepState::Pending))
-                .collect(),
-            services: spec.services.clone(),
-            ..Default::default()
-        });
-        self.report = None;
-        self.sel = 0;
-        Some(Cmd::StartJob(Box::new(spec)))
-    }
-
-    /// Every fast tick while a job is shown: read what its journal gained.
-    pub fn tail(&mut self) -> Vec<Cmd> {
-        match &self.job {
-            Some(j)
-                if self.stage() == Stage::Run
-                    && !self.tailing
-                    && (j.finished.is_none() || j.offset == 0) =>
-            {
-                self.tailing = true;
-                vec![Cmd::TailJob(Box::new(j.clone()))]
-            }
-            _ => vec![],
-        }
-    }
-
-    /// A fresh read of the shown job; once it has finished, its report
-    /// is read to be shown.
-    pub fn on_tail(&mut self, v: JobView) -> Vec<Cmd> {
-        self.tailing = false;
-        if self.job.as_ref().is_none_or(|j| j.id != v.id) {
-            return vec![];
-        }
-        let report = v.finished.as_ref().and_then(|f| f.2.clone());
-        self.job = Some(v);
-        match report {
-            Some(p) if self.report.is_none() => {
-                self.report = Some(Vec::new());
-                vec![Cmd::ReadReport(p)]
-            }
-            _ => vec![],
-        }
     }
 }

@@ -247,25 +247,20 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 lines.push(selectable(text, i == w.sel, app));
             }
         }
-        Stage::Preflight => match &w.preflight {
-            Some(p) if !p.is_empty() => {
-                for (svc, c) in p {
-                    lines.push(Line::raw(format!(
-                        "{} {svc}: {}: {}",
-                        if c.ok { "✓" } else { "✗" },
-                        c.name,
-                        c.detail
-                    )));
-                }
-                lines.push(Line::raw(""));
-                if p.iter().all(|(_, c)| c.ok) {
-                    lines.push(Line::raw("All clear. Enter to review and start."));
-                } else {
-                    lines.push(Line::raw("✗ Fix these first; nothing has been changed."));
+        Stage::Preflight => {
+            // What is being checked: what the earlier steps chose.
+            let mut what = w.chosen().join(", ");
+            if let Some(p) = &w.point {
+                what.push_str(&format!(" · restore point {}", &p[..8.min(p.len())]));
+            }
+            if let Some(r) = rb {
+                for (i, v) in r.inputs.iter().zip(&w.inputs) {
+                    what.push_str(&format!(" · {}: {}", i.name, v.text()));
                 }
             }
-            _ => lines.push(Line::raw("checking…")),
-        },
+            lines.push(Line::styled(what, t.dim()));
+            preflight_lines(w, &mut lines);
+        }
         Stage::Confirm => {
             if let Some(r) = rb {
                 lines.push(Line::raw(format!("Runbook: {}", r.title)));
@@ -324,6 +319,30 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             Paragraph::new(Line::raw(format!("✗ {e}"))).wrap(Wrap { trim: false }),
             msg,
         );
+    }
+}
+
+fn preflight_lines(w: &Wizard, lines: &mut Vec<Line<'static>>) {
+    match &w.preflight {
+        Some(p) if !p.is_empty() => {
+            for (svc, c) in p {
+                lines.push(Line::raw(format!(
+                    "{} {svc}: {}: {}",
+                    if c.ok { "✓" } else { "✗" },
+                    c.name,
+                    c.detail
+                )));
+            }
+            lines.push(Line::raw(""));
+            if p.iter().all(|(_, c)| c.ok) {
+                lines.push(Line::raw("All clear. Enter to review and start."));
+            } else {
+                lines.push(Line::raw(
+                    "✗ Fix these first; nothing has been changed. r checks again.",
+                ));
+            }
+        }
+        _ => lines.push(Line::raw("checking…")),
     }
 }
 

@@ -271,6 +271,78 @@ pub fn diff(older: &[Node], newer: &[Node]) -> Vec<DiffEntry> {
     out
 }
 
+/// Whether `path` (absolute, as `lifeboat ls` shows it) is in the restore
+/// point whose nodes these are. The error names the deepest part of the
+/// path that is there and the nearest name in it, so a typo is plain.
+pub fn check_path(nodes: &[Node], path: &str, snapshot: &str) -> Result<(), String> {
+    let short = snapshot.get(..8).unwrap_or(snapshot);
+    let Some(rel) = path.trim().strip_prefix('/') else {
+        return Err(format!(
+            "{path:?} is not an absolute path: give it from the root, as `lifeboat ls` shows it (/srv/…)"
+        ));
+    };
+    let rel = rel.trim_end_matches('/');
+    if rel.is_empty() || nodes.iter().any(|n| n.path == rel) {
+        return Ok(());
+    }
+    let mut parent = rel;
+    let found = loop {
+        match parent.rsplit_once('/') {
+            Some((p, _)) => {
+                parent = p;
+                if nodes.iter().any(|n| n.path == parent) {
+                    break Some(parent);
+                }
+            }
+            None => break None,
+        }
+    };
+    let prefix = found.map(|p| format!("{p}/")).unwrap_or_default();
+    let wanted = rel[prefix.len()..].split('/').next().unwrap_or("");
+    let siblings = nodes.iter().filter_map(|n| {
+        let name = n.path.strip_prefix(prefix.as_str())?;
+        (!name.contains('/')).then_some(name)
+    });
+    let nearest = nearest(siblings, wanted)
+        .map(|name| format!("; did you mean /{prefix}{name}?"))
+        .unwrap_or_default();
+    Err(match found {
+        Some(p) => format!("{path} is not in restore point {short} (/{p} is){nearest}"),
+        None => format!("{path} is not in restore point {short}{nearest}"),
+    })
+}
+
+/// The name most like `wanted`: the fewest single-character edits (a
+/// swapped pair of digits is two), if few enough to be a typo.
+fn nearest<'a>(names: impl Iterator<Item = &'a str>, wanted: &str) -> Option<&'a str> {
+    // Names longer than this are not typos worth scoring.
+    const MAX: usize = 256;
+    let w: Vec<char> = wanted.chars().take(MAX).collect();
+    let limit = (w.len() / 3).max(2);
+    names
+        .take(100_000)
+        .filter_map(|name| {
+            let n: Vec<char> = name.chars().take(MAX).collect();
+            let d = edit_distance(&w, &n);
+            (d <= limit).then_some((d, name))
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
+}
+
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,54 +395,4 @@ mod tests {
             "a name match beats scattered letters"
         );
     }
-}
-
-/// Whether `path` (absolute, as `lifeboat ls` shows it) is in the restore
-/// point whose nodes these are. The error names the deepest part of the
-/// path that is there and the nearest name in it, so a typo is plain.
-pub fn check_path(nodes: &[Node], path: &str, snapshot: &str) -> Result<(), String> {
-    let short = snapshot.get(..8).unwrap_or(snapshot);
-    let Some(rel) = path.trim().strip_prefix('/') else {
-        return Err(format!(
-            "{path:?} is not an absolute path: give it from the root, as `lifeboat ls` shows it (/srv/…)"
-        ));
-    };
-    let rel = rel.trim_end_matches('/');
-    if rel.is_empty() || nodes.iter().any(|n| n.path == rel) {
-        return Ok(());
-    }
-    let mut parent = rel;
-    let found = loop {
-        match parent.rsplit_once('/') {
-            Some((p, _)) => {
-                parent = p;
-                if nodes.iter().any(|n| n.path == parent) {
-                    break Some(parent);
-                }
-            }
-            None => break None,
-        }
-    };
-    let prefix = found.map(|p| format!("{p}/")).unwrap_or_default();
-    let wanted = rel[prefix.len()..].split('/').next().unwrap_or("");
-    let matcher = SkimMatcherV2::default();
-    let nearest = nodes
-        .iter()
-        .filter_map(|n| {
-            let name = n.path.strip_prefix(prefix.as_str())?;
-            (!name.contains('/')).then_some(name)
-        })
-        .filter_map(|name| {
-            let score = matcher
-                .fuzzy_match(name, wanted)
-                .or_else(|| matcher.fuzzy_match(wanted, name))?;
-            Some((score, name))
-        })
-        .max_by_key(|(s, _)| *s)
-        .map(|(_, name)| format!("; did you mean /{prefix}{name}?"))
-        .unwrap_or_default();
-    Err(match found {
-        Some(p) => format!("{path} is not in restore point {short} (/{p} is){nearest}"),
-        None => format!("{path} is not in restore point {short}{nearest}"),
-    })
 }

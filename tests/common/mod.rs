@@ -277,6 +277,9 @@ pub enum Faults {
     /// Never answer a DELETE outside `locks/` (a prune removing packs):
     /// the caller hangs there, holding its lock, until it is killed.
     StallDeletes,
+    /// Never answer anything: every request hangs until the client gives
+    /// up or is gone (a store behind a dead link).
+    StallAll,
 }
 
 /// A small HTTP proxy between Lifeboat and the S3 server that injects
@@ -389,10 +392,14 @@ fn proxy_one(
     let mut body = vec![0u8; content_length];
     reader.read_exact(&mut body)?;
     requests.lock().unwrap().push(request_line.clone());
-    if faults == Faults::StallDeletes
-        && request_line.starts_with("DELETE ")
-        && !request_line.contains("/locks/")
-    {
+    let stall = match faults {
+        Faults::StallDeletes => {
+            request_line.starts_with("DELETE ") && !request_line.contains("/locks/")
+        }
+        Faults::StallAll => true,
+        _ => false,
+    };
+    if stall {
         injected.fetch_add(1, Ordering::SeqCst);
         // Returns once the client is gone.
         let _ = reader.read(&mut [0u8; 1]);
@@ -435,7 +442,7 @@ fn proxy_one(
                 _ => cut_response = true,
             }
         }
-        Faults::Transient(_) | Faults::CutUploads(_) | Faults::StallDeletes => {}
+        Faults::Transient(_) | Faults::CutUploads(_) | Faults::StallDeletes | Faults::StallAll => {}
         Faults::Down => {
             injected.fetch_add(1, Ordering::Relaxed);
             reply(&mut client, "503 Service Unavailable", "ServiceUnavailable");

@@ -7,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
         let path = std::path::Path::new("/fuzz/runbook.md");
         let (runbook, _problems) = lifeboat::runbook::parse::parse(path, text);
         if let Some(rb) = runbook {
-            let _ = rb.describe();
+            let _ = (rb.needs_point(), rb.needs_stop(), rb.writes_live(), rb.job_kind());
         }
     }
 });
