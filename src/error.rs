@@ -41,15 +41,16 @@ pub enum Error {
     ReadOnly { repo: String, cause: String },
     #[error("restore target {target} is not empty")]
     TargetNotEmpty { target: PathBuf },
-    #[error("snapshot {snapshot} refers to an unsafe path {path:?}: {why}")]
+    #[error("restore point {snapshot} refers to an unsafe path {path:?}: {why}")]
     UnsafePath {
         snapshot: String,
         path: String,
         why: &'static str,
     },
-    #[error("no snapshot matches {query:?}")]
-    NoSnapshot { query: String },
-    #[error("{query:?} matches several snapshots: {candidates}")]
+    /// `suggest` is " (did you mean `x`?)" or empty.
+    #[error("no restore point matches {query:?}{suggest}")]
+    NoSnapshot { query: String, suggest: String },
+    #[error("{query:?} matches several restore points: {candidates}")]
     AmbiguousSnapshot { query: String, candidates: String },
     /// The job was asked to stop; what it made is being removed.
     #[error("cancelled")]
@@ -59,7 +60,20 @@ pub enum Error {
     NoConfig,
     /// A configured key file that is not there.
     #[error("the key file {path} does not exist")]
-    KeyFileMissing { path: PathBuf, repo: String },
+    KeyFileMissing {
+        path: PathBuf,
+        repo: String,
+        /// The repository is there: only its key is missing.
+        exists: bool,
+    },
+    /// A chunk some restore point needs that no readable index file lists:
+    /// usually an index file was damaged or lost, and the data is still in
+    /// its pack.
+    #[error("chunk {chunk} is not in the index")]
+    ChunkNotIndexed { chunk: String },
+    /// An index file that cannot be read; `what` says what stopped.
+    #[error("{what}")]
+    IndexDamaged { what: String },
     /// Object storage refused or kept failing; the hint depends on how.
     #[error("{what}")]
     Storage { what: String, hint: String },
@@ -101,17 +115,23 @@ impl Error {
                 "restore into a new or empty directory, or pass --force to move what is there aside as a rollback point".into()
             }
             Error::UnsafePath { .. } => {
-                "nothing was written outside the target; the snapshot may have been tampered with: run `lifeboat verify --read-data`".into()
+                "nothing was written outside the target; the restore point may have been tampered with: run `lifeboat verify --read-data`".into()
             }
             Error::NoSnapshot { .. } => "list restore points with `lifeboat snapshots`".into(),
-            Error::AmbiguousSnapshot { .. } => "use more characters of the snapshot id".into(),
+            Error::AmbiguousSnapshot { .. } => "use more characters of the restore point's id".into(),
             Error::Storage { hint, .. } => hint.clone(),
+            Error::ChunkNotIndexed { .. } | Error::IndexDamaged { .. } => {
+                "an index file may be damaged or lost while the data is still in its pack: `lifeboat repair index` rebuilds the index from the packs; then run `lifeboat verify`".into()
+            }
             Error::NoConfig => {
                 "`lifeboat config init` writes a commented starter config; `lifeboat demo` looks around without one".into()
             }
-            Error::KeyFileMissing { repo, .. } => format!(
+            Error::KeyFileMissing { repo, exists: false, .. } => format!(
                 "`lifeboat init` creates the repository `{repo}` and writes its key there; for an existing repository, copy its key there or pass --key"
             ),
+            Error::KeyFileMissing { exists: true, .. } => {
+                "the repository exists: put its key file back there (from your copy kept off this host), or pass --key with a break-glass key".into()
+            }
             Error::Cancelled => return None,
         })
     }

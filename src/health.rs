@@ -247,7 +247,13 @@ fn backup_check(s: &ServiceView, now: SystemTime) -> Check {
 }
 
 fn verify_check(s: &ServiceView, now: SystemTime, t: &Thresholds) -> Check {
-    match &s.last_verify {
+    // A verify older than every restore point of the service checked none
+    // of them; a failed one stays news (new points share its chunks).
+    let covered = s
+        .last_verify
+        .as_ref()
+        .filter(|v| !v.ok || s.restore_points.iter().any(|p| p.time <= v.time));
+    match covered {
         None => Check::bad(
             State::Warning,
             "never",

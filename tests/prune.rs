@@ -260,3 +260,49 @@ fn kill_minus_nine_during_prune_never_damages_the_repository() {
         .success();
     assert_same_tree(&src, &restored(&target, &src));
 }
+
+#[test]
+fn forget_keeps_each_set_of_paths_as_its_own_history() {
+    let env = Env::new();
+    let repo = env.path("repo");
+    env.init(&repo);
+    let (notes, big) = (env.path("notes"), env.path("big"));
+    for d in [&notes, &big] {
+        fs::create_dir_all(d).unwrap();
+        fs::write(d.join("f"), d.display().to_string()).unwrap();
+    }
+    // Two ad-hoc backups of notes, then one of an unrelated directory: all
+    // three are recorded as `adhoc`.
+    for d in [&notes, &notes, &big] {
+        env.lbk()
+            .args(["backup", "--repo"])
+            .arg(&repo)
+            .arg(d)
+            .assert()
+            .success();
+    }
+    let out = env
+        .lbk()
+        .args(["--json", "forget", "adhoc", "--keep-last", "1", "--repo"])
+        .arg(&repo)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let points = v["restore_points"].as_array().unwrap();
+    let kept = points.iter().filter(|p| p["keep"] == true).count();
+    assert_eq!((points.len(), kept), (3, 2), "the newest of each directory stays: {v}");
+    // The only backup of `big` still restores.
+    let target = env.path("t");
+    env.lbk()
+        .args(["restore", "--repo"])
+        .arg(&repo)
+        .arg("adhoc:latest")
+        .arg("--target")
+        .arg(&target)
+        .assert()
+        .success();
+    assert!(restored(&target, &big).join("f").exists());
+}

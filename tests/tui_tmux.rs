@@ -2,113 +2,22 @@
 //! the inventory, find a file by a fuzzy query, see its restore points,
 //! open help, survive a resize, quit — and the terminal is restored.
 
+mod common;
+
+use common::tmux::Tmux;
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
-        c
-    }
-
-    fn screen(&self) -> String {
-        let out = self
-            .cmd()
-            .args(["capture-pane", "-p", "-t", "t"])
-            .output()
-            .expect("tmux capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            assert!(self
-                .cmd()
-                .args(["send-keys", "-t", "t", k])
-                .status()
-                .unwrap()
-                .success());
-        }
-    }
-
-    fn literal(&self, text: &str) {
-        assert!(self
-            .cmd()
-            .args(["send-keys", "-t", "t", "-l", text])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    /// Waits for the screen to show `what` (the app redraws asynchronously).
-    fn wait_for(&self, what: &str, limit: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.contains(what) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "waited {limit:?} for {what:?}; the screen shows:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
-    }
-}
-
-fn require_tmux() {
-    let ok = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "tmux is needed for this test: run scripts/test-deps.sh (or apt-get install tmux)"
-    );
-}
+use std::time::Duration;
 
 #[test]
 fn demo_in_a_real_terminal_80x24() {
-    require_tmux();
     let tmp = tempfile::tempdir().unwrap();
     let bin = assert_cmd::cargo::cargo_bin("lifeboat");
-    let t = Tmux {
-        socket: format!("lifeboat-test-{}", std::process::id()),
-    };
     let script = format!(
         "env TMPDIR={tmp} LIFEBOAT_KEY_DIR={tmp}/keys HOME={tmp} {bin} demo; echo LIFEBOAT-EXITED $?; sleep 600",
         tmp = tmp.path().display(),
         bin = bin.display()
     );
-    assert!(t
-        .cmd()
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "80",
-            "-y",
-            "24",
-            &script
-        ])
-        .status()
-        .unwrap()
-        .success());
+    let t = Tmux::start("demo", 80, 24, &script);
 
     let s = t.wait_for("Needs action", Duration::from_secs(120));
     assert!(
@@ -175,12 +84,8 @@ fn demo_in_a_real_terminal_80x24() {
 
 #[test]
 fn a_killed_console_still_puts_the_terminal_back() {
-    require_tmux();
     let tmp = tempfile::tempdir().unwrap();
     let bin = assert_cmd::cargo::cargo_bin("lifeboat");
-    let t = Tmux {
-        socket: format!("lifeboat-test-kill-{}", std::process::id()),
-    };
     // A marker argument makes this process easy to find and to tell apart.
     let dir = tmp.path().join("demo-killed");
     let script = format!(
@@ -189,22 +94,7 @@ fn a_killed_console_still_puts_the_terminal_back() {
         bin = bin.display(),
         dir = dir.display()
     );
-    assert!(t
-        .cmd()
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "80",
-            "-y",
-            "24",
-            &script
-        ])
-        .status()
-        .unwrap()
-        .success());
+    let t = Tmux::start("kill", 80, 24, &script);
     t.wait_for("Needs action", Duration::from_secs(120));
     // Anchored: the shell running the script has the same words in its
     // command line, and must live to print the exit status.

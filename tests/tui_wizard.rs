@@ -314,3 +314,70 @@ fn r_in_the_inventory_opens_the_wizard_filled_in() {
         Some(inventory().services[0].restore_points[3].id.as_str())
     );
 }
+
+#[test]
+fn running_jobs_first_then_scenarios_then_recent_jobs() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('3'));
+    app.on_msg(Msg::Runbooks(Ok(runbooks())));
+    let finished = |id: &str, outcome| {
+        let mut j = journal(id);
+        j.apply(&Line {
+            t: 1_790_000_009_000,
+            rec: Record::Finished {
+                outcome,
+                duration_ms: 9000,
+                report: None,
+            },
+        });
+        j
+    };
+    use lifeboat::jobs::Outcome;
+    // Newest first, as `jobs::list` gives them.
+    app.on_msg(Msg::Jobs(vec![
+        finished("20260921101500-files-deleted-0003", Outcome::Success),
+        finished("20260920101500-files-deleted-0002", Outcome::Failed),
+    ]));
+    // No job runs: the cursor is on the first scenario, as before any job.
+    assert_eq!(app.recover.sel, 0);
+    let s = draw(&app);
+    let first_runbook = s.find("db-corruption").expect(&s);
+    let done = s.find("✓ job succeeded").expect(&s);
+    let failed = s.find("✗ job failed").expect(&s);
+    assert!(first_runbook < done && done < failed, "{s}");
+    assert!(s.contains("09-21 10:15"), "when it started:\n{s}");
+    assert!(!s.contains('▶'), "▶ marks only running jobs:\n{s}");
+    // Both finished jobs are reachable, and Enter opens one.
+    key(&mut app, KeyCode::Char('G'));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.recover.stage(), Stage::Run);
+    assert_eq!(
+        app.recover.job.as_ref().map(|j| j.id.as_str()),
+        Some("20260920101500-files-deleted-0002")
+    );
+    insta::assert_snapshot!("recover_jobs_80x24", {
+        let mut a = self::app();
+        key(&mut a, KeyCode::Char('3'));
+        a.on_msg(Msg::Runbooks(Ok(runbooks())));
+        a.on_msg(Msg::Jobs(vec![
+            journal("20260921120000-files-deleted-0004"),
+            finished("20260921101500-files-deleted-0003", Outcome::Success),
+        ]));
+        draw(&a)
+    });
+}
+
+#[test]
+fn the_title_bar_ends_in_an_ellipsis_when_it_does_not_fit() {
+    let mut app = app();
+    app.banner = Some("DEMO: simulated history".into());
+    let s = draw(&app);
+    let top = s.lines().next().unwrap();
+    assert!(top.ends_with('…'), "{top}");
+    let wide = draw_at(&app, 200, 50);
+    assert!(wide
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with("DEMO: simulated history"));
+}

@@ -68,7 +68,8 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
         let result = (|| -> Result<lifeboat::repo::Snapshot> {
             let repo = ctx.open(repo_name.as_deref())?;
             // Never back up the repository itself when it sits inside a source.
-            opts.skip_paths = vec![PathBuf::from(repo.location()), cache_dir.clone()];
+            opts.skip_paths
+                .extend([PathBuf::from(repo.location()), cache_dir.clone()]);
             let progress =
                 Progress::start(ctx.quiet || ctx.json, &format!("backup {}", opts.service));
             let captures = svc

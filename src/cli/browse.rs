@@ -18,15 +18,35 @@ pub struct FindArgs {
     filter: FilterArgs,
 }
 
+/// Exit code of a search that could not look into every restore point.
+const EXIT_INCOMPLETE: u8 = 3;
+
 pub fn find(ctx: &Ctx, a: FindArgs) -> Result<ExitCode> {
     let pattern = Pattern::new(&a.pattern)?;
     let filter = a.filter.filter()?;
     let mut found = Vec::new();
     let mut searched = 0;
+    let mut unreadable = Vec::new();
     for (_, repo, snaps) in snapshots::selected(ctx, &a.filter, &filter)? {
         searched += snaps.len();
-        found.extend(browse::find(&repo, &snaps, &pattern)?);
+        let report = browse::find(&repo, &snaps, &pattern)?;
+        found.extend(report.found);
+        unreadable.extend(report.unreadable);
     }
+    for (id, why) in &unreadable {
+        eprintln!(
+            "warning: restore point {id} was not searched: {}",
+            output::clean(why)
+        );
+    }
+    let code = if unreadable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "  hint: `lifeboat verify` says what is damaged; `lifeboat repair index` rebuilds a damaged index"
+        );
+        ExitCode::from(EXIT_INCOMPLETE)
+    };
     if ctx.json {
         let rows: Vec<_> = found
             .iter()
@@ -39,33 +59,10 @@ pub fn find(ctx: &Ctx, a: FindArgs) -> Result<ExitCode> {
             })
             .collect();
         output::json(&rows)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     if !found.is_empty() && !ctx.quiet {
-        println!(
-            "{:<10} {:<20} {:<16} {:>10}  {:<20} PATH",
-            "ID", "TIME", "SERVICE", "SIZE", "MODIFIED"
-        );
-    }
-    for f in &found {
-        // Directories and symlinks have no size of their own to show.
-        let (size, mark) = match f.kind {
-            NodeKind::File => (human_bytes(f.size), ""),
-            NodeKind::Dir => ("-".to_string(), "/"),
-            NodeKind::Symlink => ("-".to_string(), " (symlink)"),
-        };
-        println!(
-            "{:<10} {:<20} {:<16} {:>10}  {:<20} {}{mark}",
-            short(&f.snapshot),
-            f.time.get(..19).unwrap_or(&f.time).replace('T', " "),
-            output::clean(&f.service),
-            size,
-            mtime(f.mtime_ns)
-                .get(..19)
-                .unwrap_or_default()
-                .replace('T', " "),
-            output::clean(&f.path)
-        );
+        print_found(&found);
     }
     let points = {
         let mut ids: Vec<&str> = found.iter().map(|f| f.snapshot.as_str()).collect();
@@ -73,13 +70,56 @@ pub fn find(ctx: &Ctx, a: FindArgs) -> Result<ExitCode> {
         ids.dedup();
         ids.len()
     };
-    ctx.say(format!(
+    let mut summary = format!(
         "{} in {} of {} searched",
         lifeboat::util::plural(found.len() as u64, "matching entry"),
         lifeboat::util::plural(points as u64, "restore point"),
         searched
-    ));
-    Ok(ExitCode::SUCCESS)
+    );
+    if !unreadable.is_empty() {
+        summary.push_str(&format!("; {} could not be read", unreadable.len()));
+    }
+    ctx.say(summary);
+    Ok(code)
+}
+
+/// The matches as a table that fits the terminal (see `width`): the path
+/// keeps its file name when cut.
+fn print_found(found: &[browse::Found]) {
+    use super::width::{self, Column, Cut};
+    let cols = [
+        Column::new("ID"),
+        Column::new("TIME").cut(Cut::Clip, 16).optional(),
+        Column::new("SERVICE").cut(Cut::End, 10),
+        Column::new("SIZE").right(),
+        Column::new("MODIFIED").cut(Cut::Clip, 16).optional(),
+        Column::new("PATH").cut(Cut::Start, 24),
+    ];
+    let rows: Vec<Vec<String>> = found
+        .iter()
+        .map(|f| {
+            // Directories and symlinks have no size of their own to show.
+            let (size, mark) = match f.kind {
+                NodeKind::File => (human_bytes(f.size), ""),
+                NodeKind::Dir => ("-".to_string(), "/"),
+                NodeKind::Symlink => ("-".to_string(), " (symlink)"),
+            };
+            vec![
+                short(&f.snapshot).to_string(),
+                f.time.get(..19).unwrap_or(&f.time).replace('T', " "),
+                output::clean(&f.service).into_owned(),
+                size,
+                mtime(f.mtime_ns)
+                    .get(..19)
+                    .unwrap_or_default()
+                    .replace('T', " "),
+                format!("{}{mark}", output::clean(&f.path)),
+            ]
+        })
+        .collect();
+    for line in width::table(&cols, &rows, width::terminal_columns()) {
+        println!("{line}");
+    }
 }
 
 fn short(id: &str) -> &str {
@@ -98,12 +138,18 @@ pub struct DiffArgs {
     from: String,
     /// The newer restore point
     to: String,
+    /// Also list directories whose only change is their modification time
+    #[arg(long)]
+    metadata: bool,
 }
 
 pub fn diff(ctx: &Ctx, a: DiffArgs) -> Result<ExitCode> {
     let (repo, from) = snapshots::resolve(ctx, &a.from)?;
     let to = snapshots::find_in(ctx, &repo, &a.to)?;
-    let report = browse::diff(&repo, &from, &to)?;
+    let mut report = browse::diff(&repo, &from, &to)?;
+    if !a.metadata {
+        report.changed.retain(|c| !c.only_dir_mtime());
+    }
     if ctx.json {
         output::json(&report)?;
         return Ok(ExitCode::SUCCESS);
@@ -170,7 +216,8 @@ pub fn dump(ctx: &Ctx, a: DumpArgs) -> Result<ExitCode> {
             a.path
         );
     }
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    // `dump … | head -c 10` closes the pipe early: a normal end (see `pipe`).
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, super::pipe::Stdout(stdout.lock()));
     browse::dump(&repo, &index, &node, &mut out)?;
     Ok(ExitCode::SUCCESS)
 }

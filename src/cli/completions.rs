@@ -14,7 +14,11 @@ pub struct CompletionsArgs {
 
 pub fn completions(a: CompletionsArgs) -> Result<ExitCode> {
     let mut cmd = Cli::command();
-    clap_complete::generate(a.shell, &mut cmd, "lifeboat", &mut std::io::stdout());
+    // Into memory first: clap_complete panics on a failed write, and
+    // `lifeboat completions zsh | head` closes the pipe early.
+    let mut out = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "lifeboat", &mut out);
+    super::pipe::write_stdout(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -30,7 +34,7 @@ an error (its message and a hint are on stderr); for \fBhealth\fR, a warning
 \fBhealth\fR: a breach of an RPO or RTO, a failed verify or drill
 .TP
 \fB3\fR
-\fBhealth\fR: unknown (a repository cannot be read, no config); \fBbackup\fR: the restore point was made but some files could not be read
+\fBhealth\fR: unknown (a repository cannot be read, no config); \fBbackup\fR: the restore point was made but some files could not be read; \fBrestore --skip-damaged\fR: damaged files were left out; \fBfind\fR, \fBstats\fR: some restore points could not be read and were skipped
 .SH FILES
 .TP
 \fI/etc/lifeboat/lifeboat.toml\fR, \fI~/.config/lifeboat/lifeboat.toml\fR
@@ -46,6 +50,6 @@ pub fn man() -> Result<ExitCode> {
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd).render(&mut out)?;
     out.extend_from_slice(EXIT_STATUS.as_bytes());
-    std::io::Write::write_all(&mut std::io::stdout().lock(), &out)?;
+    super::pipe::write_stdout(&out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -115,6 +115,12 @@ pub fn config_init(ctx: &Ctx, explicit: Option<&Path>, a: InitArgs) -> Result<Ex
         None => key,
     };
     let paths: Vec<PathBuf> = a.path.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
+    for p in paths.iter().filter(|p| std::fs::symlink_metadata(p).is_err()) {
+        eprintln!(
+            "warning: {} does not exist (yet); `config check` will say so until it does",
+            p.display()
+        );
+    }
     let service = match (&a.service, paths.first()) {
         (Some(n), _) => n.clone(),
         (None, Some(p)) => name_from(p),
@@ -167,6 +173,10 @@ pub fn config_init(ctx: &Ctx, explicit: Option<&Path>, a: InitArgs) -> Result<Ex
     ctx.say("Next:");
     if paths.is_empty() {
         ctx.say(format!("  edit {} to add a service", file.display()));
+    } else {
+        ctx.say(format!(
+            "  add the stop and start commands of `{service}` (commented in the file)"
+        ));
     }
     ctx.say(format!("  lifeboat {flag}config check"));
     ctx.say(format!("  lifeboat {flag}init"));

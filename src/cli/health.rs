@@ -9,7 +9,12 @@ use std::process::ExitCode;
 
 pub fn health(ctx: &Ctx) -> Result<ExitCode> {
     let Some(config) = &ctx.config else {
-        output::error_in(&lifeboat::Error::NoConfig.into(), ctx.json);
+        let err = lifeboat::Error::NoConfig;
+        if ctx.json {
+            // A monitor reads stdout: it gets a state to act on.
+            output::json(&serde_json::json!({ "state": "unknown", "error": err.to_string() }))?;
+        }
+        output::error_in(&err.into(), ctx.json);
         return Ok(ExitCode::from(3));
     };
     // Staging of restores that were killed is gone for good: clean it

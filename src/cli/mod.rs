@@ -27,6 +27,7 @@ mod snapshots;
 mod stats;
 mod tag;
 mod verify;
+mod width;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
@@ -150,7 +151,21 @@ struct Ctx {
 }
 
 pub fn run() -> Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A script that asked for JSON gets its usage error as JSON too.
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let v = serde_json::json!({
+                "error": first.trim_start_matches("error: "),
+                "hint": "see `lifeboat help` and the command's --help",
+            });
+            eprintln!("{v}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => e.exit(),
+    };
     let json = cli.json;
     match run_cli(cli) {
         // Under --json the error is JSON too, for the script that asked.
@@ -338,6 +353,11 @@ impl Ctx {
                 (None, Some(c)) if !looks_like_location(r) && !c.repositories.is_empty() => {
                     Err(c.unknown_repository(r))
                 }
+                // The config's own repository given by its path keeps its key.
+                (None, Some(c)) => Ok(c.repositories.values().find(|known| {
+                    known.s3.is_none()
+                        && std::path::absolute(r).ok().as_deref() == Some(known.path.as_path())
+                })),
                 (None, _) => Ok(None),
             },
             (None, Some(name)) => match (named(name), config) {
@@ -370,6 +390,7 @@ impl Ctx {
                 return Err(lifeboat::Error::KeyFileMissing {
                     path: path.clone(),
                     repo: configured.name.clone(),
+                    exists: configured.s3.is_some() || configured.path.join("config").exists(),
                 }
                 .into());
             }
@@ -442,12 +463,8 @@ impl Ctx {
 
     /// An error the job survives (one service of several failed).
     fn error_line(&self, err: &anyhow::Error, what: &str) {
-        let line = format!("error: {what}: {err:#}");
-        eprintln!("{line}");
-        if let Some(h) = lifeboat::error::hint_for(err) {
-            eprintln!("  hint: {h}");
-        }
-        self.log.borrow_mut().push(line);
+        output::error_about(Some(what), err, self.json);
+        self.log.borrow_mut().push(format!("error: {what}: {err:#}"));
     }
 }
 

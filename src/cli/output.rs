@@ -32,12 +32,21 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 /// An error for people (`error: …` and a hint line) or, under `--json`,
 /// one JSON object `{"error": …, "hint": …}` — both on stderr.
 pub fn error_in(err: &anyhow::Error, json: bool) {
+    error_about(None, err, json)
+}
+
+/// [`error_in`] for one part of a job that goes on ("backup of photos").
+pub fn error_about(what: Option<&str>, err: &anyhow::Error, json: bool) {
     let hint = lifeboat::error::hint_for(err);
+    let message = match what {
+        Some(w) => format!("{w}: {err:#}"),
+        None => format!("{err:#}"),
+    };
     if json {
-        let v = serde_json::json!({ "error": format!("{err:#}"), "hint": hint });
+        let v = serde_json::json!({ "error": message, "hint": hint });
         eprintln!("{v}");
     } else {
-        eprintln!("error: {}", clean(&format!("{err:#}")));
+        eprintln!("error: {}", clean(&message));
         if let Some(h) = hint {
             eprintln!("  hint: {}", clean(&h));
         }

@@ -50,3 +50,36 @@ pub fn stop_if_closed(e: &std::io::Error) {
         std::panic::resume_unwind(Box::new(StdoutClosed));
     }
 }
+
+/// Writes `bytes` to stdout; a reader that went away ends the program
+/// quietly (see the module docs), any other failure is an error.
+pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_all(bytes).and_then(|()| out.flush());
+    if let Err(e) = &written {
+        stop_if_closed(e);
+    }
+    written
+}
+
+/// A writer onto stdout for output streamed in pieces (`dump`), with the
+/// same quiet end on a closed pipe.
+pub struct Stdout<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Stdout<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let r = self.0.write(b);
+        if let Err(e) = &r {
+            stop_if_closed(e);
+        }
+        r
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.0.flush();
+        if let Err(e) = &r {
+            stop_if_closed(e);
+        }
+        r
+    }
+}

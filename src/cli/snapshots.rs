@@ -158,24 +158,7 @@ pub fn snapshots(ctx: &Ctx, mut a: SnapshotsArgs) -> Result<ExitCode> {
     if ctx.json {
         output::json(&snaps.iter().map(output::snapshot_json).collect::<Vec<_>>())?;
     } else {
-        println!(
-            "{:<10} {:<20} {:<16} {:<12} {:>8} {:>10} {:>10}  TAGS",
-            "ID", "TIME", "SERVICE", "HOST", "FILES", "SIZE", "ADDED"
-        );
-        for s in &snaps {
-            let line = format!(
-                "{:<10} {:<20} {:<16} {:<12} {:>8} {:>10} {:>10}  {}",
-                s.short_id(),
-                s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
-                output::clean(&s.service),
-                output::clean(&s.host),
-                s.stats.files,
-                human_bytes(s.stats.bytes),
-                human_bytes(s.stats.bytes_added),
-                output::clean(&s.tags.join(","))
-            );
-            println!("{}", line.trim_end());
-        }
+        print_table(&snaps);
         if snaps.is_empty() {
             println!(
                 "{}",
@@ -188,6 +171,39 @@ pub fn snapshots(ctx: &Ctx, mut a: SnapshotsArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The restore points as a table that fits the terminal (see `width`).
+fn print_table(snaps: &[Snapshot]) {
+    use super::width::{self, Column, Cut};
+    let cols = [
+        Column::new("ID"),
+        Column::new("TIME").cut(Cut::Clip, 16),
+        Column::new("SERVICE").cut(Cut::End, 12),
+        Column::new("HOST").cut(Cut::End, 8).optional(),
+        Column::new("FILES").right(),
+        Column::new("SIZE").right(),
+        Column::new("ADDED").right(),
+        Column::new("TAGS").cut(Cut::End, 4),
+    ];
+    let rows: Vec<Vec<String>> = snaps
+        .iter()
+        .map(|s| {
+            vec![
+                s.short_id(),
+                s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
+                output::clean(&s.service).into_owned(),
+                output::clean(&s.host).into_owned(),
+                s.stats.files.to_string(),
+                human_bytes(s.stats.bytes),
+                human_bytes(s.stats.bytes_added),
+                output::clean(&s.tags.join(",")).into_owned(),
+            ]
+        })
+        .collect();
+    for line in width::table(&cols, &rows, width::terminal_columns()) {
+        println!("{line}");
+    }
 }
 
 #[derive(Args)]

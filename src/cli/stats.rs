@@ -17,16 +17,34 @@ pub struct StatsArgs {
 pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
     let filter = a.filter.filter()?;
     let mut reports = Vec::new();
+    let mut skipped = 0;
     for (name, repo, snaps) in snapshots::selected(ctx, &a.filter, &filter)? {
         let report = stats::stats(&repo, &snaps)?;
         if report.missing_chunks > 0 {
             eprintln!(
-                "warning: {} chunks that restore points need are not in the index (run `lifeboat verify`)",
-                report.missing_chunks
+                "warning: {} that restore points need {} not in the index (run `lifeboat verify`)",
+                lifeboat::util::plural(report.missing_chunks, "chunk"),
+                if report.missing_chunks == 1 { "is" } else { "are" }
             );
         }
+        for (id, why) in &report.unreadable {
+            eprintln!(
+                "warning: restore point {id} is left out of the totals: {}",
+                output::clean(why)
+            );
+        }
+        skipped += report.unreadable.len();
         reports.push((name, repo.location(), report));
     }
+    // 3, as for `find`: the totals lack what could not be read.
+    let code = if skipped == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "  hint: `lifeboat verify` says what is damaged; `lifeboat repair index` rebuilds a damaged index"
+        );
+        ExitCode::from(3)
+    };
     if ctx.json {
         let rows: Vec<_> = reports
             .iter()
@@ -35,14 +53,15 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
                     "repository": name, "location": location, "total": r.total,
                     "services": r.services, "storage_bytes": r.storage_bytes, "packs": r.packs,
                     "missing_chunks": r.missing_chunks,
+                    "unreadable": r.unreadable.iter().map(|(id, _)| id).collect::<Vec<_>>(),
                 })
             })
             .collect();
         output::json(&serde_json::json!({ "repositories": rows }))?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     if ctx.quiet {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     for (name, location, r) in &reports {
         println!(
@@ -60,7 +79,7 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
         }
         println!("  {}", row("(all)", &r.total));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 fn row(name: &str, t: &Totals) -> String {

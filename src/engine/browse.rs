@@ -65,21 +65,37 @@ pub struct Found {
     pub mtime_ns: i64,
 }
 
+/// What a search found, and the restore points it could not look into.
+#[derive(Debug, Default)]
+pub struct FindReport {
+    pub found: Vec<Found>,
+    /// (short id, why) of each restore point whose file list cannot be
+    /// read: the search goes on without it.
+    pub unreadable: Vec<(String, String)>,
+}
+
 /// Every node matching `pattern` in `snaps` (the restore points a filter
-/// chose, oldest first), in that order.
-pub fn find(repo: &Repository, snaps: &[Snapshot], pattern: &Pattern) -> Result<Vec<Found>> {
+/// chose, oldest first), in that order. One unreadable file list does not
+/// hide the matches in every other restore point.
+pub fn find(repo: &Repository, snaps: &[Snapshot], pattern: &Pattern) -> Result<FindReport> {
     let (index, _) = repo.load_index()?;
-    let mut found = Vec::new();
+    let mut report = FindReport::default();
     // Restore points of an unchanged service share their tree: read it once.
     let mut seen: HashMap<&[ChunkId], Vec<Node>> = HashMap::new();
     for snap in snaps {
         if !seen.contains_key(snap.tree.as_slice()) {
-            let mut hits = repo.read_tree(&index, snap)?;
+            let mut hits = match repo.read_tree(&index, snap) {
+                Ok(nodes) => nodes,
+                Err(e) => {
+                    report.unreadable.push((snap.short_id(), format!("{e:#}")));
+                    continue;
+                }
+            };
             hits.retain(|n| pattern.matches(&n.path));
             seen.insert(snap.tree.as_slice(), hits);
         }
         for n in seen.get(snap.tree.as_slice()).into_iter().flatten() {
-            found.push(Found {
+            report.found.push(Found {
                 snapshot: snap.id.clone(),
                 time: snap.time.clone(),
                 service: snap.service.clone(),
@@ -91,7 +107,7 @@ pub fn find(repo: &Repository, snaps: &[Snapshot], pattern: &Pattern) -> Result<
             });
         }
     }
-    Ok(found)
+    Ok(report)
 }
 
 /// How one path differs between two restore points.
@@ -100,6 +116,16 @@ pub struct Changed {
     pub path: String,
     /// Which of "kind", "size", "mode", "mtime", "content" differ.
     pub what: Vec<&'static str>,
+    /// What it is in the newer restore point.
+    pub kind: NodeKind,
+}
+
+impl Changed {
+    /// A directory whose only change is its mtime: it changes whenever an
+    /// entry in it does, so it says nothing the entries do not.
+    pub fn only_dir_mtime(&self) -> bool {
+        self.kind == NodeKind::Dir && self.what == ["mtime"]
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -138,6 +164,7 @@ pub fn diff_trees(from: &str, to: &str, old: &[Node], new: &[Node]) -> DiffRepor
                     report.changed.push(Changed {
                         path: format!("/{path}"),
                         what,
+                        kind: n.kind,
                     });
                 }
             }
@@ -264,5 +291,14 @@ mod tests {
         assert_eq!(r.removed, vec!["/x/old"]);
         assert_eq!(r.changed.len(), 1);
         assert_eq!(r.changed[0].what, vec!["mode", "mtime"]);
+        assert!(!r.changed[0].only_dir_mtime());
+        let mut d = Node::new("x", NodeKind::Dir);
+        let mut d2 = d.clone();
+        d2.mtime_ns = 9;
+        let r = diff_trees("a", "b", &[d.clone()], &[d2.clone()]);
+        assert!(r.changed[0].only_dir_mtime(), "{:?}", r.changed);
+        d.mode = 0o700;
+        let r = diff_trees("a", "b", &[d], &[d2]);
+        assert!(!r.changed[0].only_dir_mtime(), "a mode change shows");
     }
 }

@@ -29,19 +29,34 @@ pub fn plan_forget(
     policy: &Policy,
 ) -> Result<Vec<(Snapshot, Decision)>> {
     let (snaps, _) = repo.list_snapshots()?;
-    let mut mine: Vec<Snapshot> = snaps.into_iter().filter(|s| s.service == service).collect();
-    mine.sort_by(|a, b| b.time.cmp(&a.time));
-    let points: Vec<(String, std::time::SystemTime)> = mine
-        .iter()
-        .map(|s| {
-            (
-                s.id.clone(),
-                s.system_time().unwrap_or(std::time::UNIX_EPOCH),
-            )
-        })
-        .collect();
-    let decisions = retention::apply(&points, policy);
-    Ok(mine.into_iter().zip(decisions).collect())
+    // One history per host and set of paths, as restic groups them: two
+    // ad-hoc backups of different directories (both `adhoc`) are not
+    // versions of each other, and keeping the last of one must not forget
+    // the only copy of the other.
+    let mut groups: std::collections::BTreeMap<(String, Vec<String>), Vec<Snapshot>> =
+        Default::default();
+    for s in snaps.into_iter().filter(|s| s.service == service) {
+        let mut paths = s.paths.clone();
+        paths.sort();
+        groups.entry((s.host.clone(), paths)).or_default().push(s);
+    }
+    let mut out = Vec::new();
+    for (_, mut mine) in groups {
+        mine.sort_by(|a, b| b.time.cmp(&a.time));
+        let points: Vec<(String, std::time::SystemTime)> = mine
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    s.system_time().unwrap_or(std::time::UNIX_EPOCH),
+                )
+            })
+            .collect();
+        let decisions = retention::apply(&points, policy);
+        out.extend(mine.into_iter().zip(decisions));
+    }
+    out.sort_by(|a, b| b.0.time.cmp(&a.0.time));
+    Ok(out)
 }
 
 /// Removes the snapshot objects the plans say go. Their data stays until
@@ -119,11 +134,14 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, reporter: &Reporter) -> Res
     );
     let (index_files, damaged) = repo.load_index_files()?;
     if let Some((name, why)) = damaged.first() {
-        bail!("index file {name} is unreadable ({why}); prune cannot tell what is still needed and changed nothing. Run `lifeboat verify`");
+        return Err(crate::Error::IndexDamaged {
+            what: format!("index file {name} is unreadable ({why}); prune cannot tell what is still needed and changed nothing"),
+        }
+        .into());
     }
     let (snaps, damaged) = repo.list_snapshots()?;
     if let Some((name, why)) = damaged.first() {
-        bail!("snapshot {name} is unreadable ({why}); prune cannot tell what it needs and changed nothing. Run `lifeboat verify`");
+        bail!("restore point {name} is unreadable ({why}); prune cannot tell what it needs and changed nothing. Run `lifeboat verify`");
     }
     let index = crate::repo::Index::build(index_files.iter().flat_map(|(_, p)| p.clone()));
 
@@ -139,7 +157,13 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, reporter: &Reporter) -> Res
     }
     for id in &needed {
         if !index.contains(id) {
-            bail!("chunk {} that a restore point needs is in no index; prune changed nothing. Run `lifeboat verify`", id.short());
+            return Err(crate::Error::IndexDamaged {
+                what: format!(
+                    "chunk {} that a restore point needs is in no index; prune changed nothing",
+                    id.short()
+                ),
+            }
+            .into());
         }
     }
 

@@ -36,6 +36,9 @@ pub struct StatsReport {
     /// Chunks some selected restore point needs that the index lacks (run
     /// `lifeboat verify`).
     pub missing_chunks: u64,
+    /// (short id, why) of each restore point whose file list cannot be
+    /// read; the totals leave it out.
+    pub unreadable: Vec<(String, String)>,
 }
 
 /// The report over `snaps` (the restore points a filter chose). Memory:
@@ -55,12 +58,18 @@ pub fn stats(repo: &Repository, snaps: &[Snapshot]) -> Result<StatsReport> {
         // Restore points of an unchanged service share their tree.
         let mut seen_trees: HashMap<&[ChunkId], (u64, u64)> = HashMap::new();
         for snap in snaps {
-            t.restore_points += 1;
             let (files, bytes) = match seen_trees.get(snap.tree.as_slice()) {
                 Some(counts) => *counts,
                 None => {
+                    let nodes = match repo.read_tree(&index, snap) {
+                        Ok(nodes) => nodes,
+                        Err(e) => {
+                            report.unreadable.push((snap.short_id(), format!("{e:#}")));
+                            continue;
+                        }
+                    };
                     let mut counts = (0, 0);
-                    for n in repo.read_tree(&index, snap)? {
+                    for n in nodes {
                         if n.kind == NodeKind::File {
                             counts.0 += 1;
                             counts.1 += n.size;
@@ -71,6 +80,7 @@ pub fn stats(repo: &Repository, snaps: &[Snapshot]) -> Result<StatsReport> {
                     counts
                 }
             };
+            t.restore_points += 1;
             t.files += files;
             t.raw_bytes += bytes;
         }

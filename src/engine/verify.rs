@@ -53,8 +53,11 @@ pub struct VerifyReport {
     pub chunks_read: u64,
     pub bytes_read: u64,
     /// Packs no index mentions: left by an interrupted backup, harmless,
-    /// removed by prune.
+    /// removed by prune — unless an index file is damaged, when they may
+    /// hold the data it listed.
     pub unreferenced_packs: usize,
+    /// Index files that could not be read (each is also a problem).
+    pub damaged_index_files: usize,
     pub problems: Vec<Problem>,
     /// Snapshots with no problem.
     pub good_snapshots: Vec<String>,
@@ -91,6 +94,7 @@ pub fn verify(
     );
 
     let (index_files, damaged_index) = repo.load_index_files()?;
+    report.damaged_index_files = damaged_index.len();
     for (name, why) in damaged_index {
         report.problems.push(Problem {
             object: format!("index/{name}"),

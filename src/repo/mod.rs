@@ -469,7 +469,7 @@ impl Repository {
     pub fn read_chunk(&self, index: &Index, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = index
             .get(id)
-            .ok_or_else(|| anyhow!("chunk {} is not in the index", id.short()))?;
+            .ok_or_else(|| crate::Error::ChunkNotIndexed { chunk: id.short() })?;
         let pack = index.pack_id(loc.pack);
         let mut r = self.open_pack(&pack)?;
         pack::read_chunk(&mut r, self.chunk_key(), id, &loc, &mut Vec::new())
@@ -569,6 +569,7 @@ impl Repository {
             return candidates.last().map(|s| (*s).clone()).ok_or_else(|| {
                 crate::Error::NoSnapshot {
                     query: query.into(),
+                    suggest: String::new(),
                 }
                 .into()
             });
@@ -580,6 +581,7 @@ impl Repository {
         match matches.as_slice() {
             [] => Err(crate::Error::NoSnapshot {
                 query: query.into(),
+                suggest: String::new(),
             }
             .into()),
             [one] => Ok((**one).clone()),
@@ -598,11 +600,16 @@ impl Repository {
     /// The snapshot's tree, as nodes in depth-first order.
     pub fn read_tree(&self, index: &Index, snap: &Snapshot) -> Result<Vec<tree::Node>> {
         self.data_identity()?;
-        let damaged = || format!("the file list of snapshot {} is damaged", snap.short_id());
+        let damaged = || {
+            format!(
+                "the file list of restore point {} is damaged",
+                snap.short_id()
+            )
+        };
         let mut decoder = tree::Decoder::default();
         for id in &snap.tree {
             let chunk = self.read_chunk(index, id).with_context(|| {
-                format!("reading the file list of snapshot {}", snap.short_id())
+                format!("reading the file list of restore point {}", snap.short_id())
             })?;
             decoder.feed(&chunk).with_context(damaged)?;
         }

@@ -3,7 +3,7 @@
 use super::tree::Node;
 use super::{pack, Index, Repository};
 use crate::progress::{Counters, Phase, Reporter};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// Reads one file of a snapshot straight from the repository, in order:
 /// how streamed sources (dumps, images) are fed back to their tools. Every
@@ -72,13 +72,11 @@ impl<'a> FileReader<'a> {
             }
             return Ok(false);
         };
-        let loc = self.index.get(id).ok_or_else(|| {
-            anyhow!(
-                "{}: chunk {} is not in the index",
-                self.node.path,
-                id.short()
-            )
-        })?;
+        let loc = self
+            .index
+            .get(id)
+            .ok_or_else(|| crate::Error::ChunkNotIndexed { chunk: id.short() })
+            .with_context(|| self.node.path.clone())?;
         if self.pack.as_ref().map(|(p, _)| *p) != Some(loc.pack) {
             let pack = self.index.pack_id(loc.pack);
             self.pack = Some((loc.pack, self.repo.open_pack(&pack)?));

@@ -13,7 +13,7 @@ static CREDENTIALS: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(No
 
 const CRED_PREFIX: &str = ".lifeboat-cred-";
 
-/// Keeps credential files in `dir` (made private, 0700) from now on, and
+/// Keeps credential files in `dir` (private, 0700) from now on, and
 /// removes the ones a crashed run left there. Called once at start with
 /// a directory under the state dir: a `kill -9` during a dump must not
 /// leave a password in the shared temporary directory.
@@ -21,7 +21,8 @@ pub fn keep_credentials_in(dir: PathBuf) {
     if let Ok(mut d) = CREDENTIALS.lock() {
         *d = Some(dir.clone());
     }
-    if private_dir(&dir).is_ok() {
+    // Made when a tool first needs it, not by every command.
+    if dir.is_dir() {
         sweep(&dir);
     }
     // Versions before this one wrote them to the temporary directory.

@@ -246,23 +246,31 @@ impl Wizard {
         vec![Cmd::LoadRunbooks, Cmd::LoadJobs]
     }
 
-    /// Jobs worth showing first: running or waiting ones, then the newest
-    /// finished one.
+    /// Running (or waiting) jobs first, then the scenarios, then recent
+    /// finished jobs, newest first: a finished job never takes the place
+    /// (or the cursor) a scenario had before it ran.
     pub fn pick_rows(&self) -> Vec<PickRow> {
+        // Enough history to reach last week's reports without scrolling
+        // past a wall of them.
+        const RECENT: usize = 20;
         let matcher = SkimMatcherV2::default();
         let q = self.query.text();
-        let mut rows: Vec<PickRow> = Vec::new();
-        if q.is_empty() {
-            let mut finished_shown = false;
-            for (i, j) in self.jobs.iter().enumerate() {
-                if j.running() {
-                    rows.push(PickRow::Job(i));
-                } else if !finished_shown {
-                    finished_shown = true;
-                    rows.push(PickRow::Job(i));
-                }
-            }
-        }
+        let job_matches = |j: &JobView| {
+            q.is_empty()
+                || matcher
+                    .fuzzy_match(
+                        &format!("{} {} {}", j.runbook, j.services.join(" "), j.id),
+                        q,
+                    )
+                    .is_some()
+        };
+        let mut rows: Vec<PickRow> = self
+            .jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| j.running() && job_matches(j))
+            .map(|(i, _)| PickRow::Job(i))
+            .collect();
         let mut scored: Vec<(i64, usize)> = self
             .runbooks
             .iter()
@@ -278,6 +286,14 @@ impl Wizard {
             .collect();
         scored.sort();
         rows.extend(scored.into_iter().map(|(_, i)| PickRow::Runbook(i)));
+        rows.extend(
+            self.jobs
+                .iter()
+                .enumerate()
+                .filter(|(_, j)| !j.running() && job_matches(j))
+                .take(RECENT)
+                .map(|(i, _)| PickRow::Job(i)),
+        );
         rows
     }
 

@@ -145,8 +145,20 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 let text = match rows[i] {
                     PickRow::Job(j) => {
                         let j = &w.jobs[j];
+                        // ▶ only for what still runs; a finished job shows
+                        // how it ended and when it started (its id).
+                        let mark = match &j.finished {
+                            None if j.running() => "▶",
+                            Some((Outcome::Success, ..)) => "✓",
+                            _ => "✗",
+                        };
+                        let when = if j.running() {
+                            String::new()
+                        } else {
+                            format!(" · {}", started(&j.id))
+                        };
                         format!(
-                            "▶ job {:<9} {} · {}",
+                            "{mark} job {:<9} {} · {}{when}",
                             j.state_text(),
                             j.runbook,
                             j.services.join(", ")
@@ -344,6 +356,16 @@ fn preflight_lines(w: &Wizard, lines: &mut Vec<Line<'static>>) {
         }
         _ => lines.push(Line::raw("checking…")),
     }
+}
+
+/// When a job started, from its id (`20261202064112-…`, UTC).
+fn started(id: &str) -> String {
+    let d: Vec<char> = id.chars().take_while(char::is_ascii_digit).collect();
+    if d.len() < 12 {
+        return id.to_string();
+    }
+    let s = |a: usize, b: usize| d[a..b].iter().collect::<String>();
+    format!("{}-{} {}:{}", s(4, 6), s(6, 8), s(8, 10), s(10, 12))
 }
 
 fn selectable(text: String, on: bool, app: &App) -> Line<'static> {

@@ -54,7 +54,22 @@ fn draw_title(f: &mut Frame, app: &App, area: Rect) {
         ));
     }
     if let Some(b) = &app.banner {
-        spans.push(Span::styled(format!(" {b}"), t.dim()));
+        // The banner gives way to the tabs and the state; what does not
+        // fit ends in an ellipsis rather than mid-word.
+        let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+        let room = (area.width as usize).saturating_sub(used + 1);
+        let text = if b.chars().count() <= room {
+            b.clone()
+        } else if room >= 5 {
+            let mut cut: String = b.chars().take(room - 1).collect();
+            cut.truncate(cut.trim_end().len());
+            format!("{cut}…")
+        } else {
+            String::new()
+        };
+        if !text.is_empty() {
+            spans.push(Span::styled(format!(" {text}"), t.dim()));
+        }
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -92,6 +92,19 @@ impl BackupOptions {
                 _ => {}
             }
         }
+        // A database inside a files path (Vaultwarden's data/db.sqlite3)
+        // is stored once, from its source's consistent copy: the raw file
+        // read while it is written would be torn, and twice the size.
+        for src in &svc.sources {
+            if let SourceKind::Sqlite { path } | SourceKind::VmImage { path } = &src.kind {
+                opts.skip_paths.push(path.clone());
+                for suffix in ["-wal", "-shm", "-journal"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    opts.skip_paths.push(p.into());
+                }
+            }
+        }
         opts.host = svc.host.clone();
         opts.cache_dir = cache_dir.to_path_buf();
         opts

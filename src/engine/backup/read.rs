@@ -263,6 +263,7 @@ pub(super) fn read_all(
             ));
             return msg_tx.send(Msg::Skip(this, None)).map_err(|_| stopped());
         }
+        warn_if_live_sqlite(e.abs, reporter);
         let stamp = Stamp::of(&e.meta);
         let key = files_cache::key(e.abs.as_os_str().as_bytes());
         let mut node = node_for(&e, NodeKind::File);
@@ -328,4 +329,25 @@ pub(super) fn read_all(
     };
     files::walk(roots, excludes, &mut visit, &mut walk_warning)?;
     Ok(records)
+}
+
+/// A `-wal` file means a SQLite database in use beside it: a files copy of
+/// it, read while it is written, can be torn. Said once per database, at
+/// its WAL (which sorts right after it); its own source is the remedy.
+fn warn_if_live_sqlite(abs: &std::path::Path, reporter: &Reporter) {
+    let Some(db) = abs
+        .as_os_str()
+        .as_bytes()
+        .strip_suffix(b"-wal")
+        .map(|b| std::path::Path::new(std::ffi::OsStr::from_bytes(b)))
+    else {
+        return;
+    };
+    if db.is_file() {
+        reporter.warn(format!(
+            "{} is a SQLite database in use (its -wal is beside it): a copy read while it is written can be torn; give it its own source, {{ kind = \"sqlite\", path = \"{}\" }} (docs/sources.md)",
+            db.display(),
+            db.display()
+        ));
+    }
 }
