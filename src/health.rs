@@ -462,9 +462,9 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
             state: State::Warning,
             service: None,
             message: format!(
-                "{} rollback cop{} kept by restores take {} (oldest {}): `lifeboat leftovers` lists them, `lifeboat leftovers remove ID` discards them",
-                inv.kept.count,
-                if inv.kept.count == 1 { "y" } else { "ies" },
+                "{} kept by restores {} {} (oldest {}): `lifeboat leftovers` lists them, `lifeboat leftovers remove ID` discards them",
+                crate::util::plural(inv.kept.count as u64, "rollback copy"),
+                if inv.kept.count == 1 { "takes" } else { "take" },
                 crate::util::human_bytes(inv.kept.bytes),
                 short_duration(Duration::from_secs(inv.kept.oldest_secs))
             ),

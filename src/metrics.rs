@@ -80,9 +80,17 @@ pub fn families(inv: &Inventory, report: &Report) -> Vec<Family> {
             .with("tier", s.tier.name().to_string())
             .with("host", s.host.clone())
     };
+    // A repository that cannot be read says nothing about its services:
+    // a 0 there would read as "no restore points" (health_state says 3).
+    let readable = |s: &crate::inventory::ServiceView| {
+        !inv.repositories
+            .iter()
+            .any(|r| r.name == s.repository && r.error.is_some())
+    };
     let each = |f: &dyn Fn(&crate::inventory::ServiceView) -> Option<f64>| -> Vec<(Labels, f64)> {
         inv.services
             .iter()
+            .filter(|s| readable(s))
             .filter_map(|s| f(s).map(|v| (svc(s), v)))
             .collect()
     };
@@ -194,6 +202,18 @@ pub fn families(inv: &Inventory, report: &Report) -> Vec<Family> {
         vec![(Labels::default(), f64::from(state_value(report.state)))],
     );
     out
+}
+
+/// One warning per repository that cannot be read, whose services the
+/// metrics leave out (all but their health state).
+pub fn warnings(inv: &Inventory) -> Vec<String> {
+    inv.repositories
+        .iter()
+        .filter_map(|r| {
+            let why = r.error.as_ref()?;
+            Some(format!("repository {} cannot be read: {why}", r.name))
+        })
+        .collect()
 }
 
 /// The Prometheus text format of [`families`].

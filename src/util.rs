@@ -222,12 +222,15 @@ pub fn plural(n: u64, noun: &str) -> String {
 }
 
 /// The candidate a mistyped `name` most likely meant: the closest within
-/// an edit distance of a third of its length (transpositions count one).
+/// an edit distance of a third of its length, but at least 2 for a name
+/// of four letters or more (`fotos` is two edits from `photos`) and 1 for
+/// a shorter one (transpositions count one).
 pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let len = name.chars().count();
+    let limit = if len >= 4 { (len / 3).max(2) } else { 1 };
     candidates
         .into_iter()
         .map(|c| (edit_distance(name, c), c))
@@ -282,5 +285,19 @@ mod words {
         assert_eq!(did_you_mean("valutwarden", names), Some("vaultwarden"));
         assert_eq!(did_you_mean("imich", names), Some("immich"));
         assert_eq!(did_you_mean("postgres", names), None);
+    }
+
+    #[test]
+    fn names_of_four_letters_or_more_allow_two_edits() {
+        let names = ["photos", "vaultwarden", "db", "git"];
+        assert_eq!(did_you_mean("fotos", names), Some("photos"));
+        assert_eq!(did_you_mean("photo", names), Some("photos"));
+        assert_eq!(did_you_mean("vaultwardn", names), Some("vaultwarden"));
+        // Short names keep one edit: `gt` is `git`, `xyz` is nothing.
+        assert_eq!(did_you_mean("gt", names), Some("git"));
+        assert_eq!(did_you_mean("xyz", names), None);
+        assert_eq!(did_you_mean("dbx", names), Some("db"));
+        // Two edits, but not of a four-letter name that is something else.
+        assert_eq!(did_you_mean("mail", names), None);
     }
 }

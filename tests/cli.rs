@@ -274,7 +274,9 @@ fn ad_hoc_use_reads_repository_and_key_from_the_environment() {
         .arg(&target)
         .assert()
         .failure()
-        .stderr(predicate::str::contains("no snapshot matches \"zzzz\""));
+        .stderr(predicate::str::contains(
+            "no restore point matches \"zzzz\"",
+        ));
     env.lb()
         .env("LIFEBOAT_REPO", &repo)
         .env("LIFEBOAT_KEY", &key)

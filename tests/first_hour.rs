@@ -385,3 +385,87 @@ fn health_is_unknown_when_it_cannot_read_and_errors_speak_json() {
         );
     }
 }
+
+#[test]
+fn a_live_sqlite_file_inside_a_files_source_is_named_or_stored_once() {
+    let lb = Installed::new();
+    let data = lb.work.join("vw/data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("config.json"), "{}").unwrap();
+    let db = data.join("db.sqlite3");
+    // An open connection in WAL mode, as Vaultwarden keeps it.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2);")
+        .unwrap();
+    assert!(data.join("db.sqlite3-wal").exists());
+    lb.ok(&["config", "init", "--path", data.to_str().unwrap(), "--service", "vaultwarden"]);
+    lb.ok(&["init"]);
+    // Files only: the database is backed up, but the admin is told.
+    let out = lb.run(&["backup", "vaultwarden"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("db.sqlite3 is a SQLite database in use") && all.contains("kind = \"sqlite\""),
+        "{all}"
+    );
+    // With its own source, the raw file (and its WAL) is not stored again.
+    let config = lb.home.join(".config/lifeboat/lifeboat.toml");
+    let text_cfg = std::fs::read_to_string(&config).unwrap();
+    let with_sqlite = text_cfg.replace(
+        "sources = [{ kind = \"files\"",
+        &format!(
+            "sources = [{{ kind = \"sqlite\", path = \"{}\" }}, {{ kind = \"files\"",
+            db.display()
+        ),
+    );
+    assert_ne!(with_sqlite, text_cfg);
+    std::fs::write(&config, with_sqlite).unwrap();
+    let out = lb.run(&["backup", "vaultwarden"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains("in use"), "{all}");
+    let listing = lb.ok(&["ls", "vaultwarden:latest"]);
+    assert!(listing.contains(".lifeboat/sqlite/db.sqlite3"), "{listing}");
+    assert!(listing.contains("config.json"), "{listing}");
+    assert!(
+        !listing.contains("data/db.sqlite3"),
+        "the raw, possibly torn copy is not stored:\n{listing}"
+    );
+    drop(conn);
+}
+
+#[test]
+fn the_config_keeps_its_key_and_says_what_is_missing() {
+    let lb = Installed::new();
+    let data = lb.work.join("docs");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a"), "a").unwrap();
+    lb.ok(&["config", "init", "--path", data.to_str().unwrap()]);
+    lb.ok(&["init"]);
+    lb.ok(&["backup", "--all"]);
+    // The configured repository, given by its path, still opens with the
+    // configured key.
+    let repo = lb.home.join(".local/share/lifeboat/repository");
+    let out = lb.ok(&["snapshots", "--repo", repo.to_str().unwrap()]);
+    assert!(out.contains("docs"), "{out}");
+    // A usage error under --json is JSON.
+    let out = lb.run(&["--json", "snapshots", "--latest", "zero"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stderr).expect("JSON usage error");
+    assert!(v["error"].as_str().unwrap().contains("--latest"), "{v}");
+    // The key gone, the repository there: the hint does not send the
+    // admin to `init`, which would refuse.
+    let key = lb.home.join(".config/lifeboat/keys/local.key");
+    std::fs::remove_file(&key).unwrap();
+    let out = lb.run(&["snapshots"]);
+    let all = text(&out);
+    assert!(all.contains("local.key does not exist"), "{all}");
+    assert!(all.contains("the repository exists"), "{all}");
+    // Health for a monitor that reads stdout, with no config at all.
+    std::fs::remove_file(lb.home.join(".config/lifeboat/lifeboat.toml")).unwrap();
+    let out = lb.run(&["--json", "health"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["state"], "unknown");
+}

@@ -293,7 +293,11 @@ fn forget_keeps_each_set_of_paths_as_its_own_history() {
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let points = v["restore_points"].as_array().unwrap();
     let kept = points.iter().filter(|p| p["keep"] == true).count();
-    assert_eq!((points.len(), kept), (3, 2), "the newest of each directory stays: {v}");
+    assert_eq!(
+        (points.len(), kept),
+        (3, 2),
+        "the newest of each directory stays: {v}"
+    );
     // The only backup of `big` still restores.
     let target = env.path("t");
     env.lbk()

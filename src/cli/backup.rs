@@ -119,9 +119,8 @@ pub fn backup(ctx: &Ctx, a: BackupArgs) -> Result<ExitCode> {
                     }
                     for r in &snap.sources {
                         ctx.say(format!(
-                            "  {} {}: {}",
-                            r.kind,
-                            r.name,
+                            "  {}: {}",
+                            output::source_label(&r.kind, &r.name),
                             output::facts_line(&r.facts)
                         ));
                     }

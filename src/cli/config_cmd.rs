@@ -115,7 +115,10 @@ pub fn config_init(ctx: &Ctx, explicit: Option<&Path>, a: InitArgs) -> Result<Ex
         None => key,
     };
     let paths: Vec<PathBuf> = a.path.iter().map(|p| absolute(p)).collect::<Result<_>>()?;
-    for p in paths.iter().filter(|p| std::fs::symlink_metadata(p).is_err()) {
+    for p in paths
+        .iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_err())
+    {
         eprintln!(
             "warning: {} does not exist (yet); `config check` will say so until it does",
             p.display()

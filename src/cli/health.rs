@@ -69,6 +69,9 @@ pub fn metrics(ctx: &Ctx, a: MetricsArgs) -> Result<ExitCode> {
     let config = &scoped(ctx, config)?;
     let inv = lifeboat::inventory::load_with_key(config, ctx.cli_key.as_deref());
     let report = lifeboat::health::evaluate(&inv, std::time::SystemTime::now(), &config.thresholds);
+    for w in lifeboat::metrics::warnings(&inv) {
+        eprintln!("warning: {}", output::clean(&w));
+    }
     if ctx.json && a.textfile.is_none() {
         output::json(&lifeboat::metrics::families(&inv, &report))?;
         return Ok(ExitCode::SUCCESS);

@@ -37,7 +37,10 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<ExitCode> {
             "repository": path, "id": created.repo_id, "recipient": created.recipient,
             "key_file": created.key_file, "key_file_created": created.key_file_created,
         }))?;
-    } else if !ctx.quiet {
+    } else if ctx.quiet {
+        // Even quiet: a key nobody knows the place of loses every backup.
+        println!("admin key: {}", created.key_file.display());
+    } else {
         println!("created repository {} at {path}", created.repo_id,);
         println!("admin recipient: {}", created.recipient);
         if created.key_file_created {

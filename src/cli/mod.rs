@@ -464,7 +464,9 @@ impl Ctx {
     /// An error the job survives (one service of several failed).
     fn error_line(&self, err: &anyhow::Error, what: &str) {
         output::error_about(Some(what), err, self.json);
-        self.log.borrow_mut().push(format!("error: {what}: {err:#}"));
+        self.log
+            .borrow_mut()
+            .push(format!("error: {what}: {err:#}"));
     }
 }
 

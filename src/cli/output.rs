@@ -93,40 +93,74 @@ pub fn ls_line(n: &Node) -> String {
 }
 
 pub fn print_verify(r: &VerifyReport, percent: f64) {
-    println!(
-        "{} snapshots, {} packs, {} chunks checked{}",
-        r.snapshots,
-        r.packs,
-        r.chunks,
-        if percent > 0.0 {
-            format!(
-                "; read {} chunks ({}) from {} packs",
-                r.chunks_read,
-                human_bytes(r.bytes_read),
-                r.packs_read
-            )
-        } else {
-            String::new()
-        }
-    );
+    use lifeboat::util::plural;
+    let width = super::width::line_width();
+    let mut parts = vec![format!(
+        "{}, {}, {} checked",
+        plural(r.snapshots as u64, "restore point"),
+        plural(r.packs as u64, "pack"),
+        plural(r.chunks as u64, "chunk")
+    )];
+    if percent > 0.0 {
+        parts.push(format!(
+            "read {} ({}) from {}",
+            plural(r.chunks_read, "chunk"),
+            human_bytes(r.bytes_read),
+            plural(r.packs_read as u64, "pack")
+        ));
+    }
+    for line in super::width::clauses(&parts, "; ", width) {
+        println!("{line}");
+    }
     if r.files_hashed > 0 {
-        println!(
-            "{} file(s) of the newest restore points read whole and checked against their hashes",
-            r.files_hashed
+        let text = format!(
+            "{} of the newest restore points read whole and checked against their hashes",
+            plural(r.files_hashed, "file")
         );
+        for line in super::width::wrap(&text, "", width) {
+            println!("{line}");
+        }
     }
     if r.unreferenced_packs > 0 {
-        println!(
-            "{} unreferenced pack(s), left by interrupted backups: harmless, prune removes them",
-            r.unreferenced_packs
-        );
+        // With an index file unreadable, a pack no index lists may be
+        // exactly the one it listed: live data, not an interrupted backup.
+        let text = if r.damaged_index_files > 0 {
+            format!(
+                "{} that no readable index lists: an index file is damaged, so {} may hold data restore points need; `lifeboat repair index` rebuilds the index from the packs (do not prune before)",
+                plural(r.unreferenced_packs as u64, "pack"),
+                if r.unreferenced_packs == 1 { "it" } else { "they" }
+            )
+        } else {
+            format!(
+                "{}, left by interrupted backups: harmless, prune removes {}",
+                plural(r.unreferenced_packs as u64, "unreferenced pack"),
+                if r.unreferenced_packs == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
+            )
+        };
+        for line in super::width::wrap(&text, "", width) {
+            println!("{line}");
+        }
     }
     if r.problems.is_empty() {
         println!("no problems found");
         return;
     }
     for p in &r.problems {
-        println!("PROBLEM {}: {}", clean(&p.object), clean(&p.problem));
+        // The object (a 64-digit pack name) on its own line, the problem
+        // wrapped under it, each affected entry on a line of its own.
+        let head = format!("PROBLEM {}: {}", clean(&p.object), clean(&p.problem));
+        if head.chars().count() <= width {
+            println!("{head}");
+        } else {
+            println!("PROBLEM {}:", clean(&p.object));
+            for line in super::width::wrap(&clean(&p.problem), "    ", width) {
+                println!("{line}");
+            }
+        }
         for a in p.affects.iter().take(20) {
             println!("  affects {}", clean(a));
         }
@@ -134,15 +168,22 @@ pub fn print_verify(r: &VerifyReport, percent: f64) {
             println!("  … and {} more", p.affects.len() - 20);
         }
     }
-    println!(
-        "{} problem(s); restore points unaffected: {}",
-        r.problems.len(),
-        if r.good_snapshots.is_empty() {
-            "none".to_string()
-        } else {
-            clean(&r.good_snapshots.join(", ")).into_owned()
-        }
-    );
+    let good = if r.good_snapshots.is_empty() {
+        "none".to_string()
+    } else {
+        clean(&r.good_snapshots.join(", ")).into_owned()
+    };
+    // The ids stay on one line, for the script that reads it.
+    let parts = [
+        plural(r.problems.len() as u64, "problem"),
+        format!("restore points unaffected: {good}"),
+    ];
+    for line in super::width::clauses(&parts, "; ", width) {
+        println!("{line}");
+    }
+    if r.damaged_index_files > 0 {
+        println!("  hint: `lifeboat repair index` rebuilds the damaged index from the packs; then run `lifeboat verify` again");
+    }
 }
 
 /// A progress bar on stderr fed by engine events. Off the terminal it only
@@ -311,6 +352,16 @@ pub fn print_health(r: &lifeboat::health::Report) {
     println!("overall: {}", r.state.word());
 }
 
+/// A source as output names it: `files`, or `postgres app-db` — a source
+/// without a name of its own is named after its kind, said once.
+pub fn source_label(kind: &str, name: &str) -> String {
+    if name.is_empty() || name == kind {
+        kind.to_string()
+    } else {
+        format!("{kind} {}", clean(name))
+    }
+}
+
 /// What was recorded about a streamed source, in one line.
 pub fn facts_line(f: &lifeboat::repo::snapshot::Facts) -> String {
     let mut parts = Vec::new();
@@ -319,19 +370,14 @@ pub fn facts_line(f: &lifeboat::repo::snapshot::Facts) -> String {
     }
     if !f.counts.is_empty() {
         let total: u64 = f.counts.values().sum();
+        let redis = f.server.as_deref().is_some_and(|s| s.starts_with("Redis"));
         parts.push(format!(
-            "{} {} with {total} {} recorded{}",
-            f.counts.len(),
-            if f.server.as_deref().is_some_and(|s| s.starts_with("Redis")) {
-                "databases"
-            } else {
-                "tables"
-            },
-            if f.server.as_deref().is_some_and(|s| s.starts_with("Redis")) {
-                "keys"
-            } else {
-                "rows"
-            },
+            "{} with {} recorded{}",
+            lifeboat::util::plural(
+                f.counts.len() as u64,
+                if redis { "database" } else { "table" }
+            ),
+            lifeboat::util::plural(total, if redis { "key" } else { "row" }),
             if f.approximate {
                 " (approximate: it was being written)"
             } else {

@@ -53,7 +53,7 @@ pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
         }
     }
     let repo = ctx.open(super::snapshot_repo(ctx, &a.snapshot))?;
-    let snap = repo.find_snapshot(&a.snapshot, None)?;
+    let snap = super::snapshots::find_in(ctx, &repo, &a.snapshot)?;
     let state_dir = ctx.state_dir();
     for line in engine::leftovers::clean_stale(&state_dir) {
         eprintln!("{line}");
@@ -93,33 +93,55 @@ pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
         return Ok(code);
     }
     let secs = report.duration_ms as f64 / 1000.0;
+    use lifeboat::util::plural;
     if !report.damaged.is_empty() {
         eprintln!(
-            "warning: {} file(s) of snapshot {} could not be restored (listed above); everything else was",
-            report.damaged.len(),
+            "warning: {} of restore point {} could not be restored (listed above); everything else was",
+            plural(report.damaged.len() as u64, "file"),
             snap.short_id()
         );
     }
-    ctx.say(format!(
-        "restored snapshot {} of {} into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s; every file {}matches its recorded hash",
-        snap.short_id(),
-        snap.service,
-        report.target.display(),
-        report.files,
-        report.dirs,
-        report.symlinks,
-        human_bytes(report.bytes),
-        secs,
-        if report.damaged.is_empty() { "" } else { "restored " }
-    ));
+    // Two lines when one does not fit: what went where, then what it holds.
+    let parts = [
+        format!(
+            "restored {} of {} into {}:",
+            snap.short_id(),
+            output::clean(&snap.service),
+            report.target.display()
+        ),
+        format!(
+            "{}, {}, {}, {} in {secs:.1} s;",
+            plural(report.files, "file"),
+            plural(report.dirs, "dir"),
+            plural(report.symlinks, "symlink"),
+            human_bytes(report.bytes),
+        ),
+        format!(
+            "every file {}matches its recorded hash",
+            if report.damaged.is_empty() {
+                ""
+            } else {
+                "restored "
+            }
+        ),
+    ];
+    for line in super::width::clauses(&parts, " ", super::width::line_width()) {
+        ctx.say(line);
+    }
     if let Some(r) = &report.rollback {
-        ctx.say(format!(
-            "{} entries it replaced are kept in {}: `lifeboat rollback {}` puts them back, `lifeboat leftovers remove {}` discards them",
-            report.replaced.len(),
-            r.display(),
-            report.id,
-            report.id
-        ));
+        let parts = [
+            format!(
+                "{} it replaced {} kept in {}:",
+                plural(report.replaced.len() as u64, "entry"),
+                if report.replaced.len() == 1 { "is" } else { "are" },
+                r.display()
+            ),
+            format!("`lifeboat rollback {}` puts them back,", report.id),
+            format!("`lifeboat leftovers remove {}` discards them", report.id),
+        ];
+        for line in super::width::clauses(&parts, " ", super::width::line_width()) {
+            ctx.say(line);
+        }
     }
     Ok(code)
 }
@@ -198,7 +220,11 @@ fn restore_live(
         });
     }
     for d in &report.done {
-        ctx.say(format!("{} {}: {}", d.kind, d.source, d.detail));
+        ctx.say(format!(
+            "{}: {}",
+            output::source_label(&d.kind, &d.source),
+            d.detail
+        ));
         if let Some(k) = &d.kept {
             ctx.say(format!("  what was there is kept as {k}"));
         }

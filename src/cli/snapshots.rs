@@ -124,13 +124,33 @@ pub fn find_in(ctx: &Ctx, repo: &Repository, query: &str) -> Result<Snapshot> {
     let query = expand(ctx, query);
     let query = query.as_str();
     repo.find_snapshot(query, None).or_else(|e| {
+        let (snaps, _) = repo.list_snapshots()?;
+        let recorded: Vec<&str> = snaps.iter().map(|s| s.service.as_str()).collect();
         if let Some((svc, _)) = query.split_once(':') {
-            let (snaps, _) = repo.list_snapshots()?;
-            let recorded: Vec<&str> = snaps.iter().map(|s| s.service.as_str()).collect();
             ctx.known_service(svc, &recorded)?;
         }
-        Err(e)
+        match e.downcast_ref::<lifeboat::Error>() {
+            // `vaultwardn` is a mistyped service, not an id prefix.
+            Some(lifeboat::Error::NoSnapshot { .. }) if looks_like_name(query) => {
+                let known = ctx
+                    .config
+                    .iter()
+                    .flat_map(|c| c.services.iter().map(|s| s.name.as_str()))
+                    .chain(recorded.iter().copied());
+                Err(lifeboat::Error::NoSnapshot {
+                    query: query.to_string(),
+                    suggest: lifeboat::util::suggestion(query, known),
+                }
+                .into())
+            }
+            _ => Err(e),
+        }
     })
+}
+
+/// Ids are hex: a query with any other letter is a name.
+fn looks_like_name(query: &str) -> bool {
+    !query.contains(':') && !query.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 #[derive(Args)]

@@ -24,7 +24,11 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
             eprintln!(
                 "warning: {} that restore points need {} not in the index (run `lifeboat verify`)",
                 lifeboat::util::plural(report.missing_chunks, "chunk"),
-                if report.missing_chunks == 1 { "is" } else { "are" }
+                if report.missing_chunks == 1 {
+                    "is"
+                } else {
+                    "are"
+                }
             );
         }
         for (id, why) in &report.unreadable {

@@ -190,7 +190,7 @@ pub fn table(cols: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Vec
                 .iter()
                 .zip(shown)
                 .filter(|(_, s)| **s)
-                .fold((0, 0), |(sum, n), (w, _)| (sum + w, n + 1));
+                .fold((0usize, 0usize), |(sum, n), (w, _)| (sum + w, n + 1));
             sum + GAP * n.saturating_sub(1)
         };
         let shrink = |widths: &mut [usize], shown: &[bool], floor: &dyn Fn(&Column) -> usize| {

@@ -58,8 +58,8 @@ impl SandboxReport {
 
     pub fn detail(&self) -> String {
         let mut detail = vec![format!(
-            "restored {} files into a sandbox; every file matched its recorded hash",
-            self.tree.files
+            "restored {} into a sandbox; every file matched its recorded hash",
+            crate::util::plural(self.tree.files, "file")
         )];
         detail.extend(
             self.sources

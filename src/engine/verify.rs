@@ -268,7 +268,11 @@ pub fn verify(
             for (c, _) in &chunks {
                 bad_chunks.entry(*c).or_insert(Some(p));
             }
-            let problem = format!("{} damaged chunk(s): {}", chunks.len(), chunks[0].1);
+            let problem = format!(
+                "{}: {}",
+                crate::util::plural(chunks.len() as u64, "damaged chunk"),
+                chunks[0].1
+            );
             pack_problems
                 .entry(p)
                 .and_modify(|e| e.problem = format!("{}; {problem}", e.problem))
@@ -379,7 +383,7 @@ pub fn verify(
     // Attach affected restore points to the problems that cause them.
     let mut unindexed = Problem {
         object: "index".into(),
-        problem: "chunks that snapshots need are not in any index".into(),
+        problem: "chunks that restore points need are not in any index".into(),
         affects: vec![],
     };
     for (id, a) in affects {
@@ -455,7 +459,10 @@ fn judge_copies(
         }
     }
     for (p, n) in earlier {
-        let problem = format!("{n} chunk(s) found damaged by an earlier `verify --read-data`");
+        let problem = format!(
+            "{} found damaged by an earlier `verify --read-data`",
+            crate::util::plural(n as u64, "chunk")
+        );
         pack_problems
             .entry(p)
             .and_modify(|e| e.problem = format!("{}; {problem}", e.problem))

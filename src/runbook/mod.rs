@@ -452,7 +452,8 @@ pub fn find<'a>(runbooks: &'a [Runbook], id: &str) -> anyhow::Result<&'a Runbook
         .find(|r| r.id == id || r.file.file_stem().is_some_and(|s| s == id))
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "no runbook `{id}` (runbooks: {})",
+                "no runbook `{id}`{} (runbooks: {})",
+                crate::util::suggestion(id, runbooks.iter().map(|r| r.id.as_str())),
                 runbooks
                     .iter()
                     .map(|r| r.id.as_str())

@@ -270,9 +270,9 @@ fn swap_all(
             source: item.source.clone(),
             kind: item.kind.clone(),
             detail: format!(
-                "{} restored: {} files ({}), every file matched its recorded hash",
+                "{} restored: {} ({}), every file matched its recorded hash",
                 live.display(),
-                t.report.files,
+                crate::util::plural(t.report.files, "file"),
                 crate::util::human_bytes(t.report.bytes)
             ),
             differences: Vec::new(),
