@@ -426,7 +426,7 @@ fn dump_streams_a_file_exactly_and_keeps_secrets_off_the_terminal() {
         .args(["dump", "app", "/no/such/file"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("is not in snapshot"));
+        .stderr(predicate::str::contains("is not in restore point"));
     f.lb()
         .args(["dump", "nosuch:latest", "/x"])
         .assert()

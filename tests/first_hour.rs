@@ -399,7 +399,14 @@ fn a_live_sqlite_file_inside_a_files_source_is_named_or_stored_once() {
     conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2);")
         .unwrap();
     assert!(data.join("db.sqlite3-wal").exists());
-    lb.ok(&["config", "init", "--path", data.to_str().unwrap(), "--service", "vaultwarden"]);
+    lb.ok(&[
+        "config",
+        "init",
+        "--path",
+        data.to_str().unwrap(),
+        "--service",
+        "vaultwarden",
+    ]);
     lb.ok(&["init"]);
     // Files only: the database is backed up, but the admin is told.
     let out = lb.run(&["backup", "vaultwarden"]);

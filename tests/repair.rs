@@ -121,7 +121,7 @@ fn repair_index_rebuilds_a_damaged_index_file_and_everything_restores() {
         .arg(&repo)
         .assert()
         .success()
-        .stdout(predicate::str::contains("rebuilt the index from 2 pack(s)"));
+        .stdout(predicate::str::contains("rebuilt the index from 2 packs"));
     assert!(
         !photos_index[0].exists(),
         "the damaged index file is replaced"
@@ -233,7 +233,7 @@ fn a_lost_pack_is_repaired_and_every_other_file_restores() {
         .arg(&repo)
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("cannot repair snapshot"))
+        .stderr(predicate::str::contains("cannot repair restore point"))
         .get_output()
         .stdout
         .clone();
@@ -262,7 +262,8 @@ fn a_lost_pack_is_repaired_and_every_other_file_restores() {
         .assert()
         .success()
         .stdout(
-            predicate::str::contains("removed snapshot").and(predicate::str::contains("1 removed")),
+            predicate::str::contains("removed restore point")
+                .and(predicate::str::contains("1 removed")),
         );
     let after = files_in(&repo.join("snapshots"));
     assert_eq!(after.len(), 1);
@@ -406,8 +407,6 @@ fn repair_index_killed_midway_leaves_a_usable_repository() {
         .arg(&repo)
         .assert()
         .success()
-        .stdout(predicate::str::contains(
-            "rebuilt the index from 12 pack(s)",
-        ));
+        .stdout(predicate::str::contains("rebuilt the index from 12 packs"));
     assert_eq!(files_in(&repo.join("index")).len(), 1);
 }

@@ -298,7 +298,7 @@ fn restoring_a_missing_path_says_so() {
     opts.include = vec!["/no/such/file".into()];
     let err = restore(&repo, &snap, &opts, &Reporter::silent()).unwrap_err();
     assert!(
-        format!("{err:#}").contains("\"no/such/file\" is not in snapshot"),
+        format!("{err:#}").contains("\"no/such/file\" is not in restore point"),
         "{err:#}"
     );
     assert!(!env.path("out").exists());
@@ -339,7 +339,7 @@ fn a_restore_that_does_not_fit_is_refused_up_front() {
     let _ = std::process::Command::new("umount").arg(&small).status();
     let msg = format!("{:#}", result.unwrap_err());
     assert!(
-        msg.contains("free; restoring snapshot") && msg.contains("needs 3.8 MiB"),
+        msg.contains("free; restoring restore point") && msg.contains("needs 3.8 MiB"),
         "{msg}"
     );
     assert_eq!(written, 0, "nothing was written");

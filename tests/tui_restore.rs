@@ -93,6 +93,10 @@ fn restore_a_deleted_file_found_in_the_inventory(cols: u16, rows: u16) {
     t.keys(&["Enter"]);
     let s = t.wait_for("Recovered in", LONG);
     assert!(!s.contains("FAILED"), "{s}");
+    // The report is rendered: its step table as columns, not pipes.
+    t.wait_for("─ report", LONG);
+    let s = t.wait_for("step", LONG);
+    assert!(!s.contains("|---") && !s.contains("| step"), "{s}");
 
     let after = blake3::hash(&std::fs::read(&file).expect("the file is back"));
     assert_eq!(before, after, "the restored file has its old content");

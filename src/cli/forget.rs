@@ -175,18 +175,36 @@ pub fn prune_one(ctx: &Ctx, repo_name: Option<&str>, dry_run: bool) -> Result<()
     if ctx.json {
         output::json(&serde_json::json!({"report": r, "reclaimed": r.reclaimed()}))?;
     } else {
-        ctx.say(format!(
-            "{}{} packs: {} deleted, {} rewritten into {}, {} left by interrupted backups removed; {} reclaimed ({} -> {})",
-            if dry_run { "would prune " } else { "pruned " },
-            r.packs_before,
-            r.packs_deleted,
-            r.packs_repacked,
-            if dry_run { "new ones".to_string() } else { r.packs_written.to_string() },
-            r.packs_unreferenced,
-            human_bytes(r.reclaimed()),
-            human_bytes(r.bytes_before),
-            human_bytes(r.bytes_after),
-        ));
+        let parts = [
+            format!(
+                "{} {}:",
+                if dry_run { "would prune" } else { "pruned" },
+                lifeboat::util::plural(r.packs_before as u64, "pack")
+            ),
+            format!("{} deleted,", r.packs_deleted),
+            format!(
+                "{} rewritten into {},",
+                r.packs_repacked,
+                if dry_run {
+                    "new ones".to_string()
+                } else {
+                    r.packs_written.to_string()
+                }
+            ),
+            format!(
+                "{} left by interrupted backups removed;",
+                r.packs_unreferenced
+            ),
+            format!(
+                "{} reclaimed ({} -> {})",
+                human_bytes(r.reclaimed()),
+                human_bytes(r.bytes_before),
+                human_bytes(r.bytes_after)
+            ),
+        ];
+        for line in super::width::clauses(&parts, " ", super::width::line_width()) {
+            ctx.say(line);
+        }
     }
     Ok(())
 }

@@ -3,10 +3,12 @@
 //! was repaired, 1 when something could not be (it is named).
 
 use super::output::{self, clean, Progress};
+use super::width;
 use super::Ctx;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use lifeboat::engine::repair::{self, RepairIndexOptions, RepairSnapshotsOptions};
+use lifeboat::util::plural;
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
@@ -70,10 +72,21 @@ fn index(ctx: &Ctx, repo: &lifeboat::repo::Repository, a: &IndexArgs) -> Result<
         output::json(&r)?;
         return Ok(r.ok());
     }
-    ctx.say(format!(
-        "rebuilt the index from {} pack(s): {} chunk(s) in {} new index file(s); removed {} old index file(s)",
-        r.packs, r.chunks, r.index_files_written, r.index_files_removed
-    ));
+    let parts = [
+        format!("rebuilt the index from {}:", plural(r.packs as u64, "pack")),
+        format!(
+            "{} in {};",
+            plural(r.chunks as u64, "chunk"),
+            plural(r.index_files_written as u64, "new index file")
+        ),
+        format!(
+            "removed {}",
+            plural(r.index_files_removed as u64, "old index file")
+        ),
+    ];
+    for line in width::clauses(&parts, " ", width::line_width()) {
+        ctx.say(line);
+    }
     for (p, why) in &r.unreadable_packs {
         eprintln!(
             "unreadable pack {p}: {} (left out of the index)",
@@ -129,10 +142,10 @@ fn snapshots(ctx: &Ctx, repo: &lifeboat::repo::Repository, a: &SnapshotsArgs) ->
             .map(|n| format!(" as {}", &n[..8.min(n.len())]))
             .unwrap_or_default();
         ctx.say(format!(
-            "{verb} snapshot {short} of {} ({}){to}, leaving out {} file(s) whose data is lost:",
+            "{verb} restore point {short} of {} ({}){to}, leaving out {} whose data is lost:",
             clean(&s.service),
             s.time,
-            s.dropped.len()
+            plural(s.dropped.len() as u64, "file")
         ));
         for p in &s.dropped {
             ctx.say(format!("  /{}", clean(p)));
@@ -140,7 +153,7 @@ fn snapshots(ctx: &Ctx, repo: &lifeboat::repo::Repository, a: &SnapshotsArgs) ->
     }
     for (id, service, why) in &r.removed {
         ctx.say(format!(
-            "{} snapshot {} of {}: its file list is lost ({})",
+            "{} restore point {} of {}: its file list is lost ({})",
             if r.dry_run { "would remove" } else { "removed" },
             &id[..8.min(id.len())],
             clean(service),
@@ -148,24 +161,30 @@ fn snapshots(ctx: &Ctx, repo: &lifeboat::repo::Repository, a: &SnapshotsArgs) ->
         ));
     }
     for (id, why) in &r.unrepairable {
-        eprintln!("cannot repair snapshot {}: {}", clean(id), clean(why));
+        eprintln!("cannot repair restore point {}: {}", clean(id), clean(why));
     }
     if !r.unrepairable.is_empty() {
         eprintln!("hint: nothing in those can be restored; `lifeboat repair snapshots --forget` removes them");
     }
-    ctx.say(format!(
-        "checked {} restore point(s): {} {verb_short}, {} {removed}, {} cannot be repaired{}",
-        r.checked,
-        r.repaired.len(),
-        r.removed.len(),
-        r.unrepairable.len(),
-        if r.dry_run {
-            " (dry run: nothing changed)"
-        } else {
-            ""
-        },
-        verb_short = if r.dry_run { "to rewrite" } else { "rewritten" },
-        removed = if r.dry_run { "to remove" } else { "removed" },
-    ));
+    let mut parts = vec![
+        format!("checked {}:", plural(r.checked as u64, "restore point")),
+        format!(
+            "{} {},",
+            r.repaired.len(),
+            if r.dry_run { "to rewrite" } else { "rewritten" }
+        ),
+        format!(
+            "{} {},",
+            r.removed.len(),
+            if r.dry_run { "to remove" } else { "removed" }
+        ),
+        format!("{} cannot be repaired", r.unrepairable.len()),
+    ];
+    if r.dry_run {
+        parts.push("(dry run: nothing changed)".into());
+    }
+    for line in width::clauses(&parts, " ", width::line_width()) {
+        ctx.say(line);
+    }
     Ok(r.ok())
 }

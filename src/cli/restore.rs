@@ -133,7 +133,11 @@ pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
             format!(
                 "{} it replaced {} kept in {}:",
                 plural(report.replaced.len() as u64, "entry"),
-                if report.replaced.len() == 1 { "is" } else { "are" },
+                if report.replaced.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                },
                 r.display()
             ),
             format!("`lifeboat rollback {}` puts them back,", report.id),

@@ -94,7 +94,7 @@ pub fn selected(ctx: &Ctx, args: &FilterArgs, filter: &Filter) -> Result<Vec<Sel
 pub fn warn_damaged(damaged: &lifeboat::repo::Damaged) {
     for (name, why) in damaged {
         eprintln!(
-            "warning: snapshot {} is unreadable: {} (run `lifeboat verify`)",
+            "warning: restore point {} is unreadable: {} (run `lifeboat verify`)",
             output::clean(name),
             output::clean(why)
         );
@@ -266,7 +266,7 @@ pub fn ls(ctx: &Ctx, a: LsArgs) -> Result<ExitCode> {
         }
     }
     if shown == 0 && !prefix.is_empty() {
-        bail!("/{prefix} is not in snapshot {}", snap.short_id());
+        bail!("/{prefix} is not in restore point {}", snap.short_id());
     }
     Ok(ExitCode::SUCCESS)
 }

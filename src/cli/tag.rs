@@ -38,7 +38,7 @@ pub fn tag(ctx: &Ctx, a: TagArgs) -> Result<ExitCode> {
         output::json(&output::snapshot_json(&snap))?;
     } else {
         ctx.say(format!(
-            "snapshot {} of {}: {}{}",
+            "restore point {} of {}: {}{}",
             snap.short_id(),
             snap.service,
             if snap.tags.is_empty() {

@@ -171,7 +171,7 @@ const GAP: usize = 2;
 /// cut and optional ones left out until the lines fit; without one every
 /// value is whole.
 pub fn table(cols: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Vec<String> {
-    let mut widths: Vec<usize> = cols
+    let natural: Vec<usize> = cols
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -183,6 +183,7 @@ pub fn table(cols: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Vec
                 .unwrap_or(0)
         })
         .collect();
+    let mut widths = natural.clone();
     let mut shown: Vec<bool> = vec![true; cols.len()];
     if let Some(width) = width {
         let total = |widths: &[usize], shown: &[bool]| {
@@ -200,18 +201,32 @@ pub fn table(cols: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Vec
                     .filter(|&i| widths[i] > floor(&cols[i]))
                     .max_by_key(|&i| widths[i] - floor(&cols[i]));
                 match widest {
+                    // A time loses its seconds at once, not digit by digit.
+                    Some(i) if cols[i].cut == Cut::Clip => widths[i] = floor(&cols[i]),
                     Some(i) => widths[i] -= 1,
                     None => break,
                 }
             }
         };
-        shrink(&mut widths, &shown, &|c| c.soft_min.max(columns(c.header)));
-        for i in 0..cols.len() {
-            if total(&widths, &shown) > width && cols[i].optional {
-                shown[i] = false;
+        let soft = |c: &Column| c.soft_min.max(columns(c.header));
+        // Cut what can be cut; if that is not enough, leave an optional
+        // column out and cut again from whole values, so the room it
+        // gave goes to the others.
+        loop {
+            widths.clone_from(&natural);
+            shrink(&mut widths, &shown, &soft);
+            if total(&widths, &shown) <= width {
+                break;
+            }
+            match (0..cols.len()).find(|&i| shown[i] && cols[i].optional) {
+                Some(i) => shown[i] = false,
+                None => break,
             }
         }
-        shrink(&mut widths, &shown, &|c| columns(c.header).max(4));
+        shrink(&mut widths, &shown, &|c| match c.cut {
+            Cut::Clip => soft(c),
+            _ => columns(c.header).max(4),
+        });
     }
     let line = |cells: &[String]| {
         let mut out = String::new();

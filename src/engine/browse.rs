@@ -209,7 +209,7 @@ pub fn locate(repo: &Repository, index: &Index, snap: &Snapshot, path: &str) -> 
         .find(|n| n.path == wanted)
         .ok_or_else(|| {
             anyhow!(
-                "/{wanted} is not in snapshot {} (look with `lifeboat ls {} /` or `lifeboat find NAME`)",
+                "/{wanted} is not in restore point {} (look with `lifeboat ls {} /` or `lifeboat find NAME`)",
                 snap.short_id(),
                 snap.short_id()
             )

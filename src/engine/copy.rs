@@ -95,7 +95,7 @@ pub fn copy(
     let (src_snaps, damaged) = src.list_snapshots()?;
     for (name, why) in damaged {
         reporter.warn(format!(
-            "source snapshot {name} is unreadable ({why}); not copied"
+            "source restore point {name} is unreadable ({why}); not copied"
         ));
     }
     let (dst_snaps, _) = dst.list_snapshots()?;
@@ -151,9 +151,13 @@ pub fn copy(
         bytes_total: total,
     };
     for snap in todo {
-        let copied = job
-            .copy_one(snap, opts)
-            .with_context(|| format!("copying snapshot {} of {}", snap.short_id(), snap.service))?;
+        let copied = job.copy_one(snap, opts).with_context(|| {
+            format!(
+                "copying restore point {} of {}",
+                snap.short_id(),
+                snap.service
+            )
+        })?;
         job.report.copied.push(copied);
     }
     Ok(job.report)

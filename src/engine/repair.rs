@@ -261,7 +261,7 @@ pub fn repair_snapshots(
                 if !opts.dry_run {
                     repo.backend()
                         .remove(Kind::Snapshots, &snap.id)
-                        .with_context(|| format!("removing snapshot {}", snap.id))?;
+                        .with_context(|| format!("removing restore point {}", snap.id))?;
                 }
                 report
                     .removed
@@ -288,14 +288,14 @@ pub fn repair_snapshots(
         } else {
             Some(
                 write_repaired(repo, &index, &snap, &kept, &dropped)
-                    .with_context(|| format!("repairing snapshot {}", snap.short_id()))?,
+                    .with_context(|| format!("repairing restore point {}", snap.short_id()))?,
             )
         };
         if replacement.is_some() {
             // The replacement is stored: the broken original can go.
             repo.backend()
                 .remove(Kind::Snapshots, &snap.id)
-                .with_context(|| format!("removing the original of snapshot {}", snap.id))?;
+                .with_context(|| format!("removing the original of restore point {}", snap.id))?;
         }
         report.repaired.push(RepairedSnapshot {
             service: snap.service.clone(),

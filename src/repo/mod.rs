@@ -515,9 +515,9 @@ impl Repository {
         let raw = self.backend.get(Kind::Snapshots, name)?;
         let plain = self
             .open_meta(&raw)
-            .with_context(|| format!("snapshot {name} is damaged"))?;
+            .with_context(|| format!("restore point {name} is damaged"))?;
         let mut s: Snapshot = serde_json::from_slice(&plain)
-            .with_context(|| format!("snapshot {name} is damaged"))?;
+            .with_context(|| format!("restore point {name} is damaged"))?;
         s.id = name.to_string();
         Ok(s)
     }
@@ -539,14 +539,14 @@ impl Repository {
         backend::valid_name(&snap.id)?;
         if !self.backend.exists(Kind::Snapshots, &snap.id)? {
             bail!(
-                "snapshot {} was removed (forgotten) meanwhile; nothing was written",
+                "restore point {} was removed (forgotten) meanwhile; nothing was written",
                 snap.short_id()
             );
         }
         let sealed = self.seal_meta(&serde_json::to_vec(snap)?)?;
         self.backend
             .put(Kind::Snapshots, &snap.id, &sealed)
-            .with_context(|| format!("rewriting snapshot {}", snap.short_id()))
+            .with_context(|| format!("rewriting restore point {}", snap.short_id()))
     }
 
     /// Resolves `latest`, a full id or a unique id prefix, optionally

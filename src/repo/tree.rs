@@ -287,7 +287,7 @@ pub fn check_tree<N: Borrow<Node>>(snap: &Snapshot, nodes: &[N]) -> Result<Vec<V
 /// The error for a file whose chunks do not add up to its declared size.
 pub fn size_mismatch(snap: &Snapshot, n: &Node, sum: u64) -> anyhow::Error {
     anyhow!(
-        "snapshot {}: /{}: its chunks add up to {sum} bytes but the snapshot says {} (damaged or forged snapshot)",
+        "restore point {}: /{}: its chunks add up to {sum} bytes but the snapshot says {} (damaged or forged restore point)",
         snap.short_id(),
         n.path.chars().take(200).collect::<String>(),
         n.size

@@ -2,7 +2,8 @@
 //! the admin first, then the keys that work everywhere. docs/tui.md lists
 //! the same.
 
-use super::app::{App, Screen};
+use super::app::{App, Level, Screen};
+use crate::repo::tree::NodeKind;
 use super::recover::Stage;
 use ratatui::layout::{Alignment, Rect};
 use ratatui::text::{Line, Span};
@@ -152,4 +153,45 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Keys ", t.title()))),
         popup,
     );
+}
+
+/// Only keys that do something on this level, for the row under the
+/// cursor.
+pub fn inventory_hints(app: &App) -> Vec<(&'static str, &'static str)> {
+    let row = app
+        .visible_rows()
+        .get(app.inv.sel)
+        .copied()
+        .and_then(|i| app.inv.tree.as_ref()?.nodes.get(i).map(|n| n.kind));
+    let mut v = vec![("↑↓", "move")];
+    match &app.inv.level {
+        Level::Services => v.extend([("Enter", "open"), ("/", "search")]),
+        Level::Points { .. } => v.extend([
+            ("Enter", "files"),
+            ("r", "restore"),
+            ("Space", "mark"),
+            ("d", "diff"),
+            ("/", "search"),
+        ]),
+        Level::Files { .. } => {
+            match row {
+                Some(NodeKind::Dir) if app.inv.file_hits.is_none() => v.push(("Enter", "open")),
+                Some(NodeKind::File) => v.push(("Enter", "versions")),
+                _ => {}
+            }
+            if row.is_some() {
+                v.push(("r", "restore"));
+            }
+            v.push(("/", "search"));
+        }
+        Level::Versions { .. } => v.push(("r", "restore this version")),
+        Level::Diff { .. } => {}
+    }
+    let top = app.inv.level == Level::Services && app.inv.query.is_empty();
+    v.push(("Esc", if top { "health" } else { "back" }));
+    v.push(("?", "help"));
+    if top {
+        v.push(("q", "quit"));
+    }
+    v
 }

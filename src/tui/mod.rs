@@ -7,6 +7,7 @@ pub mod action;
 pub mod app;
 pub mod help;
 pub mod input;
+pub mod markdown;
 pub mod recover;
 pub mod recover_view;
 mod restore_here;
@@ -415,7 +416,7 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
             Err(e) => Msg::JobError(format!("{e:#}")),
         },
         Cmd::ReadReport(p) => Msg::Report(match std::fs::read_to_string(&p) {
-            Ok(t) => t.lines().map(str::to_owned).collect(),
+            Ok(t) => markdown::to_lines(&t),
             Err(e) => vec![format!("cannot read the report {}: {e}", p.display())],
         }),
         Cmd::CancelJob { id } => match crate::jobs::cancel(state, &id) {

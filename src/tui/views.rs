@@ -102,7 +102,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
             ("?", "help"),
             ("q", "quit"),
         ],
-        Screen::Inventory => inventory_hints(app),
+        Screen::Inventory => super::help::inventory_hints(app),
         Screen::Recover => super::recover_view::hints(&app.recover),
     };
     let mut spans = Vec::new();
@@ -111,47 +111,6 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::raw(format!(" {what} ")));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-/// Only keys that do something on this level, for the row under the
-/// cursor.
-fn inventory_hints(app: &App) -> Vec<(&'static str, &'static str)> {
-    let row = app
-        .visible_rows()
-        .get(app.inv.sel)
-        .copied()
-        .and_then(|i| app.inv.tree.as_ref()?.nodes.get(i).map(|n| n.kind));
-    let mut v = vec![("↑↓", "move")];
-    match &app.inv.level {
-        Level::Services => v.extend([("Enter", "open"), ("/", "search")]),
-        Level::Points { .. } => v.extend([
-            ("Enter", "files"),
-            ("r", "restore"),
-            ("Space", "mark"),
-            ("d", "diff"),
-            ("/", "search"),
-        ]),
-        Level::Files { .. } => {
-            match row {
-                Some(NodeKind::Dir) if app.inv.file_hits.is_none() => v.push(("Enter", "open")),
-                Some(NodeKind::File) => v.push(("Enter", "versions")),
-                _ => {}
-            }
-            if row.is_some() {
-                v.push(("r", "restore"));
-            }
-            v.push(("/", "search"));
-        }
-        Level::Versions { .. } => v.push(("r", "restore this version")),
-        Level::Diff { .. } => {}
-    }
-    let top = app.inv.level == Level::Services && app.inv.query.is_empty();
-    v.push(("Esc", if top { "health" } else { "back" }));
-    v.push(("?", "help"));
-    if top {
-        v.push(("q", "quit"));
-    }
-    v
 }
 
 fn tier_short(t: crate::model::Tier) -> &'static str {

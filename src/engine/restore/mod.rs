@@ -168,7 +168,7 @@ pub fn restore(
             )
         };
         e.context(format!(
-            "restore of snapshot {} failed; {changed}{}",
+            "restore of restore point {} failed; {changed}{}",
             snap.short_id(),
             problems
                 .iter()

@@ -137,7 +137,7 @@ pub fn restore_tree_with(
     for inc in &sel.include {
         if !nodes.iter().any(|n| is_at_or_under(&n.path, inc)) {
             bail!(
-                "{inc:?} is not in snapshot {} (list it with `lifeboat ls {} /`)",
+                "{inc:?} is not in restore point {} (list it with `lifeboat ls {} /`)",
                 snap.short_id(),
                 snap.short_id()
             );
@@ -221,7 +221,7 @@ pub fn restore_tree_with(
     if let Some((_, free)) = crate::util::fs_space(parent) {
         if free < bytes_total {
             bail!(
-                "{} has {} free; restoring snapshot {} needs {}",
+                "{} has {} free; restoring restore point {} needs {}",
                 parent.display(),
                 crate::util::human_bytes(free),
                 snap.short_id(),
