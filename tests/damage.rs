@@ -279,8 +279,7 @@ fn latest_short_id(env: &Env, repo: &Path, service: &str) -> String {
     v.as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["service"] == service)
-        .last()
+        .rfind(|s| s["service"] == service)
         .unwrap()["short_id"]
         .as_str()
         .unwrap()

@@ -33,11 +33,9 @@ pub fn find(ctx: &Ctx, a: FindArgs) -> Result<ExitCode> {
         found.extend(report.found);
         unreadable.extend(report.unreadable);
     }
-    for (id, why) in &unreadable {
-        eprintln!(
-            "warning: restore point {id} was not searched: {}",
-            output::clean(why)
-        );
+    for (_, why) in &unreadable {
+        // `why` names the restore point (the error's own context).
+        eprintln!("warning: not searched: {}", output::clean(why));
     }
     let code = if unreadable.is_empty() {
         ExitCode::SUCCESS

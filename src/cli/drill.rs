@@ -66,7 +66,7 @@ pub fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
         }
         if ctx.json {
             output::json(&serde_json::json!({"service": svc.name, "report": report}))?;
-        } else if !ctx.quiet || !(report.ok && report.within_rto) {
+        } else if !(ctx.quiet && report.ok && report.within_rto) {
             let took = report.duration_ms as f64 / 1000.0;
             let verdict = match (report.ok, report.within_rto) {
                 (false, _) => format!("FAILED: {}", report.detail),

@@ -162,7 +162,15 @@ pub fn print_verify(r: &VerifyReport, percent: f64) {
             }
         }
         for a in p.affects.iter().take(20) {
-            println!("  affects {}", clean(a));
+            let line = format!("  affects {}", clean(a));
+            match line.split_once(": /") {
+                // A long path goes on a line of its own, whole.
+                Some((what, path)) if line.chars().count() > width => {
+                    println!("{what}:");
+                    println!("    /{path}");
+                }
+                _ => println!("{line}"),
+            }
         }
         if p.affects.len() > 20 {
             println!("  … and {} more", p.affects.len() - 20);
@@ -182,7 +190,7 @@ pub fn print_verify(r: &VerifyReport, percent: f64) {
         println!("{line}");
     }
     if r.damaged_index_files > 0 {
-        println!("  hint: `lifeboat repair index` rebuilds the damaged index from the packs; then run `lifeboat verify` again");
+        println!("  hint: `lifeboat repair index` rebuilds the index from the packs");
     }
 }
 

@@ -31,11 +31,9 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
                 }
             );
         }
-        for (id, why) in &report.unreadable {
-            eprintln!(
-                "warning: restore point {id} is left out of the totals: {}",
-                output::clean(why)
-            );
+        for (_, why) in &report.unreadable {
+            // `why` names the restore point (the error's own context).
+            eprintln!("warning: left out of the totals: {}", output::clean(why));
         }
         skipped += report.unreadable.len();
         reports.push((name, repo.location(), report));
@@ -74,27 +72,44 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
             human_bytes(r.storage_bytes),
             lifeboat::util::plural(r.packs, "pack")
         );
-        println!(
-            "  {:<16} {:>7} {:>9} {:>10} {:>10} {:>7} {:>9}",
-            "SERVICE", "POINTS", "FILES", "RAW", "STORED", "DEDUP", "CHUNKS"
-        );
-        for (svc, t) in &r.services {
-            println!("  {}", row(svc, t));
-        }
-        println!("  {}", row("(all)", &r.total));
+        print_table(r);
     }
     Ok(code)
 }
 
-fn row(name: &str, t: &Totals) -> String {
-    format!(
-        "{:<16} {:>7} {:>9} {:>10} {:>10} {:>6.2}x {:>9}",
-        name,
-        t.restore_points,
-        t.files,
+/// Per service and in all, in columns that never run together and, on
+/// a terminal, fit it (see `width`).
+fn print_table(r: &stats::StatsReport) {
+    use super::width::{self, Column, Cut};
+    let cols = [
+        Column::new("SERVICE").cut(Cut::End, 12),
+        Column::new("POINTS").right(),
+        Column::new("FILES").right(),
+        Column::new("RAW").right(),
+        Column::new("STORED").right(),
+        Column::new("DEDUP").right(),
+        Column::new("CHUNKS").right(),
+    ];
+    let rows: Vec<Vec<String>> = r
+        .services
+        .iter()
+        .map(|(svc, t)| row(&output::clean(svc), t))
+        .chain([row("(all)", &r.total)])
+        .collect();
+    let room = width::terminal_columns().map(|w| w.saturating_sub(2));
+    for line in width::table(&cols, &rows, room) {
+        println!("  {line}");
+    }
+}
+
+fn row(name: &str, t: &Totals) -> Vec<String> {
+    vec![
+        name.to_string(),
+        t.restore_points.to_string(),
+        t.files.to_string(),
         human_bytes(t.raw_bytes),
         human_bytes(t.stored_bytes),
-        t.dedup_ratio,
-        t.chunks
-    )
+        format!("{:.2}x", t.dedup_ratio),
+        t.chunks.to_string(),
+    ]
 }

@@ -78,6 +78,8 @@ pub struct FindReport {
 /// chose, oldest first), in that order. One unreadable file list does not
 /// hide the matches in every other restore point.
 pub fn find(repo: &Repository, snaps: &[Snapshot], pattern: &Pattern) -> Result<FindReport> {
+    // A key that cannot read is an error, not every restore point skipped.
+    repo.data_identity()?;
     let (index, _) = repo.load_index()?;
     let mut report = FindReport::default();
     // Restore points of an unchanged service share their tree: read it once.

@@ -45,6 +45,8 @@ pub struct StatsReport {
 /// one chunk id per distinct chunk of one service at a time, plus the
 /// repository-wide set; each distinct tree is read once.
 pub fn stats(repo: &Repository, snaps: &[Snapshot]) -> Result<StatsReport> {
+    // A key that cannot read is an error, not every restore point skipped.
+    repo.data_identity()?;
     let (index, _) = repo.load_index()?;
     let mut report = StatsReport::default();
     let mut by_service: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();

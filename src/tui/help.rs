@@ -1,10 +1,10 @@
-//! The `?` overlay: the keys of the screen (and wizard step) in front of
-//! the admin first, then the keys that work everywhere. docs/tui.md lists
-//! the same.
+//! Which keys to show: the `?` overlay (the keys of the screen and wizard
+//! step in front of the admin first, then the keys that work everywhere;
+//! docs/tui.md lists the same) and the inventory's footer hints.
 
 use super::app::{App, Level, Screen};
-use crate::repo::tree::NodeKind;
 use super::recover::Stage;
+use crate::repo::tree::NodeKind;
 use ratatui::layout::{Alignment, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
