@@ -93,6 +93,11 @@ impl Fixture {
     /// The binary under a pseudo-terminal (`script`), so its stdout is a
     /// TTY; returns (exit code, everything it printed).
     fn in_terminal(&self, args: &[&str]) -> (i32, String) {
+        self.in_terminal_of(None, args)
+    }
+
+    /// The same, on a terminal `cols` wide when given.
+    fn in_terminal_of(&self, cols: Option<u16>, args: &[&str]) -> (i32, String) {
         let bin = assert_cmd::cargo::cargo_bin("lifeboat");
         let line = std::iter::once(bin.display().to_string())
             .chain(["--config".into(), self.config.display().to_string()])
@@ -100,6 +105,10 @@ impl Fixture {
             .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
             .collect::<Vec<_>>()
             .join(" ");
+        let line = match cols {
+            Some(n) => format!("stty cols {n} rows 24; {line}"),
+            None => line,
+        };
         let proto = self.env.lb_process();
         let mut c = std::process::Command::new("script");
         c.args(["-qec", &line, "/dev/null"])
@@ -259,6 +268,21 @@ fn diff_names_added_removed_and_changed_paths() {
     assert!(
         !changed.iter().any(|(p, _)| p.ends_with("archive.sqlite3")),
         "an untouched file is not changed"
+    );
+    // data/ changed only because entries in it did: noise, unless asked.
+    let data_dir = under(&f.app, "data");
+    assert!(
+        !changed.iter().any(|(p, _)| *p == data_dir),
+        "{changed:?}"
+    );
+    let all = f.json(&["diff", &a, &b, "--metadata"]);
+    assert!(
+        all["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == data_dir.as_str() && c["what"] == serde_json::json!(["mtime"])),
+        "--metadata shows it: {all}"
     );
 
     f.lb()
@@ -558,4 +582,179 @@ fn tags_filters_and_unknown_services() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("did you mean `app`"));
+}
+
+#[test]
+fn mistyped_names_get_a_suggestion() {
+    let f = Fixture::new();
+    let id = f.backup(&["mirror"]);
+    let target = f.env.path("t");
+    let t = target.to_str().unwrap();
+    for args in [
+        vec!["restore", "mirorr", "--target", t],
+        vec!["dump", "mirorr", "/x"],
+        vec!["tag", "mirorr", "--add", "x"],
+        vec!["ls", "mirorr"],
+    ] {
+        f.lb().args(&args).assert().code(1).stderr(predicate::str::contains(
+            "no restore point matches \"mirorr\" (did you mean `mirror`?)",
+        ));
+    }
+    // An id prefix that matches nothing is not a name.
+    let wrong = if id.starts_with('0') { "fffff" } else { "00000" };
+    f.lb()
+        .args(["ls", wrong])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("did you mean").not());
+    f.lb()
+        .args(["snapshots", "--service", "miror"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("did you mean `mirror`"));
+    f.lb()
+        .args(["recover", "files-delted"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("did you mean `files-deleted`"));
+}
+
+/// The length of each line of `text` in characters (an ellipsis is one).
+fn widest(text: &str) -> usize {
+    text.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+}
+
+#[test]
+fn tables_fit_an_80_column_terminal_and_print_whole_values_off_one() {
+    let f = Fixture::new();
+    let deep = f.app.join("data/a/rather/deep/directory/tree/that/goes/on");
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("the-file-we-look-for.sqlite3"), bytes(5, 1000)).unwrap();
+    f.backup(&["app", "--tag", "nightly,before-the-big-upgrade,keep-forever"]);
+    f.backup(&["mirror"]);
+    let whole = deep.join("the-file-we-look-for.sqlite3").display().to_string();
+    for args in [
+        vec!["snapshots"],
+        vec!["find", "*.sqlite3"],
+        vec!["stats"],
+        vec!["restore", "app", "--target", "/dev/null/never"],
+    ] {
+        let (_, text) = f.in_terminal_of(Some(80), &args);
+        // `script` ends lines with \r\n.
+        let text = text.replace('\r', "");
+        if args[0] != "restore" {
+            assert!(text.lines().count() > 1, "{args:?}: {text}");
+        }
+        assert!(widest(&text) <= 80, "{args:?} on 80 columns:\n{text}");
+    }
+    let (_, text) = f.in_terminal_of(Some(80), &["find", "*.sqlite3"]);
+    assert!(
+        text.contains("…") && text.contains("/the-file-we-look-for.sqlite3"),
+        "a cut path keeps its file name: {text}"
+    );
+    let (_, text) = f.in_terminal_of(Some(200), &["snapshots"]);
+    assert!(
+        text.contains("nightly,before-the-big-upgrade,keep-forever"),
+        "a wide terminal gets whole values: {text}"
+    );
+    // Off a terminal: whole paths and tags, for scripts.
+    f.lb()
+        .args(["find", "*.sqlite3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(&whole).and(predicate::str::contains("…").not()));
+    f.lb()
+        .args(["snapshots"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "nightly,before-the-big-upgrade,keep-forever",
+        ));
+    // A restore's summary breaks into lines that fit.
+    let target = f.env.path("restored-into-a-directory-with-a-long-name");
+    let out = f
+        .lb()
+        .args(["restore", "app", "--target"])
+        .arg(&target)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(widest(&out) <= 80, "{out}");
+    assert!(out.contains("every file matches its recorded hash"), "{out}");
+}
+
+/// Runs the binary with stdout a pipe whose reader is already gone.
+fn into_closed_pipe(f: &Fixture, args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut c = f.env.lb_process();
+    c.arg("--config").arg(&f.config).args(args);
+    c.stdout(writer).stderr(std::process::Stdio::piped());
+    c.output().unwrap()
+}
+
+#[test]
+fn a_closed_pipe_ends_dump_completions_and_man_quietly() {
+    let f = Fixture::new();
+    fs::write(f.app.join("data/big.bin"), bytes(7, 2 << 20)).unwrap();
+    f.backup(&["app"]);
+    let big = under(&f.app, "data/big.bin");
+    for args in [
+        vec!["dump", "app", big.as_str()],
+        vec!["completions", "zsh"],
+        vec!["man"],
+    ] {
+        let out = into_closed_pipe(&f, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?} ends quietly: {stderr}");
+    }
+}
+
+#[test]
+fn quiet_init_still_says_where_the_key_is_and_sources_are_named_once() {
+    let env = Env::new();
+    let key = env.path("new.key");
+    env.lb()
+        .args(["init", "-q", "--repo"])
+        .arg(env.path("r"))
+        .arg("--key-file")
+        .arg(&key)
+        .assert()
+        .success()
+        .stdout(format!("admin key: {}\n", key.display()));
+
+    let f = Fixture::new();
+    let out = f.lb().args(["backup", "app"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("  files: ") && text.contains("  secrets: "), "{text}");
+    assert!(!text.contains("files files") && !text.contains("1 files"), "{text}");
+}
+
+#[test]
+fn metrics_leave_out_the_services_of_an_unreadable_repository() {
+    let f = Fixture::new();
+    f.backup(&["app"]);
+    fs::write(
+        f.env.path("repo/config"),
+        b"not a repository config any more",
+    )
+    .unwrap();
+    let out = f.lb().arg("metrics").assert().success();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned(),
+        String::from_utf8_lossy(&out.get_output().stderr).into_owned(),
+    );
+    assert!(
+        stderr.contains("warning: repository local cannot be read: "),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("lifeboat_restore_points{"), "{stdout}");
+    assert!(
+        stdout.contains("lifeboat_health_state{service=\"app\"") && stdout.contains("} 3\n"),
+        "{stdout}"
+    );
 }
