@@ -271,10 +271,7 @@ fn diff_names_added_removed_and_changed_paths() {
     );
     // data/ changed only because entries in it did: noise, unless asked.
     let data_dir = under(&f.app, "data");
-    assert!(
-        !changed.iter().any(|(p, _)| *p == data_dir),
-        "{changed:?}"
-    );
+    assert!(!changed.iter().any(|(p, _)| *p == data_dir), "{changed:?}");
     let all = f.json(&["diff", &a, &b, "--metadata"]);
     assert!(
         all["changed"]
@@ -596,12 +593,20 @@ fn mistyped_names_get_a_suggestion() {
         vec!["tag", "mirorr", "--add", "x"],
         vec!["ls", "mirorr"],
     ] {
-        f.lb().args(&args).assert().code(1).stderr(predicate::str::contains(
-            "no restore point matches \"mirorr\" (did you mean `mirror`?)",
-        ));
+        f.lb()
+            .args(&args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(
+                "no restore point matches \"mirorr\" (did you mean `mirror`?)",
+            ));
     }
     // An id prefix that matches nothing is not a name.
-    let wrong = if id.starts_with('0') { "fffff" } else { "00000" };
+    let wrong = if id.starts_with('0') {
+        "fffff"
+    } else {
+        "00000"
+    };
     f.lb()
         .args(["ls", wrong])
         .assert()
@@ -630,26 +635,26 @@ fn tables_fit_an_80_column_terminal_and_print_whole_values_off_one() {
     let deep = f.app.join("data/a/rather/deep/directory/tree/that/goes/on");
     fs::create_dir_all(&deep).unwrap();
     fs::write(deep.join("the-file-we-look-for.sqlite3"), bytes(5, 1000)).unwrap();
-    f.backup(&["app", "--tag", "nightly,before-the-big-upgrade,keep-forever"]);
+    f.backup(&[
+        "app",
+        "--tag",
+        "nightly,before-the-big-upgrade,keep-forever",
+    ]);
     f.backup(&["mirror"]);
-    let whole = deep.join("the-file-we-look-for.sqlite3").display().to_string();
-    for args in [
-        vec!["snapshots"],
-        vec!["find", "*.sqlite3"],
-        vec!["stats"],
-        vec!["restore", "app", "--target", "/dev/null/never"],
-    ] {
-        let (_, text) = f.in_terminal_of(Some(80), &args);
+    let whole = deep
+        .join("the-file-we-look-for.sqlite3")
+        .display()
+        .to_string();
+    for args in [vec!["snapshots"], vec!["find", "*.sqlite3"], vec!["stats"]] {
+        let (code, text) = f.in_terminal_of(Some(80), &args);
         // `script` ends lines with \r\n.
         let text = text.replace('\r', "");
-        if args[0] != "restore" {
-            assert!(text.lines().count() > 1, "{args:?}: {text}");
-        }
+        assert!(code == 0 && text.lines().count() > 2, "{args:?}: {text}");
         assert!(widest(&text) <= 80, "{args:?} on 80 columns:\n{text}");
     }
     let (_, text) = f.in_terminal_of(Some(80), &["find", "*.sqlite3"]);
     assert!(
-        text.contains("…") && text.contains("/the-file-we-look-for.sqlite3"),
+        text.contains("…the-file-we-look-for.sqlite3"),
         "a cut path keeps its file name: {text}"
     );
     let (_, text) = f.in_terminal_of(Some(200), &["snapshots"]);
@@ -683,12 +688,20 @@ fn tables_fit_an_80_column_terminal_and_print_whole_values_off_one() {
         .clone();
     let out = String::from_utf8(out).unwrap();
     assert!(widest(&out) <= 80, "{out}");
-    assert!(out.contains("every file matches its recorded hash"), "{out}");
+    assert!(
+        out.contains("every file matches its recorded hash"),
+        "{out}"
+    );
 }
 
 /// Runs the binary with stdout a pipe whose reader is already gone.
 fn into_closed_pipe(f: &Fixture, args: &[&str]) -> std::process::Output {
-    let (reader, writer) = std::io::pipe().unwrap();
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) writes two new descriptors into `fds`, each owned
+    // exactly once below.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     drop(reader);
     let mut c = f.env.lb_process();
     c.arg("--config").arg(&f.config).args(args);
@@ -715,7 +728,7 @@ fn a_closed_pipe_ends_dump_completions_and_man_quietly() {
 }
 
 #[test]
-fn quiet_init_still_says_where_the_key_is_and_sources_are_named_once() {
+fn quiet_init_still_says_where_the_admin_key_is() {
     let env = Env::new();
     let key = env.path("new.key");
     env.lb()
@@ -726,12 +739,6 @@ fn quiet_init_still_says_where_the_key_is_and_sources_are_named_once() {
         .assert()
         .success()
         .stdout(format!("admin key: {}\n", key.display()));
-
-    let f = Fixture::new();
-    let out = f.lb().args(["backup", "app"]).assert().success();
-    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(text.contains("  files: ") && text.contains("  secrets: "), "{text}");
-    assert!(!text.contains("files files") && !text.contains("1 files"), "{text}");
 }
 
 #[test]
@@ -753,8 +760,8 @@ fn metrics_leave_out_the_services_of_an_unreadable_repository() {
         "{stderr}"
     );
     assert!(!stdout.contains("lifeboat_restore_points{"), "{stdout}");
-    assert!(
-        stdout.contains("lifeboat_health_state{service=\"app\"") && stdout.contains("} 3\n"),
-        "{stdout}"
-    );
+    let state = stdout
+        .lines()
+        .find(|l| l.starts_with("lifeboat_health_state{service=\"app\""));
+    assert!(state.is_some_and(|l| l.ends_with(" 3")), "{stdout}");
 }

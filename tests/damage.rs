@@ -485,3 +485,257 @@ fn a_pack_whose_header_verify_cannot_open_is_stored_again_too() {
         .success();
     assert_same_tree(&s.a, &restored(&t, &s.a));
 }
+
+/// A damaged index file hides data that is still in its pack: verify must
+/// not call that pack harmless, restore and prune point at `repair index`,
+/// and find and stats go on with the restore points they can read.
+#[test]
+fn a_damaged_index_file_points_at_repair_and_the_rest_stays_searchable() {
+    let env = Env::new();
+    let repo = env.path("repo");
+    env.init(&repo);
+    let (a, b) = (env.path("photos"), env.path("configs"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    fs::write(a.join("IMG_0001.jpg"), bytes(1, 300_000)).unwrap();
+    fs::write(b.join("compose.yml"), bytes(2, 5_000)).unwrap();
+    let backup = |name: &str, dir: &Path| {
+        env.lbk()
+            .args(["backup", "--name", name, "--repo"])
+            .arg(&repo)
+            .arg(dir)
+            .assert()
+            .success();
+    };
+    backup("photos", &a);
+    let photos_index = files_in(&repo.join("index"));
+    assert_eq!(photos_index.len(), 1);
+    backup("configs", &b);
+    let photos_short = latest_short_id(&env, &repo, "photos");
+    let damaged = photos_index.into_iter().next().unwrap();
+    fs::write(&damaged, b"garbage").unwrap();
+    let lb = |args: &[&str]| {
+        let mut c = env.lbk();
+        c.args(args).arg("--repo").arg(&repo);
+        c
+    };
+
+    let out = lb(&["verify"]).assert().code(1).get_output().stdout.clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(!out.contains("harmless"), "{out}");
+    assert!(
+        out.contains("an index file is damaged") && out.contains("`lifeboat repair index`"),
+        "{out}"
+    );
+
+    let target = env.path("restored");
+    lb(&[
+        "restore",
+        "photos:latest",
+        "--target",
+        target.to_str().unwrap(),
+    ])
+    .assert()
+    .code(1)
+    .stderr(
+        predicate::str::contains("is not in the index")
+            .and(predicate::str::contains("hint:"))
+            .and(predicate::str::contains("`lifeboat repair index`")),
+    );
+    let packs = files_in(&repo.join("data"));
+    lb(&["prune"]).assert().code(1).stderr(
+        predicate::str::contains("hint:").and(predicate::str::contains("`lifeboat repair index`")),
+    );
+    assert_eq!(files_in(&repo.join("data")), packs, "prune changed nothing");
+
+    let out = lb(&["find", "*"]).assert().code(3).get_output().clone();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("compose.yml"), "{stdout}");
+    assert!(stdout.contains("1 restore point of 2 searched"), "{stdout}");
+    assert!(
+        stderr.contains("warning: not searched: ") && stderr.contains(&photos_short),
+        "{stderr}"
+    );
+    let json = lb(&["find", "*", "--json"])
+        .assert()
+        .code(3)
+        .get_output()
+        .stdout
+        .clone();
+    let rows: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert!(
+        !rows.as_array().unwrap().is_empty()
+            && rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["service"] == "configs"),
+        "{rows}"
+    );
+    lb(&["stats"]).assert().code(3).stderr(
+        predicate::str::contains("left out of the totals")
+            .and(predicate::str::contains(&photos_short)),
+    );
+
+    // Repaired, nothing is skipped any more.
+    lb(&["repair", "index"]).assert().success();
+    lb(&["find", "*"]).assert().success();
+    let out = lb(&["prune"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("pruned 2 packs:"), "{out}");
+    assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
+}
+
+/// A pack cut short in its last 64 KiB segment loses only the chunks that
+/// overlap that segment (and its trailer): verify, verify --read-data,
+/// restore --skip-damaged and repair index --read-data all name exactly
+/// those, and everything else restores byte for byte.
+#[test]
+fn a_pack_cut_short_in_its_last_segment_loses_only_what_overlaps_it() {
+    use lifeboat::repo::index::ENTRY_LEN;
+    const SEGMENT: u64 = 64 * 1024;
+    let env = Env::new();
+    let repo = env.path("repo");
+    let key = env.init(&repo);
+    let src = env.path("src");
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..400 {
+        let dir = src.join(format!("d{}", i % 10));
+        fs::create_dir_all(&dir).unwrap();
+        // Noise, so the packs are as big as the files.
+        let len = (next() % 100_001) as usize;
+        let data: Vec<u8> = (0..len.div_ceil(8))
+            .flat_map(|_| next().to_le_bytes())
+            .take(len)
+            .collect();
+        fs::write(dir.join(format!("f{i}.bin")), data).unwrap();
+    }
+    let lb = |args: &[&str]| {
+        let mut c = env.lbk();
+        c.args(args).arg("--repo").arg(&repo);
+        c
+    };
+    lb(&["backup"]).arg(&src).assert().success();
+
+    // Which chunks and files each pack's last segment holds.
+    let r = env.repo(&repo, &key);
+    let (index, _) = r.load_index().unwrap();
+    let (snaps, _) = r.list_snapshots().unwrap();
+    let nodes = r.read_tree(&index, &snaps[0]).unwrap();
+    let (files, _) = r.load_index_files().unwrap();
+    // (pack, its file count, damaged chunk ids, damaged file paths, cut)
+    let mut candidates = Vec::new();
+    for (p, entries) in files.iter().flat_map(|(_, packs)| packs) {
+        let blobs_end = entries.iter().map(|e| (e.offset + e.stored_len) as u64).max();
+        let plain = blobs_end.unwrap() + (entries.len() * ENTRY_LEN + 12) as u64;
+        let last_start = (plain - 1) / SEGMENT * SEGMENT;
+        let damaged: HashSet<_> = entries
+            .iter()
+            .filter(|e| (e.offset + e.stored_len) as u64 > last_start)
+            .map(|e| e.id)
+            .collect();
+        if snaps[0].tree.iter().any(|t| damaged.contains(t)) {
+            continue; // the file list itself: everything would be lost
+        }
+        let in_pack = |n: &&lifeboat::repo::tree::Node, ids: &HashSet<_>| {
+            n.chunks.iter().any(|c| ids.contains(c))
+        };
+        let ids: HashSet<_> = entries.iter().map(|e| e.id).collect();
+        let pack_files = nodes.iter().filter(|n| in_pack(n, &ids)).count();
+        let lost: HashSet<String> = nodes
+            .iter()
+            .filter(|n| in_pack(n, &damaged))
+            .map(|n| format!("/{}", n.path))
+            .collect();
+        // Inside the last segment's ciphertext (its plaintext plus a tag).
+        let cut = 100.min(plain - last_start + 16 - 1);
+        candidates.push((*p, pack_files, damaged, lost, cut));
+    }
+    drop(r);
+    // Prefer a pack whose last segment holds file data, the larger the better.
+    candidates.sort_by_key(|c| (c.3.is_empty(), std::cmp::Reverse(c.1)));
+    let (pack, pack_files, damaged, lost, cut) = candidates.into_iter().next().unwrap();
+    assert!(pack_files > 100, "{pack_files} files in the pack");
+    let path = repo.join("data").join(&pack.hex()[..2]).join(pack.hex());
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(f.metadata().unwrap().len() - cut).unwrap();
+    drop(f);
+
+    let flagged = |args: &[&str]| -> HashSet<String> {
+        let out = lb(args).arg("--json").assert().code(1).get_output().stdout.clone();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let problems = v["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 1, "{v}");
+        assert_eq!(problems[0]["object"], format!("data/{}", pack.hex()), "{v}");
+        problems[0]["affects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().split_once(": ").unwrap().1.to_string())
+            .collect()
+    };
+    let structural = flagged(&["verify"]);
+    assert_eq!(structural, lost, "verify names exactly the files in the lost segment");
+    assert!(structural.len() * 10 < pack_files, "{} of {pack_files}", structural.len());
+    assert_eq!(flagged(&["verify", "--read-data"]), lost);
+
+    // Every flagged file is unrestorable, every other one byte-exact.
+    let target = env.path("rescued");
+    let rescue = lb(&["restore", "latest", "--skip-damaged", "--target"])
+        .arg(&target)
+        .assert();
+    let rescue = if lost.is_empty() { rescue.success() } else { rescue.failure() };
+    let stderr = String::from_utf8_lossy(&rescue.get_output().stderr).to_string();
+    let mut restored_files = 0;
+    for n in nodes.iter().filter(|n| n.kind == lifeboat::repo::tree::NodeKind::File) {
+        let (name, at) = (format!("/{}", n.path), target.join(&n.path));
+        if lost.contains(&name) {
+            assert!(!at.exists(), "{name} restored from a lost segment");
+            assert!(stderr.contains(&format!("not restored: {name}")), "{stderr}");
+        } else {
+            let original = fs::read(Path::new(&name)).unwrap();
+            assert!(fs::read(&at).unwrap() == original, "{name} differs");
+            restored_files += 1;
+        }
+    }
+    assert_eq!(restored_files, 400 - lost.len());
+
+    // repair index --read-data keeps exactly the chunks that read back.
+    let out = lb(&["repair", "index", "--read-data", "--json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let left_out: HashSet<String> = v["damaged_chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d[1].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left_out, damaged.iter().map(|c| c.hex()).collect());
+    assert_eq!(v["trailerless_packs"][0][0], pack.hex(), "{v}");
+    assert!(v["unreadable_packs"].as_array().unwrap().is_empty(), "{v}");
+    // Rebuilt, the index still finds everything else in the pack.
+    let target = env.path("again");
+    let again = lb(&["restore", "latest", "--skip-damaged", "--target"])
+        .arg(&target)
+        .assert();
+    let stderr = String::from_utf8_lossy(&again.get_output().stderr).to_string();
+    assert_eq!(stderr.matches("not restored: ").count(), lost.len(), "{stderr}");
+}

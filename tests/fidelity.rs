@@ -554,3 +554,139 @@ fn sqlite_backup_and_live_restore_leave_no_scratch_wal_or_shm() {
         .unwrap();
     assert_eq!(n, 2000);
 }
+
+/// What `pg_restore -l` says of a dump's compression.
+fn dump_compression(dump: &Path) -> String {
+    let out = std::process::Command::new(real_tool("pg_restore"))
+        .arg("-l")
+        .arg(dump)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains("Compression:"))
+        .unwrap_or_default()
+        .trim_start_matches(';')
+        .trim()
+        .to_string()
+}
+
+/// Dumps are taken uncompressed (so they deduplicate), and a restore point
+/// from before, holding a compressed dump, still restores.
+#[test]
+fn postgres_dumps_are_uncompressed_and_older_compressed_ones_still_restore() {
+    let db = unique("lb_z0");
+    pg("postgres")
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    pg(&db)
+        .batch_execute("CREATE TABLE orders (id serial PRIMARY KEY, note text); INSERT INTO orders (note) SELECT 'order ' || g FROM generate_series(1, 3000) g")
+        .unwrap();
+    let env = Env::new();
+    let cfg = config(
+        &env,
+        &pg_service("shop-db", &db, "lifeboat_test", Path::new(PASSWORD_FILE), ""),
+    );
+    // As releases before did: pg_dump with its default compression.
+    let real = real_tool("pg_dump");
+    let old = fake_tool(
+        &env,
+        "pg_dump",
+        &format!("for a in \"$@\"; do shift; [ \"$a\" = --compress=0 ] || set -- \"$@\" \"$a\"; done\nexec {real} \"$@\""),
+    );
+    lb(&env, &cfg)
+        .env("PATH", &old)
+        .args(["backup", "shop-db"])
+        .assert()
+        .success();
+    lb(&env, &cfg).args(["backup", "shop-db"]).assert().success();
+    let snaps = snapshots(&env, &cfg, "shop-db");
+    let dump_of = |snap: &serde_json::Value, dir: &str| {
+        let target = env.path(dir);
+        lb(&env, &cfg)
+            .args(["restore", snap["id"].as_str().unwrap(), "--target"])
+            .arg(&target)
+            .assert()
+            .success();
+        target.join(format!(".lifeboat/main/{db}.pgdump"))
+    };
+    let (older, newer) = (dump_of(&snaps[0], "old"), dump_of(&snaps[1], "new"));
+    let compressed = dump_compression(&older);
+    assert!(
+        !compressed.ends_with(": 0") && !compressed.ends_with("none"),
+        "the older dump is compressed: {compressed}"
+    );
+    let plain = dump_compression(&newer);
+    assert!(
+        plain.ends_with(": 0") || plain.ends_with("none"),
+        "the new dump is not: {plain}"
+    );
+
+    pg(&db).batch_execute("DELETE FROM orders").unwrap();
+    lb(&env, &cfg)
+        .args(["restore", snaps[0]["id"].as_str().unwrap(), "--live", "--yes"])
+        .assert()
+        .success();
+    let n: i64 = pg(&db)
+        .query_one("SELECT count(*) FROM orders", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3000, "the compressed dump restored");
+    drop_pg_databases(&db);
+}
+
+/// A SQLite database is stored in whole pages: rows inserted with random
+/// keys change pages all over the file, and only those pages are new.
+#[test]
+fn sqlite_inserts_with_random_keys_add_only_the_pages_they_change() {
+    let env = Env::new();
+    let live = env.path("app/app.db");
+    std::fs::create_dir_all(live.parent().unwrap()).unwrap();
+    let app = rusqlite::Connection::open(&live).unwrap();
+    app.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, body TEXT);",
+    )
+    .unwrap();
+    let insert = |n: u32| {
+        for _ in 0..n / 1000 {
+            app.execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+                 INSERT INTO items (key, body) SELECT lower(hex(randomblob(16))), hex(randomblob(120)) FROM n;",
+            )
+            .unwrap();
+        }
+    };
+    insert(40_000);
+    let cfg = config(
+        &env,
+        &format!("[services.gitea]\ntier = \"important\"\nsources = [{{ kind = \"sqlite\", path = \"{}\" }}]\n", live.display()),
+    );
+    lb(&env, &cfg).args(["backup", "gitea"]).assert().success();
+    insert(1_000);
+    let rows: i64 = app
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    drop(app);
+    lb(&env, &cfg).args(["backup", "gitea"]).assert().success();
+    let snaps = snapshots(&env, &cfg, "gitea");
+    let first = snaps[0]["stats"]["bytes_added"].as_u64().unwrap();
+    let second = snaps[1]["stats"]["bytes_added"].as_u64().unwrap();
+    // Content-defined chunks of a megabyte each held a changed page: the
+    // second backup stored the whole database again.
+    assert!(
+        second * 4 < first,
+        "{second} bytes added by 2.5 % more rows, {first} for the database"
+    );
+
+    std::fs::remove_file(&live).unwrap();
+    lb(&env, &cfg)
+        .args(["restore", "gitea", "--live", "--yes"])
+        .assert()
+        .success();
+    let n: i64 = rusqlite::Connection::open(&live)
+        .unwrap()
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, rows);
+}

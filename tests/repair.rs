@@ -68,6 +68,17 @@ fn verify_clean(env: &Env, repo: &Path) {
 /// One service backed up twice: the second backup adds eight files and
 /// reuses the first backup's pack for `keep/a.bin` and `keep/b.bin`.
 /// Returns (env, repo, source dir, the first backup's pack).
+/// Every line of a command's summary fits an 80-column terminal.
+fn assert_fits_80(out: &str) {
+    for l in out.lines() {
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns: {l}\n{out}",
+            l.chars().count()
+        );
+    }
+}
+
 fn two_backups_sharing_a_pack() -> (Env, PathBuf, PathBuf, PathBuf) {
     let env = Env::new();
     let repo = env.path("repo");
@@ -116,12 +127,17 @@ fn repair_index_rebuilds_a_damaged_index_file_and_everything_restores() {
         .assert()
         .failure();
 
-    env.lbk()
+    let out = env
+        .lbk()
         .args(["repair", "index", "--repo"])
         .arg(&repo)
         .assert()
         .success()
-        .stdout(predicate::str::contains("rebuilt the index from 2 packs"));
+        .stdout(predicate::str::contains("rebuilt the index from 2 packs:"))
+        .get_output()
+        .stdout
+        .clone();
+    assert_fits_80(&String::from_utf8(out).unwrap());
     assert!(
         !photos_index[0].exists(),
         "the damaged index file is replaced"
@@ -243,6 +259,7 @@ fn a_lost_pack_is_repaired_and_every_other_file_restores() {
         "{dry}"
     );
     assert!(!dry.contains("more/f0.dat"), "{dry}");
+    assert_fits_80(&dry);
     assert_eq!(
         files_in(&repo.join("snapshots")),
         snaps_before,

@@ -678,3 +678,312 @@ fn bad_s3_settings_are_config_errors_with_a_location() {
             "copy_of must name another repository",
         ));
 }
+
+impl Site {
+    /// Points the off-site repository at `endpoint` with extra settings.
+    fn offsite_at(&self, server: &S3Server, endpoint: &str, extra: &str) {
+        self.write_config(server, Offsite { endpoint, extra });
+    }
+
+    fn backup_direct(&self) -> std::process::Output {
+        self.lb()
+            .args(["backup", "--repo", "offsite", "--name", "direct"])
+            .arg(&self.data)
+            .output()
+            .unwrap()
+    }
+}
+
+fn count_under(dir: &Path) -> usize {
+    fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Every file under `dir` must not hold `needle`.
+fn nothing_under_holds(dir: &Path, needle: &str) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            nothing_under_holds(&p, needle);
+        } else if let Ok(b) = fs::read(&p) {
+            assert!(
+                !String::from_utf8_lossy(&b).contains(needle),
+                "{needle:?} leaked into {}",
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn verify_stops_when_the_store_fails_and_records_could_not_check_not_damage() {
+    let server = S3Server::start();
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &server.endpoint(),
+            extra: "",
+        },
+    );
+    // Each backup straight into the bucket seals packs of its own.
+    for i in 0..5 {
+        fs::write(site.data.join(format!("f{i}")), bytes(60 + i, 400_000)).unwrap();
+        let out = site.backup_direct();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let packs = fs::read_dir(server.objects("offsite/data"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .count();
+    assert!(packs >= 5, "{packs} packs");
+    // Trailers unreadable (the structural check), then whole packs
+    // unreadable (the data check).
+    for faults in [Faults::PackReadsDown, Faults::PackDownloadsDown] {
+        let proxy = FaultProxy::start(server.port, faults);
+        site.offsite_at(&server, &proxy.endpoint(), "deadline = \"2s\"\n");
+        let started = Instant::now();
+        let out = site
+            .lb()
+            .args(["verify", "--read-data", "--repo", "offsite"])
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let said = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(out.status.code(), Some(1), "{faults:?}: {said}");
+        assert!(err.contains("could not check the repository"), "{faults:?}: {said}");
+        assert!(
+            !said.contains("damaged chunk") && !said.contains("trailer unreadable"),
+            "{faults:?}: a failing store is not damage: {said}"
+        );
+        // Three packs' deadlines (in parallel, for the data check), not
+        // one per pack.
+        assert!(took < Duration::from_secs(2 * packs as u64), "{faults:?}: {took:?}");
+        assert!(proxy.faults() > 0);
+        assert_eq!(count_under(&server.objects("offsite/damage")), 0, "{faults:?}");
+        let records = site.env.path("state/records");
+        for e in fs::read_dir(&records).into_iter().flatten() {
+            let text = fs::read_to_string(e.unwrap().path()).unwrap();
+            assert!(!text.contains("\"ok\":false"), "{faults:?}: recorded a failed verify: {text}");
+        }
+    }
+    // With the store back, the same repository verifies clean.
+    site.offsite_at(&server, &server.endpoint(), "");
+    site.verify_read_data("offsite");
+}
+
+#[test]
+fn short_reads_403s_missing_credentials_and_buckets_each_say_what_they_are() {
+    let server = S3Server::start();
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &server.endpoint(),
+            extra: "",
+        },
+    );
+    // Small metadata cut short on the way, every time: a storage error
+    // that says so, not a wrong key or a damaged object.
+    for what in ["/offsite/keys/", "/offsite/config"] {
+        let proxy = FaultProxy::start(server.port, Faults::ShortBodies(what));
+        site.offsite_at(&server, &proxy.endpoint(), "deadline = \"2s\"\n");
+        let out = site
+            .lb()
+            .args(["snapshots", "--repo", "offsite"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("cut short"), "{what}: {err}");
+        assert!(
+            !err.contains("no key") && !err.contains("damaged") && !err.contains("not a Lifeboat"),
+            "{what}: {err}"
+        );
+        assert!(proxy.faults() >= 2, "{what}: retried");
+    }
+
+    // No credentials anywhere: said at once, no request to the
+    // instance-metadata address, no network hint.
+    let started = Instant::now();
+    let out = site
+        .env
+        .lb()
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_EC2_METADATA_ENDPOINT")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .args(["--repo", "s3://lifeboat/offsite", "snapshots"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no credentials are given"), "{err}");
+    assert!(err.contains("hint: set access_key_id and secret_access_key"), "{err}");
+    assert!(!err.contains("169.254") && !err.contains("network"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+
+    // A bucket that is not there is named, with what to do.
+    let out = site
+        .env
+        .lb()
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .args(["--repo", "s3://no-such-bucket/x", "snapshots"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the bucket no-such-bucket does not exist"), "{err}");
+    assert!(err.contains("hint: create the bucket first"), "{err}");
+    assert!(!err.contains("lifeboat init") && !err.contains("not a Lifeboat"), "{err}");
+}
+
+#[test]
+fn a_provider_blip_of_5xx_is_ridden_out_within_the_deadline() {
+    let server = S3Server::start();
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &server.endpoint(),
+            extra: "",
+        },
+    );
+    let proxy = FaultProxy::start(server.port, Faults::DownFor(Duration::from_secs(3)));
+    site.offsite_at(&server, &proxy.endpoint(), "deadline = \"30s\"\n");
+    let out = site.backup_direct();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(proxy.faults() >= 3, "answered 503 {} times", proxy.faults());
+    site.offsite_at(&server, &server.endpoint(), "");
+    site.verify_read_data("offsite");
+}
+
+#[test]
+fn an_access_key_id_echoed_by_the_server_reaches_no_output_or_log() {
+    let server = S3Server::start();
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &server.endpoint(),
+            extra: "",
+        },
+    );
+    let proxy = FaultProxy::start(server.port, Faults::EchoKeyId);
+    site.offsite_at(&server, &proxy.endpoint(), "");
+    let started = Instant::now();
+    let out = site.backup_direct();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(proxy.faults() > 0);
+    assert!(err.contains("SignatureDoesNotMatch"), "{err}");
+    // An access problem, said as one, and not retried.
+    assert!(err.contains("bucket policy"), "{err}");
+    assert!(!err.contains("network"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    for text in [&out.stderr, &out.stdout] {
+        assert!(
+            !String::from_utf8_lossy(text).contains(S3_KEY_ID),
+            "the access key id leaked: {}",
+            String::from_utf8_lossy(text)
+        );
+    }
+    // The JSON log, the records and everything else the run left behind;
+    // the config names the key only by `env:`.
+    nothing_under_holds(site.env.dir.path(), S3_KEY_ID);
+}
+
+#[test]
+fn a_stalled_download_is_cut_off_by_the_progress_timeout_and_retried() {
+    let server = S3Server::start();
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &server.endpoint(),
+            extra: "",
+        },
+    );
+    site.backup();
+    site.copy();
+    let proxy = FaultProxy::start(server.port, Faults::StallDownloadOnce);
+    site.offsite_at(&server, &proxy.endpoint(), "progress_timeout = \"2s\"\n");
+    let started = Instant::now();
+    let out = site.restore_from("offsite", "restored");
+    let took = started.elapsed();
+    assert_eq!(proxy.faults(), 1, "one download stalled");
+    assert!(took < Duration::from_secs(60), "the restore took {took:?}");
+    assert!(took >= Duration::from_secs(2), "it waited out the stall: {took:?}");
+    assert_same_tree(&site.data, &out);
+}
+
+#[test]
+fn a_download_damaged_in_transit_is_fetched_again_not_called_damage() {
+    let server = S3Server::start();
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &server.endpoint(),
+            extra: "",
+        },
+    );
+    site.backup();
+    site.copy();
+    let proxy = FaultProxy::start(server.port, Faults::FlipDownloads(1));
+    site.offsite_at(&server, &proxy.endpoint(), "");
+    let out = site.restore_from("offsite", "restored");
+    assert_eq!(proxy.faults(), 1);
+    assert_same_tree(&site.data, &out);
+    // The same fault under verify: no damage reported or recorded.
+    let proxy = FaultProxy::start(server.port, Faults::FlipDownloads(1));
+    site.offsite_at(&server, &proxy.endpoint(), "");
+    site.verify_read_data("offsite");
+    assert_eq!(proxy.faults(), 1);
+    assert_eq!(count_under(&server.objects("offsite/damage")), 0);
+    // Said in the log, as what it was.
+    let mut logged = String::new();
+    for e in fs::read_dir(site.env.path("state/logs")).into_iter().flatten() {
+        logged.push_str(&fs::read_to_string(e.unwrap().path()).unwrap_or_default());
+    }
+    assert!(logged.contains("damaged in transit and fetched again"), "{logged}");
+}
+
+#[test]
+fn an_upload_damaged_on_the_way_is_refused_by_the_server_and_sent_again() {
+    let server = S3Server::start();
+    let site = Site::new(
+        &server,
+        Offsite {
+            endpoint: &server.endpoint(),
+            extra: "",
+        },
+    );
+    let proxy = FaultProxy::start(server.port, Faults::FlipUploads(1));
+    site.offsite_at(&server, &proxy.endpoint(), "");
+    let out = site.backup_direct();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proxy.faults(), 1, "one pack went up damaged");
+    site.offsite_at(&server, &server.endpoint(), "");
+    site.verify_read_data("offsite");
+    let t = site.env.path("t");
+    site.lb()
+        .args(["restore", "--repo", "offsite", "direct:latest", "--target"])
+        .arg(&t)
+        .assert()
+        .success();
+    assert_same_tree(&site.data, &restored(&t, &site.data));
+}

@@ -93,6 +93,12 @@ fn index(ctx: &Ctx, repo: &lifeboat::repo::Repository, a: &IndexArgs) -> Result<
             clean(why)
         );
     }
+    for (p, why) in &r.trailerless_packs {
+        eprintln!(
+            "damaged pack {p}: {} (kept the chunks the old index names in it that read back)",
+            clean(why)
+        );
+    }
     for (p, c, why) in &r.damaged_chunks {
         eprintln!(
             "damaged chunk {c} in pack {p}: {} (left out; the next backup of the same data stores it again)",
@@ -141,24 +147,38 @@ fn snapshots(ctx: &Ctx, repo: &lifeboat::repo::Repository, a: &SnapshotsArgs) ->
             .as_deref()
             .map(|n| format!(" as {}", &n[..8.min(n.len())]))
             .unwrap_or_default();
-        ctx.say(format!(
-            "{verb} restore point {short} of {} ({}){to}, leaving out {} whose data is lost:",
-            clean(&s.service),
-            s.time,
-            plural(s.dropped.len() as u64, "file")
-        ));
+        let parts = [
+            format!(
+                "{verb} restore point {short} of {} ({}){to},",
+                clean(&s.service),
+                s.time
+            ),
+            format!(
+                "leaving out {} whose data is lost:",
+                plural(s.dropped.len() as u64, "file")
+            ),
+        ];
+        for line in width::clauses(&parts, " ", width::line_width()) {
+            ctx.say(line);
+        }
         for p in &s.dropped {
             ctx.say(format!("  /{}", clean(p)));
         }
     }
     for (id, service, why) in &r.removed {
-        ctx.say(format!(
-            "{} restore point {} of {}: its file list is lost ({})",
-            if r.dry_run { "would remove" } else { "removed" },
-            &id[..8.min(id.len())],
-            clean(service),
-            clean(why)
-        ));
+        let parts = [
+            format!(
+                "{} restore point {} of {}:",
+                if r.dry_run { "would remove" } else { "removed" },
+                &id[..8.min(id.len())],
+                clean(service)
+            ),
+            "its file list is lost".to_string(),
+            format!("({})", clean(why)),
+        ];
+        for line in width::clauses(&parts, " ", width::line_width()) {
+            ctx.say(line);
+        }
     }
     for (id, why) in &r.unrepairable {
         eprintln!("cannot repair restore point {}: {}", clean(id), clean(why));

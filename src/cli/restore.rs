@@ -104,11 +104,11 @@ pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
     // Two lines when one does not fit: what went where, then what it holds.
     let parts = [
         format!(
-            "restored {} of {} into {}:",
+            "restored {} of {} into",
             snap.short_id(),
-            output::clean(&snap.service),
-            report.target.display()
+            output::clean(&snap.service)
         ),
+        format!("{}:", report.target.display()),
         format!(
             "{}, {}, {}, {} in {secs:.1} s;",
             plural(report.files, "file"),

@@ -59,6 +59,8 @@ struct RawRepository {
     deadline: Option<Spanned<String>>,
     /// How long one storage request may take.
     request_timeout: Option<Spanned<String>>,
+    /// How long one storage request may go without a byte.
+    progress_timeout: Option<Spanned<String>>,
     /// The repository this one is the off-site copy of.
     copy_of: Option<Spanned<String>>,
 }
@@ -522,6 +524,7 @@ fn repository(
                 rr.transfers.as_ref().map(|e| e.span()),
                 rr.deadline.as_ref().map(|e| e.span()),
                 rr.request_timeout.as_ref().map(|e| e.span()),
+                rr.progress_timeout.as_ref().map(|e| e.span()),
             ];
             if let Some(span) = s3_only.into_iter().flatten().next() {
                 return Err(err(
@@ -570,6 +573,7 @@ fn repository(
             let settings = crate::repo::s3::S3Settings {
                 deadline: time(&rr.deadline)?,
                 request_timeout: time(&rr.request_timeout)?,
+                progress_timeout: time(&rr.progress_timeout)?,
                 url: url.clone(),
                 endpoint: rr.endpoint.as_ref().map(|e| e.get_ref().clone()),
                 region: rr.region.clone(),

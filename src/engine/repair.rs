@@ -43,6 +43,10 @@ pub struct RepairIndexReport {
     pub unreadable_packs: Vec<(String, String)>,
     /// Chunks left out with `read_data`: (pack, chunk, why).
     pub damaged_chunks: Vec<(String, String, String)>,
+    /// Packs whose trailer could not be read but which an old index file
+    /// names: (pack, why). The chunks it names that read back were kept
+    /// (a pack cut short loses only its last segment's chunks).
+    pub trailerless_packs: Vec<(String, String)>,
     pub index_files_written: usize,
     pub index_files_removed: usize,
 }
@@ -50,7 +54,9 @@ pub struct RepairIndexReport {
 impl RepairIndexReport {
     /// Whether everything stored could be indexed.
     pub fn ok(&self) -> bool {
-        self.unreadable_packs.is_empty() && self.damaged_chunks.is_empty()
+        self.unreadable_packs.is_empty()
+            && self.damaged_chunks.is_empty()
+            && self.trailerless_packs.is_empty()
     }
 }
 
@@ -69,6 +75,13 @@ pub fn repair_index(
         .map(|(n, _)| n)
         .collect();
     let mut report = RepairIndexReport::default();
+    // What the old index says, for packs whose own trailer is lost.
+    let mut claimed: std::collections::HashMap<PackId, Vec<PackEntry>> = Default::default();
+    for (_, packs) in repo.load_index_files()?.0 {
+        for (p, entries) in packs {
+            claimed.entry(p).or_insert(entries);
+        }
+    }
     let mut packs = Vec::new();
     for (name, _) in repo.backend().list(Kind::Data)? {
         match PackId::parse(&name) {
@@ -85,7 +98,7 @@ pub fn repair_index(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(p) = packs.get(i) else { return };
-                let r = read_pack_table(repo, p, opts.read_data);
+                let r = read_pack_table(repo, p, opts.read_data, claimed.get(p));
                 if let Ok(mut v) = results.lock() {
                     v.push(r);
                 }
@@ -105,6 +118,9 @@ pub fn repair_index(
                 }
             }
             Err(why) => report.unreadable_packs.push((r.pack.hex(), why)),
+        }
+        if let Some(why) = r.trailerless {
+            report.trailerless_packs.push((r.pack.hex(), why));
         }
         for (c, why) in r.damaged {
             report
@@ -128,6 +144,7 @@ pub fn repair_index(
     }
     report.unreadable_packs.sort();
     report.damaged_chunks.sort();
+    report.trailerless_packs.sort();
     Ok(report)
 }
 
@@ -135,56 +152,73 @@ struct PackResult {
     pack: PackId,
     entries: std::result::Result<Vec<PackEntry>, String>,
     damaged: Vec<(DamagedCopy, String)>,
+    /// Why the trailer could not be read, when the old index stood in.
+    trailerless: Option<String>,
 }
 
 /// One pack's table, from its trailer; with `read_data`, only the chunks
-/// that read back as themselves.
-fn read_pack_table(repo: &Repository, p: &PackId, read_data: bool) -> PackResult {
+/// that read back as themselves. A pack whose trailer is lost (cut short
+/// in its last segment, say) keeps the chunks the old index names for it
+/// that read back, judged as verify judges them.
+fn read_pack_table(
+    repo: &Repository,
+    p: &PackId,
+    read_data: bool,
+    claimed: Option<&Vec<PackEntry>>,
+) -> PackResult {
     let mut out = PackResult {
         pack: *p,
         entries: Ok(Vec::new()),
         damaged: Vec::new(),
+        trailerless: None,
     };
     let opened = if read_data {
         repo.read_pack(p)
     } else {
         repo.open_pack(p)
     };
-    let entries = match opened.and_then(|mut r| pack::read_trailer(&mut r)) {
-        Ok(e) => e,
+    let table = opened.and_then(|mut r| {
+        let trailer = pack::read_trailer(&mut r);
+        Ok((r, trailer))
+    });
+    let (mut r, entries) = match table {
+        Ok((r, Ok(entries))) => (r, entries),
+        Ok((_, Err(e))) => match claimed {
+            Some(c) if !crate::repo::backend::is_store_failure(&e) => {
+                out.trailerless = Some(format!("trailer unreadable: {e:#}"));
+                match repo.read_pack(p) {
+                    Ok(r) => (r, c.clone()),
+                    Err(e) => {
+                        out.entries = Err(format!("{e:#}"));
+                        return out;
+                    }
+                }
+            }
+            _ => {
+                out.entries = Err(format!("{e:#}"));
+                return out;
+            }
+        },
         Err(e) => {
             out.entries = Err(format!("{e:#}"));
             return out;
         }
     };
-    if !read_data {
+    if !read_data && out.trailerless.is_none() {
         out.entries = Ok(entries);
         return out;
     }
-    let mut sorted = entries;
-    sorted.sort_by_key(|e| e.offset);
-    let mut good = Vec::with_capacity(sorted.len());
-    let mut scratch = Vec::new();
-    let mut reader = repo.read_pack(p);
-    for e in sorted {
-        let res = match reader.as_mut() {
-            Ok(r) => pack::read_chunk(r, repo.chunk_key(), &e.id, &e.location(0), &mut scratch)
-                .map(|_| ()),
-            Err(err) => Err(anyhow!("{err:#}")),
-        };
-        match res {
-            Ok(()) => good.push(e),
-            Err(err) => {
-                out.damaged.push((
-                    DamagedCopy {
-                        pack: *p,
-                        chunk: e.id,
-                    },
-                    format!("{err:#}"),
-                ));
-                // A failed segment leaves the age reader unusable.
-                reader = repo.read_pack(p);
-            }
+    let mut good = Vec::with_capacity(entries.len());
+    for (e, damage) in pack::read_back(&mut r, repo.chunk_key(), &entries, &|_| {}) {
+        match damage {
+            None => good.push(e),
+            Some(why) => out.damaged.push((
+                DamagedCopy {
+                    pack: *p,
+                    chunk: e.id,
+                },
+                why,
+            )),
         }
     }
     out.entries = Ok(good);

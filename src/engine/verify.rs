@@ -126,15 +126,31 @@ pub fn verify(
     let mut bad_chunks: HashMap<ChunkId, Option<PackId>> = HashMap::new();
     let mut pack_problems: BTreeMap<PackId, Problem> = BTreeMap::new();
     let packs: Vec<(PackId, Vec<PackEntry>)> = claimed.into_iter().collect();
+    let failing = StoreFailures::default();
+    // Packs that open but whose trailer is lost, each chunk read back.
+    let mut trailerless: BTreeMap<PackId, (String, ReadBack)> = BTreeMap::new();
     for (p, entries) in &packs {
         let problem = if !stored.contains_key(&p.hex()) {
             Some("missing from storage".to_string())
         } else {
-            match repo
+            let trailer = repo
                 .open_pack(p)
-                .and_then(|mut r| pack::read_trailer(&mut r))
-            {
-                Err(e) => Some(format!("trailer unreadable: {e:#}")),
+                .and_then(|mut r| pack::read_trailer(&mut r));
+            failing.count(trailer.as_ref().err());
+            if let Some(e) = failing.gave_up() {
+                return Err(could_not_check(repo, e));
+            }
+            match trailer {
+                Err(e) => {
+                    let why = format!("trailer unreadable: {e:#}");
+                    match read_back_trailerless(repo, p, entries, &e) {
+                        Some(read) => {
+                            trailerless.insert(*p, (why, read));
+                            None
+                        }
+                        None => Some(why),
+                    }
+                }
                 Ok(t) => {
                     let mut a = t.clone();
                     let mut b = entries.clone();
@@ -167,7 +183,7 @@ pub fn verify(
     if opts.read_data_percent > 0.0 {
         let mut chosen: Vec<&(PackId, Vec<PackEntry>)> = packs
             .iter()
-            .filter(|(p, _)| stored.contains_key(&p.hex()))
+            .filter(|(p, _)| stored.contains_key(&p.hex()) && !trailerless.contains_key(p))
             .collect();
         if opts.read_data_percent < 100.0 {
             // Pack ids are random, so slicing by id spreads evenly; the
@@ -196,42 +212,37 @@ pub fn verify(
         std::thread::scope(|s| {
             for _ in 0..super::workers() {
                 s.spawn(|| {
-                    let mut scratch = Vec::new();
                     loop {
+                        if failing.stopped() {
+                            return;
+                        }
                         let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                         let Some((p, entries)) = chosen.get(i) else {
                             return;
                         };
-                        let mut entries = entries.clone();
-                        entries.sort_by_key(|e| e.offset);
                         let mut bad = Vec::new();
-                        match repo.read_pack_classified(p) {
+                        let opened = repo.read_pack_classified(p);
+                        failing.count(match &opened {
+                            Err(PackOpenError::Unreachable(e)) => Some(e),
+                            Err(PackOpenError::Damaged(_)) | Ok(_) => None,
+                        });
+                        if failing.stopped() {
+                            return;
+                        }
+                        match opened {
                             Err(e) => {
                                 let content = matches!(e, PackOpenError::Damaged(_));
                                 let why = format!("{:#}", e.error());
                                 bad.extend(entries.iter().map(|c| (*p, c.id, why.clone(), content)))
                             }
                             Ok(mut r) => {
-                                for c in &entries {
-                                    let loc = c.location(0);
-                                    if let Err(e) = pack::read_chunk(
-                                        &mut r,
-                                        repo.chunk_key(),
-                                        &c.id,
-                                        &loc,
-                                        &mut scratch,
-                                    ) {
-                                        bad.push((*p, c.id, format!("{e:#}"), true));
-                                        // A failed segment leaves the age reader unusable;
-                                        // a fresh one tells which other chunks are fine.
-                                        match repo.read_pack(p) {
-                                            Ok(fresh) => r = fresh,
-                                            Err(_) => break,
-                                        }
-                                    }
+                                let read = pack::read_back(&mut r, repo.chunk_key(), &entries, &|c| {
                                     chunks_read.fetch_add(1, Ordering::Relaxed);
                                     bytes_done.fetch_add(c.raw_len as u64, Ordering::Relaxed);
-                                }
+                                });
+                                bad.extend(read.into_iter().filter_map(|(c, why)| {
+                                    why.map(|why| (*p, c.id, why, true))
+                                }));
                             }
                         }
                         reporter.progress(
@@ -251,6 +262,11 @@ pub fn verify(
                 });
             }
         });
+        if let Some(e) = failing.gave_up() {
+            // Nothing found is recorded: packs the store would not give
+            // are not damaged, only unchecked.
+            return Err(could_not_check(repo, e));
+        }
         report.chunks_read = chunks_read.into_inner();
         report.bytes_read = bytes_done.into_inner();
         let found = found
@@ -281,6 +297,19 @@ pub fn verify(
                     problem,
                     affects: vec![],
                 });
+        }
+    }
+
+    for (p, (why, read)) in trailerless {
+        judge_trailerless(p, why, &read, &mut report, &mut bad_chunks, &mut pack_problems);
+        packs_read.insert(p);
+        for (e, damage) in &read {
+            if damage.is_some() {
+                // What does not read back is damage like any other found.
+                let copy = DamagedCopy { pack: p, chunk: e.id };
+                failed_copies.insert(copy);
+                found_copies.push(copy);
+            }
         }
     }
 
@@ -415,6 +444,123 @@ pub fn verify(
         true,
     );
     Ok(report)
+}
+
+/// Packs in a row the store failed to give (after its own retries) before
+/// verify stops: going on pack by pack against a store that is down costs
+/// a retry deadline per pack and proves nothing.
+const STORE_FAILURES_IN_A_ROW: usize = 3;
+
+/// Counts consecutive store failures across verify's workers.
+#[derive(Default)]
+struct StoreFailures {
+    in_a_row: std::sync::atomic::AtomicUsize,
+    last: Mutex<Option<String>>,
+}
+
+impl StoreFailures {
+    fn count(&self, failure: Option<&anyhow::Error>) {
+        match failure {
+            Some(e) if crate::repo::backend::is_store_failure(e) => {
+                if let Ok(mut last) = self.last.lock() {
+                    *last = Some(format!("{e:#}"));
+                }
+                self.in_a_row.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {
+                if !self.stopped() {
+                    self.in_a_row.store(0, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.in_a_row.load(Ordering::SeqCst) >= STORE_FAILURES_IN_A_ROW
+    }
+
+    fn gave_up(&self) -> Option<String> {
+        if !self.stopped() {
+            return None;
+        }
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+}
+
+fn could_not_check(repo: &Repository, last: String) -> anyhow::Error {
+    crate::Error::Storage {
+        what: format!(
+            "could not check the repository at {}: the store failed on {STORE_FAILURES_IN_A_ROW} packs in a row ({last})",
+            repo.backend().location()
+        ),
+        hint: "verify stopped early and recorded no result and no damage; run it again once the store answers (check the endpoint, network and the provider's status page)".into(),
+    }
+    .into()
+}
+
+/// Each chunk of a pack read back: the chunk and why it is damaged, if it is.
+type ReadBack = Vec<(PackEntry, Option<String>)>;
+
+/// A pack whose trailer is lost (a pack cut short in its last segment,
+/// say) still holds every chunk of the segments before: read back each
+/// chunk the index names, so only files needing the damaged part are
+/// flagged. None when the pack itself cannot be had (the store failed, or
+/// no header): then every chunk of it counts as damaged.
+fn read_back_trailerless(
+    repo: &Repository,
+    p: &PackId,
+    entries: &[PackEntry],
+    trailer_error: &anyhow::Error,
+) -> Option<ReadBack> {
+    if crate::repo::backend::is_store_failure(trailer_error) {
+        return None;
+    }
+    let mut r = repo.read_pack_classified(p).ok()?;
+    Some(pack::read_back(&mut r, repo.chunk_key(), entries, &|_| {}))
+}
+
+/// Records what reading back a trailerless pack found.
+fn judge_trailerless(
+    p: PackId,
+    why: String,
+    read: &ReadBack,
+    report: &mut VerifyReport,
+    bad_chunks: &mut HashMap<ChunkId, Option<PackId>>,
+    pack_problems: &mut BTreeMap<PackId, Problem>,
+) {
+    report.packs_read += 1;
+    report.chunks_read += read.len() as u64;
+    let damaged: Vec<(&PackEntry, &String)> = read
+        .iter()
+        .filter_map(|(e, d)| d.as_ref().map(|d| (e, d)))
+        .collect();
+    for (e, _) in &damaged {
+        bad_chunks.insert(e.id, Some(p));
+    }
+    report.bytes_read += read
+        .iter()
+        .filter(|(_, d)| d.is_none())
+        .map(|(e, _)| e.raw_len as u64)
+        .sum::<u64>();
+    let problem = match damaged.first() {
+        None => format!(
+            "{why}; every one of the {} chunks the index names in it reads back, so no restore point is affected",
+            read.len()
+        ),
+        Some((_, first)) => format!(
+            "{why}; {} of {} chunks the index names in it cannot be read back: {first}",
+            damaged.len(),
+            read.len()
+        ),
+    };
+    pack_problems.insert(
+        p,
+        Problem {
+            object: format!("data/{}", p.hex()),
+            problem,
+            affects: vec![],
+        },
+    );
 }
 
 /// What verify learnt about stored copies this run.

@@ -292,3 +292,21 @@ impl Backend for LocalBackend {
         Ok(())
     }
 }
+
+/// Did this error come from the store failing (refusing, unreachable,
+/// timing out after its retries) rather than from what it holds? A
+/// failing store says nothing about the data, so it is never damage.
+pub fn is_store_failure(err: &anyhow::Error) -> bool {
+    fn storage(e: &(dyn std::error::Error + 'static)) -> bool {
+        matches!(
+            e.downcast_ref::<crate::Error>(),
+            Some(crate::Error::Storage { .. })
+        )
+    }
+    err.chain().any(|e| {
+        storage(e)
+            || e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| storage(inner))
+    })
+}

@@ -52,6 +52,62 @@ pub fn stream<R: Read>(r: R, p: &Params, seed: u64) -> StreamCDC<R> {
     StreamCDC::with_level_and_seed(r, p.min, p.avg, p.max, Normalization::Level1, seed)
 }
 
+/// Files changed in place a page at a time (SQLite databases) are cut into
+/// whole pages instead: a page never moves, so an insert that rewrites a
+/// few hundred scattered pages adds those pages, where content-defined
+/// chunks of a megabyte would each hold one of them. Pages are grouped only
+/// as far as needed to keep a file under `MAX_PAGE_CHUNKS` chunks (so the
+/// index stays small for a huge database). None for a page size that is not
+/// a power of two from 512 to 64 KiB.
+pub fn page_chunk_size(page: u32, file_len: u64) -> Option<u32> {
+    const MAX_PAGE_CHUNKS: u64 = 256 * 1024;
+    if !(512..=65536).contains(&page) || !page.is_power_of_two() {
+        return None;
+    }
+    let mut size = page as u64;
+    while file_len.div_ceil(size) > MAX_PAGE_CHUNKS && size < Params::default().max as u64 {
+        size *= 2;
+    }
+    Some(size as u32)
+}
+
+/// Cuts a reader into chunks of exactly `size` bytes (the last one
+/// shorter), for [`page_chunk_size`].
+pub struct FixedChunks<R> {
+    r: R,
+    size: usize,
+    done: bool,
+}
+
+pub fn fixed<R: Read>(r: R, size: u32) -> FixedChunks<R> {
+    FixedChunks {
+        r,
+        size: size.max(1) as usize,
+        done: false,
+    }
+}
+
+impl<R: Read> Iterator for FixedChunks<R> {
+    type Item = std::io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(self.size);
+        match (&mut self.r).take(self.size as u64).read_to_end(&mut buf) {
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+            Ok(n) => {
+                self.done = n < self.size;
+                (n > 0).then_some(Ok(buf))
+            }
+        }
+    }
+}
+
 /// Chunks data that is produced bit by bit (the tree stream). Cutting all but
 /// the last chunk of the buffer gives the same boundaries as chunking the
 /// whole stream at once, because a FastCDC cut depends only on the bytes
@@ -141,5 +197,35 @@ impl Compressor {
         }
         let out = self.inner.compress(data)?;
         Ok((out.len() * 100 < data.len() * 98).then_some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_chunks_until_a_file_has_too_many() {
+        assert_eq!(page_chunk_size(4096, 80 << 20), Some(4096));
+        assert_eq!(page_chunk_size(65536, 80 << 20), Some(65536));
+        // 4 GiB of 4 KiB pages: grouped four to a chunk.
+        assert_eq!(page_chunk_size(4096, 4 << 30), Some(16384));
+        // Never beyond the largest content-defined chunk.
+        assert_eq!(page_chunk_size(4096, 1 << 50), Some(4 << 20));
+        assert_eq!(page_chunk_size(1000, 1 << 20), None);
+        assert_eq!(page_chunk_size(256, 1 << 20), None);
+    }
+
+    #[test]
+    fn fixed_chunks_cut_on_the_size_and_keep_every_byte() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let chunks: Vec<Vec<u8>> = fixed(&data[..], 4096).map(|c| c.unwrap()).collect();
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            [4096, 4096, 1808]
+        );
+        assert_eq!(chunks.concat(), data);
+        assert_eq!(fixed(&data[..8192], 4096).count(), 2);
+        assert_eq!(fixed(&[][..], 4096).count(), 0);
     }
 }

@@ -62,3 +62,280 @@ pub fn parse_recipient(s: &str) -> Result<Recipient> {
 pub fn chunk_id(key: &[u8; 32], data: &[u8]) -> super::ChunkId {
     super::ChunkId(*blake3::keyed_hash(key, data).as_bytes())
 }
+
+/// The plaintext size of one age STREAM segment.
+const SEGMENT: u64 = 64 * 1024;
+
+/// A seekable plaintext view of a sealed object that reads every segment
+/// that authenticates, even when a later one does not.
+///
+/// age's own reader authenticates the final segment (to learn the length)
+/// whenever it seeks to a segment boundary, and is left unusable after any
+/// segment fails. Here a seek to a boundary goes through the segment's
+/// second byte instead, and a reader that failed is rebuilt over the same
+/// fetched bytes, so one damaged segment (a pack cut short in its last
+/// 64 KiB) costs only what overlaps it. Nothing is weakened: every byte
+/// still comes out of a segment that authenticated under its own nonce.
+pub struct SealedReader {
+    identities: Vec<Identity>,
+    source: std::sync::Arc<std::sync::Mutex<Source>>,
+    /// None after a failure, until the next read or seek rebuilds it.
+    inner: Option<age::stream::StreamReader<Shared>>,
+    /// The plaintext position, kept across rebuilds.
+    pos: u64,
+}
+
+/// The fetched object and where its cursor is (to skip needless seeks).
+struct Source {
+    raw: Box<dyn super::backend::ReadSeek>,
+    at: Option<u64>,
+}
+
+/// One age reader's handle on the shared source, with its own position.
+struct Shared {
+    source: std::sync::Arc<std::sync::Mutex<Source>>,
+    pos: u64,
+}
+
+fn poisoned() -> std::io::Error {
+    std::io::Error::other("sealed object reader poisoned")
+}
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut s = self.source.lock().map_err(|_| poisoned())?;
+        if s.at != Some(self.pos) {
+            s.at = None;
+            s.raw.seek(std::io::SeekFrom::Start(self.pos))?;
+        }
+        let n = s.raw.read(buf)?;
+        self.pos += n as u64;
+        s.at = Some(self.pos);
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for Shared {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        use std::io::SeekFrom;
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => {
+                let mut s = self.source.lock().map_err(|_| poisoned())?;
+                s.at = None;
+                let end = s.raw.seek(SeekFrom::End(0))?;
+                s.at = Some(end);
+                end.checked_add_signed(d)
+            }
+        };
+        self.pos = target.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+        })?;
+        Ok(self.pos)
+    }
+}
+
+impl SealedReader {
+    pub fn new(
+        identities: &[&Identity],
+        raw: Box<dyn super::backend::ReadSeek>,
+    ) -> Result<SealedReader> {
+        let mut r = SealedReader {
+            identities: identities.iter().map(|i| (*i).clone()).collect(),
+            source: std::sync::Arc::new(std::sync::Mutex::new(Source { raw, at: None })),
+            inner: None,
+            pos: 0,
+        };
+        r.inner = Some(r.rebuild()?);
+        Ok(r)
+    }
+
+    /// A fresh age reader from the start of the same bytes (one header
+    /// parse and key unwrap, no new fetch).
+    fn rebuild(&self) -> Result<age::stream::StreamReader<Shared>> {
+        let ids: Vec<&Identity> = self.identities.iter().collect();
+        reader(
+            &ids,
+            Shared {
+                source: self.source.clone(),
+                pos: 0,
+            },
+        )
+    }
+
+    /// The age reader, rebuilt and put back at `pos` if the last one failed.
+    fn ready(&mut self) -> std::io::Result<&mut age::stream::StreamReader<Shared>> {
+        if self.inner.is_none() {
+            self.place(self.pos)?;
+        }
+        self.inner.as_mut().ok_or_else(poisoned)
+    }
+
+    /// Puts the reader at plaintext position `pos`.
+    fn place(&mut self, pos: u64) -> std::io::Result<u64> {
+        use std::io::{Seek, SeekFrom};
+        let fresh = |me: &SealedReader| {
+            me.rebuild()
+                .map_err(|e| std::io::Error::other(format!("{e:#}")))
+        };
+        let mut r = match self.inner.take() {
+            Some(r) => r,
+            None => fresh(self)?,
+        };
+        let placed = if pos > 0 && pos % SEGMENT == 0 {
+            // At a segment boundary age checks the stream's length (the
+            // last segment) before reading anything; one byte in decrypts
+            // only the target segment, and stepping back stays inside it.
+            match r
+                .seek(SeekFrom::Start(pos + 1))
+                .and_then(|_| r.seek(SeekFrom::Current(-1)))
+            {
+                Ok(p) => Ok(p),
+                // Nothing to read there (the very end): only age's own
+                // seek, which checks the length, can land on it.
+                Err(_) => {
+                    r = fresh(self)?;
+                    r.seek(SeekFrom::Start(pos))
+                }
+            }
+        } else {
+            r.seek(SeekFrom::Start(pos))
+        };
+        let p = placed?;
+        self.inner = Some(r);
+        self.pos = p;
+        Ok(p)
+    }
+}
+
+impl Read for SealedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let res = self.ready()?.read(buf);
+        match res {
+            Ok(n) => {
+                self.pos += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                // age's reader is unusable after a failed segment.
+                self.inner = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl std::io::Seek for SealedReader {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        use std::io::SeekFrom;
+        let target = match to {
+            SeekFrom::Start(n) => n,
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+            })?,
+            SeekFrom::End(_) => {
+                // Needs the length, which only the last segment proves.
+                let res = self.ready()?.seek(to);
+                return match res {
+                    Ok(p) => {
+                        self.pos = p;
+                        Ok(p)
+                    }
+                    Err(e) => {
+                        self.inner = None;
+                        Err(std::io::Error::new(
+                            e.kind(),
+                            format!("its last 64 KiB segment does not authenticate, so it is cut short or damaged at its end ({e})"),
+                        ))
+                    }
+                };
+            }
+        };
+        self.place(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom};
+
+    /// Five full segments and a short last one, sealed.
+    fn sealed() -> (Identity, Vec<u8>, Vec<u8>) {
+        let id = Identity::generate();
+        let plain: Vec<u8> = (0..5 * SEGMENT as usize + 3000)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let ct = seal(&[&id.to_public()], &plain).unwrap();
+        (id, plain, ct)
+    }
+
+    fn open_reader(id: &Identity, ct: Vec<u8>) -> SealedReader {
+        SealedReader::new(&[id], Box::new(std::io::Cursor::new(ct))).unwrap()
+    }
+
+    fn read_at(r: &mut SealedReader, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        r.seek(SeekFrom::Start(at))?;
+        let mut b = vec![0; len];
+        r.read_exact(&mut b)?;
+        Ok(b)
+    }
+
+    #[test]
+    fn a_cut_in_the_last_segment_loses_only_what_overlaps_it() {
+        let (id, plain, mut ct) = sealed();
+        ct.truncate(ct.len() - 100);
+        let mut r = open_reader(&id, ct);
+        assert!(r.seek(SeekFrom::End(-12)).is_err(), "the end cannot be proven");
+        // At a segment boundary, where age's own seek checks the length.
+        let at = 2 * SEGMENT;
+        assert_eq!(read_at(&mut r, at, 1000).unwrap(), plain[at as usize..][..1000]);
+        // Reaching into the last segment fails…
+        let tail = 5 * SEGMENT - 10;
+        assert!(read_at(&mut r, tail, 20).is_err());
+        // …and does not stop the reader: before it, everything reads,
+        // including a read ending exactly where the damage starts.
+        assert_eq!(read_at(&mut r, tail, 10).unwrap(), plain[tail as usize..][..10]);
+        assert_eq!(read_at(&mut r, 5, 100).unwrap(), plain[5..105]);
+        let whole = read_at(&mut r, 0, 5 * SEGMENT as usize).unwrap();
+        assert_eq!(whole, plain[..5 * SEGMENT as usize]);
+    }
+
+    #[test]
+    fn a_damaged_middle_segment_fails_only_reads_that_touch_it() {
+        let (id, plain, mut ct) = sealed();
+        // A byte inside the third segment's ciphertext.
+        let n = ct.len();
+        let enc = SEGMENT as usize + 16;
+        let third = n - (3000 + 16) - 3 * enc + 10;
+        ct[third] ^= 1;
+        let mut r = open_reader(&id, ct);
+        assert!(read_at(&mut r, 2 * SEGMENT + 5, 10).is_err());
+        assert!(read_at(&mut r, 2 * SEGMENT - 5, 10).is_err(), "spans it");
+        assert!(read_at(&mut r, 2 * SEGMENT, 1).is_err(), "at its boundary");
+        for at in [0, SEGMENT, 3 * SEGMENT, 4 * SEGMENT + 7] {
+            assert_eq!(read_at(&mut r, at, 100).unwrap(), plain[at as usize..][..100]);
+        }
+        // The end is intact and proves the length.
+        assert_eq!(r.seek(SeekFrom::End(0)).unwrap(), plain.len() as u64);
+        assert_eq!(read_at(&mut r, 5 * SEGMENT, 3000).unwrap(), plain[5 * SEGMENT as usize..]);
+    }
+
+    #[test]
+    fn an_intact_object_reads_the_same_as_age_reads_it() {
+        let (id, plain, ct) = sealed();
+        let mut r = open_reader(&id, ct.clone());
+        assert_eq!(open(&[&id], &ct).unwrap(), plain);
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        assert_eq!(all, plain);
+        for at in [0, SEGMENT, 3 * SEGMENT - 1, 5 * SEGMENT, plain.len() as u64 - 1] {
+            let len = (plain.len() as u64 - at).min(50) as usize;
+            assert_eq!(read_at(&mut r, at, len).unwrap(), plain[at as usize..][..len]);
+        }
+        // Exactly the end: nothing to read, and no error.
+        r.seek(SeekFrom::Start(plain.len() as u64)).unwrap();
+        assert_eq!(r.read(&mut [0; 8]).unwrap(), 0);
+    }
+}

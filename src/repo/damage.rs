@@ -118,16 +118,13 @@ impl Repository {
     pub fn read_pack_classified(
         &self,
         pack: &PackId,
-    ) -> std::result::Result<
-        age::stream::StreamReader<Box<dyn super::backend::ReadSeek>>,
-        PackOpenError,
-    > {
+    ) -> std::result::Result<super::crypto::SealedReader, PackOpenError> {
         let identity = self.data_identity().map_err(PackOpenError::Unreachable)?;
         let raw = self
             .backend
             .open_whole(Kind::Data, &pack.hex())
             .map_err(PackOpenError::Unreachable)?;
-        super::crypto::reader(&[identity], raw)
+        super::crypto::SealedReader::new(&[identity], raw)
             .with_context(|| format!("pack {}", pack.short()))
             .map_err(PackOpenError::Damaged)
     }

@@ -214,6 +214,8 @@ impl Repository {
         }
         let raw = match backend.get(Kind::Config, "config") {
             Ok(raw) => raw,
+            // A store that fails the read is not "not a repository".
+            Err(e) if backend::is_store_failure(&e) => return Err(e),
             Err(_) => {
                 return Err(crate::Error::NotARepository {
                     path: backend.location(),
@@ -476,25 +478,20 @@ impl Repository {
             .with_context(|| format!("in pack {}", pack.short()))
     }
 
-    /// A seekable plaintext view of a pack, for reading a few chunks.
-    pub fn open_pack(
-        &self,
-        pack: &PackId,
-    ) -> Result<age::stream::StreamReader<Box<dyn backend::ReadSeek>>> {
+    /// A seekable plaintext view of a pack, for reading a few chunks. A
+    /// damaged segment fails only the reads that touch it.
+    pub fn open_pack(&self, pack: &PackId) -> Result<crypto::SealedReader> {
         let raw = self.backend.open(Kind::Data, &pack.hex())?;
-        crypto::reader(&[self.data_identity()?], raw)
+        crypto::SealedReader::new(&[self.data_identity()?], raw)
             .with_context(|| format!("pack {}", pack.short()))
     }
 
     /// The same, for going through most of the pack: on object storage the
     /// pack is fetched in one request (16 MiB) rather than range by range,
     /// which costs one round trip per pack instead of several.
-    pub fn read_pack(
-        &self,
-        pack: &PackId,
-    ) -> Result<age::stream::StreamReader<Box<dyn backend::ReadSeek>>> {
+    pub fn read_pack(&self, pack: &PackId) -> Result<crypto::SealedReader> {
         let raw = self.backend.open_whole(Kind::Data, &pack.hex())?;
-        crypto::reader(&[self.data_identity()?], raw)
+        crypto::SealedReader::new(&[self.data_identity()?], raw)
             .with_context(|| format!("pack {}", pack.short()))
     }
 

@@ -19,10 +19,7 @@ pub struct FileReader<'a> {
     pos: usize,
     hasher: blake3::Hasher,
     read: u64,
-    pack: Option<(
-        u32,
-        age::stream::StreamReader<Box<dyn super::backend::ReadSeek>>,
-    )>,
+    pack: Option<(u32, super::crypto::SealedReader)>,
     scratch: Vec<u8>,
     reporter: &'a Reporter,
     /// Stops with an error when the job is cancelled (not for a stream

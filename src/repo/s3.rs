@@ -8,18 +8,25 @@
 //!
 //! Retries happen in one place, here, around whole operations (a body that
 //! breaks mid-download is retried too): transient failures (timeouts,
-//! dropped connections, 5xx, throttling) with exponential backoff until the
-//! repository's `deadline`, each request cut off after `request_timeout`.
-//! Permanent ones (bad credentials, missing bucket) fail at once with a
-//! [`crate::Error::Storage`] that says what to check.
+//! dropped connections, 5xx, throttling, a body damaged on the way) with
+//! jittered exponential backoff until the repository's `deadline`; a
+//! request is cut off when no bytes arrive for `progress_timeout`, and
+//! after `request_timeout` in all. Permanent ones (bad credentials, a
+//! missing bucket) fail at once with a [`crate::Error::Storage`] that says
+//! what to check, with every credential scrubbed from it.
+
+mod errors;
+mod ranged;
 
 use super::backend::{valid_name, Backend, Kind, ReadSeek};
 use anyhow::{anyhow, bail, Result};
 use futures::TryStreamExt;
+use md5::Digest;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
-use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
-use std::io::{Read, Seek, SeekFrom};
+use object_store::{ClientOptions, GetOptions, ObjectStore, PutPayload, RetryConfig};
+use rand::Rng;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,6 +72,9 @@ pub struct S3Settings {
     pub deadline: Option<Duration>,
     /// How long one request may take before it is cut off and retried.
     pub request_timeout: Option<Duration>,
+    /// How long a request may go without a byte (no response yet, or a
+    /// body that stopped coming) before it is cut off and retried.
+    pub progress_timeout: Option<Duration>,
 }
 
 /// Retrying one operation gives up after this long unless the repository
@@ -74,6 +84,8 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 /// A 16 MiB pack on a slow uplink fits in it; a stalled request does not
 /// hold a job for long.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// A store that sends nothing for a minute is stalled, not slow.
+pub const DEFAULT_PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `s3://bucket/prefix` → (bucket, prefix without surrounding slashes).
 pub fn parse_url(url: &str) -> Result<(String, String)> {
@@ -168,8 +180,18 @@ impl Pacer {
 struct Inner {
     store: Box<dyn ObjectStore>,
     url: String,
+    bucket: String,
     pacer: Option<Pacer>,
     deadline: Duration,
+    /// No bytes for this long and a request is cut off and retried.
+    progress: Duration,
+    /// Credential values to scrub from every message.
+    secrets: Vec<String>,
+    /// Whole-object reads are checked against the ETag while it looks like
+    /// the body's MD5 (a single-part upload's, on most stores). A store
+    /// whose ETags are something else (AWS with SSE-KMS) turns this off the
+    /// first time two reads agree with each other and not with the ETag.
+    etag_is_md5: AtomicBool,
 }
 
 type ObjResult<T> = std::result::Result<T, object_store::Error>;
@@ -198,103 +220,202 @@ impl Inner {
         }
     }
 
+    /// `fut`, unless the store goes quiet for the progress timeout.
+    async fn timed<T>(
+        &self,
+        what: &'static str,
+        fut: impl std::future::Future<Output = ObjResult<T>>,
+    ) -> ObjResult<T> {
+        match tokio::time::timeout(self.progress, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(errors::generic(errors::Stalled {
+                what,
+                after: self.progress,
+            })),
+        }
+    }
+
+    /// A GET, body and all, cut off when no bytes arrive for the progress
+    /// timeout (a stalled response is retried, not waited out); returns the
+    /// body and the object's ETag.
+    async fn fetch(
+        &self,
+        key: &ObjPath,
+        opts: GetOptions,
+    ) -> ObjResult<(bytes::Bytes, Option<String>)> {
+        let r = self
+            .timed("waiting for a response", self.store.get_opts(key, opts))
+            .await?;
+        let etag = r.meta.e_tag.clone();
+        // A hint only: the body may be longer or shorter than announced.
+        let expected = (r.range.end - r.range.start).min(64 << 20) as usize;
+        let mut body = bytes::BytesMut::with_capacity(expected);
+        let mut stream = r.into_stream();
+        while let Some(part) = self
+            .timed("sending a response body", stream.try_next())
+            .await?
+        {
+            body.extend_from_slice(&part);
+        }
+        Ok((body.freeze(), etag))
+    }
+
+    /// Is a whole object's body what the store holds? `seen` carries the
+    /// MD5 of an earlier body that did not match, across retries.
+    fn check_whole(
+        &self,
+        key: &ObjPath,
+        etag: Option<&str>,
+        body: &[u8],
+        seen: &mut Option<String>,
+    ) -> ObjResult<()> {
+        if !self.etag_is_md5.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let Some(tag) = etag.map(|t| t.trim_matches('"').to_ascii_lowercase()) else {
+            return Ok(());
+        };
+        // A multipart ETag ("…-3") or another provider's scheme.
+        if tag.len() != 32 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(());
+        }
+        let got = hex::encode(md5::Md5::digest(body));
+        if got == tag {
+            return Ok(());
+        }
+        if seen.as_deref() == Some(got.as_str()) {
+            // The same bytes twice. Cut short the same way each time (a
+            // middlebox that truncates), or what the store holds and its
+            // ETags are not MD5s: the object's size tells which.
+            let size = self
+                .block_on(self.timed("waiting for a response", self.store.head(key)))?
+                .size;
+            if size != body.len() as u64 {
+                return Err(errors::generic(errors::DamagedInTransit {
+                    key: key.to_string(),
+                    cut: Some((body.len() as u64, size)),
+                }));
+            }
+            // Damage in storage, if any, is for the caller's own checks
+            // (chunk ids, age's authentication) to find.
+            self.etag_is_md5.store(false, Ordering::Relaxed);
+            tracing::info!(key = %key, "the store's ETags are not MD5 digests; whole reads are not checked against them");
+            return Ok(());
+        }
+        *seen = Some(got);
+        Err(errors::generic(errors::DamagedInTransit {
+            key: key.to_string(),
+            cut: None,
+        }))
+    }
+
     /// The one retry layer: transient failures are retried with backoff
-    /// (0.2 s doubling to 10 s) until the deadline; others fail at once.
+    /// (0.2 s doubling to 10 s, each wait drawn at random from its upper
+    /// half so clients that failed together do not retry together) until
+    /// the deadline; others fail at once.
     fn retry<T>(
         &self,
         what: &str,
         mut op: impl FnMut() -> std::result::Result<T, object_store::Error>,
     ) -> Result<T> {
         let started = Instant::now();
-        let mut delay = Duration::from_millis(200);
+        let mut ceiling = Duration::from_millis(200);
         let mut attempt = 1;
+        let mut damaged_in_transit = false;
         loop {
-            match op() {
-                Ok(v) => return Ok(v),
-                Err(e) if transient(&e) && started.elapsed() + delay < self.deadline => {
-                    tracing::warn!(what, attempt, error = %crate::util::printable(&one_line(&e)), "storage request failed; retrying");
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    attempt += 1;
+            let e = match op() {
+                Ok(v) => {
+                    if damaged_in_transit {
+                        tracing::warn!(
+                            what,
+                            attempt,
+                            "a read was damaged in transit and fetched again"
+                        );
+                    }
+                    return Ok(v);
                 }
-                Err(e) if transient(&e) => {
-                    let e = self.error(what, e);
-                    return Err(e.context(format!(
-                        "gave up after {attempt} attempts in {} (the repository's deadline is {})",
-                        crate::util::short_duration(started.elapsed()),
-                        crate::util::short_duration(self.deadline)
-                    )));
-                }
-                Err(e) => return Err(self.error(what, e)),
+                Err(e) => e,
+            };
+            if !errors::transient(&e) {
+                return Err(self.error(what, e));
             }
+            damaged_in_transit |= errors::is_transit_damage(&e);
+            let delay = ceiling.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
+            if started.elapsed() + delay >= self.deadline {
+                let e = self.error(what, e);
+                return Err(e.context(format!(
+                    "gave up after {attempt} attempts in {} (the repository's deadline is {})",
+                    crate::util::short_duration(started.elapsed()),
+                    crate::util::short_duration(self.deadline)
+                )));
+            }
+            let message = self.scrubbed(&e);
+            tracing::warn!(what, attempt, error = %crate::util::printable(&message), "storage request failed; retrying");
+            std::thread::sleep(delay);
+            ceiling = (ceiling * 2).min(Duration::from_secs(10));
+            attempt += 1;
         }
     }
 
+    fn scrubbed(&self, e: &object_store::Error) -> String {
+        errors::scrub(&errors::one_line(e), &self.secrets)
+    }
+
     fn error(&self, what: &str, e: object_store::Error) -> anyhow::Error {
-        let hint = match &e {
-            // Before NotFound: a missing bucket is a 404 too.
-            _ if e.to_string().contains("NoSuchBucket") => {
-                "create the bucket first (lifeboat never creates buckets), and check the URL, endpoint and region"
-            }
-            object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => {
-                "check access_key_id and secret_access_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that the key may use this bucket"
-            }
-            object_store::Error::NotFound { .. } => {
-                "the object is missing: run `lifeboat verify` on this repository"
-            }
-            _ => {
-                "the store kept failing after retries: check the endpoint, region and network, and the provider's status page; rerunning resumes where this stopped"
-            }
+        let message = self.scrubbed(&e);
+        let what = if message.contains("NoSuchBucket") {
+            format!(
+                "the bucket {} does not exist ({what} at {}: {message})",
+                self.bucket, self.url
+            )
+        } else {
+            format!(
+                "{what} at {}: {message}{}",
+                self.url,
+                errors::explain(&message)
+            )
         };
         crate::Error::Storage {
-            what: format!("{what} at {}: {}", self.url, one_line(&e)),
-            hint: hint.into(),
+            what,
+            hint: errors::hint(&e, &message).into(),
         }
         .into()
     }
 }
 
-/// object_store's messages nest causes over lines; a log line wants one.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Where object_store would look for credentials we were not given.
+const OTHER_CREDENTIAL_SOURCES: &[&str] = &[
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    // Set on purpose by whoever wants an EC2 instance role used.
+    "AWS_EC2_METADATA_ENDPOINT",
+    "AWS_SKIP_SIGNATURE",
+];
+
+fn env_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
-/// The HTTP status a failed request got, if it got one.
-fn status_of(message: &str) -> Option<u16> {
-    let rest = message.split("status code: ").nth(1)?;
-    rest.get(..3)?.parse().ok()
-}
-
-fn transient(e: &object_store::Error) -> bool {
-    use object_store::Error as E;
-    match e {
-        E::Generic { .. } => {
-            let s = one_line(e);
-            if s.contains("NoSuchBucket") {
-                return false;
-            }
-            // A refusal (bad credentials, a forbidden key) does not get
-            // better by asking again; a timeout, throttling (429) or a
-            // server error (5xx) may.
-            match status_of(&s) {
-                Some(408 | 429) | None => true,
-                Some(code) => code >= 500,
-            }
-        }
-        E::JoinError { .. } => true,
-        _ => false,
+/// Without a key pair object_store falls back to the EC2 instance-metadata
+/// address, which off EC2 answers nothing: a missing credential would be
+/// reported, many minutes later, as a network problem. Say it now.
+fn check_credentials(s: &S3Settings) -> Result<()> {
+    let id = s.access_key_id.is_some() || env_set("AWS_ACCESS_KEY_ID");
+    let secret = s.secret_access_key.is_some() || env_set("AWS_SECRET_ACCESS_KEY");
+    if (id && secret) || (!id && !secret && OTHER_CREDENTIAL_SOURCES.iter().any(|v| env_set(v))) {
+        return Ok(());
     }
+    let missing = match (id, secret) {
+        (true, false) => "the secret access key is missing",
+        (false, true) => "the access key id is missing",
+        _ => "no credentials are given",
+    };
+    Err(crate::Error::Storage {
+        what: format!("cannot use {}: {missing}", s.url),
+        hint: "set access_key_id and secret_access_key in the repository's config section (a value, env:NAME or file:PATH), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment; to use an EC2 instance role, set AWS_EC2_METADATA_ENDPOINT to the instance-metadata address".into(),
+    }
+    .into())
 }
 
 pub struct S3Backend {
@@ -306,6 +427,7 @@ pub struct S3Backend {
 impl S3Backend {
     pub fn new(s: &S3Settings) -> Result<S3Backend> {
         let (bucket, prefix) = parse_url(&s.url)?;
+        check_credentials(s)?;
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&bucket)
             // Set first: it replaces every client option, allow_http included.
@@ -346,11 +468,19 @@ impl S3Backend {
         {
             b = b.with_region("us-east-1");
         }
+        let mut secrets: Vec<String> = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+            .iter()
+            .filter_map(|v| std::env::var(v).ok())
+            .collect();
         if let Some(k) = &s.access_key_id {
-            b = b.with_access_key_id(Secret::new(k.value()?).expose());
+            let k = Secret::new(k.value()?);
+            b = b.with_access_key_id(k.expose());
+            secrets.push(k.expose().to_string());
         }
         if let Some(k) = &s.secret_access_key {
-            b = b.with_secret_access_key(Secret::new(k.value()?).expose());
+            let k = Secret::new(k.value()?);
+            b = b.with_secret_access_key(k.expose());
+            secrets.push(k.expose().to_string());
         }
         let store = b
             // Retries are ours alone (see `Inner::retry`): two layers would
@@ -360,20 +490,30 @@ impl S3Backend {
                 retry_timeout: Duration::ZERO,
                 ..Default::default()
             })
-            // No extra checksum header: not every provider accepts one, and
-            // the signed payload hash (SigV4's x-amz-content-sha256) already
-            // makes the server refuse a body damaged in transit.
+            // Every upload is signed with the SHA-256 of its body
+            // (x-amz-content-sha256), which the server checks: a body
+            // damaged on the way up is refused (and retried, see
+            // `errors::transient`), never stored. No extra checksum header:
+            // not every provider accepts one.
             .with_unsigned_payload(false)
             .build()
             .map_err(|e| crate::Error::Storage {
-                what: format!("cannot use {}: {}", s.url, one_line(&e)),
+                what: format!(
+                    "cannot use {}: {}",
+                    s.url,
+                    errors::scrub(&errors::one_line(&e), &secrets)
+                ),
                 hint: "set endpoint, region and credentials in the repository's config section, or the AWS_* environment variables".into(),
             })?;
         Ok(S3Backend {
             inner: Arc::new(Inner {
                 store: Box::new(store),
                 deadline: s.deadline.unwrap_or(DEFAULT_DEADLINE),
+                progress: s.progress_timeout.unwrap_or(DEFAULT_PROGRESS_TIMEOUT),
                 url: s.url.clone(),
+                bucket,
+                secrets,
+                etag_is_md5: AtomicBool::new(true),
                 pacer: s.bandwidth_limit.map(|b| Pacer {
                     bytes_per_sec: b,
                     next: Mutex::new(Instant::now()),
@@ -406,8 +546,11 @@ impl S3Backend {
         valid_name(name)?;
         let key = self.key(kind, name);
         let inner = &self.inner;
+        let mut seen = None;
         let data = inner.retry(&format!("reading {key}"), || {
-            inner.block_on(async { inner.store.get(&key).await?.bytes().await })
+            let (data, etag) = inner.block_on(inner.fetch(&key, GetOptions::default()))?;
+            inner.check_whole(&key, etag.as_deref(), &data, &mut seen)?;
+            Ok(data)
         })?;
         if let Some(p) = &inner.pacer {
             p.wait(data.len());
@@ -426,6 +569,8 @@ impl S3Backend {
         // Shared bytes: every retry resends the same buffer without copying.
         let payload = PutPayload::from(data);
         let inner = &self.inner;
+        // No progress timeout: the body goes out in one piece and its
+        // progress is not visible here; `request_timeout` bounds it.
         inner.retry(&format!("storing {key}"), || {
             inner.block_on(inner.store.put(&key, payload.clone()))
         })?;
@@ -435,7 +580,28 @@ impl S3Backend {
     fn list_under(&self, dir: &ObjPath, what: &str) -> Result<Vec<object_store::ObjectMeta>> {
         let inner = &self.inner;
         inner.retry(what, || {
-            inner.block_on(inner.store.list(Some(dir)).try_collect::<Vec<_>>())
+            inner.block_on(inner.timed(
+                "listing",
+                inner.store.list(Some(dir)).try_collect::<Vec<_>>(),
+            ))
+        })
+    }
+
+    fn head(&self, key: &ObjPath) -> ObjResult<object_store::ObjectMeta> {
+        let inner = &self.inner;
+        inner.block_on(inner.timed("waiting for a response", inner.store.head(key)))
+    }
+
+    /// After the config was not found: a missing bucket says so (a HEAD's
+    /// 404 has no body to tell), a present one is simply not a repository.
+    fn bucket_must_exist(&self) -> Result<()> {
+        let root = self.join("");
+        let inner = &self.inner;
+        inner.retry("listing the prefix", || {
+            inner.block_on(inner.timed("listing", async {
+                let mut s = inner.store.list(Some(&root));
+                s.try_next().await.map(|_| ())
+            }))
         })
     }
 }
@@ -468,21 +634,15 @@ impl Backend for S3Backend {
     fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>> {
         valid_name(name)?;
         let key = self.key(kind, name);
-        let inner = &self.inner;
-        let size = inner
-            .retry(&format!("opening {key}"), || {
-                inner.block_on(inner.store.head(&key))
-            })?
+        let size = self
+            .inner
+            .retry(&format!("opening {key}"), || self.head(&key))?
             .size;
-        Ok(Box::new(RangedReader {
-            inner: Arc::clone(&self.inner),
+        Ok(Box::new(ranged::RangedReader::new(
+            Arc::clone(&self.inner),
             key,
             size,
-            pos: 0,
-            buf: bytes::Bytes::new(),
-            buf_start: 0,
-            next_len: FIRST_READ,
-        }))
+        )))
     }
 
     fn open_whole(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>> {
@@ -517,7 +677,7 @@ impl Backend for S3Backend {
         let key = self.key(kind, name);
         let inner = &self.inner;
         inner.retry(&format!("removing {key}"), || {
-            match inner.block_on(inner.store.delete(&key)) {
+            match inner.block_on(inner.timed("waiting for a response", inner.store.delete(&key))) {
                 // A retried delete may find its own earlier success.
                 Err(object_store::Error::NotFound { .. }) => Ok(()),
                 r => r,
@@ -528,14 +688,17 @@ impl Backend for S3Backend {
     fn exists(&self, kind: Kind, name: &str) -> Result<bool> {
         valid_name(name)?;
         let key = self.key(kind, name);
-        let inner = &self.inner;
-        inner.retry(&format!("looking for {key}"), || {
-            match inner.block_on(inner.store.head(&key)) {
+        let found = self
+            .inner
+            .retry(&format!("looking for {key}"), || match self.head(&key) {
                 Ok(_) => Ok(true),
                 Err(object_store::Error::NotFound { .. }) => Ok(false),
                 Err(e) => Err(e),
-            }
-        })
+            })?;
+        if !found && kind == Kind::Config {
+            self.bucket_must_exist()?;
+        }
+        Ok(found)
     }
 
     fn create(&self) -> Result<()> {
@@ -545,10 +708,10 @@ impl Backend for S3Backend {
         let root = self.join("");
         let inner = &self.inner;
         let first = inner.retry("listing the prefix", || {
-            inner.block_on(async {
+            inner.block_on(inner.timed("listing", async {
                 let mut s = inner.store.list(Some(&root));
                 s.try_next().await
-            })
+            }))
         })?;
         if first.is_some() {
             bail!(
@@ -561,99 +724,6 @@ impl Backend for S3Backend {
 
     fn transfers(&self) -> usize {
         self.concurrency
-    }
-}
-
-/// Ranged reads, for random access (a tree chunk, a pack's trailer): they
-/// start small and double while the reader goes on sequentially, so a
-/// single chunk costs one request. Readers of whole packs use `open_whole`.
-const FIRST_READ: u64 = 512 * 1024;
-const MAX_READ: u64 = 16 * 1024 * 1024;
-
-struct RangedReader {
-    inner: Arc<Inner>,
-    key: ObjPath,
-    size: u64,
-    pos: u64,
-    buf: bytes::Bytes,
-    buf_start: u64,
-    next_len: u64,
-}
-
-impl RangedReader {
-    fn fill(&mut self) -> std::io::Result<()> {
-        let buf_end = self.buf_start + self.buf.len() as u64;
-        // Reading on from where the last range ended is sequential.
-        if self.pos == buf_end && !self.buf.is_empty() {
-            self.next_len = (self.next_len * 2).min(MAX_READ);
-        } else {
-            self.next_len = FIRST_READ;
-        }
-        let end = (self.pos + self.next_len).min(self.size);
-        let range = self.pos..end;
-        let inner = &self.inner;
-        let key = &self.key;
-        let data = inner
-            .retry(&format!("reading {key}"), || {
-                inner.block_on(async {
-                    let opts = GetOptions {
-                        range: Some(GetRange::Bounded(range.clone())),
-                        ..Default::default()
-                    };
-                    inner.store.get_opts(key, opts).await?.bytes().await
-                })
-            })
-            .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
-        if data.len() as u64 != end - self.pos {
-            return Err(std::io::Error::other(format!(
-                "{key}: asked for {} bytes, got {}",
-                end - self.pos,
-                data.len()
-            )));
-        }
-        if let Some(p) = &inner.pacer {
-            p.wait(data.len());
-        }
-        self.buf_start = self.pos;
-        self.buf = data;
-        Ok(())
-    }
-}
-
-impl Read for RangedReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos >= self.size || out.is_empty() {
-            return Ok(0);
-        }
-        let buf_end = self.buf_start + self.buf.len() as u64;
-        if self.pos < self.buf_start || self.pos >= buf_end {
-            self.fill()?;
-        }
-        let off = (self.pos - self.buf_start) as usize;
-        let n = out.len().min(self.buf.len() - off);
-        out[..n].copy_from_slice(&self.buf[off..off + n]);
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for RangedReader {
-    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let new = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.size.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match new {
-            Some(n) => {
-                self.pos = n;
-                Ok(n)
-            }
-            None => Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "seek before the start of the object",
-            )),
-        }
     }
 }
 
@@ -680,26 +750,6 @@ mod tests {
         assert_eq!(parse_rate("2048").unwrap(), 2048);
         assert!(parse_rate("fast").is_err());
         assert!(parse_rate("10").is_err());
-    }
-
-    #[test]
-    fn only_timeouts_throttling_and_server_errors_are_retried() {
-        let e = |m: &str| object_store::Error::Generic {
-            store: "S3",
-            source: m.to_string().into(),
-        };
-        // A hash in the URL that contains "403" is not a 403.
-        assert!(transient(&e("PUT http://h/data/c8403bb in 2ms - Server returned non-2xx status code: 503 Service Unavailable")));
-        assert!(transient(&e(
-            "Server returned non-2xx status code: 429 Too Many Requests"
-        )));
-        assert!(transient(&e("error sending request: connection reset")));
-        assert!(!transient(&e(
-            "Server returned non-2xx status code: 403 Forbidden"
-        )));
-        assert!(!transient(&e(
-            "Server returned non-2xx status code: 400 Bad Request: NoSuchBucket"
-        )));
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub trait Capture: Send {
     fn kind(&self) -> &'static str;
     /// Connects, takes a consistent view and starts producing data.
     fn start(&mut self) -> Result<Vec<Artifact>>;
+    /// A fixed chunk size for an artifact that changes in place page by
+    /// page (a SQLite database), where pages make better chunks than
+    /// content-defined cuts. None: content-defined.
+    fn chunk_size(&self, _file: &str) -> Option<u32> {
+        None
+    }
     /// After every artifact is stored: what was recorded for checks.
     fn facts(self: Box<Self>) -> Result<Facts>;
 }

@@ -339,7 +339,11 @@ impl Capture for PgCapture {
             artifacts.push(produce("pg_dumpall", cmd, "globals.sql", Box::new(pass))?);
         }
         let (mut cmd, pass) = tool(&self.db, "pg_dump")?;
+        // Uncompressed: a compressed dump changes from the first changed row
+        // on, so nothing after it deduplicates; chunks are compressed anyway.
+        // pg_restore reads the compressed dumps of older restore points.
         cmd.arg("--format=custom")
+            .arg("--compress=0")
             .arg("--snapshot")
             .arg(&snapshot)
             .arg("--dbname")

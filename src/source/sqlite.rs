@@ -20,6 +20,8 @@ pub struct SqliteCapture {
     path: PathBuf,
     cache_dir: PathBuf,
     facts: Facts,
+    /// Chunks of whole pages for the copy, once its header was read.
+    chunk_size: Option<u32>,
 }
 
 impl SqliteCapture {
@@ -29,6 +31,7 @@ impl SqliteCapture {
             path: path.to_path_buf(),
             cache_dir: cache_dir.to_path_buf(),
             facts: Facts::default(),
+            chunk_size: None,
         }
     }
 }
@@ -154,6 +157,10 @@ impl Capture for SqliteCapture {
         }
         self.facts = facts_of_copy(copy.path())?;
         let file = copy.reopen().context("reading the database copy")?;
+        self.chunk_size = page_size(&file).and_then(|page| {
+            let len = file.metadata().ok()?.len();
+            crate::repo::chunker::page_chunk_size(page, len)
+        });
         let name = self
             .path
             .file_name()
@@ -169,8 +176,27 @@ impl Capture for SqliteCapture {
         }])
     }
 
+    fn chunk_size(&self, _file: &str) -> Option<u32> {
+        self.chunk_size
+    }
+
     fn facts(mut self: Box<Self>) -> Result<Facts> {
         Ok(std::mem::take(&mut self.facts))
+    }
+}
+
+/// The page size a database file's header gives (two bytes at offset 16,
+/// big-endian; 1 means 65536), or None when it is no SQLite header.
+fn page_size(f: &fs::File) -> Option<u32> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 18];
+    f.read_exact_at(&mut head, 0).ok()?;
+    if &head[..16] != b"SQLite format 3\0" {
+        return None;
+    }
+    match u16::from_be_bytes([head[16], head[17]]) {
+        1 => Some(65536),
+        n => Some(n as u32),
     }
 }
 

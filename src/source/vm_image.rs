@@ -2,8 +2,9 @@
 //! content-defined chunking finds unchanged blocks between nights whatever
 //! the container format shuffled, and zero blocks collapse into one chunk.
 //! Raw images are read directly; qcow2 (and any other format qemu-img
-//! reads) is first converted to a sparse raw copy in the cache directory.
-//! Restore writes a sparse raw file and converts back to the recorded
+//! reads) is first converted to a sparse raw copy in the cache directory,
+//! except a qcow2 with internal snapshots, stored as it is so they come
+//! back. Restore writes a sparse file and converts back to the recorded
 //! format. Images of running VMs must be read from a snapshot or with the
 //! VM stopped: Lifeboat reads what is on disk.
 
@@ -37,8 +38,15 @@ impl ImageCapture {
     }
 }
 
-/// (format, virtual size) as qemu-img sees the image.
-fn info(path: &Path) -> Result<(String, u64)> {
+/// What qemu-img sees in an image.
+struct Info {
+    format: String,
+    size: u64,
+    /// Internal snapshots (qcow2), name → date and saved VM state size.
+    snapshots: Vec<(String, String)>,
+}
+
+fn info(path: &Path) -> Result<Info> {
     let mut cmd = Command::new(find_tool(&["qemu-img"])?);
     // -U: read an image another process holds open (the caller vouches
     // that it is quiescent).
@@ -53,7 +61,39 @@ fn info(path: &Path) -> Result<(String, u64)> {
     let size = v["virtual-size"]
         .as_u64()
         .ok_or_else(|| anyhow!("qemu-img info {}: no virtual size", path.display()))?;
-    Ok((format, size))
+    let snapshots = v["snapshots"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap_or_default().to_string(),
+                        format!(
+                            "taken {}, {} bytes of VM state",
+                            s["date-sec"].as_u64().unwrap_or_default(),
+                            s["vm-state-size"].as_u64().unwrap_or_default()
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Info {
+        format,
+        size,
+        snapshots,
+    })
+}
+
+/// The name of the file a backup stores an image's content in: its raw
+/// disk content, or, for a qcow2 with internal snapshots, the qcow2 file
+/// itself (a raw copy holds only the current state, and qcow2 leaves
+/// clusters where they are, so the file still deduplicates night to night).
+const RAW: &str = "disk.raw";
+const QCOW2: &str = "disk.qcow2";
+
+fn snapshot_key(name: &str) -> String {
+    format!("internal snapshot {name}")
 }
 
 impl Capture for ImageCapture {
@@ -69,22 +109,36 @@ impl Capture for ImageCapture {
         if !self.path.is_file() {
             bail!("{} does not exist or is not a file", self.path.display());
         }
-        let (format, size) = info(&self.path)?;
+        let Info {
+            format,
+            size,
+            snapshots,
+        } = info(&self.path)?;
         self.facts.server = Some(format!("qemu-img ({format})"));
         self.facts.notes.insert("format".into(), format.clone());
         self.facts
             .notes
             .insert("virtual_size".into(), size.to_string());
-        let file = "disk.raw".to_string();
-        if format == "raw" {
+        let as_is = format == "qcow2" && !snapshots.is_empty();
+        for (name, what) in snapshots {
+            self.facts.objects.insert(snapshot_key(&name), what);
+        }
+        if format == "raw" || as_is {
+            if as_is {
+                self.facts.notes.insert(
+                    "stored".into(),
+                    "the qcow2 file as it is, to keep its internal snapshots".into(),
+                );
+            }
             let f = fs::File::open(&self.path)
                 .with_context(|| format!("opening {}", self.path.display()))?;
             return Ok(vec![Artifact {
-                file,
+                file: if as_is { QCOW2 } else { RAW }.to_string(),
                 reader: Box::new(f),
                 done: Box::new(|| Ok(())),
             }]);
         }
+        let file = RAW.to_string();
         fs::create_dir_all(&self.cache_dir)
             .with_context(|| format!("creating {}", self.cache_dir.display()))?;
         let raw = tempfile::Builder::new()
@@ -156,26 +210,71 @@ fn write_sparse(path: &Path, input: &mut dyn Read) -> Result<u64> {
 
 /// The live image's format and size against what a restore point recorded.
 pub fn check_live(path: &Path, recorded: &Facts) -> Result<(String, Vec<String>)> {
-    let (format, size) = info(path)?;
-    let mut differences = Vec::new();
+    let got = info(path)?;
+    let summary = format!(
+        "{} image, {} virtual",
+        got.format,
+        crate::util::human_bytes(got.size)
+    );
+    Ok((summary, differences(recorded, &got)))
+}
+
+fn differences(recorded: &Facts, got: &Info) -> Vec<String> {
+    let mut out = Vec::new();
     if let Some(want) = recorded.notes.get("format") {
-        if *want != format {
-            differences.push(format!("format is {format}, {want} recorded"));
+        if *want != got.format {
+            out.push(format!("format is {}, {want} recorded", got.format));
         }
     }
     if let Some(want) = recorded.notes.get("virtual_size") {
-        if *want != size.to_string() {
-            differences.push(format!("virtual size is {size}, {want} recorded"));
+        if *want != got.size.to_string() {
+            out.push(format!("virtual size is {}, {want} recorded", got.size));
         }
     }
-    Ok((
-        format!("{format} image, {} virtual", crate::util::human_bytes(size)),
-        differences,
-    ))
+    let snapshot_facts = recorded
+        .objects
+        .keys()
+        .filter(|k| k.starts_with(&snapshot_key("")));
+    for key in snapshot_facts {
+        if !got.snapshots.iter().any(|(n, _)| snapshot_key(n) == *key) {
+            out.push(format!("{key} is missing"));
+        }
+    }
+    out
+}
+
+/// After `restore --target`: turns a raw image a restore point holds
+/// (under `dir`, the restored copy) back into the format it was backed up
+/// from, so a qcow2 comes back as a qcow2. Returns the file written.
+pub fn convert_restored(dir: &Path, record: &SourceRecord) -> Result<Option<PathBuf>> {
+    let Some(format) = record.facts.notes.get("format") else {
+        return Ok(None);
+    };
+    let Some(stored) = record.files.iter().find(|f| f.ends_with(RAW)) else {
+        return Ok(None);
+    };
+    let raw = dir.join(stored);
+    if format == "raw" || !raw.is_file() {
+        return Ok(None);
+    }
+    if !format.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        bail!("restore point records an odd image format {format:?}");
+    }
+    let new = raw.with_file_name(format!("disk.{format}"));
+    let mut cmd = Command::new(find_tool(&["qemu-img"])?);
+    cmd.args(["convert", "-f", "raw", "-O", format])
+        .arg(&raw)
+        .arg(&new);
+    process::output("qemu-img", cmd)
+        .with_context(|| format!("converting the restored image back to {format}"))?;
+    fs::set_permissions(&new, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("setting the mode of {}", new.display()))?;
+    fs::remove_file(&raw).with_context(|| format!("removing {}", raw.display()))?;
+    Ok(Some(new))
 }
 
 /// Writes the image of `record` to a new file in its recorded format and
-/// checks format and virtual size against the backup's.
+/// checks format, virtual size and internal snapshots against the backup's.
 pub fn stage(
     path: &Path,
     record: &SourceRecord,
@@ -190,11 +289,8 @@ pub fn stage(
         .get("format")
         .cloned()
         .unwrap_or_else(|| "raw".into());
-    let want_size: Option<u64> = record
-        .facts
-        .notes
-        .get("virtual_size")
-        .and_then(|s| s.parse().ok());
+    // Stored in its own format: written as it is.
+    let as_is = format == "raw" || file.ends_with(QCOW2);
     let new = match to {
         To::Live { file: Some(f) } => f.clone(),
         To::Live { file: None } => super::swap::staging_path(path, &ledger.id()),
@@ -203,7 +299,7 @@ pub fn stage(
             dir.join(format!("{}.{format}", record.name))
         }
     };
-    let raw = if format == "raw" {
+    let raw = if as_is {
         new.clone()
     } else {
         super::swap::staging_path(&new, "raw")
@@ -222,46 +318,45 @@ pub fn stage(
             }
         }
     };
-    let built = (|| -> Result<(String, u64)> {
+    let built = (|| -> Result<Info> {
         if let Some(dir) = new.parent() {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         write_sparse(&raw, &mut streams.open(file)?)?;
-        if format != "raw" {
+        if !as_is {
             let mut cmd = Command::new(find_tool(&["qemu-img"])?);
-            cmd.args(["convert", "-O", &format]).arg(&raw).arg(&new);
+            cmd.args(["convert", "-f", "raw", "-O", &format])
+                .arg(&raw)
+                .arg(&new);
             process::output("qemu-img", cmd)?;
             fs::remove_file(&raw)?;
-            let mut check = Command::new("qemu-img");
+        }
+        if format != "raw" {
+            let mut check = Command::new(find_tool(&["qemu-img"])?);
             check.arg("check").arg(&new);
             process::output("qemu-img check", check)?;
         }
         info(&new)
     })();
-    if format != "raw" {
+    if !as_is {
         let _ = fs::remove_file(&raw);
         ledger.unmade(&made[1]);
     }
-    let (got_format, got_size) = match built {
+    let got = match built {
         Ok(v) => v,
         Err(e) => {
             forget();
             return Err(e.context(format!("{} was not touched", path.display())));
         }
     };
-    let mut differences = Vec::new();
-    if got_format != format {
-        differences.push(format!("format is {got_format}, {format} recorded"));
-    }
-    if want_size.is_some_and(|w| w != got_size) {
-        differences.push(format!(
-            "virtual size is {got_size}, {} recorded",
-            want_size.unwrap_or_default()
-        ));
-    }
+    let differences = differences(&record.facts, &got);
+    let snapshots = match got.snapshots.len() {
+        0 => String::new(),
+        n => format!(", {}", crate::util::plural(n as u64, "internal snapshot")),
+    };
     let summary = format!(
-        "{format} image, {} virtual, content hash matches the backup",
-        crate::util::human_bytes(got_size)
+        "{format} image, {} virtual{snapshots}, content hash matches the backup",
+        crate::util::human_bytes(got.size)
     );
     super::finish_file(
         "image",

@@ -39,6 +39,21 @@ pub enum Cmd {
     },
     /// Re-reads the configuration file (then runbooks and inventory).
     Reload,
+    /// Drops what the background reads keep (a job changed the
+    /// repository).
+    Forget,
+    /// The wizard's path picker: the chosen restore point's file list.
+    PickerTree {
+        req: u64,
+        repository: String,
+        snapshot: String,
+    },
+    /// The picker's fuzzy filter (latest wins, as [`Cmd::SearchFiles`]).
+    SearchPaths {
+        generation: u64,
+        query: String,
+        tree: Arc<TreeView>,
+    },
     LoadRunbooks,
     LoadJobs,
     /// Is `path` in restore point `snapshot`? (The wizard asks before
@@ -80,6 +95,11 @@ pub enum Msg {
     },
     Versions(u64, Result<Vec<Version>, String>),
     Diff(u64, Result<Vec<DiffEntry>, String>),
+    PickerTree(u64, Result<Arc<TreeView>, String>),
+    PathHits {
+        generation: u64,
+        hits: Vec<u32>,
+    },
     /// The answer to [`Cmd::CheckPath`]: Err says what is wrong.
     PathChecked(u64, Result<(), String>),
     /// The configuration was read again (Err: why it could not be).

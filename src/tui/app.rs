@@ -62,6 +62,9 @@ pub struct InventoryState {
     /// The id of the latest file list, versions or diff asked for: an
     /// answer to an older one is dropped.
     pub req: u64,
+    /// Tab moved the keys to the details pane: ↑↓ scroll it.
+    pub focus_details: bool,
+    pub detail_scroll: usize,
 }
 
 pub struct App {
@@ -110,6 +113,8 @@ impl App {
                 versions: None,
                 diff: None,
                 req: 0,
+                focus_details: false,
+                detail_scroll: 0,
             },
             thresholds: Thresholds::default(),
             recover: Default::default(),
@@ -204,6 +209,8 @@ impl App {
                 return self.recover.on_runbooks(r, inv.as_deref(), self.now);
             }
             Msg::PathChecked(req, r) => return self.recover.on_path_checked(req, r),
+            Msg::PickerTree(req, r) => return self.recover.on_picker_tree(req, r),
+            Msg::PathHits { generation, hits } => self.recover.on_path_hits(generation, hits),
             Msg::Reloaded(r) => return self.on_reloaded(r),
             Msg::Runbooks(Err(e)) => self.recover.load_error = Some(e),
             Msg::Jobs(j) => {
@@ -319,10 +326,7 @@ impl App {
                 let q = f.text().to_string();
                 self.search_changed(q)
             }
-            Screen::Recover => {
-                self.recover.paste(text);
-                vec![]
-            }
+            Screen::Recover => self.recover.paste(text),
             Screen::Health => vec![],
         }
     }
@@ -430,7 +434,29 @@ impl App {
     }
 
     fn on_inventory_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
+        if matches!(key.code, KeyCode::Tab | KeyCode::BackTab) {
+            self.inv.focus_details = !self.inv.focus_details;
+            return vec![];
+        }
+        if self.inv.focus_details {
+            let s = &mut self.inv.detail_scroll;
+            match key.code {
+                KeyCode::Down | KeyCode::Char('j') => *s += 1,
+                KeyCode::Up | KeyCode::Char('k') => *s = s.saturating_sub(1),
+                KeyCode::PageDown => *s += 5,
+                KeyCode::PageUp => *s = s.saturating_sub(5),
+                KeyCode::Home | KeyCode::Char('g') => *s = 0,
+                KeyCode::Esc => self.inv.focus_details = false,
+                _ => return self.on_inventory_list_key(key),
+            }
+            return vec![];
+        }
+        self.on_inventory_list_key(key)
+    }
+
+    fn on_inventory_list_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
         if self.move_sel(key.code) {
+            self.inv.detail_scroll = 0;
             return vec![];
         }
         match key.code {

@@ -68,9 +68,11 @@ pub fn recover(stage: Stage) -> Keys {
         ],
         Stage::Inputs => &[
             ("type", "the value (a path is checked in the restore point)"),
-            ("↑ ↓  Tab", "between the fields"),
-            ("Enter", "next"),
-            ("Esc", "back"),
+            ("Tab Shift-Tab", "between the fields and the file picker"),
+            ("↓", "from the path field into the picker"),
+            ("→ ← Space", "picker: open, close a directory"),
+            ("Enter", "next; in the picker, choose that path"),
+            ("Esc", "back (from the picker, to the field)"),
         ],
         Stage::Preflight => &[
             ("Enter", "review and confirm (when all is clear)"),

@@ -5,6 +5,8 @@
 
 pub mod action;
 pub mod app;
+pub mod cache;
+mod details;
 pub mod help;
 pub mod input;
 pub mod markdown;
@@ -16,7 +18,6 @@ pub mod tree;
 pub mod views;
 
 use crate::config::Config;
-use crate::repo::Repository;
 use anyhow::{anyhow, Context, Result};
 use app::{App, Cmd, Msg};
 use crossterm::event::{
@@ -29,7 +30,6 @@ use crossterm::ExecutableCommand;
 use futures::StreamExt;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
-use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -150,8 +150,8 @@ pub struct Loader {
     /// Swapped whole by a reload; work in flight keeps the one it began with.
     config: Arc<Mutex<Arc<Config>>>,
     tx: UnboundedSender<Msg>,
-    /// Trees already read, by snapshot id (versions and diff reuse them).
-    trees: Arc<Mutex<HashMap<String, Arc<Vec<crate::repo::tree::Node>>>>>,
+    /// Repositories, indexes and file lists already read.
+    cache: Arc<cache::Cache>,
     latest_search: Arc<AtomicU64>,
 }
 
@@ -160,7 +160,7 @@ impl Loader {
         Loader {
             config: Arc::new(Mutex::new(Arc::new(config))),
             tx,
-            trees: Arc::default(),
+            cache: Arc::default(),
             latest_search: Arc::default(),
         }
     }
@@ -168,10 +168,18 @@ impl Loader {
     pub fn run(&self, cmd: Cmd) {
         let slot = Arc::clone(&self.config);
         let tx = self.tx.clone();
-        let trees = Arc::clone(&self.trees);
+        let cache = Arc::clone(&self.cache);
         let latest = Arc::clone(&self.latest_search);
-        if let Cmd::SearchFiles { generation, .. } = &cmd {
-            latest.store(*generation, std::sync::atomic::Ordering::Relaxed);
+        match &cmd {
+            Cmd::SearchFiles { generation, .. } => {
+                latest.store(*generation, std::sync::atomic::Ordering::Relaxed)
+            }
+            Cmd::SearchPaths { generation, .. } => cache
+                .picker_search
+                .store(*generation, std::sync::atomic::Ordering::Relaxed),
+            // Before anything queued after it reads the repository again.
+            Cmd::Forget | Cmd::Reload => cache.forget(),
+            _ => {}
         }
         tokio::task::spawn_blocking(move || {
             if let Cmd::Reload = cmd {
@@ -181,7 +189,7 @@ impl Loader {
             let Some(config) = slot.lock().ok().map(|c| Arc::clone(&c)) else {
                 return;
             };
-            if let Some(msg) = execute(&config, &trees, &latest, cmd) {
+            if let Some(msg) = execute(&config, &cache, &latest, cmd) {
                 let _ = tx.send(msg);
             }
         });
@@ -205,41 +213,13 @@ fn reload(slot: &Mutex<Arc<Config>>) -> Msg {
     }
 }
 
-pub type TreeCache = Mutex<HashMap<String, Arc<Vec<crate::repo::tree::Node>>>>;
-
-fn open_repo(config: &Config, name: &str) -> Result<Repository> {
-    let r = config
-        .repositories
-        .get(name)
-        .ok_or_else(|| anyhow!("no repository named {name}"))?;
-    r.open(None)
-}
-
-fn read_tree(
-    config: &Config,
-    cache: &TreeCache,
-    repository: &str,
-    snapshot: &str,
-) -> Result<Arc<Vec<crate::repo::tree::Node>>> {
-    if let Some(t) = cache.lock().ok().and_then(|c| c.get(snapshot).cloned()) {
-        return Ok(t);
-    }
-    let repo = open_repo(config, repository)?;
-    let snap = repo.load_snapshot(snapshot)?;
-    let (index, _) = repo.load_index()?;
-    let nodes = Arc::new(repo.read_tree(&index, &snap)?);
-    if let Ok(mut c) = cache.lock() {
-        // A few trees are plenty; a million-file tree is big.
-        if c.len() >= 16 {
-            c.clear();
-        }
-        c.insert(snapshot.to_string(), Arc::clone(&nodes));
-    }
-    Ok(nodes)
-}
-
 /// Executes one command; this is where the TUI's I/O happens.
-pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd) -> Option<Msg> {
+pub fn execute(
+    config: &Config,
+    cache: &cache::Cache,
+    latest: &AtomicU64,
+    cmd: Cmd,
+) -> Option<Msg> {
     let err = |e: anyhow::Error| format!("{e:#}");
     Some(match cmd {
         Cmd::LoadInventory => Msg::Inventory(Arc::new(crate::inventory::load(config))),
@@ -248,17 +228,20 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
             repository,
             snapshot,
             ..
-        } => Msg::Tree(
+        } => Msg::Tree(req, cache.tree(config, &repository, &snapshot).map_err(err)),
+        Cmd::PickerTree {
             req,
-            read_tree(config, cache, &repository, &snapshot)
-                .map(|nodes| {
-                    Arc::new(tree::TreeView::new(
-                        snapshot.clone(),
-                        nodes.as_ref().clone(),
-                    ))
-                })
-                .map_err(err),
-        ),
+            repository,
+            snapshot,
+        } => Msg::PickerTree(req, cache.tree(config, &repository, &snapshot).map_err(err)),
+        Cmd::SearchPaths {
+            generation,
+            query,
+            tree,
+        } => {
+            let hits = tree::search(&tree, &query, 500, generation, &cache.picker_search)?;
+            Msg::PathHits { generation, hits }
+        }
         Cmd::SearchFiles {
             generation,
             query,
@@ -276,15 +259,14 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
         } => Msg::Versions(
             req,
             (|| -> Result<Vec<tree::Version>> {
-                let repo = open_repo(config, &repository)?;
                 let mut trees = Vec::new();
                 for id in &snapshots {
-                    let snap = repo.load_snapshot(id)?;
-                    let nodes = read_tree(config, cache, &repository, id)?;
+                    let snap = cache.snapshot(config, &repository, id)?;
+                    let t = cache.tree(config, &repository, id)?;
                     trees.push((
                         id.clone(),
                         snap.time.get(..19).unwrap_or(&snap.time).replace('T', " "),
-                        nodes.as_ref().clone(),
+                        t,
                     ));
                 }
                 Ok(tree::versions(&path, &trees))
@@ -298,11 +280,12 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
             path,
         } => Msg::PathChecked(
             req,
-            read_tree(config, cache, &repository, &snapshot)
+            cache
+                .tree(config, &repository, &snapshot)
                 .map_err(err)
-                .and_then(|nodes| tree::check_path(&nodes, &path, &snapshot)),
+                .and_then(|t| tree::check_path(&t.nodes, &path, &snapshot)),
         ),
-        Cmd::Reload => return None,
+        Cmd::Reload | Cmd::Forget => return None,
         Cmd::LoadRunbooks
         | Cmd::LoadJobs
         | Cmd::Preflight { .. }
@@ -319,9 +302,9 @@ pub fn execute(config: &Config, cache: &TreeCache, latest: &AtomicU64, cmd: Cmd)
         } => Msg::Diff(
             req,
             (|| -> Result<Vec<tree::DiffEntry>> {
-                let a = read_tree(config, cache, &repository, &older)?;
-                let b = read_tree(config, cache, &repository, &newer)?;
-                Ok(tree::diff(&a, &b))
+                let a = cache.tree(config, &repository, &older)?;
+                let b = cache.tree(config, &repository, &newer)?;
+                Ok(tree::diff(&a.nodes, &b.nodes))
             })()
             .map_err(err),
         ),

@@ -15,6 +15,8 @@ use std::time::SystemTime;
 
 pub use super::action::RunbookInfo;
 
+mod inputs;
+pub mod picker;
 mod run;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +88,14 @@ pub struct Wizard {
     /// The path check in flight (its request id): the field waits for it.
     pub checking: Option<u64>,
     req: u64,
+    /// The chosen restore point's repository (the picker and the path
+    /// check read it).
+    pub point_repo: Option<String>,
+    /// The path step's picker over the restore point's file list.
+    pub picker: Option<picker::PathPicker>,
+    /// Tab moved the keys from the scenario list to its preview.
+    pub preview_focus: bool,
+    pub preview_scroll: usize,
     /// A failed preflight is re-run once the configuration is read again.
     pub recheck: bool,
 }
@@ -126,14 +136,18 @@ impl Wizard {
         }
     }
 
-    /// A paste: text into the focused field, never a submit.
-    pub fn paste(&mut self, text: &str) {
-        let pick = self.stage() == Stage::Pick;
-        if let Some(f) = self.field() {
-            if f.paste(text) == Edit::Changed && pick {
-                self.sel = 0;
-            }
+    /// A paste: text into the focused field, never a submit. A pasted
+    /// path filters the picker as a typed one does.
+    pub fn paste(&mut self, text: &str) -> Vec<Cmd> {
+        let stage = self.stage();
+        let on_path = stage == Stage::Inputs && self.path_input() == Some(self.input_at);
+        let changed = self.field().is_some_and(|f| f.paste(text) == Edit::Changed);
+        match stage {
+            Stage::Pick if changed => self.sel = 0,
+            Stage::Inputs if changed && on_path => return self.path_changed(),
+            _ => {}
         }
+        vec![]
     }
 
     /// Starts a new recovery from the inventory (`r`). Returns what to run
@@ -206,24 +220,17 @@ impl Wizard {
         if self.inputs.is_empty() {
             return self.go_preflight();
         }
-        self.go(Stage::Inputs);
+        let mut cmds = self.enter_inputs();
         // The first empty field has the keys; with all filled in, the path
         // is checked as if Enter had been pressed on it.
         match self.inputs.iter().position(TextField::is_empty) {
-            Some(at) => {
-                self.input_at = at;
-                vec![]
-            }
+            Some(at) => self.input_at = at,
             None => {
                 self.input_at = self.inputs.len() - 1;
-                self.submit_input(inv)
+                cmds.extend(self.submit_input(inv));
             }
         }
-    }
-
-    /// The runbook input validated against the restore point's tree.
-    fn path_input(&self) -> Option<usize> {
-        self.current()?.inputs.iter().position(|i| i.name == "path")
+        cmds
     }
 
     fn choose(&mut self, i: usize) {
@@ -334,6 +341,9 @@ impl Wizard {
 
     pub fn on_key(&mut self, key: KeyEvent, inv: Option<&Inventory>, now: SystemTime) -> Vec<Cmd> {
         self.error = None;
+        if self.stage() == Stage::Pick && !self.searching && self.preview_key(key.code) {
+            return vec![];
+        }
         let n = self.rows_len();
         // ↑↓ move between the fields of the details step.
         let code = if self.stage() == Stage::Inputs {
@@ -371,9 +381,28 @@ impl Wizard {
         }
     }
 
+    /// Tab between the scenario list and its preview; ↑↓ scroll the
+    /// preview while it has the focus. True when the key was used.
+    fn preview_key(&mut self, code: KeyCode) -> bool {
+        match code {
+            KeyCode::Tab | KeyCode::BackTab => {
+                self.preview_focus = !self.preview_focus;
+                self.preview_scroll = 0;
+            }
+            KeyCode::Down | KeyCode::Char('j') if self.preview_focus => self.preview_scroll += 1,
+            KeyCode::Up | KeyCode::Char('k') if self.preview_focus => {
+                self.preview_scroll = self.preview_scroll.saturating_sub(1)
+            }
+            KeyCode::Esc if self.preview_focus => self.preview_focus = false,
+            _ => return false,
+        }
+        true
+    }
+
     fn go(&mut self, stage: Stage) {
         self.stage = Some(stage);
         self.sel = 0;
+        self.preview_focus = false;
     }
 
     fn pick_key(&mut self, key: KeyEvent) -> Vec<Cmd> {
@@ -486,98 +515,6 @@ impl Wizard {
         vec![]
     }
 
-    fn inputs_key(&mut self, key: KeyEvent, inv: Option<&Inventory>) -> Vec<Cmd> {
-        if self.checking.is_some() {
-            // The path is being looked up; Esc gives up waiting.
-            if key.code == KeyCode::Esc {
-                self.checking = None;
-            }
-            return vec![];
-        }
-        let n = self.inputs.len();
-        let Some(field) = self.inputs.get_mut(self.input_at) else {
-            return self.go_preflight();
-        };
-        match key.code {
-            KeyCode::Esc => {
-                if self.points.is_empty() {
-                    self.go(Stage::Services)
-                } else {
-                    self.back_to_point()
-                }
-            }
-            KeyCode::Up | KeyCode::BackTab if self.input_at > 0 => self.input_at -= 1,
-            KeyCode::Tab | KeyCode::Down if self.input_at + 1 < n => self.input_at += 1,
-            KeyCode::Enter if field.is_empty() => {
-                self.error = Some("this value is needed".into());
-            }
-            KeyCode::Enter => return self.submit_input(inv),
-            _ => {
-                field.key(key);
-            }
-        }
-        vec![]
-    }
-
-    /// Enter on a filled-in field: a path is checked against the restore
-    /// point first; then the next field, or preflight after the last.
-    fn submit_input(&mut self, inv: Option<&Inventory>) -> Vec<Cmd> {
-        if Some(self.input_at) == self.path_input() {
-            if let Some(cmd) = self.check_path_cmd(inv) {
-                return vec![cmd];
-            }
-        }
-        self.next_input()
-    }
-
-    fn next_input(&mut self) -> Vec<Cmd> {
-        if let Some(at) =
-            (self.input_at + 1..self.inputs.len()).find(|&i| self.inputs[i].is_empty())
-        {
-            self.input_at = at;
-            return vec![];
-        }
-        self.go_preflight()
-    }
-
-    fn check_path_cmd(&mut self, inv: Option<&Inventory>) -> Option<Cmd> {
-        let chosen = self.chosen();
-        let [one] = chosen.as_slice() else {
-            return None;
-        };
-        let snapshot = self.point.clone()?;
-        let repository = inv?
-            .services
-            .iter()
-            .find(|s| &s.name == one)?
-            .repository
-            .clone();
-        self.req += 1;
-        self.checking = Some(self.req);
-        Some(Cmd::CheckPath {
-            req: self.req,
-            repository,
-            snapshot,
-            path: self.inputs.get(self.input_at)?.text().to_string(),
-        })
-    }
-
-    /// The answer to a path check: on to the next step, or the message
-    /// with the field keeping the keys.
-    pub fn on_path_checked(&mut self, req: u64, result: Result<(), String>) -> Vec<Cmd> {
-        if self.checking != Some(req) || self.stage() != Stage::Inputs {
-            return vec![];
-        }
-        self.checking = None;
-        match result {
-            Ok(()) => self.next_input(),
-            Err(e) => {
-                self.error = Some(e);
-                vec![]
-            }
-        }
-    }
-
     fn back_to_point(&mut self) {
         let at = self
             .point
@@ -586,20 +523,6 @@ impl Wizard {
             .unwrap_or(0);
         self.go(Stage::Point);
         self.sel = at;
-    }
-
-    /// After the restore point: the runbook's questions, or preflight.
-    fn after_point(&mut self) -> Vec<Cmd> {
-        if self.inputs.is_empty() {
-            return self.go_preflight();
-        }
-        self.go(Stage::Inputs);
-        self.input_at = self
-            .inputs
-            .iter()
-            .position(TextField::is_empty)
-            .unwrap_or(0);
-        vec![]
     }
 
     fn go_preflight(&mut self) -> Vec<Cmd> {
@@ -614,8 +537,10 @@ impl Wizard {
         let chosen = self.chosen();
         self.points.clear();
         self.point = None;
+        self.point_repo = None;
         if let ([one], Some(inv)) = (chosen.as_slice(), inv) {
             if let Some(s) = inv.services.iter().find(|s| &s.name == one) {
+                self.point_repo = Some(s.repository.clone());
                 let verified_at = s.last_verify.as_ref().filter(|v| v.ok).map(|v| v.time);
                 self.points = s
                     .restore_points
@@ -689,8 +614,8 @@ impl Wizard {
         match key.code {
             KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => {
                 if !self.inputs.is_empty() {
-                    self.go(Stage::Inputs);
                     self.input_at = self.inputs.len() - 1;
+                    return self.enter_inputs();
                 } else if self.points.is_empty() {
                     self.go(Stage::Services)
                 } else {

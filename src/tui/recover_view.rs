@@ -21,8 +21,19 @@ pub fn hints(w: &Wizard) -> Vec<(&'static str, &'static str)> {
             ("Enter", "done"),
             ("Esc", "clear"),
         ],
+        Stage::Pick if w.preview_focus => vec![
+            ("↑↓", "scroll the preview"),
+            ("Tab", "list"),
+            ("Enter", "choose"),
+            ("Esc", "list"),
+        ],
         Stage::Pick => {
-            let mut v = vec![("/", "search"), ("↑↓", "move"), ("Enter", "choose")];
+            let mut v = vec![
+                ("/", "search"),
+                ("↑↓", "move"),
+                ("Tab", "preview"),
+                ("Enter", "choose"),
+            ];
             v.push((
                 "Esc",
                 if w.query.is_empty() {
@@ -41,9 +52,19 @@ pub fn hints(w: &Wizard) -> Vec<(&'static str, &'static str)> {
             ("Esc", "back"),
         ],
         Stage::Inputs if w.checking.is_some() => vec![("Esc", "stop waiting")],
+        Stage::Inputs if w.shown_picker().is_some_and(|p| p.focused) => {
+            let mut v = vec![("↑↓", "move")];
+            if w.shown_picker().is_some_and(|p| p.hits.is_none()) {
+                v.push(("→←", "open/close"));
+            }
+            v.extend([("type", "filter"), ("Enter", "choose"), ("Tab", "field"), ("Esc", "field")]);
+            v
+        }
         Stage::Inputs => {
             let mut v = vec![("type", "value"), ("Enter", "next")];
-            if w.inputs.len() > 1 {
+            if w.shown_picker().is_some_and(|p| p.tree.is_some()) {
+                v.push(("↓ Tab", "pick from the list"));
+            } else if w.inputs.len() > 1 {
                 v.push(("↑↓", "field"));
             }
             v.extend([("^U", "clear"), ("Esc", "back")]);
@@ -140,7 +161,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 lines.push(Line::raw(format!("✗ {e}")));
             }
             let rows = w.pick_rows();
-            let list_h = h.saturating_sub(5).max(3);
+            // The preview takes half the pane while it has the focus.
+            let preview_h = if w.preview_focus { h / 2 } else { 4 };
+            let list_h = h.saturating_sub(preview_h + 1).max(3);
             for i in window(rows.len(), w.sel, list_h) {
                 let text = match rows[i] {
                     PickRow::Job(j) => {
@@ -173,12 +196,32 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             }
             if let Some(PickRow::Runbook(r)) = rows.get(w.sel) {
                 let r = &w.runbooks[*r];
-                lines.push(Line::raw(""));
-                lines.push(Line::styled(r.summary.clone(), t.dim()));
+                let (mark, style) = if w.preview_focus {
+                    ("▶", t.title())
+                } else {
+                    (" ", t.dim())
+                };
                 lines.push(Line::styled(
-                    format!("applies to: {}", r.applies.join(", ")),
-                    t.dim(),
+                    format!("{mark} Preview (Tab: {})", if w.preview_focus { "list" } else { "preview" }),
+                    style,
                 ));
+                let mut body = vec![r.summary.clone(), format!("applies to: {}", r.applies.join(", "))];
+                body.push(format!("{} steps:", r.steps.len()));
+                body.extend(r.steps.iter().enumerate().map(|(i, s)| format!("  {}. {s}", i + 1)));
+                body.push(format!("file: {}", r.file.display()));
+                let room = preview_h.saturating_sub(1).max(1);
+                let start = w.preview_scroll.min(body.len().saturating_sub(1));
+                let more = body.len().saturating_sub(start + room);
+                let take = if more > 0 { room.saturating_sub(1) } else { room };
+                for l in body.iter().skip(start).take(take) {
+                    lines.push(Line::styled(l.clone(), t.dim()));
+                }
+                if body.len() > start + take {
+                    lines.push(Line::styled(
+                        format!("… {} more (Tab, then ↑↓)", body.len() - start - take),
+                        t.dim(),
+                    ));
+                }
             }
         }
         Stage::Services => {
@@ -210,16 +253,22 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                         t.dim(),
                     ));
                 }
+                let in_picker = w.shown_picker().is_some_and(|p| p.focused);
                 for (i, (inp, val)) in r.inputs.iter().zip(&w.inputs).enumerate() {
-                    lines.push(Line::raw(inp.prompt.clone()));
-                    let focused = i == w.input_at && w.checking.is_none();
-                    lines.push(val.line("> ", width, focused, t));
+                    let focused = i == w.input_at && w.checking.is_none() && !in_picker;
+                    // ▶ marks the focus without colour.
+                    let mark = if focused { "▶ " } else { "  " };
+                    lines.push(Line::styled(format!("{mark}{}", inp.prompt), t.title()));
+                    lines.push(val.line("  > ", width, focused, t));
                 }
                 if w.checking.is_some() {
                     lines.push(Line::styled(
                         "looking for the path in the restore point…",
                         t.dim(),
                     ));
+                } else if let Some(p) = w.shown_picker() {
+                    let room = h.saturating_sub(lines.len() + 1);
+                    picker_lines(p, room, width, app, &mut lines);
                 }
             }
         }
@@ -355,6 +404,80 @@ fn preflight_lines(w: &Wizard, lines: &mut Vec<Line<'static>>) {
             }
         }
         _ => lines.push(Line::raw("checking…")),
+    }
+}
+
+/// The path picker under the path field: a title saying what it is and
+/// whether it has the focus, then the rows that fit around the cursor.
+fn picker_lines(
+    p: &super::recover::picker::PathPicker,
+    room: usize,
+    width: usize,
+    app: &App,
+    lines: &mut Vec<Line<'static>>,
+) {
+    use crate::repo::tree::NodeKind;
+    let t = &app.theme;
+    let mark = if p.focused { "▶" } else { " " };
+    let Some(tree) = &p.tree else {
+        let what = match &p.error {
+            Some(e) => format!("  ✗ cannot list the restore point: {e} (type the path)"),
+            None => "  reading the restore point's file list…".into(),
+        };
+        lines.push(Line::styled(what, t.dim()));
+        return;
+    };
+    let rows = p.rows();
+    let how = match (&p.hits, p.searching) {
+        (_, true) => "filtering…".to_string(),
+        (Some(h), _) => format!("{} matching", h.len()),
+        (None, _) => "→ opens, ← closes".to_string(),
+    };
+    lines.push(Line::styled(
+        format!("{mark} Files in {} · {how}", &p.snapshot[..8.min(p.snapshot.len())]),
+        t.title(),
+    ));
+    let list_h = room.saturating_sub(1).max(1);
+    let shown = window(rows.len(), p.sel, list_h);
+    let (first, last) = (shown.start, shown.end);
+    for i in shown {
+        let r = rows[i];
+        let Some(n) = tree.nodes.get(r.node as usize) else {
+            continue;
+        };
+        let icon = match n.kind {
+            NodeKind::Dir if p.hits.is_none() && p.expanded.contains(&n.path) => "▾",
+            NodeKind::Dir => "▸",
+            NodeKind::Symlink => "@",
+            NodeKind::File => " ",
+        };
+        let size = if n.kind == NodeKind::File {
+            human_bytes(n.size)
+        } else {
+            String::new()
+        };
+        let name = if p.hits.is_some() {
+            format!("/{}", n.path)
+        } else {
+            n.path.rsplit('/').next().unwrap_or(&n.path).to_string()
+        };
+        let indent = "  ".repeat(r.depth.min(12));
+        let room = width.saturating_sub(indent.len() + 4 + 10);
+        let name = super::views::ellipsize_left(&name, room);
+        let text = format!("  {indent}{icon} {name:<room$} {size:>9}");
+        lines.push(if i == p.sel && p.focused {
+            Line::styled(text, t.selected())
+        } else {
+            Line::raw(text)
+        });
+    }
+    if rows.is_empty() {
+        lines.push(Line::styled("  nothing matches: Enter checks the typed path", t.dim()));
+    } else if first > 0 || last < rows.len() {
+        lines.push(Line::styled(
+            format!("  {}–{} of {}", first + 1, last, rows.len()),
+            t.dim(),
+        ));
     }
 }
 

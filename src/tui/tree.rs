@@ -207,11 +207,11 @@ pub fn search(
 
 /// Every restore point's copy of `path`, newest first, marking where the
 /// content changed from the previous one.
-pub fn versions(path: &str, trees: &[(String, String, Vec<Node>)]) -> Vec<Version> {
+pub fn versions(path: &str, trees: &[(String, String, Arc<TreeView>)]) -> Vec<Version> {
     let mut out: Vec<Version> = Vec::new();
     let mut prev: Option<Option<String>> = None;
-    for (snapshot, time, nodes) in trees {
-        let Some(n) = nodes.iter().find(|n| n.path == path) else {
+    for (snapshot, time, tree) in trees {
+        let Some(n) = tree.nodes.iter().find(|n| n.path == path) else {
             prev = None;
             continue;
         };

@@ -4,7 +4,7 @@
 
 use super::app::{App, Level, Screen};
 use super::tree::Change;
-use crate::health::{short_duration, State};
+use crate::health::State;
 use crate::repo::tree::NodeKind;
 use crate::util::human_bytes;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -593,7 +593,11 @@ fn draw_inventory(f: &mut Frame, app: &App, area: Rect) {
         .block(
             Block::new()
                 .borders(Borders::TOP)
-                .title(Span::styled(format!(" {count} "), t.dim())),
+                .title(if app.inv.focus_details {
+                    Span::styled(format!(" {count} "), t.dim())
+                } else {
+                    Span::styled(format!(" ▶ {count} "), t.title())
+                }),
         );
     let mut state = TableState::default().with_selected(if count > 0 {
         Some(app.inv.sel.min(count - 1))
@@ -602,7 +606,23 @@ fn draw_inventory(f: &mut Frame, app: &App, area: Rect) {
     });
     f.render_stateful_widget(table, list_area, &mut state);
 
-    let detail = details(app, &rows);
+    let inner_w = detail_area.width.saturating_sub(u16::from(side)) as usize;
+    let inner_h = detail_area.height.saturating_sub(1) as usize;
+    let detail = super::details::fit(
+        super::details::details(app, &rows),
+        app.inv.detail_scroll,
+        inner_w,
+        inner_h,
+        app,
+    );
+    // ▶ and a bold title mark the pane with the focus, colour or not.
+    let pane = |name: String, on: bool| {
+        if on {
+            Span::styled(format!(" ▶ {name} "), t.title())
+        } else {
+            Span::styled(format!(" {name} "), t.dim())
+        }
+    };
     f.render_widget(
         Paragraph::new(detail).wrap(Wrap { trim: true }).block(
             Block::new()
@@ -611,138 +631,8 @@ fn draw_inventory(f: &mut Frame, app: &App, area: Rect) {
                 } else {
                     Borders::TOP
                 })
-                .title(Span::styled(" Details ", t.title())),
+                .title(pane("Details".into(), app.inv.focus_details)),
         ),
         detail_area,
     );
-}
-
-/// The selected item's metadata. Never file contents: a secret is never
-/// previewed because nothing is.
-fn details(app: &App, rows: &[usize]) -> Vec<Line<'static>> {
-    let services = app.services();
-    let sel = rows.get(app.inv.sel).copied();
-    let kv = |k: &str, v: String| {
-        Line::from(vec![
-            Span::styled(format!("{k}: "), app.theme.dim()),
-            Span::raw(v),
-        ])
-    };
-    match (&app.inv.level, sel) {
-        (Level::Services, Some(i)) => {
-            let Some(s) = services.get(i) else {
-                return vec![];
-            };
-            let mut v = vec![
-                kv(
-                    "service",
-                    format!("{} ({}) on {}", s.name, s.tier.name(), s.host),
-                ),
-                kv(
-                    "targets",
-                    format!(
-                        "RPO {} · RTO {}",
-                        short_duration(s.policy().rpo),
-                        short_duration(s.policy().rto)
-                    ),
-                ),
-            ];
-            if !s.description.is_empty() {
-                v.push(kv("about", s.description.clone()));
-            }
-            v.extend(s.sources.iter().map(|src| kv("source", src.clone())));
-            v.push(kv("repository", s.repository.clone()));
-            v
-        }
-        (Level::Points { service }, Some(i)) => {
-            let Some(p) = services.get(*service).and_then(|s| s.restore_points.get(i)) else {
-                return vec![];
-            };
-            let verified = match services[*service].last_verify.as_ref() {
-                None => "never".to_string(),
-                Some(v) if v.time < p.time => {
-                    format!("not yet (the last verify, {}, came before it)", v.time_text)
-                }
-                Some(v) if v.ok => format!("yes, at {}", v.time_text),
-                Some(v) => format!("FAILED at {}", v.time_text),
-            };
-            vec![
-                kv(
-                    "restore point",
-                    format!("{} at {} UTC from {}", p.short_id(), p.time_text, p.host),
-                ),
-                kv(
-                    "size",
-                    format!(
-                        "{} in {} files; {} added",
-                        human_bytes(p.bytes),
-                        p.files,
-                        human_bytes(p.added)
-                    ),
-                ),
-                kv("took", format!("{:.1} s", p.duration_ms as f64 / 1000.0)),
-                kv("verified", verified),
-                Line::styled(
-                    "Space marks it; d diffs against the marked one",
-                    app.theme.dim(),
-                ),
-            ]
-        }
-        (Level::Files { .. }, Some(i)) => {
-            let Some(n) = app.inv.tree.as_ref().and_then(|t| t.nodes.get(i)) else {
-                return vec![];
-            };
-            let mut v = vec![
-                kv("path", format!("/{}", n.path)),
-                kv("mode", format!("{:o}  owner {}:{}", n.mode, n.uid, n.gid)),
-            ];
-            if n.secret {
-                v.push(kv("secret", "never previewed; restored mode 0600".into()));
-            }
-            if n.kind == NodeKind::File {
-                v.push(kv("size", human_bytes(n.size)));
-                v.push(Line::styled(
-                    "Enter lists this file's restore points",
-                    app.theme.dim(),
-                ));
-            }
-            if let Some(target) = &n.target {
-                v.push(kv("link to", target.clone()));
-            }
-            v
-        }
-        (Level::Versions { .. }, Some(i)) => app
-            .inv
-            .versions
-            .as_ref()
-            .and_then(|v| v.get(i))
-            .map(|v| {
-                vec![
-                    kv(
-                        "restore point",
-                        format!(
-                            "{} at {}",
-                            v.snapshot.chars().take(8).collect::<String>(),
-                            v.time
-                        ),
-                    ),
-                    kv("size", human_bytes(v.size)),
-                    Line::styled(
-                        "● marks a restore point where the content changed",
-                        app.theme.dim(),
-                    ),
-                ]
-            })
-            .unwrap_or_default(),
-        (Level::Diff { .. }, _) => {
-            let d = app.inv.diff.as_deref().unwrap_or_default();
-            let n = |c: Change| d.iter().filter(|e| e.change == c).count();
-            vec![
-                kv("added", n(Change::Added).to_string()),
-                kv("removed", n(Change::Removed).to_string()),
-                kv("changed", n(Change::Changed).to_string()),
-            ]
-        }
-        _ => vec![Line::styled("nothing here yet", app.theme.dim())],
-    }
 }

@@ -280,6 +280,30 @@ pub enum Faults {
     /// Never answer anything: every request hangs until the client gives
     /// up or is gone (a store behind a dead link).
     StallAll,
+    /// Answer 503 to every GET and HEAD of a pack: the store fails while
+    /// listings and small objects still work.
+    PackReadsDown,
+    /// Answer 503 to every whole-pack download (a GET without a Range),
+    /// while ranged reads of trailers still work.
+    PackDownloadsDown,
+    /// Answer every request 503 for this long after the proxy started,
+    /// then pass everything: a provider's blip.
+    DownFor(std::time::Duration),
+    /// Answer every GET whose request line contains this with its body cut
+    /// to half and a Content-Length that matches the cut body: a short
+    /// read the HTTP layer cannot see.
+    ShortBodies(&'static str),
+    /// Refuse every pack upload with a 403 SignatureDoesNotMatch whose
+    /// body echoes the access key id, as AWS does.
+    EchoKeyId,
+    /// The first whole-pack download sends its headers and half its body,
+    /// then nothing, until the client hangs up.
+    StallDownloadOnce,
+    /// Flip one byte in the body of the first this-many whole-pack
+    /// downloads.
+    FlipDownloads(u64),
+    /// Flip one byte in the body of the first this-many pack uploads.
+    FlipUploads(u64),
 }
 
 /// A small HTTP proxy between Lifeboat and the S3 server that injects
@@ -298,12 +322,13 @@ impl FaultProxy {
         let injected = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (inj, reqs) = (injected.clone(), requests.clone());
+        let started = std::time::Instant::now();
         std::thread::spawn(move || {
             for (n, client) in listener.incoming().enumerate() {
                 let Ok(client) = client else { continue };
                 let (inj, reqs) = (inj.clone(), reqs.clone());
                 std::thread::spawn(move || {
-                    let _ = proxy_one(client, upstream, faults, n as u64, &inj, &reqs);
+                    let _ = proxy_one(client, upstream, faults, n as u64, started, &inj, &reqs);
                 });
             }
         });
@@ -335,6 +360,7 @@ fn proxy_one(
     upstream: u16,
     faults: Faults,
     n: u64,
+    started: std::time::Instant,
     injected: &std::sync::atomic::AtomicU64,
     requests: &std::sync::Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
@@ -344,6 +370,8 @@ fn proxy_one(
     let mut head = Vec::new();
     let mut content_length = 0usize;
     let mut request_line = String::new();
+    let mut ranged = false;
+    let mut key_id = String::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
@@ -365,6 +393,11 @@ fn proxy_one(
         );
         if lower.starts_with("connection:") {
             continue;
+        }
+        ranged |= lower.starts_with("range:");
+        if let Some(i) = line.find("Credential=") {
+            let rest = &line[i + "Credential=".len()..];
+            key_id = rest.split('/').next().unwrap_or("").to_string();
         }
         head.extend_from_slice(line.as_bytes());
     }
@@ -392,6 +425,23 @@ fn proxy_one(
     let mut body = vec![0u8; content_length];
     reader.read_exact(&mut body)?;
     requests.lock().unwrap().push(request_line.clone());
+    // Takes one of the first `max` faults of a kind, if any are left.
+    let take = |max: u64| {
+        injected
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                (c < max).then_some(c + 1)
+            })
+            .is_ok()
+    };
+    let pack = request_line.contains("/data/");
+    let pack_upload = request_line.starts_with("PUT ") && pack;
+    let pack_download = request_line.starts_with("GET ") && pack && !ranged;
+    if let Faults::FlipUploads(max) = faults {
+        if pack_upload && !body.is_empty() && take(max) {
+            let i = body.len() / 2;
+            body[i] ^= 0x01;
+        }
+    }
     let stall = match faults {
         Faults::StallDeletes => {
             request_line.starts_with("DELETE ") && !request_line.contains("/locks/")
@@ -442,18 +492,81 @@ fn proxy_one(
                 _ => cut_response = true,
             }
         }
-        Faults::Transient(_) | Faults::CutUploads(_) | Faults::StallDeletes | Faults::StallAll => {}
+        Faults::PackReadsDown
+            if pack && (request_line.starts_with("GET ") || request_line.starts_with("HEAD ")) =>
+        {
+            injected.fetch_add(1, Ordering::Relaxed);
+            reply(&mut client, "503 Service Unavailable", "ServiceUnavailable");
+            return Ok(());
+        }
+        Faults::PackDownloadsDown if pack_download => {
+            injected.fetch_add(1, Ordering::Relaxed);
+            reply(&mut client, "503 Service Unavailable", "ServiceUnavailable");
+            return Ok(());
+        }
+        Faults::DownFor(window) if started.elapsed() < window => {
+            injected.fetch_add(1, Ordering::Relaxed);
+            reply(&mut client, "503 Service Unavailable", "ServiceUnavailable");
+            return Ok(());
+        }
+        Faults::EchoKeyId if pack_upload => {
+            injected.fetch_add(1, Ordering::Relaxed);
+            let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message><AWSAccessKeyId>{key_id}</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256 {key_id}</StringToSign></Error>");
+            let _ = write!(
+                client,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            return Ok(());
+        }
         Faults::Down => {
             injected.fetch_add(1, Ordering::Relaxed);
             reply(&mut client, "503 Service Unavailable", "ServiceUnavailable");
             return Ok(());
         }
+        _ => {}
     }
     let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
     up.write_all(&head)?;
     up.write_all(&body)?;
     let mut response = Vec::new();
     up.read_to_end(&mut response)?;
+    let body_at = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .unwrap_or(response.len());
+    let has_body = response.len() > body_at + 1 && response.starts_with(b"HTTP/1.1 20");
+    match faults {
+        Faults::ShortBodies(what)
+            if request_line.starts_with("GET ") && request_line.contains(what) && has_body =>
+        {
+            injected.fetch_add(1, Ordering::Relaxed);
+            let body = &response[body_at..];
+            let short = &body[..body.len() / 2];
+            let head: String = String::from_utf8_lossy(&response[..body_at])
+                .split("\r\n")
+                .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:") && !l.is_empty())
+                .map(|l| format!("{l}\r\n"))
+                .collect();
+            write!(client, "{head}Content-Length: {}\r\n\r\n", short.len())?;
+            client.write_all(short)?;
+            return client.shutdown(std::net::Shutdown::Both);
+        }
+        Faults::StallDownloadOnce if pack_download && has_body && take(1) => {
+            let half = body_at + (response.len() - body_at) / 2;
+            client.write_all(&response[..half])?;
+            client.flush()?;
+            // Returns once the client is gone.
+            let _ = reader.read(&mut [0u8; 1]);
+            return Ok(());
+        }
+        Faults::FlipDownloads(max) if pack_download && has_body && take(max) => {
+            let i = body_at + (response.len() - body_at) / 2;
+            response[i] ^= 0x01;
+        }
+        _ => {}
+    }
     if cut_response {
         // Headers and part of the body, then the connection dies.
         let cut = (response.len() / 2).max(1);

@@ -47,17 +47,32 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// Splits what `r` yields into chunks for file `seq` and hands them to the
-/// workers; returns how many. `small` marks data known to fit in one chunk.
+/// workers; returns how many. `small` marks data known to fit in one chunk;
+/// `fixed` asks for chunks of that size (pages) instead of content-defined.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn send_chunks(
     seq: u64,
     r: &mut dyn Read,
     small: Option<u64>,
+    fixed: Option<u32>,
     params: &chunker::Params,
     seed: u64,
     work_tx: &Sender<Work>,
     bytes_done: &AtomicU64,
 ) -> Result<u32> {
     let stopped = || anyhow::Error::new(Stopped);
+    if let Some(size) = fixed.filter(|s| *s <= params.max) {
+        let mut n = 0u32;
+        for data in chunker::fixed(r, size) {
+            let data = data?;
+            bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+            work_tx
+                .send(Work { seq, idx: n, data })
+                .map_err(|_| stopped())?;
+            n += 1;
+        }
+        return Ok(n);
+    }
     let mut head = Vec::new();
     if let Some(size) = small {
         // Small files are one chunk: skip the chunker's buffers.
@@ -163,7 +178,8 @@ pub(super) fn read_captures(
                 hasher: blake3::Hasher::new(),
                 read: 0,
             };
-            let sent = send_chunks(this, &mut r, None, params, seed, work_tx, bytes_done);
+            let fixed = cap.chunk_size(&a.file);
+            let sent = send_chunks(this, &mut r, None, fixed, params, seed, work_tx, bytes_done);
             // Close our end first so a producer we stopped reading sees a
             // broken pipe instead of waiting for us forever.
             let HashingReader {
@@ -295,7 +311,7 @@ pub(super) fn read_all(
             read: 0,
         };
         let small = (stamp.size <= params.min as u64).then_some(stamp.size);
-        let res = send_chunks(this, &mut r, small, params, seed, work_tx, bytes_done);
+        let res = send_chunks(this, &mut r, small, None, params, seed, work_tx, bytes_done);
         let n = match res {
             Ok(n) => n,
             Err(err) if err.is::<Stopped>() => return Err(err),

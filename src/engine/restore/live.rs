@@ -19,7 +19,7 @@ use crate::source::ledger::{Ledger, Made, Replaced};
 use crate::source::{self, swap, Commit, Staged, Streams, To};
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What one item of the plan did.
 #[derive(Debug, Clone, Serialize)]
@@ -252,6 +252,24 @@ fn swap_all(
         let Work::Tree { live, carry, .. } = &item.work else {
             continue;
         };
+        // Secrets just as they were are left alone: swapping them would only
+        // leave a copy of every secret beside them for nothing.
+        if item.kind == "secrets" && carry.is_empty() && same_as_live(&t.root, live) {
+            let _ = std::fs::remove_dir_all(&t.staging);
+            ledger.unmade(&Made::Path { path: t.staging });
+            report.done.push(Done {
+                source: item.source.clone(),
+                kind: item.kind.clone(),
+                detail: format!(
+                    "{} unchanged: {} as recorded, left in place",
+                    live.display(),
+                    crate::util::plural(t.report.files, "file"),
+                ),
+                differences: Vec::new(),
+                kept: None,
+            });
+            continue;
+        }
         let kept = swap::kept_path(live, &plan.id);
         // Old secrets waiting for a rollback are nobody else's business.
         let had = source::cleanup::swap_in_recorded(
@@ -295,4 +313,59 @@ fn swap_all(
         });
     }
     Ok(())
+}
+
+/// Is the live entry at `live` what the checked copy at `staged` is:
+/// the same kinds, content, modes, owners, and files' times? Anything
+/// unreadable counts as different. Meant for secrets: small files, read
+/// whole.
+fn same_as_live(staged: &Path, live: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    const MAX_COMPARED: u64 = 16 << 20;
+    let (Ok(a), Ok(b)) = (
+        std::fs::symlink_metadata(staged),
+        std::fs::symlink_metadata(live),
+    ) else {
+        return false;
+    };
+    if a.file_type() != b.file_type()
+        || a.mode() != b.mode()
+        || a.uid() != b.uid()
+        || a.gid() != b.gid()
+    {
+        return false;
+    }
+    if a.is_file() {
+        return a.len() == b.len()
+            && a.len() <= MAX_COMPARED
+            && (a.mtime(), a.mtime_nsec()) == (b.mtime(), b.mtime_nsec())
+            && matches!(
+                (std::fs::read(staged), std::fs::read(live)),
+                (Ok(x), Ok(y)) if x == y
+            );
+    }
+    if a.file_type().is_symlink() {
+        return matches!(
+            (std::fs::read_link(staged), std::fs::read_link(live)),
+            (Ok(x), Ok(y)) if x == y
+        );
+    }
+    if !a.is_dir() {
+        return false;
+    }
+    let names = |p: &Path| -> Option<Vec<std::ffi::OsString>> {
+        let mut v = std::fs::read_dir(p)
+            .ok()?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<Vec<_>>>()
+            .ok()?;
+        v.sort();
+        Some(v)
+    };
+    match (names(staged), names(live)) {
+        (Some(x), Some(y)) if x == y => x
+            .iter()
+            .all(|n| same_as_live(&staged.join(n), &live.join(n))),
+        _ => false,
+    }
 }

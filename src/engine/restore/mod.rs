@@ -155,7 +155,10 @@ pub fn restore(
         reporter,
         opts.skip_damaged,
     )
-    .and_then(|r| Ok((r, place(&staging, &target, state, opts, &ledger)?)));
+    .and_then(|r| {
+        images_in_recorded_format(&staging, snap)?;
+        Ok((r, place(&staging, &target, state, opts, &ledger)?))
+    });
     let already = ledger.record().replaced.len();
     let problems = crate::source::cleanup::finish(&ledger);
     let (written, (rollback, replaced)) = result.map_err(|e| {
@@ -205,6 +208,16 @@ pub fn restore(
         true,
     );
     Ok(report)
+}
+
+/// Disk images are stored raw: the checked copies go back into the format
+/// each was backed up from (a qcow2 as a qcow2).
+fn images_in_recorded_format(staging: &Path, snap: &Snapshot) -> Result<()> {
+    for record in snap.sources.iter().filter(|r| r.kind == "vm-image") {
+        crate::source::vm_image::convert_restored(staging, record)
+            .with_context(|| format!("vm-image `{}`", record.name))?;
+    }
+    Ok(())
 }
 
 /// Moves the checked staging copy into the target; returns where replaced

@@ -517,6 +517,10 @@ fn write_contents(
                                 }
                                 Err(e) => return Err(e),
                             };
+                            // A file given its size up front reads zeros
+                            // where nothing was written: leaving zero chunks
+                            // unwritten keeps a disk image's holes.
+                            let zeros = data.iter().all(|b| *b == 0);
                             for d in dests {
                                 // Chunks of one file sit together in a pack:
                                 // keep its handle for the next chunk.
@@ -530,7 +534,8 @@ fn write_contents(
                                     }
                                     open = Some((d.file, f));
                                 }
-                                if let Some((_, f)) = &open {
+                                let sized = nodes[files[d.file]].chunks.len() > 1;
+                                if let Some((_, f)) = open.as_ref().filter(|_| !(zeros && sized)) {
                                     f.write_all_at(&data, d.offset).with_context(|| {
                                         format!("writing /{}", nodes[files[d.file]].path)
                                     })?;
@@ -645,14 +650,29 @@ fn check_and_finish_file(p: &Path, n: &Node, owners: bool) -> Result<bool> {
         std::os::unix::fs::fchown(&f, Some(n.uid), Some(n.gid))
             .with_context(|| format!("setting owner of {}", p.display()))?;
     }
-    // Secrets are owner-only whatever their mode was when backed up.
-    let mode = if n.secret { 0o600 } else { n.mode & 0o7777 };
+    let mode = if n.secret {
+        secret_mode(n.mode)
+    } else {
+        n.mode & 0o7777
+    };
     f.set_permissions(fs::Permissions::from_mode(mode))
         .with_context(|| format!("setting mode of {}", p.display()))?;
     let t = system_time(n.mtime_ns);
     f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
         .with_context(|| format!("setting times of {}", p.display()))?;
     Ok(true)
+}
+
+/// The mode a restored secret gets: the recorded one when it is already
+/// private (no access for others, no writing for the group: 0600, 0640,
+/// 0400), else only its owner's part of it. Never more than recorded.
+fn secret_mode(recorded: u32) -> u32 {
+    let mode = recorded & 0o7777;
+    if mode & 0o027 == 0 {
+        mode
+    } else {
+        mode & 0o700
+    }
 }
 
 fn system_time(ns: i64) -> std::time::SystemTime {

@@ -113,13 +113,19 @@ impl Wizard {
             return vec![];
         }
         let report = v.finished.as_ref().and_then(|f| f.2.clone());
+        let just_finished = v.finished.is_some()
+            && self.job.as_ref().is_some_and(|j| j.finished.is_none());
         self.job = Some(v);
-        match report {
-            Some(p) if self.report.is_none() => {
-                self.report = Some(Vec::new());
-                vec![Cmd::ReadReport(p)]
-            }
-            _ => vec![],
+        let mut cmds = Vec::new();
+        // The job may have written to the repository: what the console
+        // kept of it is stale.
+        if just_finished {
+            cmds.push(Cmd::Forget);
         }
+        if let Some(p) = report.filter(|_| self.report.is_none()) {
+            self.report = Some(Vec::new());
+            cmds.push(Cmd::ReadReport(p));
+        }
+        cmds
     }
 }
