@@ -137,6 +137,10 @@ pub struct Database {
     pub password_file: Option<SecretRef>,
     /// PostgreSQL: also keep roles and tablespaces (`pg_dumpall --globals-only`).
     pub globals: bool,
+    /// PostgreSQL `check = "checksums"`: record a checksum of every table's
+    /// content (up to 1 GiB a table) and compare it after a restore.
+    #[serde(default)]
+    pub checksums: bool,
     /// How long a swap waits for the application's open transactions
     /// before it gives up and leaves the live database as it was.
     #[serde(default = "default_lock_timeout", with = "humantime_serde_secs")]

@@ -640,7 +640,10 @@ fn a_pack_cut_short_in_its_last_segment_loses_only_what_overlaps_it() {
     // (pack, its file count, damaged chunk ids, damaged file paths, cut)
     let mut candidates = Vec::new();
     for (p, entries) in files.iter().flat_map(|(_, packs)| packs) {
-        let blobs_end = entries.iter().map(|e| (e.offset + e.stored_len) as u64).max();
+        let blobs_end = entries
+            .iter()
+            .map(|e| (e.offset + e.stored_len) as u64)
+            .max();
         let plain = blobs_end.unwrap() + (entries.len() * ENTRY_LEN + 12) as u64;
         let last_start = (plain - 1) / SEGMENT * SEGMENT;
         let damaged: HashSet<_> = entries
@@ -676,7 +679,13 @@ fn a_pack_cut_short_in_its_last_segment_loses_only_what_overlaps_it() {
     drop(f);
 
     let flagged = |args: &[&str]| -> HashSet<String> {
-        let out = lb(args).arg("--json").assert().code(1).get_output().stdout.clone();
+        let out = lb(args)
+            .arg("--json")
+            .assert()
+            .code(1)
+            .get_output()
+            .stdout
+            .clone();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let problems = v["problems"].as_array().unwrap();
         assert_eq!(problems.len(), 1, "{v}");
@@ -689,26 +698,49 @@ fn a_pack_cut_short_in_its_last_segment_loses_only_what_overlaps_it() {
             .collect()
     };
     let structural = flagged(&["verify"]);
-    assert_eq!(structural, lost, "verify names exactly the files in the lost segment");
-    assert!(structural.len() * 10 < pack_files, "{} of {pack_files}", structural.len());
+    assert_eq!(
+        structural, lost,
+        "verify names exactly the files in the lost segment"
+    );
+    assert!(
+        structural.len() * 10 < pack_files,
+        "{} of {pack_files}",
+        structural.len()
+    );
     assert_eq!(flagged(&["verify", "--read-data"]), lost);
 
     // Every flagged file is unrestorable, every other one byte-exact.
     let target = env.path("rescued");
-    let rescue = lb(&["restore", "latest", "--skip-damaged", "--target"])
-        .arg(&target)
-        .assert();
-    let rescue = if lost.is_empty() { rescue.success() } else { rescue.failure() };
+    let rescue = lb(&[
+        "restore",
+        "latest",
+        "--skip-damaged",
+        "--target",
+        target.to_str().unwrap(),
+    ])
+    .assert();
+    let rescue = if lost.is_empty() {
+        rescue.success()
+    } else {
+        rescue.failure()
+    };
     let stderr = String::from_utf8_lossy(&rescue.get_output().stderr).to_string();
     let mut restored_files = 0;
-    for n in nodes.iter().filter(|n| n.kind == lifeboat::repo::tree::NodeKind::File) {
+    for n in nodes
+        .iter()
+        .filter(|n| n.kind == lifeboat::repo::tree::NodeKind::File)
+    {
         let (name, at) = (format!("/{}", n.path), target.join(&n.path));
         if lost.contains(&name) {
             assert!(!at.exists(), "{name} restored from a lost segment");
-            assert!(stderr.contains(&format!("not restored: {name}")), "{stderr}");
+            assert!(
+                stderr.contains(&format!("not restored: {name}")),
+                "{stderr}"
+            );
         } else {
             let original = fs::read(Path::new(&name)).unwrap();
-            assert!(fs::read(&at).unwrap() == original, "{name} differs");
+            let got = fs::read(&at).unwrap_or_else(|e| panic!("{}: {e}\n{stderr}", at.display()));
+            assert!(got == original, "{name} differs");
             restored_files += 1;
         }
     }
@@ -733,9 +765,18 @@ fn a_pack_cut_short_in_its_last_segment_loses_only_what_overlaps_it() {
     assert!(v["unreadable_packs"].as_array().unwrap().is_empty(), "{v}");
     // Rebuilt, the index still finds everything else in the pack.
     let target = env.path("again");
-    let again = lb(&["restore", "latest", "--skip-damaged", "--target"])
-        .arg(&target)
-        .assert();
+    let again = lb(&[
+        "restore",
+        "latest",
+        "--skip-damaged",
+        "--target",
+        target.to_str().unwrap(),
+    ])
+    .assert();
     let stderr = String::from_utf8_lossy(&again.get_output().stderr).to_string();
-    assert_eq!(stderr.matches("not restored: ").count(), lost.len(), "{stderr}");
+    assert_eq!(
+        stderr.matches("not restored: ").count(),
+        lost.len(),
+        "{stderr}"
+    );
 }

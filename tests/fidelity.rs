@@ -562,7 +562,11 @@ fn dump_compression(dump: &Path) -> String {
         .arg(dump)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find(|l| l.contains("Compression:"))
@@ -586,7 +590,13 @@ fn postgres_dumps_are_uncompressed_and_older_compressed_ones_still_restore() {
     let env = Env::new();
     let cfg = config(
         &env,
-        &pg_service("shop-db", &db, "lifeboat_test", Path::new(PASSWORD_FILE), ""),
+        &pg_service(
+            "shop-db",
+            &db,
+            "lifeboat_test",
+            Path::new(PASSWORD_FILE),
+            "",
+        ),
     );
     // As releases before did: pg_dump with its default compression.
     let real = real_tool("pg_dump");
@@ -600,7 +610,10 @@ fn postgres_dumps_are_uncompressed_and_older_compressed_ones_still_restore() {
         .args(["backup", "shop-db"])
         .assert()
         .success();
-    lb(&env, &cfg).args(["backup", "shop-db"]).assert().success();
+    lb(&env, &cfg)
+        .args(["backup", "shop-db"])
+        .assert()
+        .success();
     let snaps = snapshots(&env, &cfg, "shop-db");
     let dump_of = |snap: &serde_json::Value, dir: &str| {
         let target = env.path(dir);
@@ -625,7 +638,12 @@ fn postgres_dumps_are_uncompressed_and_older_compressed_ones_still_restore() {
 
     pg(&db).batch_execute("DELETE FROM orders").unwrap();
     lb(&env, &cfg)
-        .args(["restore", snaps[0]["id"].as_str().unwrap(), "--live", "--yes"])
+        .args([
+            "restore",
+            snaps[0]["id"].as_str().unwrap(),
+            "--live",
+            "--yes",
+        ])
         .assert()
         .success();
     let n: i64 = pg(&db)
@@ -689,4 +707,57 @@ fn sqlite_inserts_with_random_keys_add_only_the_pages_they_change() {
         .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, rows);
+}
+
+/// `check = "checksums"`: a row changed without changing any count fails
+/// the check of a restored copy.
+#[test]
+fn postgres_checksums_catch_a_changed_row() {
+    let db = unique("lb_sums");
+    pg("postgres")
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    pg(&db)
+        .batch_execute("CREATE TABLE items (id serial PRIMARY KEY, note text, price numeric); INSERT INTO items (note, price) SELECT 'item ' || g, g * 1.5 FROM generate_series(1, 2000) g")
+        .unwrap();
+    let env = Env::new();
+    let cfg = config(
+        &env,
+        &pg_service(
+            "shop-db",
+            &db,
+            "lifeboat_test",
+            Path::new(PASSWORD_FILE),
+            "check = \"checksums\"\n",
+        ),
+    );
+    lb(&env, &cfg)
+        .args(["backup", "shop-db"])
+        .assert()
+        .success();
+    let facts = &snapshots(&env, &cfg, "shop-db")[0]["sources"][0]["facts"];
+    assert!(
+        facts["objects"]["checksum public.items"].is_string(),
+        "{facts}"
+    );
+    lb(&env, &cfg)
+        .args(["drill", "shop-db"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ok:"));
+
+    let real = real_tool("pg_restore");
+    let path = fake_tool(
+        &env,
+        "pg_restore",
+        &format!(
+            "{real} \"$@\" || exit $?\nfor a in \"$@\"; do [ \"$prev\" = --dbname ] && db=$a; prev=$a; done\npsql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U lifeboat_test --no-password -d \"$db\" -c \"UPDATE items SET price = 0 WHERE id = 7\" >/dev/null"
+        ),
+    );
+    let said = fails(lb(&env, &cfg).env("PATH", &path).args(["drill", "shop-db"]));
+    assert!(
+        said.contains("FAILED") && said.contains("checksum public.items"),
+        "{said}"
+    );
+    drop_pg_databases(&db);
 }

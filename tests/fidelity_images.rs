@@ -84,10 +84,7 @@ fn an_image_restored_to_a_directory_is_sparse_and_in_its_recorded_format() {
         &env,
         &vm_service("nas-vm", &[("system", &raw), ("data", &qcow)]),
     );
-    lb(&env, &cfg)
-        .args(["backup", "nas-vm"])
-        .assert()
-        .success();
+    lb(&env, &cfg).args(["backup", "nas-vm"]).assert().success();
     let target = env.path("restored");
     lb(&env, &cfg)
         .args(["restore", "nas-vm:latest", "--target"])
@@ -103,10 +100,17 @@ fn an_image_restored_to_a_directory_is_sparse_and_in_its_recorded_format() {
         allocated * 10 <= (24 << 20) * 12,
         "{allocated} bytes allocated for 24 MiB of data in a 256 MiB image"
     );
-    assert_eq!(std::fs::read(&system).unwrap(), std::fs::read(&raw).unwrap());
+    assert_eq!(
+        std::fs::read(&system).unwrap(),
+        std::fs::read(&raw).unwrap()
+    );
 
     let data = target.join(".lifeboat/data/disk.qcow2");
-    assert_eq!(image_info(&data)["format"], "qcow2", "comes back as a qcow2");
+    assert_eq!(
+        image_info(&data)["format"],
+        "qcow2",
+        "comes back as a qcow2"
+    );
     assert!(
         !target.join(".lifeboat/data/disk.raw").exists(),
         "no raw copy is left beside it"
@@ -161,7 +165,10 @@ fn a_qcow2_comes_back_with_its_internal_snapshots() {
         .assert()
         .success();
     assert_eq!(image_info(&img)["snapshots"][0]["name"], "before-upgrade");
-    assert!(std::fs::read(&img).unwrap() == golden, "the image is as it was");
+    assert!(
+        std::fs::read(&img).unwrap() == golden,
+        "the image is as it was"
+    );
 
     // Restored to a directory: the same qcow2, snapshot and all.
     let target = env.path("restored");
@@ -220,8 +227,16 @@ fn secrets_keep_a_private_mode_and_unchanged_ones_stay_in_place() {
         .assert()
         .success();
     assert_eq!(mode(&dir.join(".env")), 0o640, "group-readable stays so");
-    assert_eq!(mode(&dir.join("rsa_key.pem")), 0o400, "a read-only key stays read-only");
-    assert_eq!(mode(&dir.join("smtp.conf")), 0o600, "never readable by others");
+    assert_eq!(
+        mode(&dir.join("rsa_key.pem")),
+        0o400,
+        "a read-only key stays read-only"
+    );
+    assert_eq!(
+        mode(&dir.join("smtp.conf")),
+        0o600,
+        "never readable by others"
+    );
     assert_eq!(mode(&dir), 0o750);
     assert_eq!(
         std::fs::read_to_string(dir.join(".env")).unwrap(),
@@ -250,15 +265,21 @@ fn secrets_keep_a_private_mode_and_unchanged_ones_stay_in_place() {
         .args(["restore", "vaultwarden", "--live", "--yes"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         std::fs::read_to_string(dir.join(".env")).unwrap(),
         "ADMIN_TOKEN=hunter2\n"
     );
     assert!(
-        std::fs::read_dir(env.path(""))
+        std::fs::read_dir(env.path("")).unwrap().any(|e| e
             .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().contains("lifeboat-kept")),
+            .file_name()
+            .to_string_lossy()
+            .contains("lifeboat-kept")),
         "the changed copy is kept"
     );
 }

@@ -290,6 +290,9 @@ echo "${{COMPREPLY[@]}}""#,
         config.contains("init") && config.contains("check"),
         "{stdout}"
     );
+    // The internal job runner is not offered.
+    let script = String::from_utf8(lb.run(&["completions", "bash"]).stdout).unwrap();
+    assert!(!script.contains("job-run"), "hidden commands are not completed");
 }
 
 #[test]

@@ -218,7 +218,10 @@ def restore(repo, snap, target):
                 raise Damaged(f"{d!r} does not match its recorded size and hash")
             if as_root:
                 os.chown(d, n["uid"], n["gid"], follow_symlinks=False)
-            os.chmod(d, 0o600 if n.get("secret") else n["mode"] & 0o7777)
+            m = n["mode"] & 0o7777
+            if n.get("secret") and m & 0o027:
+                m &= 0o700
+            os.chmod(d, m)
             os.utime(d, ns=(n["mtime_ns"], n["mtime_ns"]))
         elif n["kind"] != "symlink":
             raise Damaged(f"unknown kind {n['kind']!r}")

@@ -729,7 +729,11 @@ fn verify_stops_when_the_store_fails_and_records_could_not_check_not_damage() {
     for i in 0..5 {
         fs::write(site.data.join(format!("f{i}")), bytes(60 + i, 400_000)).unwrap();
         let out = site.backup_direct();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let packs = fs::read_dir(server.objects("offsite/data"))
         .unwrap()
@@ -748,23 +752,37 @@ fn verify_stops_when_the_store_fails_and_records_could_not_check_not_damage() {
             .output()
             .unwrap();
         let took = started.elapsed();
+        eprintln!("verify with {faults:?} on {packs} packs: {took:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         let said = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
         assert_eq!(out.status.code(), Some(1), "{faults:?}: {said}");
-        assert!(err.contains("could not check the repository"), "{faults:?}: {said}");
+        assert!(
+            err.contains("could not check the repository"),
+            "{faults:?}: {said}"
+        );
         assert!(
             !said.contains("damaged chunk") && !said.contains("trailer unreadable"),
             "{faults:?}: a failing store is not damage: {said}"
         );
         // Three packs' deadlines (in parallel, for the data check), not
         // one per pack.
-        assert!(took < Duration::from_secs(2 * packs as u64), "{faults:?}: {took:?}");
+        assert!(
+            took < Duration::from_secs(2 * packs as u64),
+            "{faults:?}: {took:?}"
+        );
         assert!(proxy.faults() > 0);
-        assert_eq!(count_under(&server.objects("offsite/damage")), 0, "{faults:?}");
+        assert_eq!(
+            count_under(&server.objects("offsite/damage")),
+            0,
+            "{faults:?}"
+        );
         let records = site.env.path("state/records");
         for e in fs::read_dir(&records).into_iter().flatten() {
             let text = fs::read_to_string(e.unwrap().path()).unwrap();
-            assert!(!text.contains("\"ok\":false"), "{faults:?}: recorded a failed verify: {text}");
+            assert!(
+                !text.contains("\"ok\":false"),
+                "{faults:?}: recorded a failed verify: {text}"
+            );
         }
     }
     // With the store back, the same repository verifies clean.
@@ -824,9 +842,19 @@ fn short_reads_403s_missing_credentials_and_buckets_each_say_what_they_are() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no credentials are given"), "{err}");
-    assert!(err.contains("hint: set access_key_id and secret_access_key"), "{err}");
-    assert!(!err.contains("169.254") && !err.contains("network"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        err.contains("hint: set access_key_id and secret_access_key"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("169.254") && !err.contains("network"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A bucket that is not there is named, with what to do.
     let out = site
@@ -840,9 +868,15 @@ fn short_reads_403s_missing_credentials_and_buckets_each_say_what_they_are() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("the bucket no-such-bucket does not exist"), "{err}");
+    assert!(
+        err.contains("the bucket no-such-bucket does not exist"),
+        "{err}"
+    );
     assert!(err.contains("hint: create the bucket first"), "{err}");
-    assert!(!err.contains("lifeboat init") && !err.contains("not a Lifeboat"), "{err}");
+    assert!(
+        !err.contains("lifeboat init") && !err.contains("not a Lifeboat"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -920,9 +954,13 @@ fn a_stalled_download_is_cut_off_by_the_progress_timeout_and_retried() {
     let started = Instant::now();
     let out = site.restore_from("offsite", "restored");
     let took = started.elapsed();
+    eprintln!("restore through one stalled download: {took:?}");
     assert_eq!(proxy.faults(), 1, "one download stalled");
     assert!(took < Duration::from_secs(60), "the restore took {took:?}");
-    assert!(took >= Duration::from_secs(2), "it waited out the stall: {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "it waited out the stall: {took:?}"
+    );
     assert_same_tree(&site.data, &out);
 }
 
@@ -951,10 +989,16 @@ fn a_download_damaged_in_transit_is_fetched_again_not_called_damage() {
     assert_eq!(count_under(&server.objects("offsite/damage")), 0);
     // Said in the log, as what it was.
     let mut logged = String::new();
-    for e in fs::read_dir(site.env.path("state/logs")).into_iter().flatten() {
+    for e in fs::read_dir(site.env.path("state/logs"))
+        .into_iter()
+        .flatten()
+    {
         logged.push_str(&fs::read_to_string(e.unwrap().path()).unwrap_or_default());
     }
-    assert!(logged.contains("damaged in transit and fetched again"), "{logged}");
+    assert!(
+        logged.contains("damaged in transit and fetched again"),
+        "{logged}"
+    );
 }
 
 #[test]

@@ -182,14 +182,15 @@ fn off_site_lag_is_a_column_on_wide_screens_and_an_alert_everywhere() {
     let mut app = App::new(Theme { color: false }, now());
     assert!(app.on_msg(Msg::Inventory(Arc::new(inv))).is_empty());
     let (wide, _) = render(&app, 160, 48);
-    assert!(wide.contains("Off-site"), "{wide}");
+    assert!(wide.contains("Copy lag"), "{wide}");
     assert!(wide.contains("3d behind"), "{wide}");
-    assert!(
-        wide.contains(&format!("{name}: the copy in b2 is 3d behind")),
-        "{wide}"
-    );
     let (small, _) = render(&app, 80, 24);
-    assert!(!small.contains("Off-site"), "{small}");
+    assert!(!small.contains("Copy lag"), "{small}");
+    let (big, _) = render(&app, 200, 50);
+    assert!(
+        big.contains(&format!("{name}: the copy in b2")),
+        "the alert, beside the table:\n{big}"
+    );
 }
 
 fn key(app: &mut App, code: KeyCode) -> Vec<Cmd> {
@@ -351,7 +352,7 @@ fn headless_demo_find_a_file_see_its_restore_points_and_diff() {
     std::env::set_var("LIFEBOAT_KEY_DIR", dir.path().join("keys"));
     let root = dir.path().join("demo");
     let config = lifeboat::demo::build(&root, &lifeboat::progress::Reporter::silent()).unwrap();
-    let cache = std::sync::Mutex::new(std::collections::HashMap::new());
+    let cache = lifeboat::tui::cache::Cache::default();
     let latest = std::sync::atomic::AtomicU64::new(0);
     let run = |app: &mut App, cmds: Vec<Cmd>| {
         for c in cmds {

@@ -46,7 +46,7 @@ fn a_second_file_list_reuses_the_open_repository() {
         .map(|p| p.id.clone())
         .collect();
     assert_eq!(points.len(), 2);
-    let cache = lifeboat::tui::TreeCache::default();
+    let cache = lifeboat::tui::cache::Cache::default();
     let latest = std::sync::atomic::AtomicU64::new(0);
     let list = |snapshot: &str| {
         let start = Instant::now();
@@ -74,4 +74,13 @@ fn a_second_file_list_reuses_the_open_repository() {
     println!(
         "file list: first {first:?}, same point again {same_again:?}, another point of the same repository {other_point:?}, that again {other_again:?}"
     );
+    assert_eq!(cache.opens(), 1, "one repository, opened once");
+    assert!(
+        same_again < first && other_point < first,
+        "{first:?} {same_again:?} {other_point:?}"
+    );
+    // After a job (or R) the repository is read afresh.
+    cache.forget();
+    list(&points[1]);
+    assert_eq!(cache.opens(), 2);
 }

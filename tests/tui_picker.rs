@@ -50,7 +50,10 @@ fn pick_a_file_from_the_tree_and_it_is_checked_before_preflight() {
     else {
         panic!("the file list is asked for in the background: {cmds:?}")
     };
-    assert_eq!((repository.as_str(), snapshot.as_str()), ("local", newest().as_str()));
+    assert_eq!(
+        (repository.as_str(), snapshot.as_str()),
+        ("local", newest().as_str())
+    );
     let s = draw(&app);
     assert!(s.contains("reading the restore point's file list"), "{s}");
     // An answer to an older request is dropped.
@@ -83,7 +86,10 @@ fn pick_a_file_from_the_tree_and_it_is_checked_before_preflight() {
     assert_eq!(path, "/srv/paperless/media/0042.pdf");
     assert_eq!(app.recover.inputs[0].text(), path);
     let cmds = app.on_msg(Msg::PathChecked(*req, Ok(())));
-    assert!(matches!(cmds.as_slice(), [Cmd::Preflight { .. }]), "{cmds:?}");
+    assert!(
+        matches!(cmds.as_slice(), [Cmd::Preflight { .. }]),
+        "{cmds:?}"
+    );
 
     // Back to the details: the file list is not asked for again.
     let cmds = key(&mut app, KeyCode::Esc);
@@ -106,13 +112,19 @@ fn the_field_filters_the_picker_and_a_typed_path_is_still_checked() {
     assert!(!cmds.is_empty(), "each keystroke filters in the background");
     run_search(&mut app, cmds);
     let s = draw(&app);
-    assert!(s.contains("1 matching") && s.contains("/srv/paperless/media/0042.pdf"), "{s}");
+    assert!(
+        s.contains("1 matching") && s.contains("/srv/paperless/media/0042.pdf"),
+        "{s}"
+    );
     insta::assert_snapshot!("recover_picker_filter_80x24", s);
     // Tab moves the focus to the picker; Enter takes the match.
     key(&mut app, KeyCode::Tab);
     assert!(app.recover.picker.as_ref().unwrap().focused);
     let cmds = key(&mut app, KeyCode::Enter);
-    assert!(matches!(cmds.as_slice(), [Cmd::CheckPath { path, .. }] if path == "/srv/paperless/media/0042.pdf"), "{cmds:?}");
+    assert!(
+        matches!(cmds.as_slice(), [Cmd::CheckPath { path, .. }] if path == "/srv/paperless/media/0042.pdf"),
+        "{cmds:?}"
+    );
 
     // A mistyped path, typed in full, is refused before preflight.
     let (mut app, cmds) = at_the_path_step();
@@ -122,7 +134,13 @@ fn the_field_filters_the_picker_and_a_typed_path_is_still_checked() {
     app.on_msg(Msg::PickerTree(*req, Ok(tree(snapshot))));
     typed(&mut app, "/srv/paperless/media/0024.pdf");
     let cmds = key(&mut app, KeyCode::Enter);
-    let [Cmd::CheckPath { req, path, snapshot, .. }] = cmds.as_slice() else {
+    let [Cmd::CheckPath {
+        req,
+        path,
+        snapshot,
+        ..
+    }] = cmds.as_slice()
+    else {
         panic!("{cmds:?}")
     };
     let answer = lifeboat::tui::tree::check_path(&tree(snapshot).nodes, path, snapshot);

@@ -12,8 +12,24 @@ pub struct CompletionsArgs {
     shell: clap_complete::Shell,
 }
 
+/// The commands people type: the definition without hidden subcommands
+/// (`job-run` is how a job process is started, not something to offer).
+fn visible() -> clap::Command {
+    let full = Cli::command();
+    let mut cmd = clap::Command::new("lifeboat")
+        .about(full.get_about().cloned().unwrap_or_default())
+        .version(env!("CARGO_PKG_VERSION"));
+    for arg in full.get_arguments() {
+        cmd = cmd.arg(arg.clone());
+    }
+    for sub in full.get_subcommands().filter(|s| !s.is_hide_set()) {
+        cmd = cmd.subcommand(sub.clone());
+    }
+    cmd
+}
+
 pub fn completions(a: CompletionsArgs) -> Result<ExitCode> {
-    let mut cmd = Cli::command();
+    let mut cmd = visible();
     // Into memory first: clap_complete panics on a failed write, and
     // `lifeboat completions zsh | head` closes the pipe early.
     let mut out = Vec::new();

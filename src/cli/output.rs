@@ -113,35 +113,55 @@ pub fn print_verify(r: &VerifyReport, percent: f64) {
         println!("{line}");
     }
     if r.files_hashed > 0 {
-        let text = format!(
-            "{} of the newest restore points read whole and checked against their hashes",
-            plural(r.files_hashed, "file")
-        );
-        for line in super::width::wrap(&text, "", width) {
+        let parts = [
+            format!(
+                "{} of the newest restore points",
+                plural(r.files_hashed, "file")
+            ),
+            "read whole and checked against their hashes".to_string(),
+        ];
+        for line in super::width::clauses(&parts, " ", width) {
             println!("{line}");
         }
     }
     if r.unreferenced_packs > 0 {
         // With an index file unreadable, a pack no index lists may be
         // exactly the one it listed: live data, not an interrupted backup.
-        let text = if r.damaged_index_files > 0 {
-            format!(
-                "{} that no readable index lists: an index file is damaged, so {} may hold data restore points need; `lifeboat repair index` rebuilds the index from the packs (do not prune before)",
-                plural(r.unreferenced_packs as u64, "pack"),
-                if r.unreferenced_packs == 1 { "it" } else { "they" }
-            )
+        let parts = if r.damaged_index_files > 0 {
+            vec![
+                format!(
+                    "{} that no readable index lists:",
+                    plural(r.unreferenced_packs as u64, "pack")
+                ),
+                "an index file is damaged,".to_string(),
+                format!(
+                    "so {} may hold data restore points need;",
+                    if r.unreferenced_packs == 1 {
+                        "it"
+                    } else {
+                        "they"
+                    }
+                ),
+                "`lifeboat repair index` rebuilds the index from the packs".to_string(),
+                "(do not prune before)".to_string(),
+            ]
         } else {
-            format!(
-                "{}, left by interrupted backups: harmless, prune removes {}",
-                plural(r.unreferenced_packs as u64, "unreferenced pack"),
-                if r.unreferenced_packs == 1 {
-                    "it"
-                } else {
-                    "them"
-                }
-            )
+            vec![
+                format!(
+                    "{}, left by interrupted backups:",
+                    plural(r.unreferenced_packs as u64, "unreferenced pack")
+                ),
+                format!(
+                    "harmless, prune removes {}",
+                    if r.unreferenced_packs == 1 {
+                        "it"
+                    } else {
+                        "them"
+                    }
+                ),
+            ]
         };
-        for line in super::width::wrap(&text, "", width) {
+        for line in super::width::clauses(&parts, " ", width) {
             println!("{line}");
         }
     }
@@ -157,8 +177,15 @@ pub fn print_verify(r: &VerifyReport, percent: f64) {
             println!("{head}");
         } else {
             println!("PROBLEM {}:", clean(&p.object));
-            for line in super::width::wrap(&clean(&p.problem), "    ", width) {
-                println!("{line}");
+            // Broken between clauses only, so a phrase stays greppable.
+            let problem = clean(&p.problem);
+            let parts: Vec<String> = problem
+                .split_inclusive(": ")
+                .flat_map(|c| c.split_inclusive("; "))
+                .map(|c| c.trim_end().to_string())
+                .collect();
+            for line in super::width::clauses(&parts, " ", width.saturating_sub(4)) {
+                println!("    {}", line.trim_start());
             }
         }
         for a in p.affects.iter().take(20) {

@@ -94,28 +94,6 @@ pub fn clauses(parts: &[String], sep: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// Words of `text` on lines of at most `width` columns, each after
-/// `indent`; a word longer than a line (a path) gets a line of its own.
-pub fn wrap(text: &str, indent: &str, width: usize) -> Vec<String> {
-    let room = width.saturating_sub(columns(indent)).max(10);
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        if !line.is_empty() && columns(&line) + 1 + columns(word) > room {
-            lines.push(format!("{indent}{line}"));
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(format!("{indent}{line}"));
-    }
-    lines
-}
-
 /// How a table column gives up room on a narrow terminal.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Cut {
@@ -272,15 +250,13 @@ mod tests {
     }
 
     #[test]
-    fn clauses_break_between_clauses_and_words_wrap() {
+    fn clauses_break_between_clauses_never_inside_one() {
         let parts = vec!["a".repeat(50), "b".repeat(20), "c".repeat(20)];
         let lines = clauses(&parts, "; ", 80);
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines.iter().all(|l| columns(l) <= 80), "{lines:?}");
         assert!(lines[1].starts_with("  c"), "{lines:?}");
         assert_eq!(clauses(&["x".into(), "y".into()], ", ", 80), vec!["x, y"]);
-        let w = wrap("one two three four", "  ", 12);
-        assert_eq!(w, vec!["  one two", "  three four"]);
     }
 
     #[test]

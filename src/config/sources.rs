@@ -24,6 +24,7 @@ pub(super) struct RawSource {
     user: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     globals: Option<Spanned<bool>>,
+    check: Option<Spanned<String>>,
     lock_timeout: Option<Spanned<String>>,
     rdb_path: Option<Spanned<String>>,
     stop: Option<Spanned<String>>,
@@ -52,6 +53,7 @@ impl RawSource {
             s("user", &self.user),
             s("password_file", &self.password_file),
             s("globals", &self.globals),
+            s("check", &self.check),
             s("lock_timeout", &self.lock_timeout),
             s("rdb_path", &self.rdb_path),
             s("stop", &self.stop),
@@ -84,6 +86,7 @@ pub(super) fn parse(
             "user",
             "password_file",
             "globals",
+            "check",
             "lock_timeout",
         ],
         "mysql" => &[
@@ -183,6 +186,19 @@ pub(super) fn parse(
             user: text(&raw.user).unwrap_or_else(|| default_user.into()),
             password_file: password_file()?,
             globals: raw.globals.as_ref().is_some_and(|g| *g.get_ref()),
+            checksums: match &raw.check {
+                None => false,
+                Some(c) => match c.get_ref().as_str() {
+                    "counts" => false,
+                    "checksums" => true,
+                    other => {
+                        return Err(at(
+                            c.span().start,
+                            format!("service `{svc}`: check {other:?} is not one of \"counts\", \"checksums\""),
+                        ))
+                    }
+                },
+            },
             lock_timeout: match &raw.lock_timeout {
                 None => std::time::Duration::from_secs(60),
                 Some(d) => humantime::parse_duration(d.get_ref()).map_err(|e| {

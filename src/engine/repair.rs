@@ -177,9 +177,9 @@ fn read_pack_table(
     } else {
         repo.open_pack(p)
     };
-    let table = opened.and_then(|mut r| {
+    let table = opened.map(|mut r| {
         let trailer = pack::read_trailer(&mut r);
-        Ok((r, trailer))
+        (r, trailer)
     });
     let (mut r, entries) = match table {
         Ok((r, Ok(entries))) => (r, entries),

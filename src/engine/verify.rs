@@ -211,53 +211,52 @@ pub fn verify(
         let found: Mutex<Vec<(PackId, ChunkId, String, bool)>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for _ in 0..super::workers() {
-                s.spawn(|| {
-                    loop {
-                        if failing.stopped() {
-                            return;
+                s.spawn(|| loop {
+                    if failing.stopped() {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some((p, entries)) = chosen.get(i) else {
+                        return;
+                    };
+                    let mut bad = Vec::new();
+                    let opened = repo.read_pack_classified(p);
+                    failing.count(match &opened {
+                        Err(PackOpenError::Unreachable(e)) => Some(e),
+                        Err(PackOpenError::Damaged(_)) | Ok(_) => None,
+                    });
+                    if failing.stopped() {
+                        return;
+                    }
+                    match opened {
+                        Err(e) => {
+                            let content = matches!(e, PackOpenError::Damaged(_));
+                            let why = format!("{:#}", e.error());
+                            bad.extend(entries.iter().map(|c| (*p, c.id, why.clone(), content)))
                         }
-                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let Some((p, entries)) = chosen.get(i) else {
-                            return;
-                        };
-                        let mut bad = Vec::new();
-                        let opened = repo.read_pack_classified(p);
-                        failing.count(match &opened {
-                            Err(PackOpenError::Unreachable(e)) => Some(e),
-                            Err(PackOpenError::Damaged(_)) | Ok(_) => None,
-                        });
-                        if failing.stopped() {
-                            return;
+                        Ok(mut r) => {
+                            let read = pack::read_back(&mut r, repo.chunk_key(), entries, &|c| {
+                                chunks_read.fetch_add(1, Ordering::Relaxed);
+                                bytes_done.fetch_add(c.raw_len as u64, Ordering::Relaxed);
+                            });
+                            bad.extend(
+                                read.into_iter()
+                                    .filter_map(|(c, why)| why.map(|why| (*p, c.id, why, true))),
+                            );
                         }
-                        match opened {
-                            Err(e) => {
-                                let content = matches!(e, PackOpenError::Damaged(_));
-                                let why = format!("{:#}", e.error());
-                                bad.extend(entries.iter().map(|c| (*p, c.id, why.clone(), content)))
-                            }
-                            Ok(mut r) => {
-                                let read = pack::read_back(&mut r, repo.chunk_key(), &entries, &|c| {
-                                    chunks_read.fetch_add(1, Ordering::Relaxed);
-                                    bytes_done.fetch_add(c.raw_len as u64, Ordering::Relaxed);
-                                });
-                                bad.extend(read.into_iter().filter_map(|(c, why)| {
-                                    why.map(|why| (*p, c.id, why, true))
-                                }));
-                            }
-                        }
-                        reporter.progress(
-                            Counters {
-                                phase: Phase::Verify,
-                                bytes_done: bytes_done.load(Ordering::Relaxed),
-                                bytes_total,
-                                ..Default::default()
-                            },
-                            None,
-                            false,
-                        );
-                        if let Ok(mut f) = found.lock() {
-                            f.extend(bad);
-                        }
+                    }
+                    reporter.progress(
+                        Counters {
+                            phase: Phase::Verify,
+                            bytes_done: bytes_done.load(Ordering::Relaxed),
+                            bytes_total,
+                            ..Default::default()
+                        },
+                        None,
+                        false,
+                    );
+                    if let Ok(mut f) = found.lock() {
+                        f.extend(bad);
                     }
                 });
             }
@@ -301,12 +300,22 @@ pub fn verify(
     }
 
     for (p, (why, read)) in trailerless {
-        judge_trailerless(p, why, &read, &mut report, &mut bad_chunks, &mut pack_problems);
+        judge_trailerless(
+            p,
+            why,
+            &read,
+            &mut report,
+            &mut bad_chunks,
+            &mut pack_problems,
+        );
         packs_read.insert(p);
         for (e, damage) in &read {
             if damage.is_some() {
                 // What does not read back is damage like any other found.
-                let copy = DamagedCopy { pack: p, chunk: e.id };
+                let copy = DamagedCopy {
+                    pack: p,
+                    chunk: e.id,
+                };
                 failed_copies.insert(copy);
                 found_copies.push(copy);
             }

@@ -246,7 +246,7 @@ impl std::io::Seek for SealedReader {
                         self.inner = None;
                         Err(std::io::Error::new(
                             e.kind(),
-                            format!("its last 64 KiB segment does not authenticate, so it is cut short or damaged at its end ({e})"),
+                            "its last 64 KiB segment does not authenticate: cut short or damaged at the end",
                         ))
                     }
                 };
@@ -287,16 +287,25 @@ mod tests {
         let (id, plain, mut ct) = sealed();
         ct.truncate(ct.len() - 100);
         let mut r = open_reader(&id, ct);
-        assert!(r.seek(SeekFrom::End(-12)).is_err(), "the end cannot be proven");
+        assert!(
+            r.seek(SeekFrom::End(-12)).is_err(),
+            "the end cannot be proven"
+        );
         // At a segment boundary, where age's own seek checks the length.
         let at = 2 * SEGMENT;
-        assert_eq!(read_at(&mut r, at, 1000).unwrap(), plain[at as usize..][..1000]);
+        assert_eq!(
+            read_at(&mut r, at, 1000).unwrap(),
+            plain[at as usize..][..1000]
+        );
         // Reaching into the last segment fails…
         let tail = 5 * SEGMENT - 10;
         assert!(read_at(&mut r, tail, 20).is_err());
         // …and does not stop the reader: before it, everything reads,
         // including a read ending exactly where the damage starts.
-        assert_eq!(read_at(&mut r, tail, 10).unwrap(), plain[tail as usize..][..10]);
+        assert_eq!(
+            read_at(&mut r, tail, 10).unwrap(),
+            plain[tail as usize..][..10]
+        );
         assert_eq!(read_at(&mut r, 5, 100).unwrap(), plain[5..105]);
         let whole = read_at(&mut r, 0, 5 * SEGMENT as usize).unwrap();
         assert_eq!(whole, plain[..5 * SEGMENT as usize]);
@@ -315,11 +324,17 @@ mod tests {
         assert!(read_at(&mut r, 2 * SEGMENT - 5, 10).is_err(), "spans it");
         assert!(read_at(&mut r, 2 * SEGMENT, 1).is_err(), "at its boundary");
         for at in [0, SEGMENT, 3 * SEGMENT, 4 * SEGMENT + 7] {
-            assert_eq!(read_at(&mut r, at, 100).unwrap(), plain[at as usize..][..100]);
+            assert_eq!(
+                read_at(&mut r, at, 100).unwrap(),
+                plain[at as usize..][..100]
+            );
         }
         // The end is intact and proves the length.
         assert_eq!(r.seek(SeekFrom::End(0)).unwrap(), plain.len() as u64);
-        assert_eq!(read_at(&mut r, 5 * SEGMENT, 3000).unwrap(), plain[5 * SEGMENT as usize..]);
+        assert_eq!(
+            read_at(&mut r, 5 * SEGMENT, 3000).unwrap(),
+            plain[5 * SEGMENT as usize..]
+        );
     }
 
     #[test]
@@ -330,9 +345,18 @@ mod tests {
         let mut all = Vec::new();
         r.read_to_end(&mut all).unwrap();
         assert_eq!(all, plain);
-        for at in [0, SEGMENT, 3 * SEGMENT - 1, 5 * SEGMENT, plain.len() as u64 - 1] {
+        for at in [
+            0,
+            SEGMENT,
+            3 * SEGMENT - 1,
+            5 * SEGMENT,
+            plain.len() as u64 - 1,
+        ] {
             let len = (plain.len() as u64 - at).min(50) as usize;
-            assert_eq!(read_at(&mut r, at, len).unwrap(), plain[at as usize..][..len]);
+            assert_eq!(
+                read_at(&mut r, at, len).unwrap(),
+                plain[at as usize..][..len]
+            );
         }
         // Exactly the end: nothing to read, and no error.
         r.seek(SeekFrom::Start(plain.len() as u64)).unwrap();

@@ -340,8 +340,12 @@ impl Inner {
                 return Err(self.error(what, e));
             }
             damaged_in_transit |= errors::is_transit_damage(&e);
-            let delay = ceiling.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
-            if started.elapsed() + delay >= self.deadline {
+            // The last wait ends at the deadline, for one last try there.
+            let left = self.deadline.saturating_sub(started.elapsed());
+            let delay = ceiling
+                .mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+                .min(left);
+            if delay < Duration::from_millis(50) {
                 let e = self.error(what, e);
                 return Err(e.context(format!(
                     "gave up after {attempt} attempts in {} (the repository's deadline is {})",

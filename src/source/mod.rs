@@ -12,6 +12,7 @@ pub mod files;
 pub mod files_cache;
 pub mod ledger;
 pub mod mysql;
+pub mod pg_checksums;
 pub mod postgres;
 pub mod process;
 pub mod redis;
@@ -527,9 +528,10 @@ pub fn check_live(svc: &Service, snap: &Snapshot, kinds: &[String]) -> Result<Ve
         }
         let what = || format!("checking {} {}", record.kind, record.name);
         let (detail, differences) = match &src.kind {
-            SourceKind::Postgres(db) => {
-                summarize(&record.facts, postgres::live_facts(db).with_context(what)?)
-            }
+            SourceKind::Postgres(db) => summarize(
+                &record.facts,
+                postgres::live_facts(db, &record.facts).with_context(what)?,
+            ),
             SourceKind::Mysql(db) => {
                 summarize(&record.facts, mysql::live_facts(db).with_context(what)?)
             }

@@ -6,6 +6,7 @@
 
 use super::capture::{Artifact, Capture};
 use super::ledger::{Ledger, Made};
+use super::pg_checksums::Checksums;
 use super::process::{self, produce};
 use super::{Commit, Streams, To};
 use crate::model::Database;
@@ -125,9 +126,9 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// Server version, rows per table and a schema hash, as seen by `client`'s
-/// current transaction.
-fn facts(client: &mut Client) -> Result<Facts> {
+/// Server version, rows per table and a schema hash (and the tables'
+/// checksums `which` asks for), as seen by `client`'s current transaction.
+fn facts(client: &mut Client, which: Checksums<'_>) -> Result<Facts> {
     let q = |client: &mut Client, sql: &str| {
         client
             .query(sql, &[])
@@ -174,6 +175,7 @@ fn facts(client: &mut Client) -> Result<Facts> {
     }
     f.schema = Some(h.finalize().to_hex().to_string());
     objects(client, &mut f)?;
+    super::pg_checksums::add(client, which, &mut f, pg_error)?;
     Ok(f)
 }
 
@@ -322,7 +324,11 @@ impl Capture for PgCapture {
             .query_one("SELECT pg_export_snapshot()", &[])
             .map_err(|e| anyhow!("PostgreSQL: exporting a snapshot: {}", pg_error(&e)))?
             .get(0);
-        self.facts = facts(&mut client)?;
+        let which = match self.db.checksums {
+            true => Checksums::All,
+            false => Checksums::Off,
+        };
+        self.facts = facts(&mut client, which)?;
         let mut artifacts = Vec::new();
         if self.db.globals {
             let (mut cmd, pass) = tool(&self.db, "pg_dumpall")?;
@@ -382,9 +388,10 @@ pub fn ping(db: &Database) -> Result<()> {
         .map_err(|e| anyhow!("PostgreSQL: {}", pg_error(&e)))
 }
 
-/// Rows, schema and version of the live database, for a check after restore.
-pub fn live_facts(db: &Database) -> Result<Facts> {
-    facts(&mut connect(db, &db.database)?)
+/// Rows, schema and version of the live database (and checksums of the
+/// tables `recorded` has them for), for a check after restore.
+pub fn live_facts(db: &Database, recorded: &Facts) -> Result<Facts> {
+    facts(&mut connect(db, &db.database)?, Checksums::As(recorded))
 }
 
 /// A database name with a suffix, within PostgreSQL's 63-byte limit.
@@ -461,7 +468,7 @@ pub fn stage(
         let mut input = streams.open(dump)?;
         process::consume("pg_restore", cmd, &mut input, &|| streams.cancelled())?;
         let mut c = connect(db, &new)?;
-        facts(&mut c)
+        facts(&mut c, Checksums::As(&record.facts))
     })();
     let found = match loaded {
         Ok(f) => f,

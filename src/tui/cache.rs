@@ -101,7 +101,12 @@ impl Cache {
     /// A restore point's metadata (its time, its tree's chunks).
     pub fn snapshot(&self, config: &Config, repository: &str, id: &str) -> Result<Arc<Snapshot>> {
         let key = (repository.to_string(), id.to_string());
-        if let Some(s) = self.snapshots.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        if let Some(s) = self
+            .snapshots
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
             return Ok(s);
         }
         let s = Arc::new(self.with_repo(config, repository, |o| o.repo.load_snapshot(id))?);

@@ -42,6 +42,10 @@ pub const INVENTORY: Keys = &[
     ("Esc ← h ⌫", "back out (clears a filter first)"),
     ("/", "fuzzy search: services, restore points, files"),
     ("r", "restore this: point, file, directory, version"),
+    (
+        "Tab Shift-Tab",
+        "list ↔ details (↑↓ then scroll the details)",
+    ),
     ("Space", "mark a restore point"),
     ("d", "diff the marked restore point with this one"),
 ];
@@ -52,6 +56,7 @@ pub fn recover(stage: Stage) -> Keys {
         Stage::Pick => &[
             ("/", "search the scenarios"),
             ("↑ ↓  j k", "move"),
+            ("Tab Shift-Tab", "list ↔ preview (↑↓ then scroll it)"),
             ("Enter", "start this scenario, or open this job"),
             ("Esc", "clear the filter; back to Health"),
         ],

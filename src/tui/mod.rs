@@ -6,7 +6,9 @@
 pub mod action;
 pub mod app;
 pub mod cache;
+pub mod columns;
 mod details;
+mod health_view;
 pub mod help;
 pub mod input;
 pub mod markdown;
@@ -214,12 +216,7 @@ fn reload(slot: &Mutex<Arc<Config>>) -> Msg {
 }
 
 /// Executes one command; this is where the TUI's I/O happens.
-pub fn execute(
-    config: &Config,
-    cache: &cache::Cache,
-    latest: &AtomicU64,
-    cmd: Cmd,
-) -> Option<Msg> {
+pub fn execute(config: &Config, cache: &cache::Cache, latest: &AtomicU64, cmd: Cmd) -> Option<Msg> {
     let err = |e: anyhow::Error| format!("{e:#}");
     Some(match cmd {
         Cmd::LoadInventory => Msg::Inventory(Arc::new(crate::inventory::load(config))),

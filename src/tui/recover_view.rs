@@ -57,7 +57,12 @@ pub fn hints(w: &Wizard) -> Vec<(&'static str, &'static str)> {
             if w.shown_picker().is_some_and(|p| p.hits.is_none()) {
                 v.push(("→←", "open/close"));
             }
-            v.extend([("type", "filter"), ("Enter", "choose"), ("Tab", "field"), ("Esc", "field")]);
+            v.extend([
+                ("type", "filter"),
+                ("Enter", "choose"),
+                ("Tab", "field"),
+                ("Esc", "field"),
+            ]);
             v
         }
         Stage::Inputs => {
@@ -202,17 +207,32 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     (" ", t.dim())
                 };
                 lines.push(Line::styled(
-                    format!("{mark} Preview (Tab: {})", if w.preview_focus { "list" } else { "preview" }),
+                    format!(
+                        "{mark} Preview (Tab: {})",
+                        if w.preview_focus { "list" } else { "preview" }
+                    ),
                     style,
                 ));
-                let mut body = vec![r.summary.clone(), format!("applies to: {}", r.applies.join(", "))];
+                let mut body = vec![
+                    r.summary.clone(),
+                    format!("applies to: {}", r.applies.join(", ")),
+                ];
                 body.push(format!("{} steps:", r.steps.len()));
-                body.extend(r.steps.iter().enumerate().map(|(i, s)| format!("  {}. {s}", i + 1)));
+                body.extend(
+                    r.steps
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| format!("  {}. {s}", i + 1)),
+                );
                 body.push(format!("file: {}", r.file.display()));
                 let room = preview_h.saturating_sub(1).max(1);
                 let start = w.preview_scroll.min(body.len().saturating_sub(1));
                 let more = body.len().saturating_sub(start + room);
-                let take = if more > 0 { room.saturating_sub(1) } else { room };
+                let take = if more > 0 {
+                    room.saturating_sub(1)
+                } else {
+                    room
+                };
                 for l in body.iter().skip(start).take(take) {
                     lines.push(Line::styled(l.clone(), t.dim()));
                 }
@@ -434,7 +454,10 @@ fn picker_lines(
         (None, _) => "→ opens, ← closes".to_string(),
     };
     lines.push(Line::styled(
-        format!("{mark} Files in {} · {how}", &p.snapshot[..8.min(p.snapshot.len())]),
+        format!(
+            "{mark} Files in {} · {how}",
+            &p.snapshot[..8.min(p.snapshot.len())]
+        ),
         t.title(),
     ));
     let list_h = room.saturating_sub(1).max(1);
@@ -463,7 +486,7 @@ fn picker_lines(
         };
         let indent = "  ".repeat(r.depth.min(12));
         let room = width.saturating_sub(indent.len() + 4 + 10);
-        let name = super::views::ellipsize_left(&name, room);
+        let name = super::columns::ellipsize_left(&name, room);
         let text = format!("  {indent}{icon} {name:<room$} {size:>9}");
         lines.push(if i == p.sel && p.focused {
             Line::styled(text, t.selected())
@@ -472,7 +495,10 @@ fn picker_lines(
         });
     }
     if rows.is_empty() {
-        lines.push(Line::styled("  nothing matches: Enter checks the typed path", t.dim()));
+        lines.push(Line::styled(
+            "  nothing matches: Enter checks the typed path",
+            t.dim(),
+        ));
     } else if first > 0 || last < rows.len() {
         lines.push(Line::styled(
             format!("  {}–{} of {}", first + 1, last, rows.len()),

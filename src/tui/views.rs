@@ -3,6 +3,7 @@
 //! get more columns.
 
 use super::app::{App, Level, Screen};
+pub use super::columns::{ellipsize_left, tier_short};
 use super::tree::Change;
 use crate::health::State;
 use crate::repo::tree::NodeKind;
@@ -10,9 +11,7 @@ use crate::util::human_bytes;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{
-    Block, Borders, Cell, LineGauge, Paragraph, Row, Sparkline, Table, TableState, Wrap,
-};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
 pub fn draw(f: &mut Frame, app: &App) {
@@ -24,7 +23,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     .areas(f.area());
     draw_title(f, app, title);
     match app.screen {
-        Screen::Health => draw_health(f, app, body),
+        Screen::Health => super::health_view::draw(f, app, body),
         Screen::Inventory => draw_inventory(f, app, body),
         Screen::Recover => super::recover_view::draw(f, app, body),
     }
@@ -40,12 +39,21 @@ fn draw_title(f: &mut Frame, app: &App, area: Rect) {
         let style = if on { t.selected() } else { Style::new() };
         Span::styled(format!(" {n} {name} "), style)
     };
+    // Narrow: the other screens keep only their digit.
+    let narrow = area.width < 64;
+    let tab = |n: &str, name: &str, on: bool| {
+        if narrow && !on {
+            tab(n, "", false)
+        } else {
+            tab(n, name, on)
+        }
+    };
     let mut spans = vec![
-        Span::styled(" Lifeboat ", t.title()),
+        Span::styled(if narrow { " " } else { " Lifeboat " }, t.title()),
         tab("1", "Health", app.screen == Screen::Health),
         tab("2", "Inventory", app.screen == Screen::Inventory),
         tab("3", "Recover", app.screen == Screen::Recover),
-        Span::raw(" ? Help "),
+        Span::raw(if narrow { " ? " } else { " ? Help " }),
     ];
     if let Some(r) = &app.report {
         spans.push(Span::styled(
@@ -105,242 +113,22 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         Screen::Inventory => super::help::inventory_hints(app),
         Screen::Recover => super::recover_view::hints(&app.recover),
     };
+    // Whole hints only; what does not fit is marked, not cut.
     let mut spans = Vec::new();
-    for (k, what) in hints {
+    let mut used = 0;
+    let room = area.width as usize;
+    for (i, (k, what)) in hints.iter().enumerate() {
+        let n = k.chars().count() + what.chars().count() + 3;
+        let last = i + 1 == hints.len();
+        if used + n + if last { 0 } else { 2 } > room {
+            spans.push(Span::styled(" …", t.dim()));
+            break;
+        }
+        used += n;
         spans.push(Span::styled(format!(" {k}"), t.key()));
         spans.push(Span::raw(format!(" {what} ")));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-fn tier_short(t: crate::model::Tier) -> &'static str {
-    match t {
-        crate::model::Tier::Critical => "crit",
-        crate::model::Tier::Important => "imp",
-        crate::model::Tier::Supporting => "supp",
-    }
-}
-
-fn draw_health(f: &mut Frame, app: &App, area: Rect) {
-    let t = &app.theme;
-    let (Some(inv), Some(report)) = (&app.inventory, &app.report) else {
-        f.render_widget(Paragraph::new("loading…"), area);
-        return;
-    };
-    let repos = report.repositories.len().min(3) as u16;
-    // The table takes what its rows need, leaving the alerts at least
-    // three lines; on a tall terminal the alerts get the rest.
-    let spark_h = 4;
-    let table_h = (report.services.len() as u16 + 2)
-        .min(area.height.saturating_sub(repos + spark_h + 4))
-        .max(3);
-    let [gauges, table_area, spark_area, alerts_area] = Layout::vertical([
-        Constraint::Length(repos),
-        Constraint::Length(table_h),
-        Constraint::Length(spark_h),
-        Constraint::Min(3),
-    ])
-    .areas(area);
-
-    // Capacity, one line per repository.
-    for (i, r) in report.repositories.iter().take(3).enumerate() {
-        let line = Rect {
-            y: gauges.y + i as u16,
-            height: 1,
-            ..gauges
-        };
-        let label = format!("{} {} {:<10}", r.state.symbol(), r.repository, "");
-        let label = label.chars().take(14).collect::<String>();
-        match r.percent {
-            Some(p) => {
-                let g = LineGauge::default()
-                    .label(Span::styled(label, t.state(r.state)))
-                    .ratio((p / 100.0).clamp(0.0, 1.0))
-                    .filled_style(t.state(r.state))
-                    .unfilled_style(t.dim());
-                let [g_area, text_area] =
-                    Layout::horizontal([Constraint::Min(20), Constraint::Length(28)]).areas(line);
-                f.render_widget(g, g_area);
-                f.render_widget(
-                    Paragraph::new(Span::styled(format!(" {}", r.text), t.state(r.state))),
-                    text_area,
-                );
-            }
-            None => f.render_widget(
-                Paragraph::new(Span::styled(
-                    format!("{label} {}", r.text),
-                    t.state(r.state),
-                )),
-                line,
-            ),
-        }
-    }
-
-    // One row per service.
-    let wide = area.width >= 120;
-    let mut header = vec![
-        "",
-        "Service",
-        "Tier",
-        "Backup/RPO",
-        "Verify",
-        "Drill (took/RTO)",
-        "Pts",
-        "Size",
-    ];
-    let mut widths = vec![
-        Constraint::Length(1),
-        Constraint::Min(10),
-        Constraint::Length(4),
-        Constraint::Length(10),
-        Constraint::Length(13),
-        Constraint::Length(17),
-        Constraint::Length(4),
-        Constraint::Length(8),
-    ];
-    // Off-site lag, where some repository is an off-site copy and there is
-    // room; at 80 columns it shows in the alerts only.
-    let offsite = wide && report.services.iter().any(|s| !s.offsite.is_empty());
-    if wide {
-        header.insert(2, "Host");
-        widths.insert(2, Constraint::Length(12));
-        widths[1] = Constraint::Length(18);
-        widths[5] = Constraint::Length(16);
-        widths[6] = Constraint::Length(24);
-    }
-    if offsite {
-        header.push("Off-site");
-        widths.push(Constraint::Length(12));
-    }
-    let rows: Vec<Row> = report
-        .services
-        .iter()
-        .map(|s| {
-            let mut cells = vec![
-                Cell::from(s.state.symbol()).style(t.state(s.state)),
-                Cell::from(s.service.clone()),
-                Cell::from(tier_short(s.tier)),
-                Cell::from(s.backup.text.clone()).style(t.state(s.backup.state)),
-                Cell::from(s.verify.text.clone()).style(t.state(s.verify.state)),
-                Cell::from(s.drill.text.clone()).style(t.state(s.drill.state)),
-                Cell::from(format!("{:>3}", s.restore_points)),
-                Cell::from(format!("{:>8}", human_bytes(s.size))),
-            ];
-            if wide {
-                let host = inv
-                    .services
-                    .iter()
-                    .find(|v| v.name == s.service)
-                    .map(|v| v.host.clone())
-                    .unwrap_or_default();
-                cells.insert(2, Cell::from(host));
-            }
-            if offsite {
-                // The worst copy speaks for the service.
-                match s.offsite.iter().max_by_key(|o| o.check.state) {
-                    Some(o) => {
-                        cells.push(Cell::from(o.check.text.clone()).style(t.state(o.check.state)))
-                    }
-                    None => cells.push(Cell::from("")),
-                }
-            }
-            Row::new(cells)
-        })
-        .collect();
-    let table = Table::new(rows, widths)
-        .header(Row::new(header).style(t.header()))
-        .column_spacing(1)
-        .row_highlight_style(t.selected())
-        .block(
-            Block::new()
-                .borders(Borders::TOP)
-                .title(Span::styled(" Services ", t.title())),
-        );
-    let mut state = TableState::default().with_selected(Some(
-        app.health_sel.min(report.services.len().saturating_sub(1)),
-    ));
-    f.render_stateful_widget(table, table_area, &mut state);
-
-    // Backup sizes of the selected service, oldest to newest.
-    if let Some(svc) = inv.services.get(app.health_sel) {
-        let data: Vec<u64> = svc.restore_points.iter().map(|p| p.added.max(1)).collect();
-        let take = (spark_area.width as usize).min(data.len());
-        let title = format!(" {}: added per backup, last {} ", svc.name, take);
-        let spark = Sparkline::default()
-            .block(
-                Block::new()
-                    .borders(Borders::TOP)
-                    .title(Span::styled(title, t.title())),
-            )
-            .data(&data[data.len() - take..])
-            .style(t.state(State::Ok));
-        f.render_widget(spark, spark_area);
-    }
-
-    // Alerts, worst first.
-    // Alerts wrap (an error can be long); show as many whole ones as fit
-    // and say how many more there are.
-    let room = alerts_area.height.saturating_sub(1) as usize;
-    let width = alerts_area.width.max(1) as usize;
-    let lines_of = |text: &str| text.chars().count().div_ceil(width).max(1);
-    let lines: Vec<Line> = if report.alerts.is_empty() {
-        vec![Line::styled(
-            "✓ every service is inside its targets",
-            t.state(State::Ok),
-        )]
-    } else {
-        let texts: Vec<String> = report
-            .alerts
-            .iter()
-            .map(|a| format!("{} {}", a.state.symbol(), a.message))
-            .collect();
-        let total: usize = texts.iter().map(|x| lines_of(x)).sum();
-        let budget = if total > room {
-            room.saturating_sub(1)
-        } else {
-            room
-        };
-        let mut used = 0;
-        let mut v = Vec::new();
-        for (a, text) in report.alerts.iter().zip(&texts) {
-            if used + lines_of(text) > budget {
-                break;
-            }
-            used += lines_of(text);
-            v.push(Line::styled(text.clone(), t.state(a.state)));
-        }
-        if v.len() < texts.len() {
-            v.push(Line::styled(
-                format!(
-                    "… and {} more (`lifeboat health` lists them all)",
-                    texts.len() - v.len()
-                ),
-                t.dim(),
-            ));
-        }
-        v
-    };
-    let title = format!(" Needs action ({}) ", report.alerts.len());
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(
-                Block::new()
-                    .borders(Borders::TOP)
-                    .title(Span::styled(title, t.title())),
-            )
-            .wrap(Wrap { trim: false }),
-        alerts_area,
-    );
-}
-
-/// "…/data/db.sqlite3": keeps the end of a path that does not fit.
-pub fn ellipsize_left(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max || max < 2 {
-        return s.to_string();
-    }
-    let tail: String = s.chars().skip(n - (max - 1)).collect();
-    format!("…{tail}")
 }
 
 /// Where the inventory is, shortened to `max` columns by cutting the
@@ -426,32 +214,65 @@ fn draw_inventory(f: &mut Frame, app: &App, area: Rect) {
     let rows = app.visible_rows();
     let services = &inv.services;
     let (header, widths, body): (Vec<&str>, Vec<Constraint>, Vec<Row>) = match &app.inv.level {
-        Level::Services => (
-            vec!["Host", "Service", "Tier", "Pts", "Latest"],
-            vec![
-                Constraint::Length(10),
-                Constraint::Min(12),
-                Constraint::Length(4),
-                Constraint::Length(4),
-                Constraint::Length(16),
-            ],
-            rows.iter()
-                .filter_map(|&i| services.get(i))
-                .map(|s| {
-                    let latest = s
-                        .latest()
-                        .map(|p| p.time_text.get(..16).unwrap_or(&p.time_text).to_string())
-                        .unwrap_or_else(|| "never".into());
-                    Row::new(vec![
-                        s.host.clone(),
-                        s.name.clone(),
-                        tier_short(s.tier).into(),
-                        format!("{:>3}", s.restore_points.len()),
-                        latest,
-                    ])
-                })
-                .collect(),
-        ),
+        Level::Services => {
+            use super::columns::{bars, col, cut, fit, flex};
+            let wide = area.width >= super::health_view::WIDE;
+            let mut cols = vec![
+                col("Host", 10, 3),
+                flex("Service", 10),
+                col("Tier", 4, 4),
+                col("Pts", 4, 2),
+                col("Latest", 16, 6),
+            ];
+            if wide {
+                cols.extend([
+                    col("Repository", 12, 1),
+                    col("Size", 9, 5),
+                    col("Size history", 14, 0),
+                ]);
+            }
+            let kept = fit(&cols, list_area.width, 1);
+            (
+                kept.iter().map(|&(i, _)| cols[i].header).collect(),
+                kept.iter().map(|&(_, w)| Constraint::Length(w)).collect(),
+                rows.iter()
+                    .filter_map(|&i| services.get(i))
+                    .map(|s| {
+                        let latest = s
+                            .latest()
+                            .map(|p| p.time_text.get(..16).unwrap_or(&p.time_text).to_string())
+                            .unwrap_or_else(|| "never".into());
+                        Row::new(kept.iter().map(|&(i, w)| {
+                            let w = w as usize;
+                            cut(
+                                &match cols[i].header {
+                                    "Host" => s.host.clone(),
+                                    "Service" => s.name.clone(),
+                                    "Tier" => tier_short(s.tier).into(),
+                                    "Pts" => format!("{:>3}", s.restore_points.len()),
+                                    "Latest" => latest.clone(),
+                                    "Repository" => s.repository.clone(),
+                                    "Size" => format!(
+                                        "{:>9}",
+                                        s.latest()
+                                            .map(|p| human_bytes(p.bytes))
+                                            .unwrap_or_default()
+                                    ),
+                                    _ => bars(
+                                        &s.restore_points
+                                            .iter()
+                                            .map(|p| p.added)
+                                            .collect::<Vec<_>>(),
+                                        w,
+                                    ),
+                                },
+                                w,
+                            )
+                        }))
+                    })
+                    .collect(),
+            )
+        }
         Level::Points { service } => {
             let s = &services[*service];
             (

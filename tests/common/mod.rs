@@ -470,12 +470,10 @@ fn proxy_one(
     let mut cut_response = false;
     match faults {
         Faults::None => {}
-        Faults::DenyPackUploads => {
-            if request_line.starts_with("PUT ") && request_line.contains("/data/") {
-                injected.fetch_add(1, Ordering::Relaxed);
-                reply(&mut client, "403 Forbidden", "AccessDenied");
-                return Ok(());
-            }
+        Faults::DenyPackUploads if pack_upload => {
+            injected.fetch_add(1, Ordering::Relaxed);
+            reply(&mut client, "403 Forbidden", "AccessDenied");
+            return Ok(());
         }
         Faults::Transient(share) if roll < share => {
             injected.fetch_add(1, Ordering::Relaxed);

@@ -28,9 +28,11 @@ impl Wizard {
     /// the restore point is known and not the one already read.
     pub(super) fn enter_inputs(&mut self) -> Vec<Cmd> {
         self.go(Stage::Inputs);
-        let (Some(_), Some(point), Some(repository)) =
-            (self.path_input(), self.point.clone(), self.point_repo.clone())
-        else {
+        let (Some(_), Some(point), Some(repository)) = (
+            self.path_input(),
+            self.point.clone(),
+            self.point_repo.clone(),
+        ) else {
             self.picker = None;
             return vec![];
         };
@@ -116,7 +118,11 @@ impl Wizard {
         let here = if in_picker { n } else { self.input_at };
         let at = stops.iter().position(|&s| s == here).unwrap_or(0);
         let len = stops.len().max(1);
-        let next = stops[if back { (at + len - 1) % len } else { (at + 1) % len }];
+        let next = stops[if back {
+            (at + len - 1) % len
+        } else {
+            (at + 1) % len
+        }];
         if let Some(p) = &mut self.picker {
             p.focused = next == n;
         }

@@ -54,12 +54,8 @@ impl PathPicker {
         }
         let mut out = Vec::new();
         // Depth-first, without recursion: a deep tree must not overflow.
-        let mut stack: Vec<(u32, usize)> = t
-            .children_of("")
-            .iter()
-            .rev()
-            .map(|&i| (i, 0))
-            .collect();
+        let mut stack: Vec<(u32, usize)> =
+            t.children_of("").iter().rev().map(|&i| (i, 0)).collect();
         while let Some((node, depth)) = stack.pop() {
             out.push(Row { node, depth });
             let n = &t.nodes[node as usize];

@@ -113,8 +113,8 @@ impl Wizard {
             return vec![];
         }
         let report = v.finished.as_ref().and_then(|f| f.2.clone());
-        let just_finished = v.finished.is_some()
-            && self.job.as_ref().is_some_and(|j| j.finished.is_none());
+        let just_finished =
+            v.finished.is_some() && self.job.as_ref().is_some_and(|j| j.finished.is_none());
         self.job = Some(v);
         let mut cmds = Vec::new();
         // The job may have written to the repository: what the console
