@@ -137,8 +137,9 @@ pub struct Database {
     pub password_file: Option<SecretRef>,
     /// PostgreSQL: also keep roles and tablespaces (`pg_dumpall --globals-only`).
     pub globals: bool,
-    /// PostgreSQL `check = "checksums"`: record a checksum of every table's
-    /// content (up to 1 GiB a table) and compare it after a restore.
+    /// `check = "checksums"`: record a checksum of every table's content
+    /// (PostgreSQL: up to 1 GiB a table; MariaDB: `CHECKSUM TABLE`) and
+    /// compare it after a restore.
     #[serde(default)]
     pub checksums: bool,
     /// How long a swap waits for the application's open transactions

@@ -80,6 +80,10 @@ fn bad_configs_get_one_located_line() {
             "bad_glob.toml",
             "bad_glob.toml:6:59: service `paperless`: exclude pattern",
         ),
+        (
+            "bad_check.toml",
+            "bad_check.toml:6:65: service `paperless`: check \"thorough\" is not one of",
+        ),
     ];
     for (file, expected) in cases {
         let path = format!(

@@ -292,7 +292,10 @@ echo "${{COMPREPLY[@]}}""#,
     );
     // The internal job runner is not offered.
     let script = String::from_utf8(lb.run(&["completions", "bash"]).stdout).unwrap();
-    assert!(!script.contains("job-run"), "hidden commands are not completed");
+    assert!(
+        !script.contains("job-run"),
+        "hidden commands are not completed"
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ fn tab_moves_between_the_inventory_list_and_its_details() {
     let s = draw(&app);
     assert!(s.contains("▶ Details") && !s.contains("▶ 1 "), "{s}");
     insta::assert_snapshot!("inventory_details_focus_80x24", s);
+    insta::assert_snapshot!("inventory_details_focus_200x50", draw_at(&app, 200, 50));
     // ↑↓ now scroll the details, not the list.
     key(&mut app, KeyCode::Down);
     assert_eq!((app.inv.sel, app.inv.detail_scroll), (0, 1));
@@ -71,6 +72,7 @@ fn tab_moves_between_the_scenario_list_and_its_preview() {
     let s = draw(&app);
     assert!(s.contains("▶ Preview") && s.contains("3. Check it"), "{s}");
     insta::assert_snapshot!("recover_preview_focus_80x24", s);
+    insta::assert_snapshot!("recover_preview_focus_200x50", draw_at(&app, 200, 50));
     // ↓ scrolls the preview; the list keeps its cursor.
     key(&mut app, KeyCode::Down);
     assert_eq!((app.recover.sel, app.recover.preview_scroll), (0, 1));

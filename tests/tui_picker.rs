@@ -117,6 +117,7 @@ fn the_field_filters_the_picker_and_a_typed_path_is_still_checked() {
         "{s}"
     );
     insta::assert_snapshot!("recover_picker_filter_80x24", s);
+    insta::assert_snapshot!("recover_picker_filter_200x50", draw_at(&app, 200, 50));
     // Tab moves the focus to the picker; Enter takes the match.
     key(&mut app, KeyCode::Tab);
     assert!(app.recover.picker.as_ref().unwrap().focused);

@@ -95,6 +95,7 @@ pub(super) fn parse(
             "port",
             "user",
             "password_file",
+            "check",
             "lock_timeout",
         ],
         "sqlite" | "vm-image" => &["path"],

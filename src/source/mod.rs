@@ -12,6 +12,9 @@ pub mod files;
 pub mod files_cache;
 pub mod ledger;
 pub mod mysql;
+pub mod mysql_checksums;
+pub mod mysql_client;
+pub mod pg_amcheck;
 pub mod pg_checksums;
 pub mod postgres;
 pub mod process;
@@ -532,9 +535,10 @@ pub fn check_live(svc: &Service, snap: &Snapshot, kinds: &[String]) -> Result<Ve
                 &record.facts,
                 postgres::live_facts(db, &record.facts).with_context(what)?,
             ),
-            SourceKind::Mysql(db) => {
-                summarize(&record.facts, mysql::live_facts(db).with_context(what)?)
-            }
+            SourceKind::Mysql(db) => summarize(
+                &record.facts,
+                mysql::live_facts(db, &record.facts).with_context(what)?,
+            ),
             SourceKind::Sqlite { path } => {
                 summarize(&record.facts, sqlite::facts(path).with_context(what)?)
             }

@@ -7,14 +7,15 @@
 
 use super::capture::{Artifact, Capture};
 use super::ledger::{Ledger, Made};
-use super::process::{self, find_tool, produce};
+use super::mysql_checksums::{self as checksums, Snapshot};
+use super::mysql_client::{client, ident, literal, options, query};
+use super::process::{self, produce};
 use super::{Commit, Streams, To};
 use crate::model::Database;
 use crate::repo::snapshot::{Facts, SourceRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 pub struct MysqlCapture {
@@ -22,6 +23,7 @@ pub struct MysqlCapture {
     db: Database,
     facts: Facts,
     counted: Arc<Mutex<BTreeMap<String, u64>>>,
+    snapshot: Option<Snapshot>,
 }
 
 impl MysqlCapture {
@@ -31,63 +33,9 @@ impl MysqlCapture {
             db: db.clone(),
             facts: Facts::default(),
             counted: Arc::default(),
+            snapshot: None,
         }
     }
-}
-
-/// Client options in a private option file (the only place the password
-/// goes); it must come first on the command line.
-fn options(db: &Database) -> Result<tempfile::NamedTempFile> {
-    let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
-    let mut text = format!(
-        "[client]\nuser={}\nhost={}\nport={}\n",
-        q(&db.user),
-        q(&db.host),
-        db.port
-    );
-    if let Some(p) = &db.password_file {
-        text.push_str(&format!("password={}\n", q(&process::read_password(p)?)));
-    }
-    super::credentials::secret_file(&text)
-}
-
-fn client(tool: &[&str], opts: &tempfile::NamedTempFile) -> Result<(String, Command)> {
-    let name = find_tool(tool)?;
-    let mut c = Command::new(&name);
-    c.arg(format!("--defaults-extra-file={}", opts.path().display()));
-    Ok((name, c))
-}
-
-/// A string literal that means the same whatever the server's SQL mode
-/// (backslash escapes are off under NO_BACKSLASH_ESCAPES).
-fn literal(s: &str) -> String {
-    format!("CONVERT(UNHEX('{}') USING utf8mb4)", hex::encode(s))
-}
-
-fn ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
-
-/// Runs SQL and returns rows of tab-separated fields.
-fn query(db: &Database, database: Option<&str>, sql: &str) -> Result<Vec<Vec<String>>> {
-    let opts = options(db)?;
-    let (name, mut c) = client(&["mariadb", "mysql"], &opts)?;
-    c.args([
-        "--batch",
-        "--skip-column-names",
-        "--connect-timeout=10",
-        "-e",
-        sql,
-    ]);
-    if let Some(d) = database {
-        c.arg(d);
-    }
-    let out = process::output(&name, c)
-        .with_context(|| format!("MariaDB/MySQL at {}:{} as `{}`", db.host, db.port, db.user))?;
-    Ok(out
-        .lines()
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect())
 }
 
 /// Version, schema hash and (zeroed) base tables of `database`.
@@ -183,11 +131,13 @@ pub fn ping(db: &Database) -> Result<()> {
     query(db, Some(&db.database), "SELECT 1").map(|_| ())
 }
 
-/// Rows, schema and version of the live database, for a check after restore.
-pub fn live_facts(db: &Database) -> Result<Facts> {
+/// Rows, schema and version of the live database (and checksums of the
+/// tables `recorded` has them for), for a check after restore.
+pub fn live_facts(db: &Database, recorded: &Facts) -> Result<Facts> {
     let mut f = describe(db, &db.database)?;
     let tables: Vec<String> = f.counts.keys().cloned().collect();
     f.counts = count_rows(db, &db.database, tables.into_iter())?;
+    checksums::add_as(db, &db.database, recorded, &mut f)?;
     Ok(f)
 }
 
@@ -225,6 +175,10 @@ impl Capture for MysqlCapture {
 
     fn start(&mut self) -> Result<Vec<Artifact>> {
         self.facts = describe(&self.db, &self.db.database)?;
+        // Taken just before the dump takes its own (see mysql_checksums).
+        if self.db.checksums && !self.facts.counts.is_empty() {
+            self.snapshot = Some(Snapshot::open(&self.db, &self.db.database)?);
+        }
         let opts = options(&self.db)?;
         let (name, mut c) = client(&["mariadb-dump", "mysqldump"], &opts)?;
         c.args([
@@ -253,6 +207,9 @@ impl Capture for MysqlCapture {
             .clone();
         for (t, n) in counted {
             *self.facts.counts.entry(t).or_default() += n;
+        }
+        if let Some(s) = self.snapshot.take() {
+            s.add(&self.db, &mut self.facts)?;
         }
         Ok(std::mem::take(&mut self.facts))
     }
@@ -400,6 +357,7 @@ pub fn stage(
         let mut f = describe(db, &new)?;
         let tables: Vec<String> = f.counts.keys().cloned().collect();
         f.counts = count_rows(db, &new, tables.into_iter())?;
+        checksums::add_as(db, &new, &record.facts, &mut f)?;
         Ok(f)
     })();
     let found = match loaded {

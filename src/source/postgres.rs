@@ -462,15 +462,17 @@ pub fn stage(
         ledger.unmade(&made);
         return Err(e);
     }
-    let loaded = (|| -> Result<Facts> {
+    let loaded = (|| -> Result<(Facts, super::pg_amcheck::Verdict)> {
         let (mut cmd, _pass) = tool(db, "pg_restore")?;
         cmd.arg("--exit-on-error").arg("--dbname").arg(&new);
         let mut input = streams.open(dump)?;
         process::consume("pg_restore", cmd, &mut input, &|| streams.cancelled())?;
         let mut c = connect(db, &new)?;
-        facts(&mut c, Checksums::As(&record.facts))
+        let f = facts(&mut c, Checksums::As(&record.facts))?;
+        let amcheck = || tool(db, "pg_amcheck");
+        Ok((f, super::pg_amcheck::run(amcheck, &new, &mut c, pg_error)))
     })();
-    let found = match loaded {
+    let (found, amcheck) = match loaded {
         Ok(f) => f,
         Err(e) => {
             let left = forget(&mut admin);
@@ -481,16 +483,17 @@ pub fn stage(
             )));
         }
     };
-    let differences = record.facts.differences(&found);
+    let mut differences = record.facts.differences(&found);
+    differences.extend(amcheck.corrupt);
     let tables = found.counts.len();
     let rows: u64 = found.counts.values().sum();
+    let amcheck = amcheck.line.map(|l| format!("; {l}")).unwrap_or_default();
     match to {
         To::Sandbox(_) => {
-            let mut differences = differences;
             differences.extend(forget(&mut admin));
             Ok((
                 format!(
-                    "restored into the throwaway database `{new}`: {tables} tables, {rows} rows (dropped afterwards)"
+                    "restored into the throwaway database `{new}`: {tables} tables, {rows} rows (dropped afterwards){amcheck}"
                 ),
                 differences,
                 Commit::None,
@@ -507,7 +510,7 @@ pub fn stage(
                 );
             }
             Ok((
-                format!("{tables} tables, {rows} rows, checked against the backup"),
+                format!("{tables} tables, {rows} rows, checked against the backup{amcheck}"),
                 differences,
                 Commit::Postgres {
                     db: db.clone(),

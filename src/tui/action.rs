@@ -81,6 +81,10 @@ pub enum Cmd {
     CancelJob {
         id: String,
     },
+    /// Discards what the job's restores kept for rollback (asked y/N).
+    DiscardKept {
+        job: String,
+    },
     ReadReport(std::path::PathBuf),
 }
 
@@ -115,6 +119,8 @@ pub enum Msg {
     Report(Vec<String>),
     /// A job could not be started, answered or cancelled.
     JobError(String),
+    /// What discarding the kept copies did, or why it could not.
+    Discarded(Result<Vec<String>, String>),
 }
 
 /// What the wizard needs of a runbook (the loader reads the files).

@@ -234,6 +234,7 @@ impl App {
             }
             Msg::JobTail(v) => return self.recover.on_tail(*v),
             Msg::Report(lines) => self.recover.report = Some(lines),
+            Msg::Discarded(r) => self.recover.on_discarded(r),
             Msg::JobError(e) => {
                 self.recover.tailing = false;
                 self.recover.error = Some(e);

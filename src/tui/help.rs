@@ -96,6 +96,7 @@ pub fn recover(stage: Stage) -> Keys {
             ("s", "skip the step (when it can be skipped)"),
             ("a", "abort the job"),
             ("u", "undo: roll back what it replaced (asks y/N)"),
+            ("D", "discard the copy kept for rollback (asks y/N)"),
             ("↑ ↓", "scroll the report"),
             ("Esc", "detach: the job keeps running"),
         ],
@@ -170,6 +171,14 @@ pub fn inventory_hints(app: &App) -> Vec<(&'static str, &'static str)> {
         .get(app.inv.sel)
         .copied()
         .and_then(|i| app.inv.tree.as_ref()?.nodes.get(i).map(|n| n.kind));
+    if app.inv.focus_details {
+        return vec![
+            ("↑↓", "scroll the details"),
+            ("Tab", "list"),
+            ("Esc", "list"),
+            ("?", "help"),
+        ];
+    }
     let mut v = vec![("↑↓", "move")];
     match &app.inv.level {
         Level::Services => v.extend([("Enter", "open"), ("/", "search")]),

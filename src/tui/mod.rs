@@ -290,6 +290,7 @@ pub fn execute(config: &Config, cache: &cache::Cache, latest: &AtomicU64, cmd: C
         | Cmd::TailJob(_)
         | Cmd::AnswerJob { .. }
         | Cmd::CancelJob { .. }
+        | Cmd::DiscardKept { .. }
         | Cmd::ReadReport(_) => return recover_exec(config, cmd),
         Cmd::Diff {
             req,
@@ -403,6 +404,26 @@ fn recover_exec(config: &Config, cmd: Cmd) -> Option<Msg> {
             Ok(()) => return None,
             Err(e) => Msg::JobError(format!("{e:#}")),
         },
+        Cmd::DiscardKept { job } => Msg::Discarded(discard_kept(state, &job)),
         _ => return None,
     })
+}
+
+/// Discards the copies a job's restores kept of what they replaced, as
+/// `lifeboat leftovers remove` does for each of them.
+fn discard_kept(state: &std::path::Path, job: &str) -> Result<Vec<String>, String> {
+    let restores = crate::engine::restore::rollback::targets(state, job);
+    if restores.is_empty() {
+        return Err(format!(
+            "job {job} keeps nothing to discard (`lifeboat leftovers` lists what is kept)"
+        ));
+    }
+    let mut said = Vec::new();
+    for r in restores {
+        said.extend(
+            crate::engine::leftovers::remove(state, Some(&r.id), Duration::ZERO)
+                .map_err(|e| format!("{e:#}"))?,
+        );
+    }
+    Ok(said)
 }

@@ -80,6 +80,8 @@ pub struct Wizard {
     /// A tail read is in flight (latest wins: one at a time).
     pub tailing: bool,
     pub error: Option<String>,
+    /// What a key just did, when that is worth saying (✓, not ✗).
+    pub notice: Option<String>,
     /// The wizard asks the app to go back to the Health screen.
     pub leave: bool,
     /// A restore asked for from the inventory, applied once the runbooks
@@ -341,6 +343,7 @@ impl Wizard {
 
     pub fn on_key(&mut self, key: KeyEvent, inv: Option<&Inventory>, now: SystemTime) -> Vec<Cmd> {
         self.error = None;
+        self.notice = None;
         if self.stage() == Stage::Pick && !self.searching && self.preview_key(key.code) {
             return vec![];
         }

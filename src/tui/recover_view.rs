@@ -85,6 +85,9 @@ pub fn hints(w: &Wizard) -> Vec<(&'static str, &'static str)> {
         Stage::Run => match &w.job {
             _ if w.asking == Some('C') => vec![("y", "yes, cancel the job"), ("any key", "no")],
             _ if w.asking == Some('u') => vec![("y", "yes, roll it back"), ("any key", "no")],
+            _ if w.asking == Some('D') => {
+                vec![("y", "yes, discard the kept copy"), ("any key", "no")]
+            }
             Some(j) if j.waiting.as_ref().is_some_and(|w| w.kind == "failed") => {
                 let mut v = vec![("r", "retry")];
                 if j.waiting.as_ref().is_some_and(|w| w.skippable) {
@@ -106,7 +109,12 @@ pub fn hints(w: &Wizard) -> Vec<(&'static str, &'static str)> {
                 vec![("C", "cancel job"), ("Esc", "detach: it keeps running")]
             }
             Some(j) if !j.replaced.is_empty() => {
-                vec![("↑↓", "scroll"), ("u", "undo: roll back"), ("Esc", "back")]
+                vec![
+                    ("↑↓", "scroll"),
+                    ("u", "undo: roll back"),
+                    ("D", "discard kept copy"),
+                    ("Esc", "back"),
+                ]
             }
             _ => vec![("↑↓", "scroll the report"), ("Esc", "back")],
         },
@@ -124,7 +132,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     // A long message (a path that is not there, with a suggestion) gets
     // two lines rather than losing its end.
-    let msg_h = match &w.error {
+    let msg_h = match w.error.as_ref().or(w.notice.as_ref()) {
         Some(e) if e.chars().count() + 2 > area.width as usize => 2,
         _ => 1,
     };
@@ -398,6 +406,11 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     if let Some(e) = &w.error {
         f.render_widget(
             Paragraph::new(Line::raw(format!("✗ {e}"))).wrap(Wrap { trim: false }),
+            msg,
+        );
+    } else if let Some(n) = &w.notice {
+        f.render_widget(
+            Paragraph::new(Line::raw(format!("✓ {n}"))).wrap(Wrap { trim: false }),
             msg,
         );
     }

@@ -28,6 +28,7 @@ impl Wizard {
             return match what {
                 'C' if job.running() => vec![Cmd::CancelJob { id }],
                 'u' => self.rollback_spec().into_iter().collect(),
+                'D' => vec![Cmd::DiscardKept { job: id }],
                 _ => vec![],
             };
         }
@@ -42,6 +43,10 @@ impl Wizard {
             }
             (_, KeyCode::Char('u')) if job.finished.is_some() && !job.replaced.is_empty() => {
                 self.asking = Some('u');
+                vec![]
+            }
+            (_, KeyCode::Char('D')) if job.finished.is_some() && !job.replaced.is_empty() => {
+                self.asking = Some('D');
                 vec![]
             }
             (_, KeyCode::Esc) | (_, KeyCode::Char('q')) => {
@@ -88,6 +93,23 @@ impl Wizard {
         self.report = None;
         self.sel = 0;
         Some(Cmd::StartJob(Box::new(spec)))
+    }
+
+    /// The kept copies are gone (or could not all be removed).
+    pub fn on_discarded(&mut self, r: Result<Vec<String>, String>) {
+        match r {
+            Ok(said) => {
+                if let Some(j) = &mut self.job {
+                    // Nothing is left to roll back to.
+                    j.replaced.clear();
+                }
+                self.notice = Some(format!(
+                    "{}; this job can no longer be rolled back",
+                    said.join("; ")
+                ));
+            }
+            Err(e) => self.error = Some(e),
+        }
     }
 
     /// Every fast tick while a job is shown: read what its journal gained.
