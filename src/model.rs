@@ -138,7 +138,7 @@ pub struct Database {
     /// PostgreSQL: also keep roles and tablespaces (`pg_dumpall --globals-only`).
     pub globals: bool,
     /// `check = "checksums"`: record a checksum of every table's content
-    /// (PostgreSQL: up to 1 GiB a table; MariaDB: `CHECKSUM TABLE`) and
+    /// (PostgreSQL: up to 1 GiB a table; MariaDB: read from the dump) and
     /// compare it after a restore.
     #[serde(default)]
     pub checksums: bool,

@@ -1,5 +1,5 @@
 //! The deeper checks after a restore: `pg_amcheck` on a restored
-//! PostgreSQL copy, and MariaDB's `CHECKSUM TABLE` at `check =
+//! PostgreSQL copy, and MariaDB's table checksums at `check =
 //! "checksums"`. Each test runs the built binary against the real servers
 //! on loopback and tampers with the restored copy through a wrapper
 //! around the restore tool, first on PATH.
@@ -101,10 +101,11 @@ fn postgres_drill_runs_pg_amcheck_and_a_damaged_index_fails_it() {
     drop_pg_databases(&db);
 }
 
-/// `check = "checksums"` for MariaDB: CHECKSUM TABLE is recorded at
-/// backup and a drill passes; a `mariadb` wrapper that changes one value
-/// after loading the copy (counts unchanged) fails the drill naming the
-/// table, and a live restore through it leaves the live database alone.
+/// `check = "checksums"` for MariaDB: a checksum of each table's rows is
+/// recorded from the dump at backup and a drill passes; a `mariadb`
+/// wrapper that changes one value after loading the copy (counts
+/// unchanged) fails the drill naming the table, and a live restore
+/// through it leaves the live database alone.
 #[test]
 fn mariadb_checksums_catch_a_changed_value_in_drill_and_live_restore() {
     let db = unique("lb_msum");
@@ -123,7 +124,7 @@ fn mariadb_checksums_catch_a_changed_value_in_drill_and_live_restore() {
     let facts = &snapshots(&env, &cfg, "shop-db")[0]["sources"][0]["facts"];
     let sum = facts["objects"]["checksum items"].as_str().unwrap_or("");
     assert!(
-        !sum.is_empty() && sum.chars().all(|c| c.is_ascii_digit()),
+        sum.len() == 32 && sum.chars().all(|c| c.is_ascii_hexdigit()),
         "{facts}"
     );
     lb(&env, &cfg)
@@ -156,5 +157,14 @@ fn mariadb_checksums_catch_a_changed_value_in_drill_and_live_restore() {
         mariadb(&format!("SELECT price FROM {db}.items WHERE id = 7")),
         "21"
     );
+    // Without the wrapper the live restore passes its checks, the one of
+    // the live database after the swap included.
+    lb(&env, &cfg)
+        .args(["restore", "shop-db", "--live", "--yes"])
+        .assert()
+        .success();
+    for d in mariadb(&format!("SHOW DATABASES LIKE '{db}\\_lifeboat%'")).lines() {
+        mariadb(&format!("DROP DATABASE `{d}`"));
+    }
     mariadb(&format!("DROP DATABASE {db}"));
 }

@@ -178,7 +178,7 @@ fn every_kind_of_monitor_hears_start_success_and_failure() {
         .expect("success ping with the same run id");
     assert_eq!(ok.method, "POST");
     assert!(
-        ok.body.contains("snapshot ") && ok.body.contains("of app"),
+        ok.body.contains("app ") && ok.body.contains(" new in "),
         "{}",
         ok.body
     );

@@ -779,12 +779,10 @@ fn a_restore_started_in_the_console_survives_its_terminal_being_killed() {
     t.keys("second", &["Enter"]);
     let s = t.wait_for("second", "Recovered in", Duration::from_secs(20));
     assert!(s.contains("✓ check docs:") && s.contains("report:"), "{s}");
-    // The report itself is shown in the pane.
+    // The report itself is shown in the pane, rendered (no markdown marks).
     let s = t.wait_for("second", "─ report", Duration::from_secs(10));
-    assert!(
-        s.contains("# Files deleted or overwritten by accident"),
-        "{s}"
-    );
+    assert!(s.contains("runbook files-deleted, started"), "{s}");
+    assert!(!s.contains("# Files deleted"), "{s}");
 
     let lines = journal_lines(&state);
     let restored_at = lines

@@ -1,29 +1,26 @@
 //! MariaDB/MySQL: `mariadb-dump --single-transaction` (or `mysqldump`)
 //! streamed into the repository. The dump's own consistent view cannot be
-//! shared, so the rows per table recorded for checks are counted from the
-//! dump itself as it streams past. Restore loads into a new database,
+//! shared, so the rows per table (and checksums) recorded for checks are
+//! read from the dump itself as it streams past (see mysql_rows). Restore loads into a new database,
 //! checks it, then swaps the tables in with one atomic RENAME TABLE; the
 //! old tables are kept in another database.
 
 use super::capture::{Artifact, Capture};
 use super::ledger::{Ledger, Made};
-use super::mysql_checksums::{self as checksums, Snapshot};
 use super::mysql_client::{client, ident, literal, options, query};
+use super::mysql_rows::{self as rows, RowCounter, Shared};
 use super::process::{self, produce};
 use super::{Commit, Streams, To};
 use crate::model::Database;
 use crate::repo::snapshot::{Facts, SourceRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::sync::{Arc, Mutex};
 
 pub struct MysqlCapture {
     name: String,
     db: Database,
     facts: Facts,
-    counted: Arc<Mutex<BTreeMap<String, u64>>>,
-    snapshot: Option<Snapshot>,
+    counted: Shared,
 }
 
 impl MysqlCapture {
@@ -32,8 +29,7 @@ impl MysqlCapture {
             name: name.to_string(),
             db: db.clone(),
             facts: Facts::default(),
-            counted: Arc::default(),
-            snapshot: None,
+            counted: Shared::default(),
         }
     }
 }
@@ -137,7 +133,7 @@ pub fn live_facts(db: &Database, recorded: &Facts) -> Result<Facts> {
     let mut f = describe(db, &db.database)?;
     let tables: Vec<String> = f.counts.keys().cloned().collect();
     f.counts = count_rows(db, &db.database, tables.into_iter())?;
-    checksums::add_as(db, &db.database, recorded, &mut f)?;
+    rows::add_as(db, &db.database, recorded, &mut f)?;
     Ok(f)
 }
 
@@ -175,10 +171,6 @@ impl Capture for MysqlCapture {
 
     fn start(&mut self) -> Result<Vec<Artifact>> {
         self.facts = describe(&self.db, &self.db.database)?;
-        // Taken just before the dump takes its own (see mysql_checksums).
-        if self.db.checksums && !self.facts.counts.is_empty() {
-            self.snapshot = Some(Snapshot::open(&self.db, &self.db.database)?);
-        }
         let opts = options(&self.db)?;
         let (name, mut c) = client(&["mariadb-dump", "mysqldump"], &opts)?;
         c.args([
@@ -195,7 +187,11 @@ impl Capture for MysqlCapture {
             &format!("{}.sql", self.db.database),
             Box::new(opts),
         )?;
-        a.reader = Box::new(RowCounter::new(a.reader, Arc::clone(&self.counted)));
+        a.reader = Box::new(RowCounter::new(
+            a.reader,
+            std::sync::Arc::clone(&self.counted),
+            self.db.checksums,
+        ));
         Ok(vec![a])
     }
 
@@ -205,105 +201,13 @@ impl Capture for MysqlCapture {
             .lock()
             .map_err(|_| anyhow!("row counter poisoned"))?
             .clone();
-        for (t, n) in counted {
-            *self.facts.counts.entry(t).or_default() += n;
+        for (t, n) in &counted.rows {
+            *self.facts.counts.entry(t.clone()).or_default() += n;
         }
-        if let Some(s) = self.snapshot.take() {
-            s.add(&self.db, &mut self.facts)?;
+        if self.db.checksums {
+            rows::record(&counted, &mut self.facts);
         }
         Ok(std::mem::take(&mut self.facts))
-    }
-}
-
-/// Counts the rows of every `INSERT INTO `t` VALUES (…),(…);` statement
-/// of a dump as it streams past (MariaDB puts each row on its own line,
-/// MySQL all on one). Strings are single-quoted with backslash escapes.
-struct RowCounter<R> {
-    inner: R,
-    counts: Arc<Mutex<BTreeMap<String, u64>>>,
-    local: BTreeMap<String, u64>,
-    head: Vec<u8>,
-    table: Option<String>,
-    depth: u32,
-    quoted: bool,
-    escaped: bool,
-}
-
-const INSERT: &[u8] = b"INSERT INTO `";
-const VALUES: &[u8] = b"` VALUES";
-
-impl<R: Read> RowCounter<R> {
-    fn new(inner: R, counts: Arc<Mutex<BTreeMap<String, u64>>>) -> Self {
-        RowCounter {
-            inner,
-            counts,
-            local: BTreeMap::new(),
-            head: Vec::new(),
-            table: None,
-            depth: 0,
-            quoted: false,
-            escaped: false,
-        }
-    }
-
-    fn feed(&mut self, b: u8) {
-        let Some(table) = &self.table else {
-            if b == b'\n' {
-                self.head.clear();
-            } else if self.head.len() < 512 {
-                self.head.push(b);
-                if self.head.starts_with(INSERT) && self.head.ends_with(VALUES) {
-                    let name = &self.head[INSERT.len()..self.head.len() - VALUES.len()];
-                    self.table = Some(String::from_utf8_lossy(name).replace("``", "`"));
-                    self.depth = 0;
-                    self.quoted = false;
-                    self.escaped = false;
-                }
-            }
-            return;
-        };
-        if self.quoted {
-            if self.escaped {
-                self.escaped = false;
-            } else if b == b'\\' {
-                self.escaped = true;
-            } else if b == b'\'' {
-                self.quoted = false;
-            }
-            return;
-        }
-        match b {
-            b'\'' => self.quoted = true,
-            b'(' => {
-                if self.depth == 0 {
-                    *self.local.entry(table.clone()).or_default() += 1;
-                }
-                self.depth += 1;
-            }
-            b')' => self.depth = self.depth.saturating_sub(1),
-            b';' if self.depth == 0 => {
-                self.table = None;
-                self.head.clear();
-            }
-            _ => {}
-        }
-    }
-}
-
-impl<R: Read> Read for RowCounter<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        for &b in &buf[..n] {
-            self.feed(b);
-        }
-        if n == 0 {
-            if let Ok(mut c) = self.counts.lock() {
-                for (t, k) in std::mem::take(&mut self.local) {
-                    *c.entry(t).or_default() += k;
-                }
-            }
-        }
-        Ok(n)
     }
 }
 
@@ -357,7 +261,7 @@ pub fn stage(
         let mut f = describe(db, &new)?;
         let tables: Vec<String> = f.counts.keys().cloned().collect();
         f.counts = count_rows(db, &new, tables.into_iter())?;
-        checksums::add_as(db, &new, &record.facts, &mut f)?;
+        rows::add_as(db, &new, &record.facts, &mut f)?;
         Ok(f)
     })();
     let found = match loaded {
@@ -567,21 +471,4 @@ fn swap(db: &Database, live: &str, new: &str, old: &str) -> Result<bool> {
         )?;
     }
     Ok(!live_tables.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_are_counted_from_extended_inserts() {
-        let dump = b"-- x\nINSERT INTO `a` VALUES (1,'x(y'),(2,'it\\'s (3);'),(3,NULL);\nINSERT INTO `b``c` VALUES\n(1),\n(2);\nCREATE TABLE `d` (id int);\n";
-        let counts = Arc::new(Mutex::new(BTreeMap::new()));
-        let mut r = RowCounter::new(&dump[..], Arc::clone(&counts));
-        std::io::copy(&mut r, &mut std::io::sink()).unwrap();
-        let c = counts.lock().unwrap();
-        assert_eq!(c.get("a"), Some(&3));
-        assert_eq!(c.get("b`c"), Some(&2));
-        assert_eq!(c.get("d"), None);
-    }
 }
