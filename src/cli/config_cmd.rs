@@ -159,9 +159,7 @@ pub fn config_init(ctx: &Ctx, explicit: Option<&Path>, a: InitArgs) -> Result<Ex
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let tmp = file.with_extension("toml.tmp");
-    std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+    write_new(&file, &text)?;
     if ctx.json {
         output::json(&serde_json::json!({
             "config": file, "repository": repo, "key_file": key, "service": service,
@@ -185,6 +183,29 @@ pub fn config_init(ctx: &Ctx, explicit: Option<&Path>, a: InitArgs) -> Result<Ex
     ctx.say(format!("  lifeboat {flag}init"));
     ctx.say(format!("  lifeboat {flag}backup --all"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `file` whole or not at all: a fresh temporary file beside it
+/// (never a name someone could have planted a symlink at), synced, then
+/// renamed over it. A file it replaces (`--force`) is kept as `FILE.bak`.
+fn write_new(file: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".lifeboat.toml.")
+        .tempfile_in(dir)
+        .with_context(|| format!("writing in {}", dir.display()))?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", file.display()))?;
+    if file.exists() {
+        let bak = file.with_extension("toml.bak");
+        // A copy, so there is never a moment without a config.
+        std::fs::copy(file, &bak).with_context(|| format!("keeping {}", bak.display()))?;
+    }
+    tmp.persist(file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(())
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {

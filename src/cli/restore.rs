@@ -39,7 +39,9 @@ pub struct RestoreArgs {
     #[arg(long)]
     force: bool,
     /// Rescue a damaged restore point: restore every intact file, name on stderr each one whose data is lost or damaged (none of them is written), exit 3
-    #[arg(long, conflicts_with = "live")]
+    // Not with --force: a unit replaced from staging that lacks its damaged
+    // files would take the target's good copies of them with it.
+    #[arg(long, conflicts_with_all = ["live", "force"])]
     skip_damaged: bool,
 }
 

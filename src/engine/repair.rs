@@ -75,9 +75,11 @@ pub fn repair_index(
         .map(|(n, _)| n)
         .collect();
     let mut report = RepairIndexReport::default();
-    // What the old index says, for packs whose own trailer is lost.
+    // What the old index says, for packs whose own trailer is lost. A
+    // store that fails to hand over an index file aborts the repair: the
+    // file may be perfectly good, and removing it would lose its packs.
     let mut claimed: std::collections::HashMap<PackId, Vec<PackEntry>> = Default::default();
-    for (_, packs) in repo.load_index_files()?.0 {
+    for (_, packs) in load_index_files_strict(repo)?.0 {
         for (p, entries) in packs {
             claimed.entry(p).or_insert(entries);
         }
@@ -108,6 +110,20 @@ pub fn repair_index(
     let results = results
         .into_inner()
         .map_err(|_| anyhow!("repair state poisoned"))?;
+    // A store that fails proves nothing about a pack: rebuilding without it
+    // and removing the old index would turn an outage into lost data. Stop
+    // before anything is written or removed.
+    if let Some(r) = results.iter().find(|r| r.store_failure.is_some()) {
+        let why = r.store_failure.as_deref().unwrap_or_default();
+        return Err(crate::Error::Storage {
+            what: format!(
+                "repair index stopped, nothing changed: the store failed to hand over pack {}: {why}",
+                r.pack.short()
+            ),
+            hint: "the old index is untouched; run `lifeboat repair index` again once the store answers".into(),
+        }
+        .into());
+    }
     let mut table: Vec<(PackId, Vec<PackEntry>)> = Vec::new();
     for r in results {
         match r.entries {
@@ -150,7 +166,11 @@ pub fn repair_index(
 
 struct PackResult {
     pack: PackId,
+    /// Err only when the pack's bytes arrived and failed authentication or
+    /// decoding: proven damage.
     entries: std::result::Result<Vec<PackEntry>, String>,
+    /// The store failed while reading the pack: nothing is proven.
+    store_failure: Option<String>,
     damaged: Vec<(DamagedCopy, String)>,
     /// Why the trailer could not be read, when the old index stood in.
     trailerless: Option<String>,
@@ -169,8 +189,17 @@ fn read_pack_table(
     let mut out = PackResult {
         pack: *p,
         entries: Ok(Vec::new()),
+        store_failure: None,
         damaged: Vec::new(),
         trailerless: None,
+    };
+    let fail = |mut out: PackResult, e: anyhow::Error| {
+        if crate::repo::backend::is_store_failure(&e) {
+            out.store_failure = Some(format!("{e:#}"));
+        } else {
+            out.entries = Err(format!("{e:#}"));
+        }
+        out
     };
     let opened = if read_data {
         repo.read_pack(p)
@@ -188,21 +217,12 @@ fn read_pack_table(
                 out.trailerless = Some(format!("trailer unreadable: {e:#}"));
                 match repo.read_pack(p) {
                     Ok(r) => (r, c.clone()),
-                    Err(e) => {
-                        out.entries = Err(format!("{e:#}"));
-                        return out;
-                    }
+                    Err(e) => return fail(out, e),
                 }
             }
-            _ => {
-                out.entries = Err(format!("{e:#}"));
-                return out;
-            }
+            _ => return fail(out, e),
         },
-        Err(e) => {
-            out.entries = Err(format!("{e:#}"));
-            return out;
-        }
+        Err(e) => return fail(out, e),
     };
     if !read_data && out.trailerless.is_none() {
         out.entries = Ok(entries);
@@ -223,6 +243,30 @@ fn read_pack_table(
     }
     out.entries = Ok(good);
     out
+}
+
+/// Every index file, like [`Repository::load_index_files`], except that a
+/// store failing to hand one over is an error rather than damage: only a
+/// file whose bytes arrived and do not open or decode is damaged.
+fn load_index_files_strict(
+    repo: &Repository,
+) -> Result<(Vec<crate::repo::IndexFile>, crate::repo::Damaged)> {
+    let mut files = Vec::new();
+    let mut damaged = Vec::new();
+    for (name, _) in repo.backend().list(Kind::Index)? {
+        let raw = repo
+            .backend()
+            .get(Kind::Index, &name)
+            .with_context(|| format!("reading index file {name}"))?;
+        match repo
+            .open_meta(&raw)
+            .and_then(|plain| crate::repo::index::decode_index_file(&plain))
+        {
+            Ok(packs) => files.push((name, packs)),
+            Err(e) => damaged.push((name, format!("{e:#}"))),
+        }
+    }
+    Ok((files, damaged))
 }
 
 #[derive(Debug, Clone, Default)]

@@ -242,12 +242,18 @@ impl std::io::Seek for SealedReader {
                         self.pos = p;
                         Ok(p)
                     }
-                    Err(e) => {
+                    // Only a segment that arrived and failed is damage; a
+                    // failed fetch keeps its own error (and its retry).
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                         self.inner = None;
                         Err(std::io::Error::new(
                             e.kind(),
                             "its last 64 KiB segment does not authenticate: cut short or damaged at the end",
                         ))
+                    }
+                    Err(e) => {
+                        self.inner = None;
+                        Err(e)
                     }
                 };
             }

@@ -44,6 +44,9 @@ struct Info {
     size: u64,
     /// Internal snapshots (qcow2), name → date and saved VM state size.
     snapshots: Vec<(String, String)>,
+    /// What else the image needs to be read whole (a backing file, an
+    /// external data file); the qcow2 file alone would lose it.
+    depends_on: Option<String>,
 }
 
 fn info(path: &Path) -> Result<Info> {
@@ -78,10 +81,17 @@ fn info(path: &Path) -> Result<Info> {
                 .collect()
         })
         .unwrap_or_default();
+    let backing = v["backing-filename"]
+        .as_str()
+        .map(|b| format!("backing file {b}"));
+    let data_file = v["format-specific"]["data"]["data-file"]
+        .as_str()
+        .map(|d| format!("external data file {d}"));
     Ok(Info {
         format,
         size,
         snapshots,
+        depends_on: backing.or(data_file),
     })
 }
 
@@ -113,15 +123,34 @@ impl Capture for ImageCapture {
             format,
             size,
             snapshots,
+            depends_on,
         } = info(&self.path)?;
         self.facts.server = Some(format!("qemu-img ({format})"));
         self.facts.notes.insert("format".into(), format.clone());
         self.facts
             .notes
             .insert("virtual_size".into(), size.to_string());
-        let as_is = format == "qcow2" && !snapshots.is_empty();
-        for (name, what) in snapshots {
-            self.facts.objects.insert(snapshot_key(&name), what);
+        let as_is = format == "qcow2" && !snapshots.is_empty() && depends_on.is_none();
+        match &depends_on {
+            // Flattened: the qcow2 file alone would come back without the
+            // data it reads from elsewhere, and a raw copy holds only the
+            // current state, so its snapshots cannot be kept.
+            Some(dep) if !snapshots.is_empty() => {
+                let dropped = format!(
+                    "{} internal snapshot(s) not kept ({}): the image has a {dep}, so it is stored flattened",
+                    snapshots.len(),
+                    snapshots.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                );
+                self.facts
+                    .notes
+                    .insert("internal_snapshots".into(), dropped.clone());
+                self.facts.notes.insert("warning".into(), dropped);
+            }
+            _ => {
+                for (name, what) in snapshots {
+                    self.facts.objects.insert(snapshot_key(&name), what);
+                }
+            }
         }
         if format == "raw" || as_is {
             if as_is {

@@ -255,8 +255,11 @@ fn swap_all(
         // Secrets just as they were are left alone: swapping them would only
         // leave a copy of every secret beside them for nothing.
         if item.kind == "secrets" && carry.is_empty() && same_as_live(&t.root, live) {
-            let _ = std::fs::remove_dir_all(&t.staging);
-            ledger.unmade(&Made::Path { path: t.staging });
+            // Forgotten only once gone: a copy of secrets that stays must
+            // stay findable by `leftovers`.
+            if std::fs::remove_dir_all(&t.staging).is_ok() {
+                ledger.unmade(&Made::Path { path: t.staging });
+            }
             report.done.push(Done {
                 source: item.source.clone(),
                 kind: item.kind.clone(),

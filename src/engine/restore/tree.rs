@@ -651,7 +651,7 @@ fn check_and_finish_file(p: &Path, n: &Node, owners: bool) -> Result<bool> {
             .with_context(|| format!("setting owner of {}", p.display()))?;
     }
     let mode = if n.secret {
-        secret_mode(n.mode)
+        secret_mode(n.mode, owners)
     } else {
         n.mode & 0o7777
     };
@@ -665,10 +665,12 @@ fn check_and_finish_file(p: &Path, n: &Node, owners: bool) -> Result<bool> {
 
 /// The mode a restored secret gets: the recorded one when it is already
 /// private (no access for others, no writing for the group: 0600, 0640,
-/// 0400), else only its owner's part of it. Never more than recorded.
-fn secret_mode(recorded: u32) -> u32 {
+/// 0400), else only its owner's part of it. Never more than recorded. The
+/// group may read only when the recorded group was given back (`owners`):
+/// otherwise the file's group is whoever restored it, or the directory's.
+fn secret_mode(recorded: u32, owners: bool) -> u32 {
     let mode = recorded & 0o7777;
-    if mode & 0o027 == 0 {
+    if mode & 0o027 == 0 && owners {
         mode
     } else {
         mode & 0o700
