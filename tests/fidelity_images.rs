@@ -283,3 +283,166 @@ fn secrets_keep_a_private_mode_and_unchanged_ones_stay_in_place() {
         "the changed copy is kept"
     );
 }
+
+#[test]
+fn a_forged_image_record_cannot_convert_or_delete_a_file_outside_the_target() {
+    use lifeboat::progress::Reporter;
+    use lifeboat::repo::snapshot::SourceRecord;
+    let env = Env::new();
+    let repo_dir = env.path("repo");
+    let admin_key = env.init(&repo_dir);
+    let admin = env.repo(&repo_dir, &admin_key);
+    // All a backed-up host holds, and so all a forger needs.
+    let wo = env.path("write-only.key");
+    std::fs::write(&wo, admin.write_only_key().unwrap()).unwrap();
+    let forger = env.repo(&repo_dir, &wo);
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.txt"), b"honest").unwrap();
+    let mut snap = lifeboat::engine::backup(
+        &forger,
+        &env.backup_opts("forged", &[&src]),
+        &Reporter::silent(),
+    )
+    .unwrap();
+    // Someone's live disk, where `../../outside` from the staging copy
+    // beside `t/target` lands.
+    let victim = env.path("outside/disk.raw");
+    raw_disk(&victim);
+    let before = std::fs::read(&victim).unwrap();
+    let mut record = SourceRecord {
+        name: "disk".into(),
+        kind: "vm-image".into(),
+        files: vec!["../../outside/disk.raw".into()],
+        facts: Default::default(),
+    };
+    record.facts.notes.insert("format".into(), "qcow2".into());
+    snap.sources = vec![record];
+    snap.id = String::new();
+    forger.save_snapshot(&mut snap).unwrap();
+
+    let target = env.path("t/target");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let err = lifeboat::engine::restore(
+        &admin,
+        &snap,
+        &lifeboat::engine::RestoreOptions::new(&target),
+        &Reporter::silent(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<lifeboat::Error>(),
+            Some(lifeboat::Error::UnsafePath { .. })
+        ) && format!("{err:#}").contains("vm-image"),
+        "{err:#}"
+    );
+    assert!(std::fs::read(&victim).unwrap() == before, "untouched");
+    let beside: Vec<_> = std::fs::read_dir(env.path("outside"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, vec![std::ffi::OsString::from("disk.raw")]);
+    assert!(!target.exists(), "nothing restored");
+}
+
+#[test]
+fn a_qcow2_with_a_backing_file_is_flattened_and_says_its_snapshots_were_dropped() {
+    let env = Env::new();
+    let raw = env.path("raw.img");
+    raw_disk(&raw);
+    let base = env.path("vm/base.qcow2");
+    std::fs::create_dir_all(base.parent().unwrap()).unwrap();
+    qemu(&[
+        "qemu-img",
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        raw.to_str().unwrap(),
+        base.to_str().unwrap(),
+    ]);
+    let img = env.path("vm/overlay.qcow2");
+    let i = img.to_str().unwrap();
+    qemu(&[
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "qcow2",
+        "-b",
+        base.to_str().unwrap(),
+        i,
+    ]);
+    qemu(&["qemu-img", "snapshot", "-c", "before-upgrade", i]);
+    qemu(&["qemu-io", "-f", "qcow2", "-c", "write -P 0x77 40M 1M", i]);
+    let cfg = config(&env, &vm_service("app-vm", &[("disk", &img)]));
+    let out = lb(&env, &cfg).args(["backup", "app-vm"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("before-upgrade") && stderr.contains("backing file"),
+        "the backup warns: {stderr}"
+    );
+    let facts = &snapshots(&env, &cfg, "app-vm")[0]["sources"][0]["facts"];
+    assert!(
+        facts["notes"]["internal_snapshots"]
+            .as_str()
+            .is_some_and(|n| n.contains("not kept")),
+        "{facts}"
+    );
+    assert!(facts["objects"].is_null(), "not expected back: {facts}");
+
+    let target = env.path("restored");
+    lb(&env, &cfg)
+        .args(["restore", "app-vm:latest", "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    let copy = target.join(".lifeboat/disk/disk.qcow2");
+    let info = image_info(&copy);
+    assert!(info["backing-filename"].is_null(), "stands alone: {info}");
+    // Base and overlay's data both, in one file.
+    qemu(&["qemu-img", "compare", "-q", copy.to_str().unwrap(), i]);
+}
+
+#[test]
+fn without_qemu_img_on_the_restore_host_the_raw_image_is_kept_with_a_warning() {
+    let env = Env::new();
+    let raw = env.path("raw.img");
+    raw_disk(&raw);
+    let qcow = env.path("vm/disk.qcow2");
+    std::fs::create_dir_all(qcow.parent().unwrap()).unwrap();
+    qemu(&[
+        "qemu-img",
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        raw.to_str().unwrap(),
+        qcow.to_str().unwrap(),
+    ]);
+    let cfg = config(&env, &vm_service("nas-vm", &[("data", &qcow)]));
+    lb(&env, &cfg).args(["backup", "nas-vm"]).assert().success();
+    let empty = env.path("no-tools");
+    std::fs::create_dir_all(&empty).unwrap();
+    let target = env.path("restored");
+    let out = lb(&env, &cfg)
+        .env("PATH", &empty)
+        .args(["restore", "nas-vm:latest", "--target"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("qemu-img is not installed"), "{stderr}");
+    let kept = target.join(".lifeboat/data/disk.raw");
+    assert!(std::fs::read(&kept).unwrap() == std::fs::read(&raw).unwrap());
+    assert!(!target.join(".lifeboat/data/disk.qcow2").exists());
+}

@@ -427,3 +427,164 @@ fn repair_index_killed_midway_leaves_a_usable_repository() {
         .stdout(predicate::str::contains("rebuilt the index from 12 packs"));
     assert_eq!(files_in(&repo.join("index")).len(), 1);
 }
+
+/// A repository in an S3 bucket, reached through `endpoint`.
+fn s3_lb(env: &Env, endpoint: &str, url: &str) -> assert_cmd::Command {
+    let mut c = env.lb();
+    c.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("LIFEBOAT_KEY", env.path("k.key"))
+        .args(["--repo", url]);
+    c
+}
+
+#[test]
+fn repair_index_during_a_store_outage_stops_and_keeps_the_old_index() {
+    let server = S3Server::start();
+    let env = Env::new();
+    let url = format!("s3://{S3_BUCKET}/outage/repo");
+    let lb = |endpoint: &str| s3_lb(&env, endpoint, &url);
+    lb(&server.endpoint())
+        .args(["init", "--key-file"])
+        .arg(env.path("k.key"))
+        .assert()
+        .success();
+    let (a, b) = (env.path("a"), env.path("b"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    fs::write(a.join("one.bin"), bytes(31, 400_000)).unwrap();
+    fs::write(b.join("two.bin"), bytes(32, 300_000)).unwrap();
+    for (name, dir) in [("a", &a), ("b", &b)] {
+        lb(&server.endpoint())
+            .args(["backup", "--name", name])
+            .arg(dir)
+            .assert()
+            .success();
+    }
+    let index_dir = server.objects("outage/repo/index");
+    let old = files_in(&index_dir);
+    assert_eq!(old.len(), 2);
+    // Trailers unreadable (every pack GET fails), then whole packs
+    // unreadable (what --read-data fetches): neither is damage.
+    for (faults, args) in [
+        (Faults::PackReadsDown, &["repair", "index"][..]),
+        (
+            Faults::PackDownloadsDown,
+            &["repair", "index", "--read-data"][..],
+        ),
+    ] {
+        let proxy = FaultProxy::start(server.port, faults);
+        let out = lb(&proxy.endpoint()).args(args).assert().failure();
+        let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(proxy.faults() > 0, "{faults:?}");
+        assert!(
+            err.contains("the store failed") || err.contains("503") || err.contains("Unavailable"),
+            "{faults:?}: {err}"
+        );
+        assert!(!err.contains("unreadable pack"), "{faults:?}: {err}");
+        assert_eq!(files_in(&index_dir), old, "{faults:?}: the old index stays");
+    }
+    lb(&server.endpoint())
+        .args(["verify", "--read-data"])
+        .assert()
+        .success();
+    for (name, dir) in [("a", &a), ("b", &b)] {
+        let t = env.path(&format!("t-{name}"));
+        lb(&server.endpoint())
+            .args(["restore", &format!("{name}:latest"), "--target"])
+            .arg(&t)
+            .assert()
+            .success();
+        assert_same_tree(dir, &restored(&t, dir));
+    }
+}
+
+#[test]
+fn repair_snapshots_refuses_while_an_index_file_is_damaged() {
+    let env = Env::new();
+    let repo = env.path("repo");
+    env.init(&repo);
+    let (a, b) = (env.path("photos"), env.path("configs"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    fs::write(a.join("IMG_0001.jpg"), bytes(41, 600_000)).unwrap();
+    fs::write(b.join("compose.yml"), bytes(42, 50_000)).unwrap();
+    backup(&env, &repo, "photos", &a);
+    let photos_index: Vec<PathBuf> = files_in(&repo.join("index")).into_iter().collect();
+    backup(&env, &repo, "configs", &b);
+    flip(&photos_index[0], 200);
+    let snaps = files_in(&repo.join("snapshots"));
+    assert_eq!(snaps.len(), 2);
+    for args in [
+        &["repair", "snapshots"][..],
+        &["repair", "snapshots", "--forget"][..],
+        &["repair", "snapshots", "--dry-run"][..],
+    ] {
+        env.lbk()
+            .args(args)
+            .arg("--repo")
+            .arg(&repo)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("lifeboat repair index"));
+        assert_eq!(files_in(&repo.join("snapshots")), snaps, "{args:?}");
+    }
+    // The way out it names works, and loses nothing.
+    env.lbk()
+        .args(["repair", "index", "--repo"])
+        .arg(&repo)
+        .assert()
+        .success();
+    env.lbk()
+        .args(["repair", "snapshots", "--forget", "--repo"])
+        .arg(&repo)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0 rewritten, 0 removed"));
+    assert_eq!(files_in(&repo.join("snapshots")), snaps);
+    let t = env.path("t");
+    restore_ok(&env, &repo, "photos:latest", &t);
+    assert_same_tree(&a, &restored(&t, &a));
+}
+
+#[test]
+fn repair_snapshots_killed_before_removing_the_original_finishes_on_the_next_run() {
+    let (env, repo, _src, first_pack) = two_backups_sharing_a_pack();
+    fs::remove_file(&first_pack).unwrap();
+    env.lbk()
+        .args(["repair", "index", "--repo"])
+        .arg(&repo)
+        .assert()
+        .success();
+    let before = files_in(&repo.join("snapshots"));
+    // Keep the originals aside, repair, then put them back: as if killed
+    // after each replacement was stored but before its original went.
+    let saved: Vec<(PathBuf, Vec<u8>)> = before
+        .iter()
+        .map(|p| (p.clone(), fs::read(p).unwrap()))
+        .collect();
+    env.lbk()
+        .args(["repair", "snapshots", "--forget", "--repo"])
+        .arg(&repo)
+        .assert()
+        .success();
+    let replacements = files_in(&repo.join("snapshots"));
+    assert_eq!(replacements.len(), 1);
+    for (p, b) in &saved {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, b).unwrap();
+    }
+    env.lbk()
+        .args(["repair", "snapshots", "--forget", "--repo"])
+        .arg(&repo)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 rewritten, 1 removed"));
+    assert_eq!(
+        files_in(&repo.join("snapshots")),
+        replacements,
+        "no second replacement; the original is gone"
+    );
+}

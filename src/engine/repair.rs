@@ -319,6 +319,9 @@ pub fn repair_snapshots(
     repo.data_identity()?;
     let _lock = repo.lock(Mode::Exclusive, "repair snapshots", &|w| reporter.warn(w))?;
     let writing = repo.load_index_for_writing()?;
+    if !writing.damaged_files.is_empty() {
+        return Err(refuse_damaged_index(repo, &writing.damaged_files));
+    }
     let index = writing.index;
     let (snaps, damaged) = repo.list_snapshots()?;
     let mut report = RepairSnapshotsReport {
@@ -332,25 +335,89 @@ pub fn repair_snapshots(
             format!("the restore point itself is unreadable: {why}"),
         ));
     }
-    for snap in snaps {
-        let nodes = match repo.read_tree(&index, &snap) {
+    // Originals whose replacement is already stored (a repair killed
+    // before it removed them): repairing them again would store a second
+    // replacement.
+    let replaced: std::collections::HashMap<&str, (&Snapshot, &Repaired)> = snaps
+        .iter()
+        .flat_map(|s| {
+            s.repaired
+                .iter()
+                .map(move |r| (r.original.as_str(), (s, r)))
+        })
+        .collect();
+    // Listed only when a file list fails to read: whether its chunks are
+    // absent from every pack stored, or merely unreadable.
+    let mut unindexed_packs: Option<usize> = None;
+    for snap in &snaps {
+        if let Some((by, rec)) = replaced.get(snap.id.as_str()) {
+            if !opts.dry_run {
+                repo.backend()
+                    .remove(Kind::Snapshots, &snap.id)
+                    .with_context(|| {
+                        format!("removing the original of restore point {}", snap.id)
+                    })?;
+            }
+            report.repaired.push(RepairedSnapshot {
+                service: snap.service.clone(),
+                time: snap.time.clone(),
+                original: snap.id.clone(),
+                replacement: Some(by.id.clone()),
+                dropped: rec.dropped.clone(),
+            });
+            continue;
+        }
+        let nodes = match repo.read_tree(&index, snap) {
             Ok(n) => n,
-            Err(e) if opts.forget_lost => {
-                if !opts.dry_run {
-                    repo.backend()
-                        .remove(Kind::Snapshots, &snap.id)
-                        .with_context(|| format!("removing restore point {}", snap.id))?;
-                }
-                report
-                    .removed
-                    .push((snap.id.clone(), snap.service.clone(), format!("{e:#}")));
-                continue;
+            Err(e) if crate::repo::backend::is_store_failure(&e) => {
+                return Err(e.context(format!(
+                    "reading the file list of restore point {} (nothing more was changed)",
+                    snap.short_id()
+                )));
             }
             Err(e) => {
-                report.unrepairable.push((
-                    snap.id.clone(),
-                    format!("its file list cannot be read, so nothing in it can be kept: {e:#}"),
-                ));
+                let lost = snap.tree.iter().any(|c| !index.contains(c));
+                let unindexed = match unindexed_packs {
+                    Some(n) => n,
+                    None => {
+                        let n = count_unindexed_packs(repo, &index)?;
+                        unindexed_packs = Some(n);
+                        n
+                    }
+                };
+                // Gone, not just unreadable: a chunk no index file names,
+                // while the index names every pack stored (and no index
+                // file is damaged, checked above).
+                if opts.forget_lost && lost && unindexed == 0 {
+                    if !opts.dry_run {
+                        repo.backend()
+                            .remove(Kind::Snapshots, &snap.id)
+                            .with_context(|| format!("removing restore point {}", snap.id))?;
+                    }
+                    report
+                        .removed
+                        .push((snap.id.clone(), snap.service.clone(), format!("{e:#}")));
+                } else if lost && unindexed > 0 {
+                    report.unrepairable.push((
+                        snap.id.clone(),
+                        format!(
+                            "its file list is not indexed, and {} stored not indexed may hold it; run `lifeboat repair index` first: {e:#}",
+                            crate::util::plural(unindexed as u64, "pack")
+                        ),
+                    ));
+                } else if lost {
+                    report.unrepairable.push((
+                        snap.id.clone(),
+                        format!(
+                            "its file list cannot be read, so nothing in it can be kept: {e:#}"
+                        ),
+                    ));
+                } else {
+                    report.unrepairable.push((
+                        snap.id.clone(),
+                        format!("its file list is stored but damaged, so nothing in it can be kept; it is not removed: {e:#}"),
+                    ));
+                }
                 continue;
             }
         };
@@ -365,7 +432,7 @@ pub fn repair_snapshots(
             None
         } else {
             Some(
-                write_repaired(repo, &index, &snap, &kept, &dropped)
+                write_repaired(repo, &index, snap, &kept, &dropped)
                     .with_context(|| format!("repairing restore point {}", snap.short_id()))?,
             )
         };
@@ -384,6 +451,48 @@ pub fn repair_snapshots(
         });
     }
     Ok(report)
+}
+
+/// The repository's index is damaged: say which files, unless the store
+/// itself failed to hand them over (then that is the error).
+fn refuse_damaged_index(repo: &Repository, damaged: &crate::repo::Damaged) -> anyhow::Error {
+    for (name, _) in damaged {
+        if let Err(e) = repo.backend().get(Kind::Index, name) {
+            if crate::repo::backend::is_store_failure(&e) {
+                return e.context(format!(
+                    "reading index file {name} (repair snapshots changed nothing)"
+                ));
+            }
+        }
+    }
+    let names: Vec<String> = damaged
+        .iter()
+        .take(3)
+        .map(|(n, why)| format!("{}: {why}", &n[..8.min(n.len())]))
+        .collect();
+    crate::Error::IndexDamaged {
+        what: format!(
+            "repair snapshots changed nothing: {} unreadable ({}); with it, chunks still stored look lost, so run `lifeboat repair index` first",
+            if damaged.len() == 1 { "1 index file is".to_string() } else { format!("{} index files are", damaged.len()) },
+            names.join("; ")
+        ),
+    }
+    .into()
+}
+
+/// Packs stored that no index file names (a backup killed before writing
+/// its index, say): chunks in them look lost but are not.
+fn count_unindexed_packs(repo: &Repository, index: &crate::repo::Index) -> Result<usize> {
+    let indexed: HashSet<&PackId> = index.packs().iter().collect();
+    let mut n = 0;
+    for (name, _) in repo.backend().list(Kind::Data)? {
+        match PackId::parse(&name) {
+            Ok(p) if !indexed.contains(&p) => n += 1,
+            // Indexed, or not a pack at all (repair index leaves those).
+            _ => {}
+        }
+    }
+    Ok(n)
 }
 
 /// Stores the kept part of `snap`'s tree and a restore point for it;

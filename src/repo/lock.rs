@@ -1,13 +1,20 @@
-//! Repository locks, as leases. A lock object names its holder (host, pid,
-//! boot id, the process's start time) and is refreshed by a background
-//! thread while held, so a lock whose holder is gone is recognised without
-//! a person: on this host by its process, anywhere by its lapsed lease.
-//! Stale and undecodable locks are removed on the way, with a warning.
+//! Repository locks, as leases. A lock object names its holder (host,
+//! machine id, pid namespace, pid, boot id, the process's start time) and
+//! is refreshed by a background thread while held, so a lock whose holder
+//! is gone is recognised without a person: by its process where this
+//! process shares the holder's machine and pids, anywhere by its lapsed
+//! lease (see `holder`). Stale locks and objects that are not locks are
+//! removed on the way, with a warning.
 //!
 //! Read and write locks are shared (restores, verifies and backups run side
 //! by side); an exclusive lock (prune, forget) excludes every other. A taker
 //! that meets a conflicting lock waits for it up to [`LockOptions::wait`].
 //! docs/format.md ("Locks") describes the object and the rules.
+
+mod holder;
+
+pub use holder::LockInfo;
+use holder::{rfc3339, Me};
 
 use super::{Backend, Kind};
 use anyhow::{anyhow, Context, Result};
@@ -55,167 +62,6 @@ impl Mode {
             Mode::Exclusive => "an exclusive",
         }
     }
-}
-
-/// The lock object (JSON, plaintext: it holds nothing secret).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LockInfo {
-    pub host: String,
-    pub pid: u32,
-    /// `/proc/sys/kernel/random/boot_id` of the holder's host, where known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boot_id: Option<String>,
-    /// The holder's start time in clock ticks since boot (field 22 of
-    /// `/proc/PID/stat`), so a reused pid is not mistaken for the holder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<u64>,
-    pub mode: Mode,
-    pub operation: String,
-    /// RFC 3339, UTC.
-    pub created: String,
-    /// RFC 3339, UTC: the lease runs [`LEASE`] from here.
-    pub refreshed: String,
-}
-
-/// Who this process is, as a lock records it.
-struct Me {
-    host: String,
-    boot_id: Option<String>,
-}
-
-impl Me {
-    fn get() -> Me {
-        Me {
-            host: crate::paths::hostname(),
-            boot_id: boot_id(),
-        }
-    }
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-impl LockInfo {
-    /// A lock for this process.
-    pub fn ours(mode: Mode, operation: &str) -> LockInfo {
-        let now = rfc3339(SystemTime::now());
-        let pid = std::process::id();
-        LockInfo {
-            host: crate::paths::hostname(),
-            pid,
-            boot_id: boot_id(),
-            start_time: process_start(pid),
-            mode,
-            operation: operation.to_string(),
-            created: now.clone(),
-            refreshed: now,
-        }
-    }
-
-    /// Why the holder is certainly gone, or None while it may be alive.
-    pub fn stale_reason(&self) -> Option<String> {
-        self.stale_reason_at(&Me::get(), SystemTime::now())
-    }
-
-    fn stale_reason_at(&self, me: &Me, now: SystemTime) -> Option<String> {
-        let Ok(refreshed) = humantime::parse_rfc3339_weak(&self.refreshed) else {
-            return Some(format!(
-                "its refresh time {:?} is not a time",
-                self.refreshed
-            ));
-        };
-        if let Ok(idle) = now.duration_since(refreshed) {
-            if idle > LEASE {
-                return Some(format!(
-                    "its lease ran out: not refreshed for {} (leases last {})",
-                    crate::util::short_duration(idle),
-                    crate::util::short_duration(LEASE)
-                ));
-            }
-        }
-        if self.host != me.host {
-            return None; // another host's process cannot be looked at
-        }
-        if let (Some(theirs), Some(ours)) = (&self.boot_id, &me.boot_id) {
-            if theirs != ours {
-                return Some("this host has restarted since it was taken".into());
-            }
-        }
-        if !process_running(self.pid) {
-            return Some(format!("process {} is no longer running", self.pid));
-        }
-        match (self.start_time, process_start(self.pid)) {
-            (Some(recorded), Some(now)) if recorded != now => Some(format!(
-                "process {} is another program now (it started after the lock was taken)",
-                self.pid
-            )),
-            _ => None,
-        }
-    }
-
-    pub fn is_stale(&self) -> bool {
-        self.stale_reason().is_some()
-    }
-
-    /// Time since the lock was taken, if its time reads.
-    pub fn age(&self, now: SystemTime) -> Option<Duration> {
-        let created = humantime::parse_rfc3339_weak(&self.created).ok()?;
-        now.duration_since(created).ok()
-    }
-
-    /// Time since the holder last refreshed it.
-    pub fn idle(&self, now: SystemTime) -> Option<Duration> {
-        let refreshed = humantime::parse_rfc3339_weak(&self.refreshed).ok()?;
-        now.duration_since(refreshed).ok()
-    }
-
-    /// "an exclusive lock for prune held by pid 4242 on nas-01 since …"
-    pub fn describe(&self) -> String {
-        format!(
-            "{} lock for {} held by pid {} on {} since {}",
-            self.mode.article(),
-            crate::util::printable(&self.operation),
-            self.pid,
-            crate::util::printable(&self.host),
-            crate::util::printable(&self.created),
-        )
-    }
-}
-
-fn boot_id() -> Option<String> {
-    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    Some(id.trim().to_string()).filter(|s| !s.is_empty())
-}
-
-/// `/proc/PID/stat`: the state letter and the start time in ticks.
-fn proc_stat(pid: u32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start
-    // after the last ')'. State is field 3, start time field 22.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((state, start))
-}
-
-fn process_start(pid: u32) -> Option<u64> {
-    proc_stat(pid).map(|(_, start)| start)
-}
-
-fn process_running(pid: u32) -> bool {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return false;
-    }
-    // A zombie has exited; only its parent has not looked yet.
-    if let Some((state, _)) = proc_stat(pid) {
-        return !matches!(state, 'Z' | 'X');
-    }
-    // No /proc: signal 0 checks existence; EPERM still means it exists.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// How a job locks its repository. The front end decides; the engine only
@@ -610,50 +456,6 @@ pub fn unlock(backend: &dyn Backend, all: bool) -> Result<Unlocked> {
 mod tests {
     use super::*;
     use crate::repo::LocalBackend;
-
-    fn me() -> Me {
-        Me {
-            host: "here".into(),
-            boot_id: Some("boot-a".into()),
-        }
-    }
-
-    fn lock(host: &str, pid: u32, boot: &str, refreshed: SystemTime) -> LockInfo {
-        LockInfo {
-            host: host.into(),
-            pid,
-            boot_id: Some(boot.into()),
-            start_time: process_start(pid),
-            mode: Mode::Exclusive,
-            operation: "prune".into(),
-            created: rfc3339(refreshed),
-            refreshed: rfc3339(refreshed),
-        }
-    }
-
-    #[test]
-    fn staleness_follows_process_boot_and_lease() {
-        let now = SystemTime::now();
-        let mine = std::process::id();
-        assert_eq!(
-            lock("here", mine, "boot-a", now).stale_reason_at(&me(), now),
-            None
-        );
-        // Another host's lock is judged by its lease only.
-        assert_eq!(
-            lock("there", 1, "boot-z", now).stale_reason_at(&me(), now),
-            None
-        );
-        let old = now - LEASE - Duration::from_secs(60);
-        let why = lock("there", 1, "boot-z", old).stale_reason_at(&me(), now);
-        assert!(why.is_some_and(|w| w.contains("lease ran out")));
-        let why = lock("here", mine, "boot-b", now).stale_reason_at(&me(), now);
-        assert!(why.is_some_and(|w| w.contains("restarted")));
-        let mut reused = lock("here", mine, "boot-a", now);
-        reused.start_time = reused.start_time.map(|t| t + 1);
-        let why = reused.stale_reason_at(&me(), now);
-        assert!(why.is_some_and(|w| w.contains("another program")));
-    }
 
     #[test]
     fn a_held_lock_is_refreshed_and_noticed_when_removed() {

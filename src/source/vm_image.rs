@@ -274,32 +274,119 @@ fn differences(recorded: &Facts, got: &Info) -> Vec<String> {
 
 /// After `restore --target`: turns a raw image a restore point holds
 /// (under `dir`, the restored copy) back into the format it was backed up
-/// from, so a qcow2 comes back as a qcow2. Returns the file written.
-pub fn convert_restored(dir: &Path, record: &SourceRecord) -> Result<Option<PathBuf>> {
+/// from, so a qcow2 comes back as a qcow2. Returns a warning when the raw
+/// image was kept instead (qemu-img is not installed here).
+///
+/// The record comes from the repository, which anyone holding a
+/// write-only key can write to: the file it names is only trusted once it
+/// is the one place a backup puts an image, a regular file inside `dir`.
+pub fn convert_restored(
+    dir: &Path,
+    snapshot: &str,
+    record: &SourceRecord,
+) -> Result<Option<String>> {
     let Some(format) = record.facts.notes.get("format") else {
         return Ok(None);
     };
     let Some(stored) = record.files.iter().find(|f| f.ends_with(RAW)) else {
         return Ok(None);
     };
-    let raw = dir.join(stored);
-    if format == "raw" || !raw.is_file() {
+    if format == "raw" {
         return Ok(None);
     }
-    if !format.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    let folder = image_folder(dir, snapshot, record, stored)?;
+    let raw = folder.join(RAW);
+    match fs::symlink_metadata(&raw) {
+        Ok(m) if m.file_type().is_file() => {}
+        Ok(_) => bail!("{} is not a regular file", raw.display()),
+        // Left out of a partial restore (`--include`).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("looking at {}", raw.display())),
+    }
+    if format.is_empty() || !format.bytes().all(|b| b.is_ascii_alphanumeric()) {
         bail!("restore point records an odd image format {format:?}");
     }
-    let new = raw.with_file_name(format!("disk.{format}"));
-    let mut cmd = Command::new(find_tool(&["qemu-img"])?);
-    cmd.args(["convert", "-f", "raw", "-O", format])
-        .arg(&raw)
-        .arg(&new);
-    process::output("qemu-img", cmd)
-        .with_context(|| format!("converting the restored image back to {format}"))?;
-    fs::set_permissions(&new, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .with_context(|| format!("setting the mode of {}", new.display()))?;
+    let Ok(qemu_img) = find_tool(&["qemu-img"]) else {
+        return Ok(Some(format!(
+            "qemu-img is not installed here, so {} stays a raw image; `qemu-img convert -f raw -O {format}` turns it back into a {format}",
+            raw.display()
+        )));
+    };
+    let new = folder.join(format!("disk.{format}"));
+    // qemu-img opens its output without O_NOFOLLOW: it writes a name that
+    // did not exist a moment ago, in a folder only this restore writes.
+    let fresh = folder.join(format!(
+        ".disk.{format}.lifeboat-{:08x}",
+        rand::random::<u32>()
+    ));
+    if fs::symlink_metadata(&fresh).is_ok() {
+        bail!("{} already exists", fresh.display());
+    }
+    let written = (|| -> Result<()> {
+        let mut cmd = Command::new(&qemu_img);
+        cmd.args(["convert", "-f", "raw", "-O", format])
+            .arg(&raw)
+            .arg(&fresh);
+        process::output("qemu-img", cmd)
+            .with_context(|| format!("converting the restored image back to {format}"))?;
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&fresh)
+            .with_context(|| format!("opening {}", fresh.display()))?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("setting the mode of {}", fresh.display()))?;
+        f.sync_all()
+            .with_context(|| format!("syncing {}", fresh.display()))?;
+        // The raw copy is the one whose hash was checked: it goes only
+        // once the converted one is known to be sound.
+        let mut check = Command::new(&qemu_img);
+        check.args(["check", "-f", format]).arg(&fresh);
+        process::output("qemu-img check", check)
+            .with_context(|| format!("checking the image converted back to {format}"))?;
+        fs::rename(&fresh, &new)
+            .with_context(|| format!("renaming {} to {}", fresh.display(), new.display()))?;
+        fs::File::open(&folder)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", folder.display()))?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&fresh);
+        return Err(e);
+    }
     fs::remove_file(&raw).with_context(|| format!("removing {}", raw.display()))?;
-    Ok(Some(new))
+    Ok(None)
+}
+
+/// `dir/.lifeboat/NAME`, once `stored` is exactly where a backup stores
+/// source NAME's raw image and every step to it is a real directory.
+fn image_folder(
+    dir: &Path,
+    snapshot: &str,
+    record: &SourceRecord,
+    stored: &str,
+) -> Result<PathBuf> {
+    let plain =
+        |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0');
+    if !plain(&record.name) || stored != super::capture::artifact_path(&record.name, RAW) {
+        return Err(crate::Error::UnsafePath {
+            snapshot: snapshot.to_string(),
+            path: stored.to_string(),
+            why: "a vm-image source's image outside .lifeboat/SOURCE/disk.raw",
+        }
+        .into());
+    }
+    let mut folder = dir.to_path_buf();
+    for step in [super::capture::DIR, record.name.as_str()] {
+        folder.push(step);
+        let m = fs::symlink_metadata(&folder)
+            .with_context(|| format!("looking at {}", folder.display()))?;
+        if !m.file_type().is_dir() {
+            bail!("{} is not a directory", folder.display());
+        }
+    }
+    Ok(folder)
 }
 
 /// Writes the image of `record` to a new file in its recorded format and

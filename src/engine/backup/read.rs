@@ -208,6 +208,10 @@ pub(super) fn read_captures(
             files.push(path);
         }
         let facts = cap.facts().with_context(what)?;
+        // A source that had to store less than it was asked to says so.
+        if let Some(w) = facts.notes.get("warning") {
+            reporter.warn(format!("{}: {w}", what()));
+        }
         records.push(SourceRecord {
             name,
             kind: kind.to_string(),

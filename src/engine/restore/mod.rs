@@ -156,7 +156,7 @@ pub fn restore(
         opts.skip_damaged,
     )
     .and_then(|r| {
-        images_in_recorded_format(&staging, snap)?;
+        images_in_recorded_format(&staging, snap, reporter)?;
         Ok((r, place(&staging, &target, state, opts, &ledger)?))
     });
     let already = ledger.record().replaced.len();
@@ -212,10 +212,13 @@ pub fn restore(
 
 /// Disk images are stored raw: the checked copies go back into the format
 /// each was backed up from (a qcow2 as a qcow2).
-fn images_in_recorded_format(staging: &Path, snap: &Snapshot) -> Result<()> {
+fn images_in_recorded_format(staging: &Path, snap: &Snapshot, reporter: &Reporter) -> Result<()> {
     for record in snap.sources.iter().filter(|r| r.kind == "vm-image") {
-        crate::source::vm_image::convert_restored(staging, record)
+        let kept = crate::source::vm_image::convert_restored(staging, &snap.short_id(), record)
             .with_context(|| format!("vm-image `{}`", record.name))?;
+        if let Some(w) = kept {
+            reporter.warn(format!("vm-image `{}`: {w}", record.name));
+        }
     }
     Ok(())
 }
