@@ -95,6 +95,12 @@ impl Site {
             .unwrap();
     }
 
+    fn remove_lock(&self, name: &str) {
+        LocalBackend::new(&self.repo)
+            .remove(Kind::Locks, name)
+            .unwrap();
+    }
+
     fn locks(&self) -> Vec<String> {
         LocalBackend::new(&self.repo)
             .list(Kind::Locks)
@@ -127,15 +133,16 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// A lock as a prune on `host` would have written it.
 fn prune_lock(host: &str, pid: u32, start_time: Option<u64>, refreshed: SystemTime) -> LockInfo {
+    // Machine id and pid namespace are this process's, as for a prune
+    // run beside the tests.
     LockInfo {
         host: host.into(),
         pid,
         boot_id: Some(boot_id()),
         start_time,
-        mode: Mode::Exclusive,
-        operation: "prune".into(),
         created: rfc3339(refreshed),
         refreshed: rfc3339(refreshed),
+        ..LockInfo::ours(Mode::Exclusive, "prune")
     }
 }
 
@@ -225,6 +232,101 @@ fn a_damaged_lock_is_removed_with_a_warning_and_unlock_all_succeeds() {
             "warning: removed a damaged repository lock badbad02",
         ));
     assert!(site.locks().is_empty());
+    // JSON that names no holder is not a lock either.
+    site.put_lock("badbad03", br#"{"operation":"prune","mode":"exclusive"}"#);
+    site.backup()
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "removed a damaged repository lock badbad03",
+        ));
+    assert!(site.locks().is_empty());
+}
+
+/// A lock as the first Lifeboat wrote it: one `time`, `exclusive`, no
+/// refreshes.
+fn first_format_lock(pid: u32, time: SystemTime) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "host": lifeboat::paths::hostname(),
+        "pid": pid,
+        "time": rfc3339(time),
+        "exclusive": true,
+        "operation": "prune",
+    }))
+    .unwrap()
+}
+
+#[test]
+fn locks_of_older_and_newer_lifeboats_are_judged_by_their_lease_not_removed() {
+    let site = Site::new();
+    let me = std::process::id();
+    site.put_lock("01d01d01", &first_format_lock(me, SystemTime::now()));
+    site.backup()
+        .args(["--retry-lock", "0"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(format!(
+            "the repository is locked: an exclusive lock for prune held by pid {me}"
+        )));
+    assert_eq!(site.locks(), ["01d01d01"], "a live old lock stays");
+    site.remove_lock("01d01d01");
+
+    let lapsed = SystemTime::now() - lifeboat::repo::lock::LEASE - Duration::from_secs(60);
+    site.put_lock("01d01d02", &first_format_lock(me, lapsed));
+    site.backup()
+        .args(["--retry-lock", "0"])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("removed a stale repository lock held by pid")
+                .and(predicate::str::contains("lease ran out")),
+        );
+    assert!(site.locks().is_empty());
+
+    // A newer Lifeboat's lock, with a field this one does not know.
+    let mut newer = serde_json::to_value(prune_lock(
+        &lifeboat::paths::hostname(),
+        me,
+        Some(own_start_time()),
+        SystemTime::now(),
+    ))
+    .unwrap();
+    newer["lease_secs"] = 600.into();
+    site.put_lock("0e0e0e0e", &serde_json::to_vec(&newer).unwrap());
+    site.backup()
+        .args(["--retry-lock", "0"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(format!("held by pid {me}")));
+    assert_eq!(site.locks(), ["0e0e0e0e"]);
+}
+
+#[test]
+fn a_dead_pid_on_another_machine_or_pid_namespace_with_our_host_name_is_not_stale() {
+    let site = Site::new();
+    let pid = dead_pid();
+    // A cloned VM: same host name, its own machine id.
+    let mut clone = prune_lock(
+        &lifeboat::paths::hostname(),
+        pid,
+        Some(1),
+        SystemTime::now(),
+    );
+    clone.machine_id = Some("0123456789abcdef0123456789abcdef".into());
+    // A container with host networking: same host and boot, its own pids.
+    let mut container = clone.clone();
+    container.machine_id = LockInfo::ours(Mode::Read, "t").machine_id;
+    container.pid_ns = Some("pid:[1]".into());
+    for (name, lock) in [("c1011e00", &clone), ("c0ffee00", &container)] {
+        site.put_lock(name, &serde_json::to_vec(lock).unwrap());
+        site.backup()
+            .args(["--retry-lock", "0"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(format!("held by pid {pid}")));
+        assert_eq!(site.locks(), [name], "a live lock was removed");
+        site.remove_lock(name);
+    }
 }
 
 #[test]
