@@ -428,15 +428,36 @@ fn repair_index_killed_midway_leaves_a_usable_repository() {
     assert_eq!(files_in(&repo.join("index")).len(), 1);
 }
 
-/// A repository in an S3 bucket, reached through `endpoint`.
-fn s3_lb(env: &Env, endpoint: &str, url: &str) -> assert_cmd::Command {
+/// `lifeboat --repo off` for a repository in an S3 bucket, reached
+/// through `endpoint`, that gives up on a failing store after 2 s.
+fn s3_lb(env: &Env, endpoint: &str) -> assert_cmd::Command {
+    let p = |s: &str| env.path(s).display().to_string();
+    fs::write(env.path("s3-secret"), format!("{S3_SECRET}\n")).unwrap();
+    let config = env.path("lifeboat.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+[repositories.off]
+url = "s3://{S3_BUCKET}/outage/repo"
+endpoint = "{endpoint}"
+region = "us-east-1"
+path_style = true
+access_key_id = "env:LB_TEST_S3_ID"
+secret_access_key = "file:{secret}"
+key_file = "{key}"
+deadline = "2s"
+"#,
+            secret = p("s3-secret"),
+            key = p("k.key"),
+        ),
+    )
+    .unwrap();
     let mut c = env.lb();
-    c.env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-        .env("AWS_REGION", "us-east-1")
-        .env("LIFEBOAT_KEY", env.path("k.key"))
-        .args(["--repo", url]);
+    c.arg("--config")
+        .arg(&config)
+        .env("LB_TEST_S3_ID", S3_KEY_ID)
+        .args(["--repo", "off"]);
     c
 }
 
@@ -444,8 +465,7 @@ fn s3_lb(env: &Env, endpoint: &str, url: &str) -> assert_cmd::Command {
 fn repair_index_during_a_store_outage_stops_and_keeps_the_old_index() {
     let server = S3Server::start();
     let env = Env::new();
-    let url = format!("s3://{S3_BUCKET}/outage/repo");
-    let lb = |endpoint: &str| s3_lb(&env, endpoint, &url);
+    let lb = |endpoint: &str| s3_lb(&env, endpoint);
     lb(&server.endpoint())
         .args(["init", "--key-file"])
         .arg(env.path("k.key"))
