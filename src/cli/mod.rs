@@ -168,9 +168,10 @@ pub fn run() -> Result<ExitCode> {
     };
     let json = cli.json;
     match run_cli(cli) {
-        // Under --json the error is JSON too, for the script that asked.
-        Err(e) if json => {
-            output::error(&e);
+        // Under --json the error is JSON too, for the script that asked;
+        // for people, with terminal escapes from names shown, not sent.
+        Err(e) => {
+            output::error_in(&e, json);
             Ok(ExitCode::from(1))
         }
         other => other,

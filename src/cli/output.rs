@@ -46,15 +46,14 @@ pub fn error_about(what: Option<&str>, err: &anyhow::Error, json: bool) {
         let v = serde_json::json!({ "error": message, "hint": hint });
         eprintln!("{v}");
     } else {
-        eprintln!("error: {}", clean(&message));
+        // A tool's own multi-line message stays lines; anything else that
+        // is a control character is shown, not sent.
+        let lines: Vec<_> = message.lines().map(clean).collect();
+        eprintln!("error: {}", lines.join("\n  "));
         if let Some(h) = hint {
             eprintln!("  hint: {}", clean(&h));
         }
     }
-}
-
-pub fn error(err: &anyhow::Error) {
-    error_in(err, true)
 }
 
 pub fn snapshot_json(s: &Snapshot) -> serde_json::Value {
