@@ -31,6 +31,25 @@ impl std::fmt::Display for Finding {
     }
 }
 
+impl Finding {
+    /// A problem parsing found: at its `file:line:col`, else at the file.
+    pub fn of_parse_error(file: &Path, e: &crate::Error) -> Finding {
+        match e {
+            crate::Error::Config {
+                path,
+                line,
+                col,
+                message,
+            } => finding(
+                format!("{}:{line}:{col}", path.display()),
+                message.clone(),
+                None,
+            ),
+            other => finding(file.display().to_string(), other.to_string(), other.hint()),
+        }
+    }
+}
+
 fn finding(at: impl Into<String>, problem: impl Into<String>, hint: Option<String>) -> Finding {
     Finding {
         at: at.into(),
@@ -50,19 +69,7 @@ pub fn check(
 ) -> Vec<Finding> {
     let mut out: Vec<Finding> = parsed
         .iter()
-        .map(|e| match e {
-            crate::Error::Config {
-                path,
-                line,
-                col,
-                message,
-            } => finding(
-                format!("{}:{line}:{col}", path.display()),
-                message.clone(),
-                None,
-            ),
-            other => finding(config.path.display().to_string(), other.to_string(), None),
-        })
+        .map(|e| Finding::of_parse_error(&config.path, e))
         .collect();
     for r in config.repositories.values() {
         out.extend(repository(r));

@@ -220,7 +220,7 @@ pub fn config_check(ctx: &Ctx, path: Option<PathBuf>, runbooks: Option<&Path>) -
     let bytes =
         std::fs::read(&path).with_context(|| format!("cannot read config {}", path.display()))?;
     let findings = match Config::parse_all_bytes(&path, &bytes) {
-        Err(e) => vec![located(&path, &e)],
+        Err(e) => vec![Finding::of_parse_error(&path, &e)],
         Ok((config, parsed)) => {
             let (rbs, mut problems) = match lifeboat::runbook::load_all(&config, runbooks) {
                 Ok(x) => x,
@@ -271,24 +271,4 @@ pub fn config_check(ctx: &Ctx, path: Option<PathBuf>, runbooks: Option<&Path>) -
     } else {
         ExitCode::from(1)
     })
-}
-
-fn located(path: &Path, e: &lifeboat::Error) -> Finding {
-    match e {
-        lifeboat::Error::Config {
-            path,
-            line,
-            col,
-            message,
-        } => Finding {
-            at: format!("{}:{line}:{col}", path.display()),
-            problem: message.clone(),
-            hint: None,
-        },
-        other => Finding {
-            at: path.display().to_string(),
-            problem: other.to_string(),
-            hint: other.hint(),
-        },
-    }
 }

@@ -1,6 +1,7 @@
 //! Human and JSON output, and the progress bar that turns engine events
 //! into something a person can watch (only on a terminal).
 
+use super::width::cut_end;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lifeboat::engine::VerifyReport;
 use lifeboat::progress::{Event, Reporter};
@@ -297,29 +298,19 @@ impl Progress {
     }
 }
 
-/// `s` in at most `w` columns, cut with an ellipsis.
-fn fit(s: &str, w: usize) -> String {
-    if s.chars().count() <= w {
-        return s.to_string();
-    }
-    let mut cut: String = s.chars().take(w.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
 /// The health table fits 80 columns: an SSH session at 3 a.m.
 pub fn print_health(r: &lifeboat::health::Report) {
     let row = |sym: &str, c: [&str; 7]| {
         println!(
             "{:<2}{:<13} {:<10} {:<10} {:<11} {:<15} {:>3} {:>9}",
             sym,
-            fit(&clean(c[0]), 13),
-            fit(c[1], 10),
-            fit(c[2], 10),
-            fit(c[3], 11),
-            fit(c[4], 15),
-            fit(c[5], 3),
-            fit(c[6], 9),
+            cut_end(&clean(c[0]), 13),
+            cut_end(c[1], 10),
+            cut_end(c[2], 10),
+            cut_end(c[3], 11),
+            cut_end(c[4], 15),
+            cut_end(c[5], 3),
+            cut_end(c[6], 9),
         )
     };
     row(
