@@ -10,7 +10,7 @@ mod common;
 mod support;
 
 use common::db::{mariadb, pg, unique, PASSWORD_FILE};
-use common::Env;
+use common::{fake_tool, Env};
 use predicates::prelude::*;
 use std::path::Path;
 use support::*;

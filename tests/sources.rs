@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::Env;
+use common::{fake_tool, Env};
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
@@ -191,17 +191,6 @@ fn postgres_under_write_load_round_trips_with_matching_row_counts() {
             .batch_execute(&format!("DROP DATABASE IF EXISTS \"{d}\" WITH (FORCE)"))
             .unwrap();
     }
-}
-
-/// A directory holding a fake tool, first on PATH.
-fn fake_tool(env: &Env, name: &str, script: &str) -> String {
-    let dir = env.path("fake-bin");
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
 }
 
 #[test]

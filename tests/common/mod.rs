@@ -171,6 +171,30 @@ impl Env {
     }
 }
 
+/// A directory holding fake tools, first on PATH; returns that PATH.
+pub fn fake_tool(env: &Env, name: &str, script: &str) -> String {
+    let dir = env.path("fake-bin");
+    fs::create_dir_all(&dir).unwrap();
+    write_executable(&dir.join(name), &format!("#!/bin/sh\n{script}\n"));
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
+}
+
+/// Writes an executable without this process ever holding a writable
+/// descriptor of it: one written here could be inherited, between fork and
+/// exec, by a child another test thread is starting, and running the file
+/// then fails with "Text file busy". `sh` writes it in a process of its own.
+pub fn write_executable(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut sh = std::process::Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    sh.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    assert!(sh.wait().unwrap().success(), "writing {}", path.display());
+}
+
 /// Credentials of the test S3 server. The secret is distinctive so a test
 /// can prove it never shows up in output or logs.
 pub const S3_KEY_ID: &str = "lifeboat-test-id";

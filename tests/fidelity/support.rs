@@ -102,17 +102,6 @@ pub fn drop_pg_databases(db: &str) {
     }
 }
 
-/// A directory holding fake tools, first on PATH; returns that PATH.
-pub fn fake_tool(env: &Env, name: &str, script: &str) -> String {
-    let dir = env.path("fake-bin");
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
-}
-
 /// Where a tool really is, so a fake one can call it.
 pub fn real_tool(name: &str) -> String {
     let out = Std::new("sh")
