@@ -24,7 +24,7 @@ impl Installed {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("prefix/bin/lifeboat");
         std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
-        install(&assert_cmd::cargo::cargo_bin("lifeboat"), &bin);
+        common::install_executable(&assert_cmd::cargo::cargo_bin("lifeboat"), &bin);
         let work = dir.path().join("work");
         let home = dir.path().join("home");
         std::fs::create_dir_all(&work).unwrap();
@@ -64,19 +64,6 @@ impl Installed {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-}
-
-/// Puts the binary at `to` without this process ever holding a writable
-/// descriptor of it: a copy written here could be inherited, between fork
-/// and exec, by a child another test thread is starting, and exec of the
-/// copy then fails with "Text file busy". A hard link writes nothing; where
-/// one cannot be made, `cp` writes it in a process of its own.
-fn install(from: &Path, to: &Path) {
-    if std::fs::hard_link(from, to).is_ok() {
-        return;
-    }
-    let status = Command::new("cp").arg(from).arg(to).status().unwrap();
-    assert!(status.success(), "cp {} {}", from.display(), to.display());
 }
 
 fn text(o: &Output) -> String {

@@ -195,6 +195,21 @@ pub fn write_executable(path: &Path, text: &str) {
     assert!(sh.wait().unwrap().success(), "writing {}", path.display());
 }
 
+/// Puts the executable `from` at `to` without this process writing it, for
+/// the reason [`write_executable`] gives: a hard link writes nothing; where
+/// one cannot be made, `cp` writes it in a process of its own.
+pub fn install_executable(from: &Path, to: &Path) {
+    if fs::hard_link(from, to).is_ok() {
+        return;
+    }
+    let status = std::process::Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp {} {}", from.display(), to.display());
+}
+
 /// Credentials of the test S3 server. The secret is distinctive so a test
 /// can prove it never shows up in output or logs.
 pub const S3_KEY_ID: &str = "lifeboat-test-id";
