@@ -76,6 +76,8 @@ class Repo:
         master = None
         for _, raw in objects(path, "keys"):
             obj = json.loads(raw)
+            if obj.get("kind") == "write-only":
+                continue  # sealed to a backup host's key, and holds no data identity
             try:
                 master = json.loads(pyrage.decrypt(bytes.fromhex(obj["sealed"]), ids))
                 break
@@ -83,14 +85,18 @@ class Repo:
                 continue
         if master is None:
             raise SystemExit("no key object opens with that identity")
-        self.data = pyrage.x25519.Identity.from_str(master["data_identity"])
-        self.meta = pyrage.x25519.Identity.from_str(master["meta_identity"])
-        self.chunk_key = bytes.fromhex(master["chunk_key"])
-        if len(self.chunk_key) != 32:
+        # Every key generation: the current one, then those `keys rotate`
+        # kept in `older`. Objects open with whichever generation sealed them.
+        generations = [master] + master.get("older", [])
+        ident = pyrage.x25519.Identity.from_str
+        self.data = [ident(g["data_identity"]) for g in generations]
+        self.meta = [ident(g["meta_identity"]) for g in generations]
+        self.chunk_keys = [bytes.fromhex(g["chunk_key"]) for g in generations]
+        if any(len(k) != 32 for k in self.chunk_keys):
             raise Damaged("chunk key is not 32 bytes")
         self.index = {}
         for name, raw in objects(path, "index"):
-            self._read_index(name, pyrage.decrypt(raw, [self.meta]))
+            self._read_index(name, pyrage.decrypt(raw, self.meta))
         self.packs = {}
 
     def _read_index(self, name, plain):
@@ -117,7 +123,7 @@ class Repo:
     def snapshots(self):
         out = []
         for name, raw in objects(self.path, "snapshots"):
-            s = json.loads(pyrage.decrypt(raw, [self.meta]))
+            s = json.loads(pyrage.decrypt(raw, self.meta))
             unknown = set(s) - SUMMARY_FIELDS
             if unknown:
                 raise Damaged(f"snapshot {name}: fields the document does not describe: {sorted(unknown)}")
@@ -131,7 +137,7 @@ class Repo:
     def pack(self, pack):
         if pack not in self.packs:
             with open(os.path.join(self.path, "data", pack[:2], pack), "rb") as f:
-                plain = pyrage.decrypt(f.read(), [self.data])
+                plain = pyrage.decrypt(f.read(), self.data)
             if plain[:8] != b"LBPACK01" or plain[-8:] != b"LBTRAIL1":
                 raise Damaged(f"pack {pack}: bad magic")
             self.packs = {pack: plain}  # one at a time keeps memory flat
@@ -150,7 +156,8 @@ class Repo:
             raise Damaged(f"chunk {cid_hex}: outside its pack")
         if flag == 1:
             data = zstandard.ZstdDecompressor().decompress(data, max_output_size=raw_len)
-        if len(data) != raw_len or blake3.blake3(data, key=self.chunk_key).digest() != cid:
+        if len(data) != raw_len or not any(
+                blake3.blake3(data, key=k).digest() == cid for k in self.chunk_keys):
             raise Damaged(f"chunk {cid_hex} is damaged")
         return data
 

@@ -83,6 +83,9 @@ pub struct SealedReader {
     inner: Option<age::stream::StreamReader<Shared>>,
     /// The plaintext position, kept across rebuilds.
     pos: u64,
+    /// Chunk keys of earlier key generations, for packs written before a
+    /// `keys rotate` (see `pack::ChunkSource`).
+    older_chunk_keys: Vec<[u8; 32]>,
 }
 
 /// The fetched object and where its cursor is (to skip needless seeks).
@@ -146,9 +149,19 @@ impl SealedReader {
             source: std::sync::Arc::new(std::sync::Mutex::new(Source { raw, at: None })),
             inner: None,
             pos: 0,
+            older_chunk_keys: Vec::new(),
         };
         r.inner = Some(r.rebuild()?);
         Ok(r)
+    }
+
+    pub fn with_older_chunk_keys(mut self, keys: Vec<[u8; 32]>) -> SealedReader {
+        self.older_chunk_keys = keys;
+        self
+    }
+
+    pub fn older_chunk_keys(&self) -> &[[u8; 32]] {
+        &self.older_chunk_keys
     }
 
     /// A fresh age reader from the start of the same bytes (one header

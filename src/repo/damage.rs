@@ -119,12 +119,12 @@ impl Repository {
         &self,
         pack: &PackId,
     ) -> std::result::Result<super::crypto::SealedReader, PackOpenError> {
-        let identity = self.data_identity().map_err(PackOpenError::Unreachable)?;
+        self.data_identity().map_err(PackOpenError::Unreachable)?;
         let raw = self
             .backend
             .open_whole(Kind::Data, &pack.hex())
             .map_err(PackOpenError::Unreachable)?;
-        super::crypto::SealedReader::new(&[identity], raw)
+        self.unseal_pack(raw)
             .with_context(|| format!("pack {}", pack.short()))
             .map_err(PackOpenError::Damaged)
     }

@@ -84,9 +84,27 @@ pub fn read_trailer<R: Read + Seek>(r: &mut R) -> Result<Vec<PackEntry>> {
     b.chunks(ENTRY_LEN).map(PackEntry::decode).collect()
 }
 
+/// Plaintext chunks are read from. A pack the repository opened also
+/// knows the chunk keys of earlier key generations (`keys rotate`), so a
+/// chunk written before a rotation still proves its id; the key callers
+/// pass is the current one.
+pub trait ChunkSource: Read + Seek {
+    fn older_chunk_keys(&self) -> &[[u8; 32]] {
+        &[]
+    }
+}
+
+impl ChunkSource for super::crypto::SealedReader {
+    fn older_chunk_keys(&self) -> &[[u8; 32]] {
+        super::crypto::SealedReader::older_chunk_keys(self)
+    }
+}
+
+impl<T: AsRef<[u8]>> ChunkSource for std::io::Cursor<T> {}
+
 /// Reads one chunk's stored bytes and turns them back into the chunk,
 /// checking that its keyed hash is the id it is filed under.
-pub fn read_chunk<R: Read + Seek>(
+pub fn read_chunk<R: ChunkSource>(
     r: &mut R,
     key: &[u8; 32],
     id: &ChunkId,
@@ -110,7 +128,10 @@ pub fn read_chunk<R: Read + Seek>(
     } else {
         scratch.clone()
     };
-    if data.len() != loc.raw_len as usize || super::crypto::chunk_id(key, &data) != *id {
+    let proves = |k: &[u8; 32]| super::crypto::chunk_id(k, &data) == *id;
+    if data.len() != loc.raw_len as usize
+        || !(proves(key) || r.older_chunk_keys().iter().any(proves))
+    {
         bail!(
             "chunk {}: content does not match its id (damaged)",
             id.short()
@@ -124,7 +145,7 @@ pub fn read_chunk<R: Read + Seek>(
 /// hide the others: the reader reads on past a segment that failed. This
 /// is the one judgement verify and `repair index` share, so they agree on
 /// exactly which chunks are damaged. `on_chunk` hears each chunk read.
-pub fn read_back<R: Read + Seek>(
+pub fn read_back<R: ChunkSource>(
     r: &mut R,
     key: &[u8; 32],
     entries: &[PackEntry],
