@@ -134,8 +134,21 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<ExitCode> {
             let progress = Progress::start(ctx.quiet || ctx.json, "forget");
             let removed = engine::forget(&repo, &plan, &progress.reporter());
             progress.finish();
-            let removed = removed?;
-            ctx.say(format!("{service}: forgot {removed} restore point(s); `lifeboat prune` reclaims their space"));
+            let r = removed?;
+            ctx.say(format!(
+                "{service}: forgot {} restore point(s); `lifeboat prune` reclaims their space",
+                r.removed
+            ));
+            for (id, until) in &r.locked {
+                let until = humantime::format_rfc3339_seconds(*until);
+                if ctx.json {
+                    output::json(
+                        &serde_json::json!({"service": service, "id": id, "locked_until": until.to_string()}),
+                    )?;
+                } else {
+                    ctx.say(format!("  locked until {until}  {}  (Object Lock: it stays, and forget drops it after that)", id.get(..8).unwrap_or(id)));
+                }
+            }
             if !repos_touched.contains(&repo_name) {
                 repos_touched.push(repo_name);
             }
@@ -169,6 +182,10 @@ pub fn prune_one(ctx: &Ctx, repo_name: Option<&str>, dry_run: bool) -> Result<()
     );
     progress.finish();
     let r = r?;
+    // The nightly `forget --all --prune` keeps kept restore points locked.
+    if !dry_run && repo.backend().object_lock().is_some() {
+        super::locks::extend_one(ctx, repo_name)?;
+    }
     if !dry_run {
         tracing::info!(job = "prune", repository = %repo.config().id, reclaimed = r.reclaimed(), packs_deleted = r.packs_deleted, packs_repacked = r.packs_repacked, "prune finished");
     }
@@ -204,6 +221,35 @@ pub fn prune_one(ctx: &Ctx, repo_name: Option<&str>, dry_run: bool) -> Result<()
         ];
         for line in super::width::clauses(&parts, " ", super::width::line_width()) {
             ctx.say(line);
+        }
+        if r.packs_locked > 0 {
+            let at = |t: Option<std::time::SystemTime>| {
+                t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                    .unwrap_or_default()
+            };
+            ctx.say(format!(
+                "{} ({}) still under Object Lock, kept: reclaimable from {} (the last at {})",
+                lifeboat::util::plural(r.packs_locked as u64, "pack"),
+                human_bytes(r.bytes_locked),
+                at(r.reclaimable_from),
+                at(r.locked_until)
+            ));
+        }
+        if let Some(v) = r
+            .versions
+            .as_ref()
+            .filter(|v| v.versions_deleted + v.versions_locked > 0)
+        {
+            ctx.say(format!(
+                "old versions: {} deleted ({}), {} still locked ({}, the last until {})",
+                v.versions_deleted,
+                human_bytes(v.bytes_freed),
+                v.versions_locked,
+                human_bytes(v.bytes_locked),
+                v.locked_until
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                    .unwrap_or_else(|| "-".into())
+            ));
         }
     }
     Ok(())

@@ -36,7 +36,8 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
             eprintln!("warning: left out of the totals: {}", output::clean(why));
         }
         skipped += report.unreadable.len();
-        reports.push((name, repo.location(), report));
+        let locks = lifeboat::engine::locks::status(repo.backend())?;
+        reports.push((name, repo.location(), report, locks));
     }
     // 3, as for `find`: the totals lack what could not be read.
     let code = if skipped == 0 {
@@ -50,8 +51,9 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
     if ctx.json {
         let rows: Vec<_> = reports
             .iter()
-            .map(|(name, location, r)| {
+            .map(|(name, location, r, locks)| {
                 serde_json::json!({
+                    "object_lock": locks,
                     "repository": name, "location": location, "total": r.total,
                     "services": r.services, "storage_bytes": r.storage_bytes, "packs": r.packs,
                     "missing_chunks": r.missing_chunks,
@@ -65,13 +67,26 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<ExitCode> {
     if ctx.quiet {
         return Ok(code);
     }
-    for (name, location, r) in &reports {
+    for (name, location, r, locks) in &reports {
         println!(
             "repository {}: {} in storage ({})",
             name.as_deref().unwrap_or(location),
             human_bytes(r.storage_bytes),
             lifeboat::util::plural(r.packs, "pack")
         );
+        if let Some(l) = locks {
+            let at = |t: Option<std::time::SystemTime>| {
+                t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "  Object Lock ({}): {} locked, frees up from {} (all by {})",
+                l.mode,
+                human_bytes(l.locked_bytes),
+                at(l.first_frees),
+                at(l.all_free)
+            );
+        }
         print_table(r);
     }
     Ok(code)

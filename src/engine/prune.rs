@@ -15,6 +15,7 @@
 use super::retention::{self, Decision, Policy};
 use crate::progress::{Counters, Phase, Reporter};
 use crate::repo::index::PackEntry;
+use crate::repo::object_lock::{ser_time, still_locked, Reclaimed};
 use crate::repo::pack::{self, PackBuilder};
 use crate::repo::tree::NodeKind;
 use crate::repo::{ChunkId, Kind, PackId, Repository, Snapshot};
@@ -59,24 +60,37 @@ pub fn plan_forget(
     Ok(out)
 }
 
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ForgetReport {
+    pub removed: usize,
+    /// Restore points the policy lets go whose Object Lock still runs:
+    /// (id, locked until). They stay, and a later forget drops them.
+    pub locked: Vec<(String, std::time::SystemTime)>,
+}
+
 /// Removes the snapshot objects the plans say go. Their data stays until
-/// `prune`.
+/// `prune`. Under Object Lock a restore point still locked stays.
 pub fn forget(
     repo: &Repository,
     plans: &[(Snapshot, Decision)],
     reporter: &Reporter,
-) -> Result<usize> {
+) -> Result<ForgetReport> {
     let _lock = repo.lock(crate::repo::lock::Mode::Exclusive, "forget", &|w| {
         reporter.warn(w)
     })?;
-    let mut removed = 0;
+    let mut r = ForgetReport::default();
     for (snap, d) in plans {
         if !d.keep {
-            repo.backend().remove(Kind::Snapshots, &snap.id)?;
-            removed += 1;
+            match repo.backend().remove(Kind::Snapshots, &snap.id) {
+                Ok(()) => r.removed += 1,
+                Err(e) => match still_locked(&e) {
+                    Some(l) => r.locked.push((snap.id.clone(), l.until)),
+                    None => return Err(e),
+                },
+            }
         }
     }
-    Ok(removed)
+    Ok(r)
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +125,16 @@ pub struct PruneReport {
     pub leftovers_removed: usize,
     pub bytes_after: u64,
     pub dry_run: bool,
+    /// Packs that would go but whose Object Lock still runs: kept, and
+    /// reclaimable from `reclaimable_from` (the last at `locked_until`).
+    pub packs_locked: usize,
+    pub bytes_locked: u64,
+    #[serde(serialize_with = "ser_time")]
+    pub reclaimable_from: Option<std::time::SystemTime>,
+    #[serde(serialize_with = "ser_time")]
+    pub locked_until: Option<std::time::SystemTime>,
+    /// Old versions of removed objects, deleted once their lock ran out.
+    pub versions: Option<Reclaimed>,
 }
 
 impl PruneReport {
@@ -217,6 +241,16 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, reporter: &Reporter) -> Res
         })
         .cloned()
         .collect();
+    let unreferenced = hold_locked(
+        repo,
+        (&stored, &claimed),
+        (&mut delete, &mut repack, &mut keep),
+        unreferenced,
+        &mut report,
+    )?;
+    for (_, entries) in &keep {
+        rescued.extend(entries.iter().map(|e| e.id));
+    }
     report.packs_unreferenced = unreferenced.len();
     report.packs_deleted = delete.len();
     report.packs_repacked = repack.len();
@@ -310,6 +344,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, reporter: &Reporter) -> Res
         repo.backend().remove(Kind::Data, n)?;
     }
     report.leftovers_removed = repo.backend().remove_leftovers()?;
+    if let Some(locks) = repo.backend().object_lock() {
+        report.versions = Some(locks.reclaim()?);
+    }
     report.bytes_after = repo
         .backend()
         .list(Kind::Data)?
@@ -317,4 +354,60 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, reporter: &Reporter) -> Res
         .map(|(_, s)| s)
         .sum();
     Ok(report)
+}
+
+type Packs = Vec<(PackId, Vec<PackEntry>)>;
+
+/// Under Object Lock: packs that would be deleted or rewritten but are
+/// still locked stay as they are (in the new index, so it stays whole);
+/// returns the unreferenced packs that may go.
+fn hold_locked(
+    repo: &Repository,
+    (stored, claimed): (&HashMap<String, u64>, &BTreeMap<PackId, Vec<PackEntry>>),
+    (delete, repack, keep): (&mut Vec<PackId>, &mut Packs, &mut Packs),
+    unreferenced: Vec<String>,
+    report: &mut PruneReport,
+) -> Result<Vec<String>> {
+    let Some(locks) = repo.backend().object_lock() else {
+        return Ok(unreferenced);
+    };
+    let now = std::time::SystemTime::now();
+    let note = |name: &str, report: &mut PruneReport| -> Result<bool> {
+        let lock = locks.lock_of(Kind::Data, name)?;
+        let Some(until) = lock.until.filter(|_| lock.holds_at(now)) else {
+            return Ok(false);
+        };
+        report.packs_locked += 1;
+        report.bytes_locked += stored.get(name).copied().unwrap_or(0);
+        report.reclaimable_from = Some(report.reclaimable_from.map_or(until, |f| f.min(until)));
+        report.locked_until = Some(report.locked_until.map_or(until, |f| f.max(until)));
+        Ok(true)
+    };
+    let mut free = Vec::new();
+    for p in std::mem::take(delete) {
+        if note(&p.hex(), report)? {
+            let entries = claimed.get(&p).cloned().unwrap_or_default();
+            report.chunks_dropped -= entries.len() as u64;
+            keep.push((p, entries));
+        } else {
+            free.push(p);
+        }
+    }
+    *delete = free;
+    let mut free = Vec::new();
+    for (p, e) in std::mem::take(repack) {
+        if note(&p.hex(), report)? {
+            keep.push((p, e));
+        } else {
+            free.push((p, e));
+        }
+    }
+    *repack = free;
+    let mut out = Vec::new();
+    for n in unreferenced {
+        if !note(&n, report)? {
+            out.push(n);
+        }
+    }
+    Ok(out)
 }

@@ -16,6 +16,7 @@
 //! what to check, with every credential scrubbed from it.
 
 mod errors;
+mod lock;
 mod ranged;
 
 use super::backend::{valid_name, Backend, Kind, ReadSeek};
@@ -75,6 +76,8 @@ pub struct S3Settings {
     /// How long a request may go without a byte (no response yet, or a
     /// body that stopped coming) before it is cut off and retried.
     pub progress_timeout: Option<Duration>,
+    /// `object_lock = { mode, days }`: every upload carries a lock.
+    pub object_lock: Option<crate::repo::object_lock::LockSettings>,
 }
 
 /// Retrying one operation gives up after this long unless the repository
@@ -426,6 +429,7 @@ pub struct S3Backend {
     inner: Arc<Inner>,
     prefix: String,
     concurrency: usize,
+    locks: Option<lock::Locks>,
 }
 
 impl S3Backend {
@@ -486,6 +490,8 @@ impl S3Backend {
             b = b.with_secret_access_key(k.expose());
             secrets.push(k.expose().to_string());
         }
+        // Where object_store sends requests, for the ones it cannot make.
+        let at = lock::Endpoint::of(&b);
         let store = b
             // Retries are ours alone (see `Inner::retry`): two layers would
             // multiply into a failure that takes many minutes to surface.
@@ -509,7 +515,18 @@ impl S3Backend {
                 ),
                 hint: "set endpoint, region and credentials in the repository's config section, or the AWS_* environment variables".into(),
             })?;
+        let locks = match s.object_lock {
+            Some(l) => Some(lock::Locks::new(
+                l,
+                Arc::clone(store.credentials()),
+                at,
+                &bucket,
+                s,
+            )?),
+            None => None,
+        };
         Ok(S3Backend {
+            locks,
             inner: Arc::new(Inner {
                 store: Box::new(store),
                 deadline: s.deadline.unwrap_or(DEFAULT_DEADLINE),
@@ -569,6 +586,9 @@ impl S3Backend {
             Some(p) if kind == Kind::Data => p.wait(data.len()),
             Some(p) => p.charge(data.len()),
             None => {}
+        }
+        if self.locks.is_some() && crate::repo::object_lock::lockable(kind) {
+            return self.put_locked(&key, data.into());
         }
         // Shared bytes: every retry resends the same buffer without copying.
         let payload = PutPayload::from(data);
@@ -679,6 +699,9 @@ impl Backend for S3Backend {
     fn remove(&self, kind: Kind, name: &str) -> Result<()> {
         valid_name(name)?;
         let key = self.key(kind, name);
+        if self.locks.is_some() {
+            return self.remove_locked(kind, name, &key);
+        }
         let inner = &self.inner;
         inner.retry(&format!("removing {key}"), || {
             match inner.block_on(inner.timed("waiting for a response", inner.store.delete(&key))) {
@@ -728,6 +751,10 @@ impl Backend for S3Backend {
 
     fn transfers(&self) -> usize {
         self.concurrency
+    }
+
+    fn object_lock(&self) -> Option<&dyn crate::repo::object_lock::ObjectLocks> {
+        self.locks.as_ref().map(|_| self as _)
     }
 }
 
