@@ -1,0 +1,539 @@
+//! Point-in-time recovery against a private PostgreSQL cluster: initdb
+//! into a temporary directory, a free port, `archive_command` calling the
+//! built binary; base backup, pgbench, a moment T, destruction after it,
+//! and a restore to T that holds exactly what was committed before T.
+
+mod common;
+
+use common::{free_port, install_executable, Env};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+const START_PG: &str = "the PITR tests need the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, pgbench): run scripts/test-deps.sh";
+
+/// Where initdb and friends live: the newest /usr/lib/postgresql/N/bin.
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .unwrap_or_else(|e| panic!("/usr/lib/postgresql: {e}; {START_PG}"))
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((v, bin))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("no initdb found; {START_PG}"))
+        .1
+}
+
+/// The uid and gid the cluster runs as: PostgreSQL refuses to run as
+/// root, so a root test runs everything (the cluster, and every lifeboat
+/// command, so they share the files) as `postgres`.
+fn run_as() -> Option<(u32, u32)> {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        return None;
+    }
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "no `postgres` user; {START_PG}");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    Some((id("-u"), id("-g")))
+}
+
+struct Cluster {
+    env: Env,
+    bin: PathBuf,
+    lifeboat: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_user: Option<(u32, u32)>,
+    servers: Vec<PathBuf>,
+}
+
+impl Cluster {
+    /// A repository, a config, and a running cluster archiving into it
+    /// through `archive_command` (given the command line of `wal-push`
+    /// without the `%p`).
+    fn start(archive: impl Fn(&Cluster) -> String) -> Cluster {
+        let env = Env::new();
+        let as_user = run_as();
+        let lifeboat = env.path("lifeboat");
+        install_executable(&assert_cmd::cargo::cargo_bin("lifeboat"), &lifeboat);
+        let mut c = Cluster {
+            bin: pg_bin(),
+            lifeboat,
+            data: env.path("data"),
+            port: free_port(),
+            as_user,
+            servers: Vec::new(),
+            env,
+        };
+        for d in ["home", "keys", "cache", "state", "sock"] {
+            std::fs::create_dir_all(c.env.path(d)).unwrap();
+        }
+        c.own(c.env.dir.path());
+        let cfg = format!(
+            "state_dir = \"{state}\"\ncache_dir = \"{cache}\"\n[repositories.local]\npath = \"{repo}\"\nkey_file = \"{key}\"\n\
+             [services.db]\ntier = \"critical\"\nrpo = \"5m\"\n[[services.db.sources]]\nkind = \"postgres-cluster\"\nname = \"cluster\"\n\
+             host = \"127.0.0.1\"\nport = {port}\nuser = \"postgres\"\npath = \"{data}\"\nspool = \"{spool}\"\n",
+            state = c.env.path("state").display(),
+            cache = c.env.path("cache").display(),
+            repo = c.env.path("repo").display(),
+            key = c.env.path("admin.key").display(),
+            port = c.port,
+            data = c.data.display(),
+            spool = c.env.path("spool").display(),
+        );
+        std::fs::write(c.env.path("lifeboat.toml"), cfg).unwrap();
+        c.own(&c.env.path("lifeboat.toml"));
+        c.ok(c
+            .lb()
+            .args(["init", "--repo"])
+            .arg(c.env.path("repo"))
+            .arg("--key-file")
+            .arg(c.env.path("admin.key")));
+        // The database host holds a write-only key: enough to archive.
+        c.ok(c
+            .lb()
+            .args(["keys", "write-only", "--repo"])
+            .arg(c.env.path("repo"))
+            .arg("--key")
+            .arg(c.env.path("admin.key"))
+            .arg("--out")
+            .arg(c.env.path("host.key")));
+        let mut initdb = c.tool("initdb");
+        initdb.args(["-D"]).arg(&c.data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--wal-segsize=1",
+            "-N",
+        ]);
+        c.ok(&mut initdb);
+        let archive_command = archive(&c);
+        let conf = format!(
+            "\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\n\
+             archive_mode = on\narchive_command = '{} %p'\narchive_timeout = 30s\nfsync = off\nmax_wal_senders = 4\n",
+            c.port,
+            c.env.path("sock").display(),
+            archive_command.replace('\'', "''"),
+        );
+        append(&c.data.join("postgresql.conf"), &conf);
+        c.pg_start(&c.data.clone());
+        c
+    }
+
+    /// Files made as root become the cluster user's.
+    fn own(&self, p: &Path) {
+        if let Some((u, g)) = self.as_user {
+            let st = Command::new("chown")
+                .arg("-R")
+                .arg(format!("{u}:{g}"))
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+    }
+
+    fn user(&self, cmd: &mut Command) {
+        if let Some((u, g)) = self.as_user {
+            cmd.uid(u).gid(g);
+        }
+        cmd.current_dir(self.env.dir.path())
+            .env("HOME", self.env.path("home"))
+            .env("LIFEBOAT_KEY_DIR", self.env.path("keys"))
+            .env("LIFEBOAT_CACHE_DIR", self.env.path("cache"))
+            .env(
+                "PATH",
+                format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env_remove("LIFEBOAT_REPO")
+            .env_remove("LIFEBOAT_KEY")
+            .env_remove("LIFEBOAT_CONFIG");
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let mut c = Command::new(self.bin.join(name));
+        self.user(&mut c);
+        c
+    }
+
+    /// The installed binary with this test's config and the admin key.
+    fn lb(&self) -> Command {
+        let mut c = Command::new(&self.lifeboat);
+        self.user(&mut c);
+        c.arg("--config").arg(self.env.path("lifeboat.toml"));
+        c
+    }
+
+    /// `wal-push` as archive_command runs it: the write-only key.
+    fn push_command(&self) -> String {
+        format!(
+            "{} --config {} --key {} wal-push",
+            self.lifeboat.display(),
+            self.env.path("lifeboat.toml").display(),
+            self.env.path("host.key").display()
+        )
+    }
+
+    fn ok(&self, cmd: &mut Command) -> String {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn pg_start(&mut self, data: &Path) {
+        let log = data.with_extension("log");
+        let mut c = self.tool("pg_ctl");
+        c.arg("-D")
+            .arg(data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "30", "start"]);
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start {}: {}\n{}",
+            data.display(),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        self.servers.push(data.to_path_buf());
+    }
+
+    fn sql(&self, port: u16) -> postgres::Client {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect(postgres::NoTls)
+            .unwrap_or_else(|e| panic!("the private cluster on port {port}: {e}"))
+    }
+
+    /// Forces a segment switch and waits (polling pg_stat_archiver) until
+    /// the archiver has pushed it: everything written so far is archived.
+    fn archive_all(&self) {
+        let mut db = self.sql(self.port);
+        let seg: String = db
+            .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
+            .unwrap()
+            .get(0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let row = db
+                .query_one(
+                    "SELECT coalesce(last_archived_wal, ''), failed_count FROM pg_stat_archiver",
+                    &[],
+                )
+                .unwrap();
+            let last: String = row.get(0);
+            if last.len() >= 24 && last[..24] >= *seg {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the archiver did not push {seg} within 30 s (last {last}); see {}",
+                self.data.with_extension("log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Restores `at` into a new directory and starts it on a free port;
+    /// returns the port once recovery is over.
+    fn restore_and_start(&mut self, at: &str) -> u16 {
+        let target = self.env.path(&format!("restored-{}", self.servers.len()));
+        self.ok(self
+            .lb()
+            .args(["restore", "db", "--at", at, "--target"])
+            .arg(&target));
+        assert!(target.join("recovery.signal").is_file());
+        let port = free_port();
+        append(
+            &target.join("postgresql.auto.conf"),
+            &format!("port = {port}\n"),
+        );
+        self.pg_start(&target);
+        let mut db = self.sql(port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while db
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .unwrap()
+            .get::<_, bool>(0)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "recovery did not finish within 30 s; see {}",
+                target.with_extension("log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        port
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for d in self.servers.iter().rev() {
+            let mut c = self.tool("pg_ctl");
+            let _ = c
+                .arg("-D")
+                .arg(d)
+                .args(["-m", "immediate", "-w", "stop"])
+                .output();
+        }
+    }
+}
+
+fn append(p: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+const TABLES: [&str; 4] = [
+    "pgbench_accounts",
+    "pgbench_branches",
+    "pgbench_tellers",
+    "pgbench_history",
+];
+
+/// What every pgbench table holds: rows and a hash of all of them.
+fn contents(db: &mut impl postgres::GenericClient) -> Vec<(String, i64, String)> {
+    TABLES
+        .iter()
+        .map(|t| {
+            let row = db
+                .query_one(
+                    &format!("SELECT count(*), coalesce(md5(string_agg(x::text, ',' ORDER BY x::text)), '') FROM {t} x"),
+                    &[],
+                )
+                .unwrap();
+            (t.to_string(), row.get(0), row.get(1))
+        })
+        .collect()
+}
+
+fn pgbench(c: &Cluster, args: &[&str]) -> Command {
+    let mut p = c.tool("pgbench");
+    p.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &c.port.to_string(),
+        "-U",
+        "postgres",
+    ])
+    .args(args)
+    .arg("postgres")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    p
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn restore_to_a_moment_gives_exactly_what_was_committed_before_it() {
+    let mut c = Cluster::start(|c| c.push_command());
+    c.ok(&mut pgbench(&c, &["-i", "-s", "1", "-q"]));
+    c.ok(c.lb().args(["backup", "db"]));
+    let at_base: i64 = c
+        .sql(c.port)
+        .query_one("SELECT count(*) FROM pgbench_history", &[])
+        .unwrap()
+        .get(0);
+
+    let bench = Killed(
+        pgbench(&c, &["-n", "-c", "2", "-T", "60", "-R", "300"])
+            .spawn()
+            .unwrap(),
+    );
+    let mut db = c.sql(c.port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db
+        .query_one("SELECT count(*) FROM pgbench_history", &[])
+        .unwrap()
+        .get::<_, i64>(0)
+        < at_base + 50
+    {
+        assert!(Instant::now() < deadline, "pgbench wrote nothing in 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // T: with writers held off by the lock, everything committed so far
+    // has a commit time before T and everything after commits after it.
+    let (t, at_t) = {
+        let mut tx = db.transaction().unwrap();
+        tx.batch_execute(&format!(
+            "LOCK TABLE {} IN EXCLUSIVE MODE",
+            TABLES.join(", ")
+        ))
+        .unwrap();
+        let t: String = tx
+            .query_one("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", &[])
+            .unwrap()
+            .get(0);
+        let snap = contents(&mut tx);
+        tx.commit().unwrap();
+        (t, snap)
+    };
+    assert!(
+        at_t[3].1 > at_base,
+        "history grew after the base backup: WAL replay is needed to reach T"
+    );
+    // pgbench goes on after T, then the destruction.
+    let more = at_t[3].1 + 100;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db
+        .query_one("SELECT count(*) FROM pgbench_history", &[])
+        .unwrap()
+        .get::<_, i64>(0)
+        < more
+    {
+        assert!(Instant::now() < deadline, "pgbench stopped writing after T");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(bench);
+    db.batch_execute("UPDATE pgbench_accounts SET abalance = -999999; DROP TABLE pgbench_history")
+        .unwrap();
+    c.archive_all();
+
+    c.ok(c.lb().args(["wal-flush"]));
+    assert!(
+        std::fs::read_dir(c.env.path("spool/segments"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "wal-flush leaves the spool empty, so the restore reads the repository"
+    );
+    let health: serde_json::Value = {
+        let out = c.lb().args(["--json", "health"]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "health --json: {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    };
+    let pitr = &health["services"][0]["pitr"];
+    let lag = pitr["archive_lag_secs"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no archive lag in {health}"));
+    assert!(
+        lag < 60,
+        "archive lag {lag} s with archive_timeout = 30s: {health}"
+    );
+    assert!(pitr["oldest_restorable"].is_string(), "{health}");
+    assert!(pitr["base_backup_age_secs"].is_u64(), "{health}");
+
+    // Outside the window: refused, and the window is named.
+    let out = c
+        .lb()
+        .args(["restore", "db", "--at", "2001-01-01 00:00:00", "--target"])
+        .arg(c.env.path("never"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("restorable window"),
+        "{said}"
+    );
+    assert!(!c.env.path("never").exists());
+
+    let port = c.restore_and_start(&t);
+    let mut restored = c.sql(port);
+    assert_eq!(
+        contents(&mut restored),
+        at_t,
+        "the restore at {t} holds exactly what was committed before T"
+    );
+}
+
+#[test]
+fn a_push_killed_mid_write_is_retried_and_nothing_is_lost() {
+    // The first push of every segment is SIGKILLed halfway through
+    // writing it; PostgreSQL keeps the segment and tries again.
+    let mut c = Cluster::start(|c| {
+        let marks = c.env.path("marks");
+        std::fs::create_dir_all(&marks).unwrap();
+        c.own(&marks);
+        let wrapper = c.env.path("push-wrapper.sh");
+        common::write_executable(
+            &wrapper,
+            &format!(
+                "#!/bin/sh\nm={marks}/$(basename \"$1\")\nif [ ! -e \"$m\" ]; then : > \"$m\"; LIFEBOAT_TEST_WAL_PUSH_CRASH=1 {push} \"$1\"; echo $? >> {marks}/kills; exit 1; fi\nexec {push} \"$1\"\n",
+                marks = marks.display(),
+                push = c.push_command()
+            ),
+        );
+        c.own(&wrapper);
+        wrapper.display().to_string()
+    });
+    c.ok(c.lb().args(["backup", "db"]));
+    let mut db = c.sql(c.port);
+    db.batch_execute("CREATE TABLE t (id int primary key, v text)")
+        .unwrap();
+    for round in 0..3 {
+        db.batch_execute(&format!(
+            "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series({}, {}) g; SELECT pg_switch_wal();",
+            round * 2000 + 1,
+            round * 2000 + 2000
+        ))
+        .unwrap();
+    }
+    c.archive_all();
+    let failed: i64 = db
+        .query_one("SELECT failed_count FROM pg_stat_archiver", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        failed >= 3,
+        "the killed pushes failed ({failed} failures) and PostgreSQL retried them"
+    );
+    let parts: Vec<_> = std::fs::read_dir(c.env.path("spool/tmp"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(
+        parts.is_empty(),
+        "no half-written segment is left: {parts:?}"
+    );
+    // A shell reports a SIGKILLed child as 128 + 9.
+    let kills = std::fs::read_to_string(c.env.path("marks/kills")).unwrap_or_default();
+    assert!(
+        kills.lines().filter(|l| *l == "137").count() >= 3,
+        "pushes were really killed mid-write: {kills:?}"
+    );
+    c.ok(c.lb().args(["wal-flush"]));
+    // The base backup passes pg_verifybackup (verify --read-data).
+    c.ok(c.lb().args(["verify", "--read-data"]));
+    let port = c.restore_and_start("latest");
+    let n: i64 = c
+        .sql(port)
+        .query_one("SELECT count(*) FROM t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 6000);
+}
