@@ -36,6 +36,33 @@ pub struct DrillRecord {
     /// Time it waited for a person (not counted in `duration_ms`).
     #[serde(default)]
     pub waited_ms: u64,
+    /// Which point, from which repository, and what was probed.
+    #[serde(default, flatten)]
+    pub evidence: Evidence,
+}
+
+/// What an auditor asks of a drill beyond its result (records written
+/// before these existed read as empty).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Evidence {
+    /// The repository it restored from (its name in the config, or its
+    /// location); empty in older records.
+    pub repository: String,
+    /// From a repository other than the service's own: an off-site copy.
+    pub offsite: bool,
+    /// How the point was chosen: `latest`, `random`, or `chosen`.
+    pub point: String,
+    /// When the restore point was taken.
+    pub point_time: String,
+    pub probes: Vec<crate::engine::probe::ProbeResult>,
+}
+
+/// The last coverage audit (`lifeboat audit`), as health reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub time: String,
+    pub report: crate::engine::audit::AuditReport,
 }
 
 fn drill_kind() -> String {
@@ -71,6 +98,10 @@ impl DrillRecord {
             detail: report.detail.clone(),
             kind: drill_kind(),
             waited_ms: 0,
+            evidence: Evidence {
+                probes: report.probes.clone(),
+                ..Evidence::default()
+            },
         }
     }
 }
@@ -153,5 +184,44 @@ impl Records {
 
     pub fn drills(&self, service: &str) -> Vec<DrillRecord> {
         self.read(&file_name("drill", service))
+    }
+
+    /// Every drill of every service (those no longer configured too),
+    /// oldest first.
+    pub fn all_drills(&self) -> Vec<DrillRecord> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("drill-") && n.ends_with(".jsonl"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let mut all: Vec<DrillRecord> = names.iter().flat_map(|n| self.read(n)).collect();
+        all.sort_by(|a, b| a.time.cmp(&b.time));
+        all
+    }
+
+    fn audit_path(&self) -> PathBuf {
+        self.dir.join("audit.json")
+    }
+
+    /// Replaces the last audit; written whole and renamed, so health never
+    /// reads half of one.
+    pub fn save_audit(&self, rec: &AuditRecord) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let path = self.audit_path();
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(rec)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The last audit, if one was kept and can be read.
+    pub fn last_audit(&self) -> Option<AuditRecord> {
+        let bytes = std::fs::read(self.audit_path()).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 }

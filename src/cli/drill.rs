@@ -18,6 +18,12 @@ pub struct DrillArgs {
     /// Where sandboxes go [default: <state_dir>/sandboxes]
     #[arg(long, value_name = "DIR")]
     sandbox: Option<PathBuf>,
+    /// Which restore point: `latest`, `random` (any point retention keeps,
+    /// never the one drilled last while there is another), or an id.
+    /// With the global --repo NAME the drill restores from that repository
+    /// (an off-site copy) and is recorded as an off-site drill.
+    #[arg(long, value_name = "POINT", default_value = "latest")]
+    point: String,
 }
 
 pub fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
@@ -34,7 +40,9 @@ pub fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
     for svc in chosen {
         let result = (|| -> Result<lifeboat::engine::DrillReport> {
             let repo = ctx.open(Some(&svc.repository))?;
-            let snap = repo.find_snapshot("latest", Some(&svc.name))?;
+            let last = records.drills(&svc.name).pop().map(|d| d.snapshot);
+            let snap =
+                engine::choose_point(&repo, &svc.name, &svc.retention, &choice(&a.point, last))?;
             let progress = Progress::start(ctx.quiet || ctx.json, &format!("drill {}", svc.name));
             let r = engine::drill(
                 &repo,
@@ -50,6 +58,14 @@ pub fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
             progress.finish();
             r
         })();
+        // The repository it came from: --repo, else the service's own.
+        let from = match ctx.configured(Some(&svc.repository)) {
+            Ok(Some(r)) => r.name.clone(),
+            _ => ctx
+                .cli_repo
+                .clone()
+                .unwrap_or_else(|| svc.repository.clone()),
+        };
         let report = match result {
             Ok(r) => r,
             Err(e) => {
@@ -60,12 +76,19 @@ pub fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
             }
         };
         tracing::info!(job = "drill", service = %svc.name, snapshot = %report.snapshot, ok = report.ok, within_rto = report.within_rto, duration_ms = report.duration_ms, rto_ms = report.rto_ms, "drill finished");
-        records.add_drill(&lifeboat::records::DrillRecord::new(&svc.name, &report))?;
+        let mut record = lifeboat::records::DrillRecord::new(&svc.name, &report);
+        record.evidence.offsite = from != svc.repository;
+        record.evidence.repository = from.clone();
+        record.evidence.point = choice(&a.point, None).word().into();
+        record.evidence.point_time = report.point_time.clone();
+        records.add_drill(&record)?;
         if !(report.ok && report.within_rto) {
             failed += 1;
         }
         if ctx.json {
-            output::json(&serde_json::json!({"service": svc.name, "report": report}))?;
+            output::json(
+                &serde_json::json!({"service": svc.name, "repository": from, "offsite": record.evidence.offsite, "report": report}),
+            )?;
         } else if !(ctx.quiet && report.ok && report.within_rto) {
             let took = report.duration_ms as f64 / 1000.0;
             let verdict = match (report.ok, report.within_rto) {
@@ -79,11 +102,19 @@ pub fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
                     lifeboat::health::short_duration(svc.policy.rto)
                 ),
             };
+            let offsite = if record.evidence.offsite {
+                format!(", off-site from {from}")
+            } else {
+                String::new()
+            };
             println!(
-                "drill {} ({}): {verdict}",
+                "drill {} ({}{offsite}): {verdict}",
                 svc.name,
                 &report.snapshot[..8.min(report.snapshot.len())]
             );
+            for p in &report.probes {
+                println!("  {}", output::clean(&p.line()));
+            }
         }
     }
     Ok(if failed == 0 {
@@ -91,4 +122,13 @@ pub fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `--point` as the engine takes it; `last` is the point drilled last.
+fn choice(point: &str, last: Option<String>) -> engine::PointChoice {
+    match point {
+        "latest" => engine::PointChoice::Latest,
+        "random" => engine::PointChoice::Random { avoid: last },
+        id => engine::PointChoice::Id(id.to_string()),
+    }
 }

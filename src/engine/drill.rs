@@ -4,6 +4,7 @@
 //! long it took, and tear the sandbox down. The live service is never
 //! touched.
 
+use super::probe::ProbeState;
 use super::restore::tree::{restore_tree, Selection, TreeReport};
 use crate::progress::Reporter;
 use crate::repo::{Repository, Snapshot};
@@ -31,6 +32,8 @@ pub struct DrillOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct DrillReport {
     pub snapshot: String,
+    /// When the restore point was taken.
+    pub point_time: String,
     pub ok: bool,
     pub duration_ms: u64,
     pub rto_ms: u64,
@@ -39,6 +42,8 @@ pub struct DrillReport {
     pub bytes: u64,
     /// What went wrong, or what was checked.
     pub detail: String,
+    /// Each probe's pass/fail line.
+    pub probes: Vec<super::probe::ProbeResult>,
 }
 
 /// What restoring a point into a sandbox found.
@@ -46,6 +51,8 @@ pub struct SandboxReport {
     pub tree: TreeReport,
     /// (source, kind, detail, differences) per database or stream.
     pub sources: Vec<(String, String, String, Vec<String>)>,
+    /// What the service's probes found (empty when it has none).
+    pub probes: Vec<super::probe::ProbeResult>,
 }
 
 impl SandboxReport {
@@ -66,6 +73,23 @@ impl SandboxReport {
                 .iter()
                 .map(|(s, k, d, _)| format!("{k} {s}: {d}")),
         );
+        let passed = self
+            .probes
+            .iter()
+            .filter(|p| p.state == ProbeState::Pass)
+            .count();
+        if !self.probes.is_empty() {
+            detail.push(format!("{passed} of {} probes passed", self.probes.len()));
+        }
+        let failed: Vec<String> = self
+            .probes
+            .iter()
+            .filter(|p| p.state == ProbeState::Fail)
+            .map(|p| format!("probe `{}` ({}) failed: {}", p.name, p.kind, p.detail))
+            .collect();
+        if !failed.is_empty() {
+            detail.insert(0, failed.join("; "));
+        }
         let differences = self.differences();
         if !differences.is_empty() {
             detail.insert(0, format!("check failed: {}", differences.join("; ")));
@@ -85,6 +109,22 @@ pub fn sandbox(
     dir: &Path,
     ledger: &Ledger,
     reporter: &Reporter,
+) -> Result<SandboxReport> {
+    sandbox_probed(repo, snap, svc, include, dir, ledger, reporter, false)
+}
+
+/// [`sandbox`], and with `probe` the service's probes run against it
+/// before it is torn down.
+#[allow(clippy::too_many_arguments)]
+pub fn sandbox_probed(
+    repo: &Repository,
+    snap: &Snapshot,
+    svc: Option<&crate::model::Service>,
+    include: &[String],
+    dir: &Path,
+    ledger: &Ledger,
+    reporter: &Reporter,
+    probe: bool,
 ) -> Result<SandboxReport> {
     let made = Made::Path {
         path: dir.to_path_buf(),
@@ -115,9 +155,18 @@ pub fn sandbox(
             reporter,
         )?;
         let mut sources = Vec::new();
+        let probing = svc.filter(|s| probe && include.is_empty() && !s.probes.is_empty());
+        let mut target = super::probe::Target {
+            root: dir.join("restore"),
+            no_app: Some(
+                "needs the application running on the sandbox, and this drill starts none".into(),
+            ),
+            ..Default::default()
+        };
+        // Databases probes query are kept until the probes have run.
+        let mut kept: Vec<crate::source::Staged> = Vec::new();
         if let Some(svc) = streamed {
             let streams = Streams::new(repo, &index, &nodes, reporter);
-            let to = To::Sandbox(dir.join("sources"));
             for record in &snap.sources {
                 reporter.check_cancelled()?;
                 let src = svc.sources.iter().find(|s| s.name == record.name).ok_or_else(|| {
@@ -126,18 +175,73 @@ pub fn sandbox(
                         snap.short_id(), record.kind, record.name, svc.name, snap.short_id(), record.name
                     )
                 })?;
-                let s = crate::source::stage(src, record, &streams, &to, ledger).with_context(
-                    || {
+                let to = probe_copy(src, dir, probing.is_some());
+                let staged =
+                    crate::source::stage(src, record, &streams, &to, ledger).with_context(|| {
                         format!(
                             "service `{}`, source `{}` ({})",
                             svc.name, record.name, record.kind
                         )
-                    },
-                )?;
-                sources.push((s.source, s.kind, s.detail, s.differences));
+                    });
+                let s = match staged {
+                    Ok(s) => s,
+                    Err(e) => {
+                        discard(&kept, ledger);
+                        return Err(e);
+                    }
+                };
+                sources.push((
+                    s.source.clone(),
+                    s.kind.clone(),
+                    s.detail.clone(),
+                    s.differences.clone(),
+                ));
+                if let Some(r) = restored(src, &s, &to) {
+                    target.databases.push((src.name.clone(), r));
+                }
+                kept.push(s);
             }
         }
-        Ok(SandboxReport { tree, sources })
+        let probes = match probing {
+            Some(svc) => {
+                let mut app = None;
+                if let Some(a) = &svc.sandbox {
+                    target.port = super::probe::app::free_port();
+                    match super::probe::app::start(a, &target, &dir.join("sandbox_start.log")) {
+                        Ok(r) => {
+                            target.no_app = None;
+                            app = Some(r);
+                        }
+                        Err(e) => {
+                            target.no_app =
+                                Some(format!("the sandbox application did not start: {e}"))
+                        }
+                    }
+                }
+                let mut results = super::probe::run_all(&svc.probes, &target, reporter);
+                if let Some(mut a) = app {
+                    a.stop();
+                }
+                // An app that should have served the probes and did not is
+                // a failure, not a skip.
+                if svc.sandbox.is_some() {
+                    for r in results
+                        .iter_mut()
+                        .filter(|r| r.state == ProbeState::Skipped)
+                    {
+                        r.state = ProbeState::Fail;
+                    }
+                }
+                results
+            }
+            None => Vec::new(),
+        };
+        discard(&kept, ledger);
+        Ok(SandboxReport {
+            tree,
+            sources,
+            probes,
+        })
     })();
     match crate::source::cleanup::remove(&made) {
         Ok(()) => ledger.unmade(&made),
@@ -147,6 +251,52 @@ pub fn sandbox(
         )),
     }
     result
+}
+
+/// Where a source is restored for a drill. With probes to run, databases
+/// are kept until they have: PostgreSQL and MariaDB into a new database
+/// beside the live one (the path a live restore stages through, never
+/// swapped in), SQLite into the sandbox.
+fn probe_copy(src: &crate::model::Source, dir: &Path, probing: bool) -> To {
+    use crate::model::SourceKind as K;
+    match &src.kind {
+        K::Postgres(_) | K::Mysql(_) if probing => To::live(),
+        K::Sqlite { .. } if probing => To::Live {
+            file: Some(dir.join("sources").join(format!("{}.sqlite", src.name))),
+        },
+        _ => To::Sandbox(dir.join("sources")),
+    }
+}
+
+fn restored(
+    src: &crate::model::Source,
+    s: &crate::source::Staged,
+    to: &To,
+) -> Option<super::probe::Restored> {
+    use super::probe::Restored;
+    use crate::source::Commit;
+    match (&s.commit, to) {
+        (Commit::Postgres { db, new }, _) => Some(Restored::Postgres {
+            db: db.clone(),
+            name: new.clone(),
+        }),
+        (Commit::Mysql { db, new }, _) => Some(Restored::Mysql {
+            db: db.clone(),
+            name: new.clone(),
+        }),
+        (_, To::Live { file: Some(f) })
+            if matches!(src.kind, crate::model::SourceKind::Sqlite { .. }) =>
+        {
+            Some(Restored::Sqlite { path: f.clone() })
+        }
+        _ => None,
+    }
+}
+
+fn discard(kept: &[crate::source::Staged], ledger: &Ledger) {
+    for s in kept {
+        crate::source::discard(s, ledger);
+    }
 }
 
 pub fn drill(
@@ -166,7 +316,7 @@ pub fn drill(
         (&snap.id, &snap.time),
     )?;
     let started = Instant::now();
-    let result = sandbox(
+    let result = sandbox_probed(
         repo,
         snap,
         opts.service.as_ref(),
@@ -174,6 +324,7 @@ pub fn drill(
         &dir,
         &ledger,
         reporter,
+        true,
     );
     let took = started.elapsed();
     for p in crate::source::cleanup::finish(&ledger) {
@@ -190,9 +341,11 @@ pub fn drill(
     let duration_ms = took.as_millis() as u64;
     Ok(match result {
         Ok(r) => {
-            let ok = r.differences().is_empty();
+            let ok =
+                r.differences().is_empty() && r.probes.iter().all(|p| p.state != ProbeState::Fail);
             DrillReport {
                 snapshot: snap.id.clone(),
+                point_time: snap.time.clone(),
                 ok,
                 duration_ms,
                 rto_ms,
@@ -200,10 +353,12 @@ pub fn drill(
                 files: r.tree.files,
                 bytes: r.tree.bytes,
                 detail: r.detail(),
+                probes: r.probes,
             }
         }
         Err(e) => DrillReport {
             snapshot: snap.id.clone(),
+            point_time: snap.time.clone(),
             ok: false,
             duration_ms,
             rto_ms,
@@ -211,6 +366,70 @@ pub fn drill(
             files: 0,
             bytes: 0,
             detail: format!("{e:#}"),
+            probes: Vec::new(),
         },
     })
+}
+
+/// Which restore point a drill restores.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointChoice {
+    Latest,
+    /// Any point the retention policy keeps, chosen at random (as AWS
+    /// restore testing does), but never `avoid` (the point drilled last)
+    /// while there is another: over time every kept point gets proven.
+    Random {
+        avoid: Option<String>,
+    },
+    /// An id (prefix) or `latest`.
+    Id(String),
+}
+
+impl PointChoice {
+    pub fn word(&self) -> &'static str {
+        match self {
+            PointChoice::Latest => "latest",
+            PointChoice::Random { .. } => "random",
+            PointChoice::Id(_) => "chosen",
+        }
+    }
+}
+
+/// The restore point of `service` in `repo` that `choice` names.
+pub fn choose_point(
+    repo: &Repository,
+    service: &str,
+    retention: &crate::model::Retention,
+    choice: &PointChoice,
+) -> Result<Snapshot> {
+    match choice {
+        PointChoice::Latest => repo.find_snapshot("latest", Some(service)),
+        PointChoice::Id(id) => repo.find_snapshot(id, Some(service)),
+        PointChoice::Random { avoid } => {
+            use rand::seq::SliceRandom;
+            let kept: Vec<Snapshot> = super::plan_forget(repo, service, retention)?
+                .into_iter()
+                .filter(|(_, d)| d.keep)
+                .map(|(s, _)| s)
+                .collect();
+            let fresh: Vec<&Snapshot> = kept
+                .iter()
+                .filter(|s| Some(&s.id) != avoid.as_ref())
+                .collect();
+            let pool: Vec<&Snapshot> = if fresh.is_empty() {
+                kept.iter().collect()
+            } else {
+                fresh
+            };
+            pool.choose(&mut rand::thread_rng())
+                .map(|s| (*s).clone())
+                .ok_or_else(|| {
+                    crate::Error::NoSnapshot {
+                        query: format!("{service}:random"),
+                        suggest: String::new(),
+                    }
+                    .into()
+                })
+        }
+    }
 }

@@ -68,7 +68,11 @@ impl Excludes {
 }
 
 pub struct Entry<'a> {
+    /// The path as configured: recorded, excluded and cached by this.
     pub abs: &'a Path,
+    /// Where its content is read: `abs`, or its copy in a filesystem
+    /// snapshot.
+    pub read: &'a Path,
     /// Path inside the snapshot: the absolute path without its leading `/`.
     pub rel: OsString,
     pub meta: Metadata,
@@ -79,6 +83,18 @@ pub struct Entry<'a> {
 /// Unreadable directories are reported through `warn` and skipped.
 pub fn walk(
     roots: &[PathBuf],
+    excludes: &Excludes,
+    visit: &mut dyn FnMut(Entry<'_>) -> Result<()>,
+    warn: &mut dyn FnMut(String),
+) -> Result<()> {
+    walk_from(roots, &[], excludes, visit, warn)
+}
+
+/// Like `walk`, but a root at or under a view's first path is read from
+/// the view's second (a snapshot), while entries keep the first's names.
+pub fn walk_from(
+    roots: &[PathBuf],
+    views: &[(PathBuf, PathBuf)],
     excludes: &Excludes,
     visit: &mut dyn FnMut(Entry<'_>) -> Result<()>,
     warn: &mut dyn FnMut(String),
@@ -94,7 +110,11 @@ pub fn walk(
         .collect();
     let mut emitted_ancestors = std::collections::HashSet::new();
     for root in &roots {
-        let meta = fs::symlink_metadata(root)
+        let read = views
+            .iter()
+            .find_map(|(path, at)| Some(at.join(root.strip_prefix(path).ok()?)))
+            .unwrap_or_else(|| root.clone());
+        let meta = fs::symlink_metadata(&read)
             .with_context(|| format!("backup source {}", root.display()))?;
         let mut ancestors: Vec<&Path> = root
             .ancestors()
@@ -108,12 +128,13 @@ pub fn walk(
                     fs::symlink_metadata(a).with_context(|| format!("reading {}", a.display()))?;
                 visit(Entry {
                     abs: a,
+                    read: a,
                     rel: rel_of(a),
                     meta: m,
                 })?;
             }
         }
-        descend(root, meta, excludes, visit, warn)?;
+        descend(root, &read, meta, excludes, visit, warn)?;
     }
     Ok(())
 }
@@ -126,6 +147,7 @@ fn rel_of(abs: &Path) -> OsString {
 
 fn descend(
     path: &Path,
+    read: &Path,
     meta: Metadata,
     excludes: &Excludes,
     visit: &mut dyn FnMut(Entry<'_>) -> Result<()>,
@@ -134,6 +156,7 @@ fn descend(
     let is_dir = meta.is_dir();
     visit(Entry {
         abs: path,
+        read,
         rel: rel_of(path),
         meta,
     })?;
@@ -141,11 +164,11 @@ fn descend(
         return Ok(());
     }
     let mut children = Vec::new();
-    match fs::read_dir(path) {
+    match fs::read_dir(read) {
         Ok(rd) => {
             for e in rd {
                 match e {
-                    Ok(e) => children.push(e.path()),
+                    Ok(e) => children.push(e.file_name()),
                     Err(err) => warn(format!("{}: {err}", path.display())),
                 }
             }
@@ -155,15 +178,18 @@ fn descend(
             return Ok(());
         }
     }
-    children.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
-    for child in children {
-        // A restore's staging or kept copy is not the service's data.
-        let own = child.file_name().is_some_and(super::swap::is_own_name);
+    children.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for name in children {
+        // A restore's staging or kept copy, or a backup's transient
+        // snapshot, is not the service's data.
+        let own = super::swap::is_own_name(&name) || super::fs_snapshot::is_own_name(&name);
+        let child = path.join(&name);
         if own || excludes.matches(&child) {
             continue;
         }
-        match fs::symlink_metadata(&child) {
-            Ok(m) => descend(&child, m, excludes, visit, warn)?,
+        let child_read = read.join(&name);
+        match fs::symlink_metadata(&child_read) {
+            Ok(m) => descend(&child, &child_read, m, excludes, visit, warn)?,
             // Vanished between listing and stat: a live system, not an error.
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => warn(format!("cannot read {}: {err}", child.display())),

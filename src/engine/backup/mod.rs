@@ -13,6 +13,7 @@
 //! durable, and the snapshot after everything it references.
 
 mod assemble;
+pub mod hooks;
 mod read;
 
 use crate::model::SourceKind;
@@ -57,6 +58,10 @@ pub struct BackupOptions {
     pub secret_paths: Vec<PathBuf>,
     /// Recorded on the restore point (see `repo::snapshot::validate_tag`).
     pub tags: Vec<String>,
+    /// The service's `before_backup` / `after_backup` commands.
+    pub hooks: crate::model::Hooks,
+    /// Paths read from a read-only Btrfs snapshot (`snapshot = "btrfs"`).
+    pub snapshots: Vec<crate::source::fs_snapshot::Request>,
 }
 
 impl BackupOptions {
@@ -72,6 +77,8 @@ impl BackupOptions {
             time: None,
             secret_paths: Vec::new(),
             tags: Vec::new(),
+            hooks: crate::model::Hooks::default(),
+            snapshots: Vec::new(),
         }
     }
 
@@ -80,9 +87,21 @@ impl BackupOptions {
         let mut opts = BackupOptions::new(&svc.name, Vec::new());
         for src in &svc.sources {
             match &src.kind {
-                SourceKind::Files { paths, exclude } => {
+                SourceKind::Files {
+                    paths,
+                    exclude,
+                    snapshot,
+                } => {
                     opts.paths.extend(paths.iter().cloned());
                     opts.excludes.extend(exclude.iter().cloned());
+                    if snapshot.is_some() {
+                        opts.snapshots.extend(paths.iter().map(|p| {
+                            crate::source::fs_snapshot::Request {
+                                source: src.name.clone(),
+                                path: p.clone(),
+                            }
+                        }));
+                    }
                 }
                 SourceKind::Secrets { paths } => {
                     opts.paths.extend(paths.iter().cloned());
@@ -106,6 +125,7 @@ impl BackupOptions {
             }
         }
         opts.host = svc.host.clone();
+        opts.hooks = svc.hooks.clone();
         opts.cache_dir = cache_dir.to_path_buf();
         opts
     }
@@ -164,10 +184,63 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, reporter: &Reporter) -> R
     backup_with(repo, opts, Vec::new(), reporter)
 }
 
-/// A backup of trees (`opts.paths`) and streamed sources: the streams are
-/// stored first, under `.lifeboat/`, then the trees. Any stream that fails
-/// fails the whole backup, so no restore point is recorded.
+/// A backup of trees (`opts.paths`) and streamed sources: the streams
+/// (databases first among them, in the order configured) are stored
+/// first, under `.lifeboat/`, then the trees. Any stream that fails fails
+/// the whole backup, so no restore point is recorded. The service's hooks
+/// run around it: a failing `before_backup` means no backup; `after_backup`
+/// runs whatever happened and its failure fails the job (the restore point,
+/// if made, stays).
 pub fn backup_with(
+    repo: &Repository,
+    opts: &BackupOptions,
+    captures: Vec<Box<dyn Capture>>,
+    reporter: &Reporter,
+) -> Result<Snapshot> {
+    let h = &opts.hooks;
+    let before = match &h.before_backup {
+        Some(cmd) => hooks::run(
+            "before_backup",
+            cmd,
+            &opts.service,
+            None,
+            h.timeout,
+            reporter,
+        )
+        .context("the backup did not run"),
+        None => Ok(()),
+    };
+    let result = before.and_then(|()| backup_inner(repo, opts, captures, reporter));
+    let Some(cmd) = &h.after_backup else {
+        return result;
+    };
+    let outcome = hooks::Outcome {
+        ok: result.is_ok(),
+        snapshot: result.as_ref().ok().map(|s| s.id.as_str()),
+    };
+    let after = hooks::run(
+        "after_backup",
+        cmd,
+        &opts.service,
+        Some(outcome),
+        h.timeout,
+        reporter,
+    );
+    match (result, after) {
+        (r, Ok(())) => r,
+        (Ok(snap), Err(e)) => Err(e.context(format!(
+            "restore point {} was saved, but the job failed",
+            snap.short_id()
+        ))),
+        // The backup's own failure is the news; the hook's is said too.
+        (Err(be), Err(ae)) => {
+            reporter.warn(format!("{ae:#}"));
+            Err(be)
+        }
+    }
+}
+
+fn backup_inner(
     repo: &Repository,
     opts: &BackupOptions,
     captures: Vec<Box<dyn Capture>>,
@@ -177,6 +250,7 @@ pub fn backup_with(
     let start_time = SystemTime::now();
     // Checked first: a bad tag must not cost a whole backup.
     let tags = crate::repo::snapshot::tag_set(&opts.tags)?;
+    crate::engine::locks::check(repo.backend())?;
     let lock = repo.lock(crate::repo::lock::Mode::Write, "backup", &|w| {
         reporter.warn(w)
     })?;
@@ -192,6 +266,7 @@ pub fn backup_with(
             .with_context(|| format!("backup source {}", abs.display()))?;
         roots.push(abs);
     }
+    crate::source::fs_snapshot::check(&opts.service, &opts.snapshots)?;
     let mut excludes = Excludes::new(&opts.excludes)?;
     for p in &opts.skip_paths {
         if let Ok(c) = std::fs::canonicalize(p) {
@@ -378,6 +453,7 @@ pub fn backup_with(
             let read_result = read_all(
                 &mut captures,
                 &roots,
+                (&opts.service, &opts.snapshots),
                 &secret_roots,
                 &excludes,
                 &old_cache,

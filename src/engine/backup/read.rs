@@ -10,6 +10,7 @@ use crate::repo::{chunker, Index};
 use crate::source::capture::{self, Capture};
 use crate::source::files::{self, Excludes};
 use crate::source::files_cache::{self, FilesCache, Stamp};
+use crate::source::fs_snapshot;
 use anyhow::{Context, Result};
 use crossbeam_channel::Sender;
 use std::io::Read;
@@ -226,6 +227,7 @@ pub(super) fn read_captures(
 pub(super) fn read_all(
     captures: &mut Vec<Box<dyn Capture>>,
     roots: &[PathBuf],
+    (service, snapshots): (&str, &[fs_snapshot::Request]),
     secret_roots: &[PathBuf],
     excludes: &Excludes,
     cache: &FilesCache,
@@ -246,6 +248,10 @@ pub(super) fn read_all(
         captures, &mut seq, params, seed, work_tx, msg_tx, bytes_done, files_done, reporter,
         counters,
     )?;
+    // Taken after `before_backup` and the captures (which may write into
+    // the tree); dropped, and so deleted, however this function returns.
+    let fs_snapshots = fs_snapshot::take(service, snapshots, &mut |w| reporter.warn(w))?;
+    let views = fs_snapshots.views();
     // Skipped with a warning, and counted: the restore point lacks it.
     let unreadable = |this: u64, what: String| -> Result<()> {
         reporter.warn(format!("skipped {what}"));
@@ -264,7 +270,7 @@ pub(super) fn read_all(
         }
         if ft.is_symlink() {
             let mut node = node_for(&e, NodeKind::Symlink);
-            match std::fs::read_link(e.abs) {
+            match std::fs::read_link(e.read) {
                 Ok(t) => {
                     let (t, raw) = encode_os(t.as_os_str());
                     node.target = Some(t);
@@ -303,7 +309,7 @@ pub(super) fn read_all(
         let file = match std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
-            .open(e.abs)
+            .open(e.read)
         {
             Ok(f) => f,
             Err(err) => return unreadable(this, format!("{}: {err}", e.abs.display())),
@@ -328,7 +334,7 @@ pub(super) fn read_all(
         files_done.fetch_add(1, Ordering::Relaxed);
         // A file that changed while we read it is stored as read, but not
         // cached, so the next backup reads it again.
-        let unchanged = std::fs::symlink_metadata(e.abs)
+        let unchanged = std::fs::symlink_metadata(e.read)
             .map(|m| Stamp::of(&m) == stamp)
             .unwrap_or(false);
         let cacheable = unchanged && stamp.mtime_ns < racy_after;
@@ -347,7 +353,8 @@ pub(super) fn read_all(
         // A stopped pipeline fails the next visit; nothing to do here.
         let _ = msg_tx.send(Msg::Unreadable(w));
     };
-    files::walk(roots, excludes, &mut visit, &mut walk_warning)?;
+    files::walk_from(roots, views, excludes, &mut visit, &mut walk_warning)?;
+    fs_snapshots.finish(&mut |w| reporter.warn(w));
     Ok(records)
 }
 

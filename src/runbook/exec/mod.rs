@@ -410,6 +410,7 @@ impl<'a> Run<'a> {
                 detail: format!("live restore (job {})", self.spec.id),
                 kind: "restore".into(),
                 waited_ms,
+                evidence: Default::default(),
             };
             if let Err(e) = crate::records::Records::new(&self.config.state_dir).add_drill(&rec) {
                 self.journal.log(format!(
