@@ -66,9 +66,11 @@ fn inventory(services: usize, points: usize) -> Inventory {
                 last_verify: None,
                 last_drill: None,
                 offsite: Vec::new(),
+                pitr: None,
             })
             .collect(),
         kept: Default::default(),
+        notices: Default::default(),
     }
 }
 

@@ -18,6 +18,7 @@ command -v mariadb-dump >/dev/null || need+=(mariadb-server mariadb-client)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v mkfs.btrfs >/dev/null || need+=(btrfs-progs)   # snapshot = "btrfs" on a loop-mounted image
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}" >&2
@@ -97,4 +98,12 @@ S3S_FS_VERSION=0.14.1
 if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
     echo "installing s3s-fs $S3S_FS_VERSION (cargo install)" >&2
     cargo install --locked --quiet "s3s-fs@$S3S_FS_VERSION" --features binary
+fi
+
+# An S3 server that enforces Object Lock, and boto3 to attack it with, for
+# tests/object_lock.rs: moto's server mode (pinned to the tested version).
+if ! python3 -c "import moto.server, boto3, flask" >/dev/null 2>&1; then
+    echo "installing moto[server] (pip)" >&2
+    python3 -m pip install --quiet 'moto[server]==5.2.1' \
+        || python3 -m pip install --quiet --break-system-packages 'moto[server]==5.2.1'
 fi

@@ -174,10 +174,16 @@ fn source(svc: &Service, src: &Source) -> Vec<Finding> {
                 missing(p, "the RDB directory");
             }
         }
+        SourceKind::PostgresCluster(c) => {
+            if let Some(d) = &c.data_dir {
+                missing(d, "the data directory");
+            }
+        }
         SourceKind::Postgres(_) | SourceKind::Mysql(_) | SourceKind::Command(_) => {}
     }
     let tools: &[&[&str]] = match &src.kind {
         SourceKind::Postgres(_) => &[&["pg_dump"], &["pg_restore"]],
+        SourceKind::PostgresCluster(_) => &[&["pg_basebackup"]],
         SourceKind::Mysql(_) => &[&["mariadb-dump", "mysqldump"], &["mariadb", "mysql"]],
         SourceKind::Redis(_) => &[&["redis-cli"], &["redis-server"]],
         SourceKind::VmImage { path }

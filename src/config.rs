@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod parse;
+mod probes;
 mod sources;
 
 /// When a job runs, in a form that maps onto both systemd timers and cron.
@@ -122,6 +123,9 @@ pub struct Config {
     pub monitors: Vec<Monitor>,
     pub repositories: BTreeMap<String, Repository>,
     pub services: Vec<Service>,
+    /// `[audit] roots`: where `lifeboat audit` looks for `.env` files no
+    /// source covers (none by default).
+    pub audit_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,7 +146,10 @@ impl Repository {
     pub fn backend(&self) -> anyhow::Result<Box<dyn crate::repo::Backend>> {
         Ok(match &self.s3 {
             Some(s) => Box::new(crate::repo::s3::S3Backend::new(s)?),
-            None => Box::new(crate::repo::LocalBackend::new(&self.path)),
+            None => match self.path.to_str().filter(|p| crate::repo::rest::is_rest(p)) {
+                Some(url) => Box::new(crate::repo::rest::RestBackend::new(url)?),
+                None => Box::new(crate::repo::LocalBackend::new(&self.path)),
+            },
         })
     }
 

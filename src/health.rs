@@ -100,6 +100,27 @@ pub struct ServiceHealth {
     pub rto_secs: u64,
     /// One per off-site repository holding copies of this service.
     pub offsite: Vec<OffsiteLag>,
+    /// The last drill that restored from a repository other than the
+    /// service's own ([`Report::add_offsite_drill`]).
+    pub last_offsite_drill: Option<OffsiteDrill>,
+    /// A postgres-cluster service's WAL archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pitr: Option<PitrHealth>,
+}
+
+mod pitr;
+pub use pitr::PitrHealth;
+
+/// A drill from an off-site copy: proof that losing the site is survivable.
+#[derive(Debug, Clone, Serialize)]
+pub struct OffsiteDrill {
+    pub repository: String,
+    pub time: String,
+    pub snapshot: String,
+    pub ok: bool,
+    pub duration_ms: u64,
+    pub age_secs: Option<u64>,
+    pub text: String,
 }
 
 /// How far the newest off-site copy is behind the newest local restore point.
@@ -152,6 +173,122 @@ pub struct ForeignLock {
 }
 
 impl Report {
+    /// A warning for each critical-tier service whose repository neither
+    /// S3 Object Lock (`object_lock`) nor an append-only server (`rest:`,
+    /// `lifeboat serve --append-only`) protects; (service, repository).
+    fn add_unprotected(&mut self, unprotected: &[(String, String)]) {
+        for (service, repository) in unprotected {
+            self.alerts.push(Alert {
+                state: State::Warning,
+                service: Some(service.clone()),
+                message: format!(
+                    "repository {repository} has neither Object Lock nor append-only protection: backups can be deleted by any host that writes them (docs/security.md)"
+                ),
+            });
+            self.state = self.state.max(State::Warning);
+        }
+    }
+
+    /// What the inventory read beside restore points.
+    fn add_notices(&mut self, n: &crate::inventory::Notices, now: SystemTime) {
+        self.add_unprotected(&n.unprotected);
+        for d in &n.offsite_drills {
+            self.add_offsite_drill(
+                &d.service,
+                &d.evidence.repository,
+                &d.time,
+                &d.snapshot,
+                d.ok,
+                d.duration_ms,
+                now,
+            );
+        }
+        if let Some(a) = &n.audit {
+            let findings: Vec<_> = a
+                .report
+                .findings
+                .iter()
+                .map(|f| (f.service.clone(), f.message.clone()))
+                .collect();
+            self.add_audit(a.time.get(..16).unwrap_or(&a.time), &findings);
+        }
+    }
+
+    /// Adds what the last coverage audit (`lifeboat audit`, at `time`)
+    /// found, as one warning: data outside every backup, or a source that
+    /// went empty. `findings`: (service, message).
+    fn add_audit(&mut self, time: &str, findings: &[(Option<String>, String)]) {
+        let Some((service, first)) = findings.first() else {
+            return;
+        };
+        let message = if findings.len() == 1 {
+            format!("audit ({time}): {first}")
+        } else {
+            format!(
+                "audit ({time}): {} need a look, first: {first}; `lifeboat audit` lists them",
+                crate::util::plural(findings.len() as u64, "finding")
+            )
+        };
+        self.alerts.push(Alert {
+            state: State::Warning,
+            service: service.clone(),
+            message,
+        });
+        self.state = self.state.max(State::Warning);
+    }
+
+    /// Notes `service`'s last off-site drill (from the drill records):
+    /// shown on its off-site line, and a failed one is a warning (the
+    /// site's loss would not be survivable as things stand).
+    #[allow(clippy::too_many_arguments)]
+    fn add_offsite_drill(
+        &mut self,
+        service: &str,
+        repository: &str,
+        time: &str,
+        snapshot: &str,
+        ok: bool,
+        duration_ms: u64,
+        now: SystemTime,
+    ) {
+        let Some(s) = self.services.iter_mut().find(|s| s.service == service) else {
+            return;
+        };
+        let age = humantime::parse_rfc3339_weak(time)
+            .ok()
+            .map(|t| age(now, t));
+        let ago = age.map(short_duration).unwrap_or_else(|| "?".into());
+        let text = if ok {
+            format!("drilled ok {ago} ago")
+        } else {
+            format!("drill FAILED {ago} ago")
+        };
+        if let Some(o) = s.offsite.iter_mut().find(|o| o.repository == repository) {
+            o.check.text = format!("{}, {text}", o.check.text);
+        }
+        if !ok {
+            let message = format!(
+                "{service}: the last off-site drill (from {repository}, {ago} ago) failed (`lifeboat report drills` shows why)"
+            );
+            s.state = s.state.max(State::Warning);
+            self.state = self.state.max(State::Warning);
+            self.alerts.push(Alert {
+                state: State::Warning,
+                service: Some(service.to_string()),
+                message,
+            });
+        }
+        s.last_offsite_drill = Some(OffsiteDrill {
+            repository: repository.to_string(),
+            time: time.to_string(),
+            snapshot: snapshot.to_string(),
+            ok,
+            duration_ms,
+            age_secs: age.map(|d| d.as_secs()),
+            text,
+        });
+    }
+
     /// Adds the locks of `repository` held by hosts other than `here`; one
     /// not refreshed for longer than the lease is a warning (its holder is
     /// gone; the next job removes it).
@@ -506,6 +643,8 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
                 rpo_secs: s.rpo_secs,
                 rto_secs: s.rto_secs,
                 offsite: Vec::new(),
+                pitr: None,
+                last_offsite_drill: None,
             });
             continue;
         }
@@ -513,6 +652,7 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
         let verify = verify_check(s, now, t);
         let drill = drill_check(s, now, t);
         let offsite = offsite_check(s);
+        let pitr = pitr::pitr_check(s, now);
         // A nearly full repository is the repository's alert; it makes a
         // service's own state worse only once its backups will fail.
         let repo_state = repositories
@@ -524,11 +664,13 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
         let state = [backup.state, verify.state, drill.state, repo_state]
             .into_iter()
             .chain(offsite.iter().map(|o| o.check.state))
+            .chain(pitr.iter().map(|p| p.check.state))
             .max()
             .unwrap_or(State::Ok);
         for c in [&backup, &verify, &drill]
             .into_iter()
             .chain(offsite.iter().map(|o| &o.check))
+            .chain(pitr.iter().map(|p| &p.check))
         {
             if c.state != State::Ok {
                 alerts.push(Alert {
@@ -551,6 +693,8 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
             rpo_secs: s.rpo_secs,
             rto_secs: s.rto_secs,
             offsite,
+            pitr,
+            last_offsite_drill: None,
         });
     }
     for r in &repositories {
@@ -579,7 +723,6 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
             .and_then(|n| inv.services.iter().find(|s| &s.name == n))
             .map(|s| s.tier)
     };
-    alerts.sort_by(|a, b| b.state.cmp(&a.state).then(tier_of(a).cmp(&tier_of(b))));
     let state = services
         .iter()
         .map(|s| s.state)
@@ -588,14 +731,19 @@ pub fn evaluate(inv: &Inventory, now: SystemTime, t: &Thresholds) -> Report {
         .chain(inv.services.is_empty().then_some(State::Unknown))
         .max()
         .unwrap_or(State::Ok);
-    Report {
+    let mut report = Report {
         state,
         services,
         repositories,
         alerts,
         kept: inv.kept.clone(),
         locks: Vec::new(),
-    }
+    };
+    report.add_notices(&inv.notices, now);
+    report
+        .alerts
+        .sort_by(|a, b| b.state.cmp(&a.state).then(tier_of(a).cmp(&tier_of(b))));
+    report
 }
 
 #[cfg(test)]

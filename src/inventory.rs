@@ -110,6 +110,19 @@ pub struct ServiceView {
     /// The newest copy in each off-site repository (one with `copy_of`
     /// naming this service's repository).
     pub offsite: Vec<OffsiteCopy>,
+    /// For a service with a postgres-cluster source: what point-in-time
+    /// recovery can reach.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pitr: Option<Pitr>,
+}
+
+/// The archive of a postgres-cluster service, from its summaries.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pitr {
+    pub window: crate::source::pitr::window::Window,
+    /// When the newest segment in the repository was archived.
+    #[serde(skip)]
+    pub newest_archived: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,6 +154,51 @@ pub struct Inventory {
     pub services: Vec<ServiceView>,
     /// Copies restores kept of what they replaced, until discarded.
     pub kept: Kept,
+    pub notices: Notices,
+}
+
+/// What health judges beside restore points, read with them so that the
+/// command line and the console judge alike.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Notices {
+    /// (service, repository) of critical-tier services whose repository
+    /// neither S3 Object Lock nor an append-only server protects.
+    pub unprotected: Vec<(String, String)>,
+    /// Each service's last off-site drill.
+    pub offsite_drills: Vec<crate::records::DrillRecord>,
+    /// The last coverage audit.
+    pub audit: Option<crate::records::AuditRecord>,
+}
+
+fn notices(config: &Config) -> Notices {
+    let records = crate::records::Records::new(&config.state_dir);
+    let unprotected = config
+        .services
+        .iter()
+        .filter(|s| s.tier == crate::model::Tier::Critical)
+        .filter_map(|s| {
+            let r = config.repositories.get(&s.repository)?;
+            let locked = r.s3.as_ref().is_some_and(|s3| s3.object_lock.is_some());
+            (!locked && !r.location().starts_with("rest:"))
+                .then(|| (s.name.clone(), r.name.clone()))
+        })
+        .collect();
+    let offsite_drills = config
+        .services
+        .iter()
+        .filter_map(|s| {
+            records
+                .drills(&s.name)
+                .into_iter()
+                .rev()
+                .find(|d| d.evidence.offsite)
+        })
+        .collect();
+    Notices {
+        unprotected,
+        offsite_drills,
+        audit: records.last_audit(),
+    }
 }
 
 /// The rollback copies restores left, in sum.
@@ -177,6 +235,7 @@ fn describe(src: &Source) -> String {
         }
         SourceKind::Sqlite { path } | SourceKind::VmImage { path } => path.display().to_string(),
         SourceKind::Redis(r) => format!("{}:{}", r.host, r.port),
+        SourceKind::PostgresCluster(c) => format!("cluster on {}:{}", c.host, c.port),
         SourceKind::Command(c) => c.backup.clone(),
     };
     if src.name == src.kind.name() {
@@ -184,6 +243,24 @@ fn describe(src: &Source) -> String {
     } else {
         format!("{} {}: {what}", src.kind.name(), src.name)
     }
+}
+
+/// The archive of `svc` when it has a postgres-cluster source.
+fn pitr_of(svc: &crate::model::Service, snaps: &BTreeMap<String, Vec<Snapshot>>) -> Option<Pitr> {
+    use crate::source::pitr::{wal_service, window};
+    svc.sources
+        .iter()
+        .find(|s| matches!(s.kind, SourceKind::PostgresCluster(_)))?;
+    let all: Vec<Snapshot> = [svc.name.clone(), wal_service(&svc.name)]
+        .iter()
+        .filter_map(|n| snaps.get(&format!("{}\0{n}", svc.repository)))
+        .flatten()
+        .cloned()
+        .collect();
+    Some(Pitr {
+        window: window::window(&all, &svc.name, None),
+        newest_archived: window::newest_archived(&all, &svc.name),
+    })
 }
 
 /// Reads every repository of the config. A repository that cannot be read
@@ -275,6 +352,7 @@ pub fn load_with_key(config: &Config, key: Option<&std::path::Path>) -> Inventor
                         unreadable: r.error.is_some(),
                     })
                     .collect(),
+                pitr: pitr_of(svc, &snaps),
             }
         })
         .collect();
@@ -289,5 +367,6 @@ pub fn load_with_key(config: &Config, key: Option<&std::path::Path>) -> Inventor
         repositories,
         services,
         kept,
+        notices: notices(config),
     }
 }

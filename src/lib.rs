@@ -41,6 +41,7 @@ pub mod repo;
 pub mod runbook;
 pub mod runtime;
 pub mod schedule;
+pub mod serve;
 pub mod source;
 #[cfg(feature = "console")]
 pub mod tui;

@@ -115,6 +115,16 @@ pub fn families(inv: &Inventory, report: &Report) -> Vec<Family> {
         each(&|s| s.latest().map(|p| p.bytes as f64)),
     );
     family(
+        "lifeboat_wal_newest_archived_timestamp_seconds",
+        "PostgreSQL point-in-time recovery: when the newest WAL segment in the repository was archived (archive lag = now - this).",
+        each(&|s| s.pitr.as_ref()?.newest_archived.map(secs)),
+    );
+    family(
+        "lifeboat_pitr_oldest_restorable_timestamp_seconds",
+        "PostgreSQL point-in-time recovery: the oldest moment a restore can reach.",
+        each(&|s| s.pitr.as_ref()?.window.oldest.map(secs)),
+    );
+    family(
         "lifeboat_restore_points",
         "Restore points kept.",
         each(&|s| Some(s.restore_points.len() as f64)),

@@ -71,7 +71,35 @@ pub struct Service {
     /// and `start` actions).
     pub stop: Option<String>,
     pub start: Option<String>,
+    /// Application-level checks drills and live restores run on the
+    /// restored data.
+    pub probes: Vec<Probe>,
+    /// How a drill starts the application on its sandbox, for `http` and
+    /// `tcp` probes.
+    pub sandbox: Option<SandboxApp>,
+    /// Commands run around every backup of the service.
+    pub hooks: Hooks,
 }
+
+/// `before_backup` / `after_backup`: run by `sh -c` with the service's
+/// name and (after) the backup's outcome in the environment. A failing
+/// `before_backup` aborts the backup; `after_backup` runs whatever
+/// happened, once `before_backup` was started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    pub before_backup: Option<String>,
+    pub after_backup: Option<String>,
+    /// How long each may run before it is killed (a failure).
+    pub timeout: Option<Duration>,
+}
+
+mod probe;
+pub use probe::{
+    variables_in, Compare, Expect, FileFormat, Probe, ProbeKind, SandboxApp, VARIABLES,
+};
+
+mod cluster;
+pub use cluster::Cluster;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Source {
@@ -87,6 +115,10 @@ pub enum SourceKind {
     Files {
         paths: Vec<PathBuf>,
         exclude: Vec<String>,
+        /// Read the paths from a read-only filesystem snapshot taken for
+        /// the backup (see `crate::source::fs_snapshot`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<FsSnapshot>,
     },
     /// Files that hold secrets (`.env`): stored like files, never previewed,
     /// restored mode 0600.
@@ -94,6 +126,8 @@ pub enum SourceKind {
         paths: Vec<PathBuf>,
     },
     Postgres(Database),
+    /// A whole cluster, for point-in-time recovery.
+    PostgresCluster(Cluster),
     Mysql(Database),
     Sqlite {
         path: PathBuf,
@@ -111,6 +145,7 @@ impl SourceKind {
             SourceKind::Files { .. } => "files",
             SourceKind::Secrets { .. } => "secrets",
             SourceKind::Postgres(_) => "postgres",
+            SourceKind::PostgresCluster(_) => "postgres-cluster",
             SourceKind::Mysql(_) => "mysql",
             SourceKind::Sqlite { .. } => "sqlite",
             SourceKind::Redis(_) => "redis",
@@ -123,6 +158,13 @@ impl SourceKind {
     pub fn is_tree(&self) -> bool {
         matches!(self, SourceKind::Files { .. } | SourceKind::Secrets { .. })
     }
+}
+
+/// A filesystem snapshot a files source is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsSnapshot {
+    Btrfs,
 }
 
 /// A PostgreSQL or MariaDB/MySQL database and how to reach it.

@@ -83,8 +83,10 @@ fn service(
             detail: "test".into(),
             kind: "drill".into(),
             waited_ms: 0,
+            evidence: Default::default(),
         }),
         offsite: Vec::new(),
+        pitr: None,
     }
 }
 
@@ -160,6 +162,7 @@ fn inventory() -> Inventory {
             ),
         ],
         kept: Default::default(),
+        notices: Default::default(),
     }
 }
 
@@ -190,6 +193,46 @@ fn off_site_lag_is_a_column_on_wide_screens_and_an_alert_everywhere() {
     assert!(
         big.contains(&format!("{name}: the copy in b2")),
         "the alert, beside the table:\n{big}"
+    );
+}
+
+#[test]
+fn the_last_audit_and_an_unprotected_repository_are_alerts_on_the_health_screen() {
+    let mut inv = inventory();
+    let before = lifeboat::health::evaluate(&inv, now(), &Default::default())
+        .alerts
+        .len();
+    let name = inv.services[0].name.clone();
+    let report: lifeboat::engine::audit::AuditReport = serde_json::from_value(serde_json::json!({
+        "findings": [{
+            "kind": "unprotected-database",
+            "what": "postgres 127.0.0.1:5432/shop",
+            "message": "postgres 127.0.0.1:5432/shop: no service backs up this database"
+        }],
+        "notes": []
+    }))
+    .unwrap();
+    inv.notices.audit = Some(lifeboat::records::AuditRecord {
+        time: "2026-12-01T03:00:00Z".into(),
+        report,
+    });
+    inv.notices.unprotected = vec![(name.clone(), "nas".into())];
+    let mut app = App::new(Theme { color: false }, now());
+    assert!(app.on_msg(Msg::Inventory(Arc::new(inv))).is_empty());
+    // At 80x24 they are counted among the alerts below the fold...
+    let (small, _) = render(&app, 80, 24);
+    let title = format!("Needs action ({})", before + 2);
+    assert!(small.contains(&title), "{small}");
+    // ...and with room, shown.
+    let (text, _) = render(&app, 200, 50);
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("audit (2026-12-01T03:00): postgres 127.0.0.1:5432/shop"),
+        "{text}"
+    );
+    assert!(
+        flat.contains("repository nas has neither Object Lock nor append-only"),
+        "{text}"
     );
 }
 

@@ -2,6 +2,7 @@
 //! repository and key, call the engine, format its results for people or,
 //! with `--json`, for machines.
 
+mod audit;
 mod backup;
 mod browse;
 mod completions;
@@ -15,18 +16,22 @@ mod init;
 mod jobs;
 mod keys;
 mod leftovers;
+mod locks;
 mod output;
 pub(crate) mod pipe;
 mod recover;
 mod repair;
+mod report;
 mod restore;
 mod rollback;
 mod runbook;
 mod schedule;
+mod serve;
 mod snapshots;
 mod stats;
 mod tag;
 mod verify;
+mod wal;
 mod width;
 
 use anyhow::{bail, Result};
@@ -99,12 +104,19 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Remove stale repository locks
     Unlock(keys::UnlockArgs),
+    /// S3 Object Lock: status, extend the locks of kept restore points, recover after an attack
+    #[command(subcommand)]
+    Locks(locks::LocksCommand),
+    /// Serve a repository directory over HTTP (--append-only: hosts can add backups, never delete or overwrite them)
+    Serve(serve::ServeArgs),
     /// Check the configuration file
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
     /// Is every service inside its RPO, verified and drilled? Exit code 0 ok, 1 warning, 2 breach, 3 unknown
     Health,
-    /// Restore the newest restore point into a sandbox, measure the time against the RTO, record it
+    /// What no backup covers: databases, Docker volumes and stacks, .env files; sources that silently went empty
+    Audit(audit::AuditArgs),
+    /// Restore a restore point (the newest, or --point random|ID) into a sandbox, run the service's probes, measure the time against the RTO, record it
     Drill(drill::DrillArgs),
     /// Open the console on a throwaway demo homelab (needs nothing installed)
     Demo(demo::DemoArgs),
@@ -129,6 +141,15 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// List the copies restores kept for rollback, and discard them
     Leftovers(leftovers::LeftoversArgs),
+    /// Archive one WAL segment (PostgreSQL's archive_command: `lifeboat wal-push %p`)
+    WalPush(wal::WalPushArgs),
+    /// Fetch one archived WAL file (PostgreSQL's restore_command: `lifeboat wal-fetch %f %p`); exit 1 when there is none
+    WalFetch(wal::WalFetchArgs),
+    /// Pack the WAL segments waiting in the spool into the repository now
+    WalFlush(wal::WalFlushArgs),
+    /// Export evidence for an audit: `report drills --since 90d [--json]`
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Print shell completions: `source <(lifeboat completions bash)`
     Completions(completions::CompletionsArgs),
     /// Print the manual page: `lifeboat man | man -l -`
@@ -294,6 +315,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
         Command::Repair(c) => repair::repair(ctx, c),
         Command::Keys(k) => keys::keys(ctx, k),
         Command::Unlock(a) => keys::unlock(ctx, a),
+        Command::Locks(c) => locks::locks(ctx, c),
+        Command::Serve(a) => serve::serve(ctx, a),
         // Handled before the config is loaded; kept here so nothing is lost.
         Command::Config(config_cmd::ConfigCommand::Check) => {
             let path = ctx.config.as_ref().map(|c| c.path.clone());
@@ -303,6 +326,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
             config_cmd::config_init(ctx, None, a)
         }
         Command::Health => health::health(ctx),
+        Command::Audit(a) => audit::audit(ctx, a),
         Command::Drill(a) => drill::drill(ctx, a),
         Command::Demo(a) => demo::demo(a, ctx.quiet),
         Command::Forget(a) => forget::forget(ctx, a),
@@ -315,7 +339,11 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
         Command::Jobs(a) => jobs::jobs_cmd(ctx, a),
         Command::Rollback(a) => rollback::rollback(ctx, a),
         Command::Leftovers(a) => leftovers::leftovers(ctx, a),
+        Command::Report(c) => report::report(ctx, c),
         Command::JobRun { id } => jobs::job_run(ctx, &id),
+        Command::WalPush(a) => wal::push(ctx, a),
+        Command::WalFetch(a) => wal::fetch(ctx, a),
+        Command::WalFlush(a) => wal::flush_cmd(ctx, a),
         Command::Completions(a) => completions::completions(a),
         Command::Man => completions::man(),
     }

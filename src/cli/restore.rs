@@ -43,12 +43,18 @@ pub struct RestoreArgs {
     // files would take the target's good copies of them with it.
     #[arg(long, conflicts_with_all = ["live", "force"])]
     skip_damaged: bool,
+    /// A postgres-cluster service: recover to this moment (UTC, e.g. "2026-12-01 14:03:00"), `before:TIME`, or `latest` (all archived WAL); needs --target
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["paths", "live", "force", "skip_damaged"])]
+    at: Option<String>,
 }
 
 /// Exit code of a restore that left damaged files out (`--skip-damaged`).
 const EXIT_INCOMPLETE: u8 = 3;
 
 pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
+    if let (Some(at), Some(target)) = (&a.at, &a.target) {
+        return super::wal::restore_at(ctx, &a.snapshot, at, target);
+    }
     if let Some(config) = &ctx.config {
         if config.services.iter().any(|s| s.name == a.snapshot) {
             a.snapshot = format!("{}:latest", a.snapshot);

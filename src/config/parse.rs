@@ -30,6 +30,14 @@ struct RawConfig {
     repositories: BTreeMap<String, Spanned<RawRepository>>,
     #[serde(default)]
     services: BTreeMap<String, Spanned<RawService>>,
+    audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    #[serde(default)]
+    roots: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +71,15 @@ struct RawRepository {
     progress_timeout: Option<Spanned<String>>,
     /// The repository this one is the off-site copy of.
     copy_of: Option<Spanned<String>>,
+    /// `{ mode = "governance"|"compliance", days = N }`: S3 Object Lock.
+    object_lock: Option<Spanned<RawObjectLock>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjectLock {
+    mode: Spanned<String>,
+    days: Spanned<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +96,14 @@ struct RawService {
     /// Shell commands runbooks use to stop and start the service.
     stop: Option<String>,
     start: Option<String>,
+    #[serde(default)]
+    probes: Vec<Spanned<super::probes::RawProbe>>,
+    sandbox_start: Option<Spanned<String>>,
+    sandbox_stop: Option<Spanned<String>>,
+    sandbox_timeout: Option<Spanned<String>>,
+    before_backup: Option<Spanned<String>>,
+    after_backup: Option<Spanned<String>>,
+    hook_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,6 +229,7 @@ pub(super) fn parse_all(path: &Path, text: &str) -> Result<(Config, Vec<Error>),
         monitors,
         repositories,
         services,
+        audit_roots: audit_roots(&mut p, raw.audit.as_ref()),
     };
     Ok((config, p.found))
 }
@@ -370,6 +396,10 @@ fn services(
             }
             sources.push(parsed);
         }
+        let app = (&rs.sandbox_start, &rs.sandbox_stop, &rs.sandbox_timeout);
+        let (probes, sandbox, found) =
+            super::probes::of_service(name, &rs.probes, app, &sources, &|o, m| p.at(o, m));
+        p.found.extend(found);
         out.push(Service {
             name: name.clone(),
             tier: rs.tier,
@@ -381,10 +411,53 @@ fn services(
             sources,
             stop: rs.stop.clone(),
             start: rs.start.clone(),
+            probes,
+            sandbox,
+            hooks: hooks(p, name, rs),
         });
     }
     out.sort_by(|a, b| a.tier.cmp(&b.tier).then(a.name.cmp(&b.name)));
     out
+}
+
+fn audit_roots(p: &mut Problems, raw: Option<&RawAudit>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for r in raw.map(|a| a.roots.as_slice()).unwrap_or_default() {
+        if r.get_ref().starts_with('/') {
+            out.push(PathBuf::from(r.get_ref()));
+        } else {
+            let e = p.at(
+                r.span().start,
+                format!("audit.roots: {:?} must be an absolute path", r.get_ref()),
+            );
+            p.found.push(e);
+        }
+    }
+    out
+}
+
+/// A hook given as an empty string is a mistake, not "no hook".
+fn hooks(p: &mut Problems, name: &str, rs: &RawService) -> crate::model::Hooks {
+    let mut command = |v: &Option<Spanned<String>>, key: &str| match v {
+        Some(c) if c.get_ref().trim().is_empty() => {
+            let e = p.at(
+                c.span().start,
+                format!("service `{name}`: `{key}` is empty; remove it or give a command"),
+            );
+            p.found.push(e);
+            None
+        }
+        Some(c) => Some(c.get_ref().clone()),
+        None => None,
+    };
+    let before_backup = command(&rs.before_backup, "before_backup");
+    let after_backup = command(&rs.after_backup, "after_backup");
+    let timeout = rs.hook_timeout.as_ref().and_then(|d| p.duration(d));
+    crate::model::Hooks {
+        before_backup,
+        after_backup,
+        timeout,
+    }
 }
 
 fn thresholds(p: &mut Problems, raw: Option<&Spanned<RawHealth>>) -> Thresholds {
@@ -525,6 +598,7 @@ fn repository(
                 rr.deadline.as_ref().map(|e| e.span()),
                 rr.request_timeout.as_ref().map(|e| e.span()),
                 rr.progress_timeout.as_ref().map(|e| e.span()),
+                rr.object_lock.as_ref().map(|e| e.span()),
             ];
             if let Some(span) = s3_only.into_iter().flatten().next() {
                 return Err(err(
@@ -533,6 +607,23 @@ fn repository(
                 ));
             }
             (PathBuf::from(p.get_ref()), None)
+        }
+        // A repository behind `lifeboat serve`: the server holds it.
+        (None, Some(u)) if crate::repo::rest::is_rest(u.get_ref()) => {
+            crate::repo::rest::parse_url(u.get_ref()).map_err(|e| err(u.span(), format!("{e}")))?;
+            let s3_only = [
+                rr.endpoint.as_ref().map(|e| e.span()),
+                rr.access_key_id.as_ref().map(|e| e.span()),
+                rr.secret_access_key.as_ref().map(|e| e.span()),
+                rr.object_lock.as_ref().map(|e| e.span()),
+            ];
+            if let Some(span) = s3_only.into_iter().flatten().next() {
+                return Err(err(
+                    span,
+                    "only a repository with `url = \"s3://…\"` takes S3 settings".into(),
+                ));
+            }
+            (PathBuf::from(u.get_ref()), None)
         }
         (None, Some(u)) => {
             let url = u.get_ref();
@@ -570,7 +661,20 @@ fn repository(
                     )),
                 }
             };
+            let object_lock = match &rr.object_lock {
+                Some(l) => {
+                    let l = l.get_ref();
+                    let mode = crate::repo::object_lock::LockMode::parse(l.mode.get_ref())
+                        .ok_or_else(|| err(l.mode.span(), format!("object_lock mode {:?} is neither \"governance\" nor \"compliance\"", l.mode.get_ref())))?;
+                    let retain = crate::repo::object_lock::days(*l.days.get_ref()).ok_or_else(|| {
+                        err(l.days.span(), "object_lock days must be a number of days above zero (fractions allowed), like 30".into())
+                    })?;
+                    Some(crate::repo::object_lock::LockSettings { mode, retain })
+                }
+                None => None,
+            };
             let settings = crate::repo::s3::S3Settings {
+                object_lock,
                 deadline: time(&rr.deadline)?,
                 request_timeout: time(&rr.request_timeout)?,
                 progress_timeout: time(&rr.progress_timeout)?,

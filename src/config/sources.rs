@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 /// Every kind, as written in the config.
-pub const KINDS: &str = "files, secrets, postgres, mysql, sqlite, redis, command, vm-image";
+pub const KINDS: &str =
+    "files, secrets, postgres, postgres-cluster, mysql, sqlite, redis, command, vm-image";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +18,7 @@ pub(super) struct RawSource {
     name: Option<Spanned<String>>,
     paths: Option<Spanned<Vec<Spanned<String>>>>,
     exclude: Option<Spanned<Vec<Spanned<String>>>>,
+    snapshot: Option<Spanned<String>>,
     path: Option<Spanned<String>>,
     database: Option<Spanned<String>>,
     host: Option<Spanned<String>>,
@@ -32,6 +34,7 @@ pub(super) struct RawSource {
     command: Option<Spanned<String>>,
     restore_command: Option<Spanned<String>>,
     check_command: Option<Spanned<String>>,
+    spool: Option<Spanned<String>>,
 }
 
 type At<'a> = &'a dyn Fn(usize, String) -> Error;
@@ -46,6 +49,7 @@ impl RawSource {
             s("name", &self.name),
             s("paths", &self.paths),
             s("exclude", &self.exclude),
+            s("snapshot", &self.snapshot),
             s("path", &self.path),
             s("database", &self.database),
             s("host", &self.host),
@@ -61,6 +65,7 @@ impl RawSource {
             s("command", &self.command),
             s("restore_command", &self.restore_command),
             s("check_command", &self.check_command),
+            s("spool", &self.spool),
         ]
         .into_iter()
         .flatten()
@@ -77,7 +82,7 @@ pub(super) fn parse(
 ) -> Result<Source, Error> {
     let kind = raw.kind.get_ref().as_str();
     let accepts: &[&str] = match kind {
-        "files" => &["paths", "exclude"],
+        "files" => &["paths", "exclude", "snapshot"],
         "secrets" => &["paths"],
         "postgres" => &[
             "database",
@@ -89,6 +94,7 @@ pub(super) fn parse(
             "check",
             "lock_timeout",
         ],
+        "postgres-cluster" => &["host", "port", "user", "password_file", "path", "spool"],
         "mysql" => &[
             "database",
             "host",
@@ -226,13 +232,39 @@ pub(super) fn parse(
                 crate::source::files::Excludes::new(std::slice::from_ref(g.get_ref()))
                     .map_err(|e| at(g.span().start, format!("service `{svc}`: {e:#}")))?;
             }
+            let snapshot = match &raw.snapshot {
+                None => None,
+                Some(v) => match v.get_ref().as_str() {
+                    "btrfs" => Some(crate::model::FsSnapshot::Btrfs),
+                    other => {
+                        return Err(at(
+                            v.span().start,
+                            format!(
+                                "service `{svc}`: snapshot {other:?} is not supported; the only one is \"btrfs\" (leave `snapshot` out to read the live tree)"
+                            ),
+                        ))
+                    }
+                },
+            };
             SourceKind::Files {
                 paths: paths()?,
                 exclude,
+                snapshot,
             }
         }
         "secrets" => SourceKind::Secrets { paths: paths()? },
         "postgres" => SourceKind::Postgres(database(5432, "postgres")?),
+        "postgres-cluster" => SourceKind::PostgresCluster(crate::model::Cluster {
+            host: text(&raw.host).unwrap_or_else(|| "localhost".into()),
+            port: port(5432),
+            user: text(&raw.user).unwrap_or_else(|| "postgres".into()),
+            password_file: password_file()?,
+            data_dir: raw.path.as_ref().map(absolute).transpose()?,
+            spool: match &raw.spool {
+                Some(s) => absolute(s)?,
+                None => crate::paths::state_dir().join("wal-spool").join(svc),
+            },
+        }),
         "mysql" => SourceKind::Mysql(database(3306, "root")?),
         "sqlite" => SourceKind::Sqlite { path: path()? },
         "vm-image" => SourceKind::VmImage { path: path()? },

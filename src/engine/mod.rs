@@ -1,16 +1,20 @@
 //! Jobs: backup, copy, restore, verify. Each takes the repository, its options and
 //! a [`Reporter`](crate::progress::Reporter), and never prints.
 
+pub mod audit;
 pub mod backup;
 pub mod browse;
 pub mod copy;
 pub mod copy_map;
 pub mod drill;
 pub mod leftovers;
+pub mod locks;
+pub mod probe;
 pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod retention;
+pub mod spot;
 pub mod stats;
 pub mod tag;
 pub mod verify;
@@ -18,7 +22,7 @@ mod verify_files;
 
 pub use backup::{backup, backup_with, BackupOptions};
 pub use copy::{copy, CopyOptions, CopyReport};
-pub use drill::{drill, DrillOptions, DrillReport};
+pub use drill::{choose_point, drill, DrillOptions, DrillReport, PointChoice};
 pub use prune::{forget, plan_forget, prune, PruneOptions, PruneReport};
 pub use restore::live::{execute, LiveReport};
 pub use restore::plan::{plan_service, RestorePlan, Scope};

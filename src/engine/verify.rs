@@ -410,6 +410,15 @@ pub fn verify(
             if let Some(p) = problem {
                 snapshot_ok = false;
                 report.problems.push(p.into());
+            } else if let Some(why) =
+                crate::source::pitr::verify::base_problem(repo, &index, snap, &nodes, reporter)
+            {
+                snapshot_ok = false;
+                report.problems.push(Problem {
+                    object: format!("restore point {}", snap.short_id()),
+                    problem: why,
+                    affects: vec![],
+                });
             }
         }
         if snapshot_ok {
@@ -443,6 +452,14 @@ pub fn verify(
         p.affects.sort();
         p.affects.dedup();
         report.problems.push(p);
+    }
+    // Under Object Lock: what a host with delete rights could destroy.
+    for (object, problem) in super::locks::audit(repo.backend())? {
+        report.problems.push(Problem {
+            object,
+            problem,
+            affects: vec![],
+        });
     }
     reporter.progress(
         Counters {

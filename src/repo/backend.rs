@@ -80,6 +80,11 @@ pub trait Backend: Send + Sync {
     fn transfers(&self) -> usize {
         2
     }
+    /// Object Lock, on a store that has it and a repository that asks for
+    /// it (`object_lock` in its config section).
+    fn object_lock(&self) -> Option<&dyn super::object_lock::ObjectLocks> {
+        None
+    }
 }
 
 /// A repository in a local directory (a disk, a NAS mount, a USB drive).
@@ -94,6 +99,35 @@ impl LocalBackend {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Stores an object only if none of that name exists; false if one
+    /// does. A hard link, unlike a rename, fails instead of replacing, so
+    /// an append-only server cannot be raced into overwriting.
+    pub fn put_new(&self, kind: Kind, name: &str, data: &[u8]) -> Result<bool> {
+        valid_name(name)?;
+        let dest = self.path(kind, name);
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = dir.join(format!(".tmp-{}-{}", name, rand::random::<u64>()));
+        let result = (|| -> Result<bool> {
+            let mut f =
+                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            f.write_all(data)
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            match fs::hard_link(&tmp, &dest) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("linking into {}", dest.display()))
+                }
+            }
+            fsync_dir(&dir)?;
+            Ok(true)
+        })();
+        let _ = fs::remove_file(&tmp);
+        result
     }
 
     fn path(&self, kind: Kind, name: &str) -> PathBuf {

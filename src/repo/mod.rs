@@ -8,8 +8,10 @@ pub mod damage;
 pub mod index;
 pub mod keys;
 pub mod lock;
+pub mod object_lock;
 pub mod pack;
 pub mod reader;
+pub mod rest;
 pub mod s3;
 pub mod snapshot;
 pub mod tree;
@@ -150,13 +152,17 @@ impl Repository {
     /// Creates a repository. The admin identity is read from `key_file` if it
     /// exists (one key may serve several repositories) or generated there.
     pub fn init(backend: Box<dyn Backend>, key_file: Option<PathBuf>) -> Result<Created> {
+        // A repository that asks for Object Lock on a bucket without it.
+        if let Some(locks) = backend.object_lock() {
+            locks.check()?;
+        }
         let repo_id = hex::encode(rand::random::<[u8; 8]>());
         let key_file =
             key_file.unwrap_or_else(|| crate::paths::key_dir().join(format!("{repo_id}.key")));
         let (identity, created) = if key_file.exists() {
             match keys::KeyFile::load(&key_file)? {
                 keys::KeyFile::Identity(mut ids) => (ids.remove(0), false),
-                keys::KeyFile::WriteOnly { .. } => bail!(
+                keys::KeyFile::WriteOnly { .. } | keys::KeyFile::LegacyWriteOnly { .. } => bail!(
                     "{} is a write-only key; init needs an age identity",
                     key_file.display()
                 ),
@@ -185,7 +191,7 @@ impl Repository {
             compression_level: 3,
         };
         let recipient = identity.to_public();
-        let obj = keys::seal_master(&master, &recipient, "admin")?;
+        let obj = keys::seal_master(&master, &recipient, "admin", keys::KeyKind::Admin)?;
         backend.put(
             Kind::Keys,
             &key_object_name(&recipient),
@@ -273,59 +279,6 @@ impl Repository {
             }
         };
         let key_label = key_path.display().to_string();
-        let access = match keys::KeyFile::load(&key_path)? {
-            keys::KeyFile::WriteOnly {
-                repository,
-                meta,
-                chunk_key,
-            } => {
-                if repository != config.id {
-                    return Err(crate::Error::WrongKey {
-                        key: key_label,
-                        repo: backend.location(),
-                    }
-                    .into());
-                }
-                Access::WriteOnly { meta, chunk_key }
-            }
-            keys::KeyFile::Identity(ids) => {
-                let mut found = None;
-                // (name, why, sealed to this key), this key's own first.
-                let mut damaged: Vec<(String, String, bool)> = Vec::new();
-                for (name, _) in backend.list(Kind::Keys)? {
-                    let raw = backend.get(Kind::Keys, &name)?;
-                    match keys::try_open(&raw, &ids) {
-                        Ok(m) => {
-                            found = Some(m);
-                            break;
-                        }
-                        Err(keys::Refusal::Damaged { why, ours }) => {
-                            damaged.push((name, why, ours))
-                        }
-                        Err(keys::Refusal::NotForThisKey) => {}
-                    }
-                }
-                damaged.sort_by_key(|(_, _, ours)| !ours);
-                match (found, damaged.into_iter().next()) {
-                    (Some(m), _) => Access::Full(m),
-                    (None, Some((object, why, _))) => {
-                        return Err(crate::Error::DamagedKey {
-                            object,
-                            why,
-                            key: key_label,
-                        }
-                        .into())
-                    }
-                    (None, None) => {
-                        return Err(crate::Error::WrongKey {
-                            key: key_label,
-                            repo: backend.location(),
-                        }
-                        .into())
-                    }
-                }
-            }
-        };
         let recipient = |field: &str, value: &str| {
             crypto::parse_recipient(value).with_context(|| {
                 format!(
@@ -336,6 +289,9 @@ impl Repository {
         };
         let data_recipient = recipient("data_recipient", &config.data_recipient)?;
         let meta_recipient = recipient("meta_recipient", &config.meta_recipient)?;
+        // After the recipients: a key is matched against them, and a
+        // damaged config must be named as the config, not as the key.
+        let access = keys::access_for(backend.as_ref(), &config, &key_path, &key_label)?;
         Ok(Repository {
             backend: backend.into(),
             locks: lock::LockOptions::default(),
@@ -393,7 +349,7 @@ impl Repository {
     pub fn master_key(&self) -> Result<&keys::MasterKey> {
         match &self.access {
             Access::Full(m) => Ok(m),
-            Access::WriteOnly { .. } => Err(crate::Error::WriteOnlyKey {
+            Access::WriteOnly(_) => Err(crate::Error::WriteOnlyKey {
                 key: self.key_label.clone(),
             }
             .into()),
@@ -422,7 +378,7 @@ impl Repository {
     }
 
     pub fn open_meta(&self, ciphertext: &[u8]) -> Result<Vec<u8>> {
-        crypto::open(&[self.access.meta()], ciphertext)
+        crypto::open(&self.access.metas(), ciphertext)
     }
 
     /// Loads every index file, for reading. Damaged index files are
@@ -482,8 +438,19 @@ impl Repository {
     /// damaged segment fails only the reads that touch it.
     pub fn open_pack(&self, pack: &PackId) -> Result<crypto::SealedReader> {
         let raw = self.backend.open(Kind::Data, &pack.hex())?;
-        crypto::SealedReader::new(&[self.data_identity()?], raw)
+        self.unseal_pack(raw)
             .with_context(|| format!("pack {}", pack.short()))
+    }
+
+    /// A pack's plaintext, opened with every generation's data identity
+    /// and able to prove chunk ids with every generation's chunk key.
+    pub(crate) fn unseal_pack(
+        &self,
+        raw: Box<dyn backend::ReadSeek>,
+    ) -> Result<crypto::SealedReader> {
+        self.data_identity()?;
+        Ok(crypto::SealedReader::new(&self.access.datas(), raw)?
+            .with_older_chunk_keys(self.access.older_chunk_keys()))
     }
 
     /// The same, for going through most of the pack: on object storage the
@@ -491,7 +458,7 @@ impl Repository {
     /// which costs one round trip per pack instead of several.
     pub fn read_pack(&self, pack: &PackId) -> Result<crypto::SealedReader> {
         let raw = self.backend.open_whole(Kind::Data, &pack.hex())?;
-        crypto::SealedReader::new(&[self.data_identity()?], raw)
+        self.unseal_pack(raw)
             .with_context(|| format!("pack {}", pack.short()))
     }
 
@@ -612,36 +579,6 @@ impl Repository {
         }
         decoder.finish().with_context(damaged)
     }
-
-    /// Adds an admin (or break-glass) recipient that can open everything.
-    pub fn add_recipient(&self, recipient: &str, label: &str) -> Result<String> {
-        let r = crypto::parse_recipient(recipient)?;
-        let name = key_object_name(&r);
-        if self.backend.exists(Kind::Keys, &name)? {
-            bail!("{recipient} can already open this repository");
-        }
-        let obj = keys::seal_master(self.master_key()?, &r, label)?;
-        self.backend
-            .put(Kind::Keys, &name, &serde_json::to_vec_pretty(&obj)?)?;
-        Ok(name)
-    }
-
-    pub fn list_keys(&self) -> Result<Vec<(String, keys::KeyObject)>> {
-        let mut out = Vec::new();
-        for (name, _) in self.backend.list(Kind::Keys)? {
-            let raw = self.backend.get(Kind::Keys, &name)?;
-            let obj: keys::KeyObject = serde_json::from_slice(&raw)
-                .with_context(|| format!("key object {name} is damaged"))?;
-            out.push((name, obj));
-        }
-        Ok(out)
-    }
-
-    /// The text of a write-only key file for this repository.
-    pub fn write_only_key(&self) -> Result<String> {
-        let m = self.master_key()?;
-        keys::write_only_file_text(&self.config.id, &m.meta, &m.chunk_key)
-    }
 }
 
 /// Counts what passes through, for the size of a sealed object.
@@ -665,7 +602,9 @@ impl std::io::Write for Counted<'_> {
 /// (endpoint and credentials from the `AWS_*` environment variables) or a
 /// directory.
 pub fn backend_at(location: &str) -> Result<Box<dyn Backend>> {
-    if location.starts_with("s3://") {
+    if rest::is_rest(location) {
+        Ok(Box::new(rest::RestBackend::new(location)?))
+    } else if location.starts_with("s3://") {
         Ok(Box::new(s3::S3Backend::new(&s3::S3Settings {
             url: location.to_string(),
             ..Default::default()

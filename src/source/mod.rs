@@ -10,12 +10,14 @@ pub mod command;
 pub mod credentials;
 pub mod files;
 pub mod files_cache;
+pub mod fs_snapshot;
 pub mod ledger;
 pub mod mysql;
 pub mod mysql_client;
 pub mod mysql_rows;
 pub mod pg_amcheck;
 pub mod pg_checksums;
+pub mod pitr;
 pub mod postgres;
 pub mod process;
 pub mod redis;
@@ -46,6 +48,7 @@ pub fn captures(svc: &Service, cache_dir: &Path) -> Vec<Box<dyn Capture>> {
                 SourceKind::Files { .. } | SourceKind::Secrets { .. } => return None,
                 SourceKind::Postgres(db) => Box::new(postgres::PgCapture::new(n, db)),
                 SourceKind::Mysql(db) => Box::new(mysql::MysqlCapture::new(n, db)),
+                SourceKind::PostgresCluster(c) => Box::new(pitr::base::BaseCapture::new(n, c)),
                 SourceKind::Sqlite { path } => {
                     Box::new(sqlite::SqliteCapture::new(n, path, cache_dir))
                 }
@@ -207,6 +210,7 @@ pub fn stage(
     let (detail, differences, commit) = match &src.kind {
         SourceKind::Postgres(db) => postgres::stage(db, record, streams, to, ledger)?,
         SourceKind::Mysql(db) => mysql::stage(db, record, streams, to, ledger)?,
+        SourceKind::PostgresCluster(_) => pitr::stage_refused()?,
         SourceKind::Sqlite { path } => sqlite::stage(path, record, streams, to, ledger)?,
         SourceKind::Redis(r) => redis::stage(r, record, streams, to, ledger)?,
         SourceKind::Command(c) => command::stage(c, record, streams, to)?,
@@ -543,6 +547,8 @@ pub fn check_live(svc: &Service, snap: &Snapshot, kinds: &[String]) -> Result<Ve
                 summarize(&record.facts, sqlite::facts(path).with_context(what)?)
             }
             SourceKind::Redis(r) => redis::check_live(r, &record.facts).with_context(what)?,
+            // Recovery decides what a cluster holds; its log says how far it got.
+            SourceKind::PostgresCluster(_) => continue,
             SourceKind::VmImage { path } => {
                 vm_image::check_live(path, &record.facts).with_context(what)?
             }
@@ -635,6 +641,10 @@ pub fn preflight(src: &crate::model::Source) -> Vec<(&'static str, bool, String)
         SourceKind::Postgres(db) => {
             password(&db.password_file);
             out.extend(reach(&db.host, db.port, false));
+        }
+        SourceKind::PostgresCluster(c) => {
+            password(&c.password_file);
+            out.extend(reach(&c.host, c.port, false));
         }
         SourceKind::Mysql(db) => {
             password(&db.password_file);

@@ -62,8 +62,10 @@ pub fn inventory() -> Inventory {
             }),
             last_drill: None,
             offsite: vec![],
+            pitr: None,
         }],
         kept: Default::default(),
+        notices: Default::default(),
     }
 }
 

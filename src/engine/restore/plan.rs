@@ -465,7 +465,7 @@ fn plan_tree(
         .sources
         .iter()
         .filter_map(|s| match &s.kind {
-            SourceKind::Files { paths, exclude }
+            SourceKind::Files { paths, exclude, .. }
                 if paths
                     .iter()
                     .any(|p| p.starts_with(&live) || live.starts_with(p)) =>
@@ -697,6 +697,17 @@ fn plan_stream(
             },
             "the server is stopped and started; the previous RDB is kept beside it".to_string(),
             Some(Size::default()),
+        ),
+        SourceKind::PostgresCluster(c) => (
+            format!(
+                "data directory {}",
+                c.data_dir
+                    .as_deref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "(no path configured)".into())
+            ),
+            "restored with `restore --at TIME --target DIR`".to_string(),
+            None,
         ),
         SourceKind::Command(c) => (
             format!(
