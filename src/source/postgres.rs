@@ -277,23 +277,29 @@ fn objects(client: &mut Client, f: &mut Facts) -> Result<()> {
     Ok(())
 }
 
-/// Connection options for the client tools; the password goes in a
-/// private pgpass file named by PGPASSFILE, never on the command line.
 fn tool(db: &Database, tool: &str) -> Result<(Command, Option<tempfile::NamedTempFile>)> {
+    client_tool(tool, &db.host, db.port, &db.user, db.password_file.as_ref())
+}
+
+/// A PostgreSQL client tool with connection options; the password goes in
+/// a private pgpass file named by PGPASSFILE, never on the command line.
+/// The file lives as long as the returned guard.
+pub(crate) fn client_tool(
+    tool: &str,
+    host: &str,
+    port: u16,
+    user: &str,
+    password_file: Option<&crate::util::SecretRef>,
+) -> Result<(Command, Option<tempfile::NamedTempFile>)> {
     let mut cmd = Command::new(tool);
     cmd.arg("--host")
-        .arg(&db.host)
+        .arg(host)
         .arg("--port")
-        .arg(db.port.to_string())
+        .arg(port.to_string())
         .arg("--username")
-        .arg(&db.user)
+        .arg(user)
         .arg("--no-password");
-    let pass = match db
-        .password_file
-        .as_ref()
-        .map(process::read_password)
-        .transpose()?
-    {
+    let pass = match password_file.map(process::read_password).transpose()? {
         Some(p) => {
             let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
             let f = super::credentials::secret_file(&format!("*:*:*:*:{}\n", esc(&p)))?;

@@ -5,7 +5,7 @@
 use crate::model::Cluster;
 use crate::repo::snapshot::Facts;
 use crate::source::capture::{Artifact, Capture};
-use crate::source::{credentials, process};
+use crate::source::process;
 use anyhow::Result;
 use std::process::Command;
 
@@ -31,32 +31,9 @@ impl BaseCapture {
     }
 }
 
-/// `tool` with the cluster's connection; the password goes in a private
-/// pgpass file named by PGPASSFILE, never on the command line.
+/// `tool` with the cluster's connection (see `postgres::client_tool`).
 pub fn tool(c: &Cluster, tool: &str) -> Result<(Command, Option<tempfile::NamedTempFile>)> {
-    let mut cmd = Command::new(tool);
-    cmd.arg("--host")
-        .arg(&c.host)
-        .arg("--port")
-        .arg(c.port.to_string())
-        .arg("--username")
-        .arg(&c.user)
-        .arg("--no-password");
-    let pass = match c
-        .password_file
-        .as_ref()
-        .map(process::read_password)
-        .transpose()?
-    {
-        Some(p) => {
-            let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
-            let f = credentials::secret_file(&format!("*:*:*:*:{}\n", esc(&p)))?;
-            cmd.env("PGPASSFILE", f.path());
-            Some(f)
-        }
-        None => None,
-    };
-    Ok((cmd, pass))
+    crate::source::postgres::client_tool(tool, &c.host, c.port, &c.user, c.password_file.as_ref())
 }
 
 impl Capture for BaseCapture {
