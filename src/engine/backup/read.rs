@@ -306,11 +306,7 @@ pub(super) fn read_all(
                     .map_err(|_| stopped());
             }
         }
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(e.read)
-        {
+        let file = match open_source(e.read) {
             Ok(f) => f,
             Err(err) => return unreadable(this, format!("{}: {err}", e.abs.display())),
         };
@@ -333,8 +329,13 @@ pub(super) fn read_all(
         node.hash = Some(r.hasher.finalize().to_hex().to_string());
         files_done.fetch_add(1, Ordering::Relaxed);
         // A file that changed while we read it is stored as read, but not
-        // cached, so the next backup reads it again.
-        let unchanged = std::fs::symlink_metadata(e.read)
+        // cached, so the next backup reads it again. Asked of the open
+        // handle (no second path lookup): a file replaced by a rename
+        // meanwhile keeps its old inode number here, and the next backup's
+        // stamp, with the new one, misses the cache.
+        let unchanged = r
+            .inner
+            .metadata()
             .map(|m| Stamp::of(&m) == stamp)
             .unwrap_or(false);
         let cacheable = unchanged && stamp.mtime_ns < racy_after;
@@ -356,6 +357,23 @@ pub(super) fn read_all(
     files::walk_from(roots, views, excludes, &mut visit, &mut walk_warning)?;
     fs_snapshots.finish(&mut |w| reporter.warn(w));
     Ok(records)
+}
+
+/// Opens a file to back up, never through a symlink, and without
+/// touching its access time where the kernel allows it (we own the file or
+/// are root): a backup is not a use, and an atime update dirties the inode
+/// of every file read, which the filesystem then has to write back.
+fn open_source(p: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let open = |flags| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | flags)
+            .open(p)
+    };
+    match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
+        r => r,
+    }
 }
 
 /// A `-wal` file means a SQLite database in use beside it: a files copy of

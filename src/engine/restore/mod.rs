@@ -11,6 +11,7 @@
 //!   lives, sources owning what they restore.
 
 pub mod check;
+mod finish;
 pub mod live;
 pub mod plan;
 pub mod rollback;

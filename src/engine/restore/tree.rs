@@ -1,8 +1,13 @@
 //! Writing part of a snapshot's tree into a new staging directory: the plan
 //! maps every chunk to the places it goes; packs are read once each, on all
 //! cores; files are written with positional writes, checked against their
-//! BLAKE3 hashes, and given their metadata. Nothing outside the staging
-//! directory is touched: swapping it into place is the caller's business.
+//! BLAKE3 hashes, and given their metadata. A file of one chunk (almost
+//! every small file) is checked from the very bytes written into it and
+//! finished through the handle that wrote it: created, written, checked,
+//! chowned, chmodded and timed in one open. Bigger files, whose chunks
+//! arrive from several packs, are read back and hashed once complete.
+//! Nothing outside the staging directory is touched: swapping it into
+//! place is the caller's business.
 //!
 //! A restore never writes outside its target: paths with `..`, absolute
 //! paths, and paths through a symlink are refused before anything is
@@ -16,12 +21,16 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
+
+pub use super::finish::hash_reader;
+use super::finish::{
+    apply_metadata, check_and_finish_file, create_file, finish_written, PENDING, WRONG,
+};
 
 /// Which part of a snapshot's tree to restore.
 #[derive(Debug, Clone, Default)]
@@ -239,6 +248,14 @@ pub fn restore_tree_with(
     // by the workers on first write, in parallel. Parents the snapshot
     // does not list (a partial restore) are made as needed.
     let mut lost: HashSet<usize> = damaged.iter().map(|(i, _)| *i).collect();
+    // Per node: whether its file is still to be checked, or was checked
+    // (and finished) or found wrong while it was written.
+    let checked: Vec<AtomicU8> = nodes.iter().map(|_| AtomicU8::new(PENDING)).collect();
+    let counters = Progress {
+        files_total: files.len() as u64,
+        bytes_total,
+        ..Progress::default()
+    };
     for (i, (n, rel)) in nodes.iter().zip(&rels).enumerate() {
         let p = path_of(rel);
         let parent_listed = rel
@@ -257,26 +274,23 @@ pub fn restore_tree_with(
                 .create(&p)
                 .with_context(|| format!("creating {}", p.display()))?,
             NodeKind::File if n.chunks.is_empty() && !lost.contains(&i) => {
-                create_file(&p)?;
+                let f = create_file(&p)?;
+                let state = finish_written(&f, &p, n, blake3::hash(b""), sel.owners)?;
+                checked[i].store(state, Ordering::Relaxed);
+                counters.files_done.fetch_add(1, Ordering::Relaxed);
             }
             NodeKind::File | NodeKind::Symlink => {}
         }
     }
 
-    let counters = Progress {
-        files_total: files.len() as u64,
-        bytes_total,
-        ..Progress::default()
-    };
     let unreadable: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
     write_contents(
         repo,
         index,
-        &nodes,
-        &rels,
-        &files,
+        (&nodes, &rels, &files),
         plan,
         staging,
+        (&checked, sel.owners),
         &counters,
         reporter,
         skip_damaged.then_some(&unreadable),
@@ -293,14 +307,23 @@ pub fn restore_tree_with(
             remove_partial(&path_of(&rels[ni]))?;
         }
     }
+    // Files checked as they were written need no second look.
+    let state = |ni: usize| checked[ni].load(Ordering::Relaxed);
     let whole: Vec<usize> = files
         .iter()
         .copied()
-        .filter(|ni| !lost.contains(ni))
+        .filter(|ni| !lost.contains(ni) && state(*ni) == PENDING)
         .collect();
-    let bad = check_files(
+    let mut bad = check_files(
         &nodes, &rels, &whole, staging, sel.owners, &counters, reporter,
     )?;
+    bad.extend(
+        files
+            .iter()
+            .copied()
+            .filter(|ni| !lost.contains(ni) && state(*ni) == WRONG),
+    );
+    bad.sort_unstable();
     if !bad.is_empty() && !skip_damaged {
         bail!(
             "{} restored file(s) do not match their recorded hash: {}",
@@ -403,11 +426,10 @@ impl Progress {
 fn write_contents(
     repo: &Repository,
     index: &Index,
-    nodes: &[&Node],
-    rels: &[Vec<u8>],
-    files: &[usize],
+    (nodes, rels, files): (&[&Node], &[Vec<u8>], &[usize]),
     plan: HashMap<u32, PackPlan>,
     staging: &Path,
+    (checked, owners): (&[AtomicU8], bool),
     progress: &Progress,
     reporter: &Reporter,
     unreadable: Option<&Mutex<Vec<(usize, String)>>>,
@@ -521,6 +543,9 @@ fn write_contents(
                             // where nothing was written: leaving zero chunks
                             // unwritten keeps a disk image's holes.
                             let zeros = data.iter().all(|b| *b == 0);
+                            // What a one-chunk file must hash to, computed
+                            // once however many files share the chunk.
+                            let mut whole_hash = None;
                             for d in dests {
                                 // Chunks of one file sit together in a pack:
                                 // keep its handle for the next chunk.
@@ -543,6 +568,19 @@ fn write_contents(
                                 progress
                                     .bytes_done
                                     .fetch_add(data.len() as u64, Ordering::Relaxed);
+                                // A file of one chunk is complete now: check
+                                // the bytes just written and finish it
+                                // through the same handle.
+                                let ni = files[d.file];
+                                if nodes[ni].chunks.len() == 1 {
+                                    if let Some((_, f)) = open.take() {
+                                        let h = *whole_hash.get_or_insert_with(|| blake3::hash(&data));
+                                        let p = path_of(&rels[ni]);
+                                        let state = finish_written(&f, &p, nodes[ni], h, owners)?;
+                                        checked[ni].store(state, Ordering::Relaxed);
+                                        progress.files_done.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
                             }
                             reporter.progress(progress.counters(Phase::Restore), None, false);
                         }
@@ -621,101 +659,6 @@ fn check_files(
         .map_err(|_| anyhow!("restore state poisoned"))?;
     bad.sort_unstable();
     Ok(bad)
-}
-
-/// Opens a restored file for writing, creating it (mode 0600 until its
-/// metadata is applied). Never follows a symlink.
-fn create_file(p: &Path) -> Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(p)
-        .with_context(|| format!("creating {}", p.display()))
-}
-
-/// Hashes a restored file; when it matches, applies the snapshot's owner,
-/// mode and times. Owner first: changing it clears set-id bits.
-fn check_and_finish_file(p: &Path, n: &Node, owners: bool) -> Result<bool> {
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(p)
-        .with_context(|| format!("opening {}", p.display()))?;
-    if hash_reader(&f)? != n.hash.as_deref().unwrap_or_default() {
-        return Ok(false);
-    }
-    if owners {
-        std::os::unix::fs::fchown(&f, Some(n.uid), Some(n.gid))
-            .with_context(|| format!("setting owner of {}", p.display()))?;
-    }
-    let mode = if n.secret {
-        secret_mode(n.mode, owners)
-    } else {
-        n.mode & 0o7777
-    };
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting mode of {}", p.display()))?;
-    let t = system_time(n.mtime_ns);
-    f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
-        .with_context(|| format!("setting times of {}", p.display()))?;
-    Ok(true)
-}
-
-/// The mode a restored secret gets: the recorded one when it is already
-/// private (no access for others, no writing for the group: 0600, 0640,
-/// 0400), else only its owner's part of it. Never more than recorded. The
-/// group may read only when the recorded group was given back (`owners`):
-/// otherwise the file's group is whoever restored it, or the directory's.
-fn secret_mode(recorded: u32, owners: bool) -> u32 {
-    let mode = recorded & 0o7777;
-    if mode & 0o027 == 0 && owners {
-        mode
-    } else {
-        mode & 0o700
-    }
-}
-
-fn system_time(ns: i64) -> std::time::SystemTime {
-    let d = std::time::Duration::from_nanos(ns.unsigned_abs());
-    if ns >= 0 {
-        std::time::UNIX_EPOCH + d
-    } else {
-        std::time::UNIX_EPOCH - d
-    }
-}
-
-/// The BLAKE3 of a file's content, as snapshots record it.
-pub fn hash_reader(mut f: &fs::File) -> Result<String> {
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().to_hex().to_string())
-}
-
-fn apply_metadata(p: &Path, n: &Node, owners: bool) -> Result<()> {
-    if owners {
-        std::os::unix::fs::lchown(p, Some(n.uid), Some(n.gid))
-            .with_context(|| format!("setting owner of {}", p.display()))?;
-    }
-    let mtime = filetime::FileTime::from_system_time(system_time(n.mtime_ns));
-    if n.kind == NodeKind::Symlink {
-        filetime::set_symlink_file_times(p, mtime, mtime)
-            .with_context(|| format!("setting times of {}", p.display()))?;
-        return Ok(());
-    }
-    fs::set_permissions(p, fs::Permissions::from_mode(n.mode & 0o7777))
-        .with_context(|| format!("setting mode of {}", p.display()))?;
-    filetime::set_file_times(p, mtime, mtime)
-        .with_context(|| format!("setting times of {}", p.display()))?;
-    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
