@@ -290,7 +290,8 @@ pub fn load_with_key(config: &Config, key: Option<&std::path::Path>) -> Inventor
             copy_of: r.copy_of.clone(),
         };
         match r.open(key).and_then(|repo| {
-            let (list, _) = repo.list_snapshots()?;
+            let repo = repo.with_cache_dir(config.cache_dir.clone());
+            let (list, _) = repo.list_snapshots_cached()?;
             let size: u64 = repo
                 .backend()
                 .list(crate::repo::Kind::Data)?

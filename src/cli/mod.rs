@@ -429,7 +429,9 @@ impl Ctx {
 
     fn open(&self, service_repo: Option<&str>) -> Result<Repository> {
         let (backend, key) = self.location(service_repo)?;
-        Ok(Repository::open(backend, key)?.with_lock_options(self.locks))
+        Ok(Repository::open(backend, key)?
+            .with_lock_options(self.locks)
+            .with_cache_dir(self.cache_dir()))
     }
 
     /// The repositories a repository-wide job covers: the one given with

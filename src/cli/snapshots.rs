@@ -74,7 +74,7 @@ pub fn selected(ctx: &Ctx, args: &FilterArgs, filter: &Filter) -> Result<Vec<Sel
     let mut out = Vec::new();
     for name in args.repositories(ctx) {
         let repo = ctx.open(name.as_deref())?;
-        let (snaps, damaged) = repo.list_snapshots()?;
+        let (snaps, damaged) = repo.list_snapshots_cached()?;
         warn_damaged(&damaged);
         out.push((name, repo, snaps));
     }
@@ -124,7 +124,7 @@ pub fn find_in(ctx: &Ctx, repo: &Repository, query: &str) -> Result<Snapshot> {
     let query = expand(ctx, query);
     let query = query.as_str();
     repo.find_snapshot(query, None).or_else(|e| {
-        let (snaps, _) = repo.list_snapshots()?;
+        let (snaps, _) = repo.list_snapshots_cached()?;
         let recorded: Vec<&str> = snaps.iter().map(|s| s.service.as_str()).collect();
         if let Some((svc, _)) = query.split_once(':') {
             ctx.known_service(svc, &recorded)?;
@@ -168,7 +168,7 @@ pub fn snapshots(ctx: &Ctx, mut a: SnapshotsArgs) -> Result<ExitCode> {
     }
     let filter = a.filter.filter()?;
     let repo = ctx.open(super::service_repo(ctx, filter.service.as_deref()))?;
-    let (snaps, damaged) = repo.list_snapshots()?;
+    let (snaps, damaged) = repo.list_snapshots_cached()?;
     warn_damaged(&damaged);
     if let Some(svc) = &filter.service {
         let recorded: Vec<&str> = snaps.iter().map(|s| s.service.as_str()).collect();

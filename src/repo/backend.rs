@@ -33,6 +33,40 @@ impl Kind {
     }
 }
 
+/// One object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub size: u64,
+    /// What changes whenever the object is written again under its name
+    /// (`update_snapshot` does): a local file's inode and times, an S3
+    /// ETag. `None` where the store gives nothing reliable; then nothing
+    /// read earlier may stand in for the object.
+    pub version: Option<String>,
+}
+
+impl Listed {
+    pub fn new(name: &str, size: u64, version: Option<String>) -> Listed {
+        Listed {
+            name: name.to_string(),
+            size,
+            version,
+        }
+    }
+
+    /// An object store's version of an object: its ETag and modification
+    /// time (microseconds since the epoch). A store that lists no ETag
+    /// (s3s-fs) is trusted on the time alone only when it is finer than a
+    /// second: two rewrites a round trip apart cannot share it.
+    pub fn store_version(etag: Option<&str>, micros: i64) -> Option<String> {
+        match etag {
+            Some(e) => Some(format!("{e}@{micros}")),
+            None if micros % 1_000_000 != 0 => Some(format!("@{micros}")),
+            None => None,
+        }
+    }
+}
+
 pub trait ReadSeek: Read + Seek + Send {}
 impl<T: Read + Seek + Send> ReadSeek for T {}
 
@@ -65,6 +99,20 @@ pub trait Backend: Send + Sync {
     }
     /// Names and sizes of every object of a kind.
     fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>>;
+    /// The same listing with each object's version, sorted by name, for
+    /// caches of what objects hold. A store that cannot tell versions
+    /// apart says `None` for each, and caches are then bypassed.
+    fn list_versions(&self, kind: Kind) -> Result<Vec<Listed>> {
+        Ok(self
+            .list(kind)?
+            .into_iter()
+            .map(|(name, size)| Listed {
+                name,
+                size,
+                version: None,
+            })
+            .collect())
+    }
     fn remove(&self, kind: Kind, name: &str) -> Result<()>;
     fn exists(&self, kind: Kind, name: &str) -> Result<bool>;
     /// Prepares an empty location for a new repository.
@@ -217,6 +265,15 @@ impl Backend for LocalBackend {
     }
 
     fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>> {
+        Ok(self
+            .list_versions(kind)?
+            .into_iter()
+            .map(|l| (l.name, l.size))
+            .collect())
+    }
+
+    fn list_versions(&self, kind: Kind) -> Result<Vec<Listed>> {
+        use std::os::unix::fs::MetadataExt;
         let dir = self.root.join(kind.dir());
         let mut out = Vec::new();
         let mut visit = |d: &Path| -> Result<()> {
@@ -230,7 +287,21 @@ impl Backend for LocalBackend {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let ft = entry.file_type()?;
                 if ft.is_file() && !name.starts_with('.') {
-                    out.push((name, entry.metadata()?.len()));
+                    let m = entry.metadata()?;
+                    // Every write is a new file renamed into place: a new
+                    // inode and a new change time, whatever the size.
+                    let version = format!(
+                        "{}.{}.{}.{}",
+                        m.ino(),
+                        m.ctime(),
+                        m.ctime_nsec(),
+                        m.mtime_nsec()
+                    );
+                    out.push(Listed {
+                        name,
+                        size: m.len(),
+                        version: Some(version),
+                    });
                 }
             }
             Ok(())
@@ -250,7 +321,7 @@ impl Backend for LocalBackend {
         } else {
             visit(&dir)?;
         }
-        out.sort();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.size.cmp(&b.size)));
         Ok(out)
     }
 

@@ -14,6 +14,7 @@ pub mod reader;
 pub mod rest;
 pub mod s3;
 pub mod snapshot;
+pub mod snapshot_cache;
 pub mod tree;
 
 pub use backend::{Backend, Kind, LocalBackend};
@@ -139,6 +140,8 @@ pub struct Repository {
     key_label: String,
     data_recipient: crypto::Recipient,
     meta_recipient: crypto::Recipient,
+    /// Where [`Repository::list_snapshots_cached`] keeps its cache.
+    cache_dir: PathBuf,
 }
 
 pub struct Created {
@@ -300,7 +303,15 @@ impl Repository {
             key_label,
             data_recipient,
             meta_recipient,
+            cache_dir: crate::paths::cache_dir(),
         })
+    }
+
+    /// Where the restore point cache is kept (the config's `cache_dir`);
+    /// [`crate::paths::cache_dir`] unless told.
+    pub fn with_cache_dir(mut self, dir: PathBuf) -> Repository {
+        self.cache_dir = dir;
+        self
     }
 
     /// How jobs on this repository lock it (wait, `--no-lock`).
@@ -462,17 +473,19 @@ impl Repository {
             .with_context(|| format!("pack {}", pack.short()))
     }
 
+    /// Every restore point summary, oldest first, each read and decrypted
+    /// from the repository (verify and repair need that); unreadable ones
+    /// are returned by name.
     pub fn list_snapshots(&self) -> Result<(Vec<Snapshot>, Damaged)> {
-        let mut snaps = Vec::new();
-        let mut damaged = Vec::new();
-        for (name, _) in self.backend.list(Kind::Snapshots)? {
-            match self.load_snapshot(&name) {
-                Ok(s) => snaps.push(s),
-                Err(e) => damaged.push((name, format!("{e:#}"))),
-            }
-        }
-        snaps.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
-        Ok((snaps, damaged))
+        snapshot_cache::list(self, None)
+    }
+
+    /// The same, for looking at them (`snapshots`, the console, finding
+    /// `latest`): summaries whose object is unchanged since they were last
+    /// read come from the local cache (see [`snapshot_cache`]).
+    pub fn list_snapshots_cached(&self) -> Result<(Vec<Snapshot>, Damaged)> {
+        let path = snapshot_cache::file_for(&self.cache_dir, &self.config.id);
+        snapshot_cache::list(self, path.as_deref())
     }
 
     pub fn load_snapshot(&self, name: &str) -> Result<Snapshot> {
@@ -516,7 +529,7 @@ impl Repository {
     /// Resolves `latest`, a full id or a unique id prefix, optionally
     /// restricted to one service.
     pub fn find_snapshot(&self, query: &str, service: Option<&str>) -> Result<Snapshot> {
-        let (snaps, _) = self.list_snapshots()?;
+        let (snaps, _) = self.list_snapshots_cached()?;
         let snaps: Vec<_> = snaps
             .into_iter()
             .filter(|s| service.is_none_or(|svc| s.service == svc))

@@ -199,6 +199,40 @@ impl Backend for RestBackend {
         Ok(out)
     }
 
+    fn list_versions(&self, kind: Kind) -> Result<Vec<super::backend::Listed>> {
+        #[derive(serde::Deserialize)]
+        struct Item {
+            name: String,
+            size: u64,
+            /// Sent by a server that can tell rewrites apart; absent, the
+            /// object is always read again.
+            #[serde(default)]
+            version: Option<String>,
+        }
+        let doing = format!("listing {}", kind.dir());
+        let resp = self.send(
+            self.client.get(format!("{}{}/", self.base, kind.dir())),
+            &doing,
+        )?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        let raw = read_bounded(resp, MAX_LISTING).with_context(|| doing.clone())?;
+        let items: Vec<Item> = serde_json::from_slice(&raw)
+            .with_context(|| format!("{doing} at {}: not a Lifeboat server's answer", self.base))?;
+        let mut out = Vec::with_capacity(items.len());
+        for i in items {
+            valid_name(&i.name)?;
+            out.push(super::backend::Listed {
+                name: i.name,
+                size: i.size,
+                version: i.version.filter(|v| !v.is_empty() && v.len() <= 256),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.size.cmp(&b.size)));
+        Ok(out)
+    }
+
     fn remove(&self, kind: Kind, name: &str) -> Result<()> {
         let what = Self::what(kind, name);
         self.send(

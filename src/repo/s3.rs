@@ -19,7 +19,7 @@ mod errors;
 mod lock;
 mod ranged;
 
-use super::backend::{valid_name, Backend, Kind, ReadSeek};
+use super::backend::{valid_name, Backend, Kind, Listed, ReadSeek};
 use anyhow::{anyhow, bail, Result};
 use futures::TryStreamExt;
 use md5::Digest;
@@ -675,24 +675,29 @@ impl Backend for S3Backend {
     }
 
     fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>> {
+        let listed = self.list_versions(kind)?;
+        Ok(listed.into_iter().map(|l| (l.name, l.size)).collect())
+    }
+
+    fn list_versions(&self, kind: Kind) -> Result<Vec<Listed>> {
         if kind == Kind::Config {
-            return Ok(if self.exists(Kind::Config, "config")? {
-                vec![("config".into(), 0)]
-            } else {
-                Vec::new()
-            });
+            let there = self.exists(Kind::Config, "config")?;
+            let config = there.then(|| Listed::new("config", 0, None));
+            return Ok(config.into_iter().collect());
         }
         let dir = self.join(kind.dir());
-        let mut out: Vec<(String, u64)> = self
+        let mut out: Vec<Listed> = self
             .list_under(&dir, &format!("listing {dir}"))?
             .into_iter()
             .filter_map(|m| {
                 let name = m.location.filename()?.to_string();
                 valid_name(&name).ok()?;
-                Some((name, m.size))
+                let at = m.last_modified.timestamp_micros();
+                let version = Listed::store_version(m.e_tag.as_deref(), at);
+                Some(Listed::new(&name, m.size, version))
             })
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.size.cmp(&b.size)));
         Ok(out)
     }
 
