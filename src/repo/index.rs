@@ -1,12 +1,14 @@
-//! Where every chunk lives. In memory the index is one sorted array of
-//! fixed-size entries (48 bytes a chunk) searched by binary search, so a
-//! repository with millions of chunks opens fast and stays small.
+//! Where every chunk lives. In memory the index takes about 40 bytes a
+//! chunk (see `table`), so a repository with millions of chunks opens fast
+//! and stays small.
 //!
 //! On storage an index file lists, per pack, the entries of that pack; see
 //! docs/format.md for the byte layout.
 
 use super::ChunkId;
 use anyhow::{bail, Context, Result};
+
+mod table;
 
 /// Where a chunk's stored bytes sit inside a pack's plaintext.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,12 +18,6 @@ pub struct Location {
     pub stored_len: u32,
     pub raw_len: u32,
     pub compressed: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    id: ChunkId,
-    loc: Location,
 }
 
 /// One record of a pack's table, in index files and in pack trailers.
@@ -143,33 +139,17 @@ pub fn decode_index_file(b: &[u8]) -> Result<Vec<(super::PackId, Vec<PackEntry>)
     Ok(out)
 }
 
-/// The in-memory index: chunk id → location.
+/// The in-memory index: chunk id → location (layout in `table`).
 #[derive(Default)]
 pub struct Index {
-    packs: Vec<super::PackId>,
-    entries: Vec<Entry>,
+    table: table::Table,
 }
 
 impl Index {
     /// Builds the index from every index file's packs. When a chunk is in
     /// several packs (two backups raced), any copy will do.
     pub fn build(files: impl IntoIterator<Item = (super::PackId, Vec<PackEntry>)>) -> Index {
-        let mut pack_numbers = std::collections::HashMap::new();
-        let mut idx = Index::default();
-        for (pack, entries) in files {
-            let n = *pack_numbers.entry(pack).or_insert_with(|| {
-                idx.packs.push(pack);
-                (idx.packs.len() - 1) as u32
-            });
-            idx.entries.extend(entries.into_iter().map(|e| Entry {
-                id: e.id,
-                loc: e.location(n),
-            }));
-        }
-        idx.entries.sort_unstable_by_key(|e| e.id);
-        idx.entries.dedup_by(|a, b| a.id == b.id);
-        idx.entries.shrink_to_fit();
-        idx
+        Index::build_ranked(files, |_, _| Some(0))
     }
 
     /// Builds the index keeping, for a chunk stored more than once, the
@@ -181,64 +161,43 @@ impl Index {
         files: impl IntoIterator<Item = (super::PackId, Vec<PackEntry>)>,
         rank: impl Fn(&super::PackId, &ChunkId) -> Option<u8>,
     ) -> Index {
-        let mut pack_numbers = std::collections::HashMap::new();
-        let mut packs = Vec::new();
-        let mut ranked: Vec<(Entry, u8)> = Vec::new();
-        for (pack, entries) in files {
-            let n = *pack_numbers.entry(pack).or_insert_with(|| {
-                packs.push(pack);
-                (packs.len() - 1) as u32
-            });
-            ranked.extend(entries.into_iter().filter_map(|e| {
-                rank(&pack, &e.id).map(|r| {
-                    (
-                        Entry {
-                            id: e.id,
-                            loc: e.location(n),
-                        },
-                        r,
-                    )
-                })
-            }));
-        }
-        ranked.sort_unstable_by_key(|(e, r)| (e.id, *r));
-        ranked.dedup_by(|a, b| a.0.id == b.0.id);
         Index {
-            packs,
-            entries: ranked.into_iter().map(|(e, _)| e).collect(),
+            table: table::Table::build(files, rank),
         }
     }
 
     pub fn get(&self, id: &ChunkId) -> Option<Location> {
-        self.entries
-            .binary_search_by(|e| e.id.cmp(id))
-            .ok()
-            .map(|i| self.entries[i].loc)
+        self.table.get(id)
     }
 
     pub fn contains(&self, id: &ChunkId) -> bool {
-        self.get(id).is_some()
+        self.table.contains(id)
     }
 
     pub fn pack_id(&self, n: u32) -> super::PackId {
-        self.packs[n as usize]
+        self.table.packs()[n as usize]
     }
 
     pub fn packs(&self) -> &[super::PackId] {
-        &self.packs
+        self.table.packs()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Every (chunk, location), in chunk-id order.
     pub fn iter(&self) -> impl Iterator<Item = (ChunkId, Location)> + '_ {
-        self.entries.iter().map(|e| (e.id, e.loc))
+        self.table.iter()
+    }
+
+    /// Bytes the index holds on the heap (for the scale benchmark).
+    pub fn heap_bytes(&self) -> usize {
+        self.table.heap_bytes()
     }
 }
 
