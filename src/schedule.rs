@@ -16,6 +16,8 @@ fn command(exe: &Path, config: &Path, job: &str) -> String {
         "drill" => "drill --all --point random",
         // Every repository with `copy_of` gets what its source has.
         "copy" => "copy",
+        // Packs WAL segments left in a spool when no more WAL came.
+        "wal-flush" => "wal-flush --all",
         other => other,
     };
     format!(
@@ -32,6 +34,7 @@ fn describe(job: &str) -> &'static str {
         "prune" => "apply retention and reclaim space",
         "drill" => "restore drill of every service (a random restore point)",
         "copy" => "copy new restore points off-site",
+        "wal-flush" => "pack WAL segments waiting in the spool (safety net for wal-push)",
         _ => "run a job",
     }
 }
@@ -62,9 +65,48 @@ pub fn on_calendar(w: &When) -> String {
     }
 }
 
+/// Whether the config has a cluster whose spool needs the safety net:
+/// a segment the background flush of `wal-push` missed (it was killed,
+/// the repository was locked) reaches the repository within a minute,
+/// even when no more WAL comes.
+pub fn wants_wal_flush(config: &Config) -> bool {
+    config.services.iter().any(|s| {
+        s.sources
+            .iter()
+            .any(|src| matches!(src.kind, crate::model::SourceKind::PostgresCluster(_)))
+    })
+}
+
+/// The wal-flush units: every minute, no random delay (it is about
+/// seconds of RPO, and a spool elsewhere makes it a no-op).
+fn wal_flush_units(config: &Config, exe: &Path) -> Vec<(String, String)> {
+    let what = describe("wal-flush");
+    vec![
+        (
+            "lifeboat-wal-flush.service".into(),
+            format!(
+                "[Unit]\nDescription=Lifeboat: {what}\n\n\
+                 [Service]\nType=oneshot\nExecStart={}\n",
+                command(exe, &config.path, "wal-flush")
+            ),
+        ),
+        (
+            "lifeboat-wal-flush.timer".into(),
+            format!(
+                "[Unit]\nDescription=Lifeboat: {what}, every minute\n\n\
+                 [Timer]\nOnCalendar=minutely\nAccuracySec=1s\nPersistent=false\n\n\
+                 [Install]\nWantedBy=timers.target\n"
+            ),
+        ),
+    ]
+}
+
 /// (file name, contents) of every unit.
 pub fn systemd_units(config: &Config, exe: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    if wants_wal_flush(config) {
+        out.extend(wal_flush_units(config, exe));
+    }
     let delay = config.schedule.randomized_delay.as_secs();
     for (job, when) in &config.schedule.jobs {
         let what = describe(job);
@@ -94,6 +136,13 @@ pub fn systemd_units(config: &Config, exe: &Path) -> Vec<(String, String)> {
 pub fn cron_lines(config: &Config, exe: &Path) -> String {
     let delay = config.schedule.randomized_delay.as_secs();
     let mut out = String::from("# Lifeboat schedule, from the [schedule] section of the config\n");
+    if wants_wal_flush(config) {
+        out.push_str(&format!(
+            "# {}\n* * * * * {}\n",
+            describe("wal-flush"),
+            command(exe, &config.path, "wal-flush")
+        ));
+    }
     for (job, when) in &config.schedule.jobs {
         let mut cmd = command(exe, &config.path, job);
         if delay > 0 {

@@ -159,7 +159,7 @@ fn shipped_runbooks_pass_against_the_example_config() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains("10 runbooks: ok"));
+        .stdout(predicate::str::contains("11 runbooks: ok"));
 }
 
 #[test]

@@ -44,17 +44,26 @@ pub fn drill(ctx: &Ctx, a: DrillArgs) -> Result<ExitCode> {
             let snap =
                 engine::choose_point(&repo, &svc.name, &svc.retention, &choice(&a.point, last))?;
             let progress = Progress::start(ctx.quiet || ctx.json, &format!("drill {}", svc.name));
-            let r = engine::drill(
-                &repo,
-                &snap,
-                &engine::DrillOptions {
-                    sandbox_root: sandbox_root.clone(),
-                    rto: svc.policy.rto,
-                    service: Some(svc.clone()),
-                    state_dir: Some(config.state_dir.clone()),
-                },
-                &progress.reporter(),
-            );
+            let opts = engine::DrillOptions {
+                sandbox_root: sandbox_root.clone(),
+                rto: svc.policy.rto,
+                service: Some(svc.clone()),
+                state_dir: Some(config.state_dir.clone()),
+            };
+            // A cluster recovers to the end of the archive, which the
+            // private server fetches through this binary.
+            let r = match lifeboat::source::pitr::restore_at::cluster_of(svc) {
+                Some(_) => super::wal_restore::restore_command(ctx, &svc.name).and_then(|cmd| {
+                    engine::drill::drill_cluster(
+                        &repo,
+                        &snap,
+                        &opts,
+                        Some(&cmd),
+                        &progress.reporter(),
+                    )
+                }),
+                None => engine::drill(&repo, &snap, &opts, &progress.reporter()),
+            };
             progress.finish();
             r
         })();

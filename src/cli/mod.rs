@@ -32,6 +32,7 @@ mod stats;
 mod tag;
 mod verify;
 mod wal;
+mod wal_restore;
 mod width;
 
 use anyhow::{bail, Result};

@@ -43,8 +43,8 @@ pub struct RestoreArgs {
     // files would take the target's good copies of them with it.
     #[arg(long, conflicts_with_all = ["live", "force"])]
     skip_damaged: bool,
-    /// A postgres-cluster service: recover to this moment (UTC, e.g. "2026-12-01 14:03:00"), `before:TIME`, or `latest` (all archived WAL); needs --target
-    #[arg(long, value_name = "TIME", conflicts_with_all = ["paths", "live", "force", "skip_damaged"])]
+    /// A postgres-cluster service: recover to this moment (UTC, e.g. "2026-12-01 14:03:00"), `before:TIME`, or `latest` (all archived WAL); with --target DIR, or --live to replace the cluster's data_dir (checked by a private server first, the old one kept for rollback)
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["paths", "force", "skip_damaged", "kinds"])]
     at: Option<String>,
 }
 
@@ -52,8 +52,11 @@ pub struct RestoreArgs {
 const EXIT_INCOMPLETE: u8 = 3;
 
 pub fn restore(ctx: &Ctx, mut a: RestoreArgs) -> Result<ExitCode> {
-    if let (Some(at), Some(target)) = (&a.at, &a.target) {
-        return super::wal::restore_at(ctx, &a.snapshot, at, target);
+    if let Some(at) = &a.at {
+        return match &a.target {
+            Some(target) => super::wal_restore::restore_at(ctx, &a.snapshot, at, target),
+            None => super::wal_restore::restore_at_live(ctx, &a.snapshot, at, a.yes, on_ctrl_c),
+        };
     }
     if let Some(config) = &ctx.config {
         if config.services.iter().any(|s| s.name == a.snapshot) {

@@ -1,12 +1,13 @@
 //! `lifeboat wal-push`, `wal-fetch` and `wal-flush`: PostgreSQL's
-//! archive_command and restore_command, and `restore SERVICE --at`.
+//! archive_command and restore_command (`restore SERVICE --at` is in
+//! `wal_restore`).
 
 use super::Ctx;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use lifeboat::model::{Cluster, Service, SourceKind};
 use lifeboat::progress::Reporter;
-use lifeboat::source::pitr::{self, recovery, spool::Spool, wal, window};
+use lifeboat::source::pitr::{self, spool::Spool, wal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -40,8 +41,14 @@ pub struct WalFetchArgs {
 #[derive(Args)]
 pub struct WalFlushArgs {
     /// The service whose spool to pack [default: the one service with a postgres-cluster source]
-    #[arg(long)]
+    #[arg(long, conflicts_with = "all")]
     service: Option<String>,
+    /// Every postgres-cluster service whose spool is on this machine; a spool another flush is packing is left to it (the scheduled safety net)
+    #[arg(long)]
+    all: bool,
+    /// Started by wal-push: pack while packing is due, then wait for the rest to be due (internal)
+    #[arg(long, hide = true)]
+    background: bool,
 }
 
 /// The service and its cluster source.
@@ -81,11 +88,13 @@ pub fn push(ctx: &Ctx, a: WalPushArgs) -> Result<ExitCode> {
     let (svc, _, c) = cluster(ctx, a.service.as_deref())?;
     let spool = Spool::new(&c.spool);
     spool.push(&a.path)?;
-    // The segment is safe in the spool: a flush that fails now is retried
-    // by the next push, and PostgreSQL must not resend what it has.
-    if let Err(e) = flush_when_due(ctx, svc, &spool) {
+    // The segment is safe in the spool: PostgreSQL hears "archived" now.
+    // Packing takes seconds, and the archiver must not wait for it: a
+    // detached `wal-flush` does it, and a failure to start one is only a
+    // warning (the next push or the scheduled flush tries again).
+    if let Err(e) = start_flush_when_due(ctx, svc, &c.spool, &spool) {
         eprintln!(
-            "warning: lifeboat wal-push: {} is spooled in {}, but packing the spool into the repository failed: {e:#}",
+            "warning: lifeboat wal-push: {} is spooled in {}, but starting a background flush failed: {e:#}; run `lifeboat wal-flush`",
             a.path.display(),
             c.spool.display()
         );
@@ -93,27 +102,142 @@ pub fn push(ctx: &Ctx, a: WalPushArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn flush_when_due(ctx: &Ctx, svc: &Service, spool: &Spool) -> Result<()> {
-    let listed = spool.list()?;
-    let waited = listed
-        .iter()
-        .map(|s| s.pushed)
-        .min()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .unwrap_or_default();
-    if listed.len() < GROUP_SEGMENTS && waited < GROUP_WAIT {
-        return Ok(());
+/// Whether the spool should be packed now: a group's worth of segments,
+/// or the oldest has waited long enough. Some(ZERO) when packing is
+/// due, Some(d) when it will be in `d`, None when the spool is empty.
+fn due_in(listed: &[pitr::spool::Spooled]) -> Option<Duration> {
+    let oldest = listed.iter().map(|s| s.pushed).min()?;
+    let waited = SystemTime::now().duration_since(oldest).unwrap_or_default();
+    if listed.len() >= GROUP_SEGMENTS || waited >= GROUP_WAIT {
+        Some(Duration::ZERO)
+    } else {
+        Some(GROUP_WAIT - waited)
     }
-    flush(ctx, svc, spool).map(|_| ())
 }
 
-/// Packs what the spool holds into one WAL group, unless another flush
-/// is at it. Returns how many segments went.
-fn flush(ctx: &Ctx, svc: &Service, spool: &Spool) -> Result<usize> {
-    let Some(_lock) = spool.try_flush_lock()? else {
+fn start_flush_when_due(ctx: &Ctx, svc: &Service, dir: &Path, spool: &Spool) -> Result<()> {
+    let listed = spool.list()?;
+    if due_in(&listed) != Some(Duration::ZERO) {
+        return Ok(());
+    }
+    // A flush under way packs the spool and looks again when it is done.
+    if spool.try_flush_lock()?.is_none() {
+        return Ok(());
+    }
+    spawn_flush(ctx, svc, dir)
+}
+
+/// Starts `lifeboat wal-flush --background` detached: its own session
+/// (PostgreSQL's signals to the archiver do not reach it, and the
+/// archiver's system() does not wait for it), stdin from /dev/null,
+/// output appended to a log. Repository, key and config travel in the
+/// environment, which only the same user can read, never in argv.
+fn spawn_flush(ctx: &Ctx, svc: &Service, spool_dir: &Path) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("finding the lifeboat binary")?;
+    let log = open_flush_log(ctx, svc, spool_dir);
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "--quiet",
+        "--retry-lock",
+        "10m",
+        "wal-flush",
+        "--background",
+        "--service",
+    ])
+    .arg(&svc.name)
+    .current_dir("/")
+    .stdin(std::process::Stdio::null())
+    .env_remove("LIFEBOAT_TEST_WAL_PUSH_CRASH");
+    match log {
+        Some(f) => {
+            let err = f.try_clone().context("duplicating the flush log")?;
+            cmd.stdout(f).stderr(err);
+        }
+        None => {
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        }
+    }
+    if let Some(cfg) = &ctx.config {
+        cmd.env(
+            "LIFEBOAT_CONFIG",
+            std::path::absolute(&cfg.path).unwrap_or_else(|_| cfg.path.clone()),
+        );
+    }
+    match &ctx.cli_repo {
+        Some(r) if super::looks_like_location(r) => {
+            cmd.env(
+                "LIFEBOAT_REPO",
+                std::path::absolute(r).unwrap_or_else(|_| PathBuf::from(r)),
+            );
+        }
+        Some(r) => {
+            cmd.env("LIFEBOAT_REPO", r);
+        }
+        None => {
+            cmd.env_remove("LIFEBOAT_REPO");
+        }
+    }
+    match &ctx.cli_key {
+        Some(k) => {
+            cmd.env(
+                "LIFEBOAT_KEY",
+                std::path::absolute(k).unwrap_or_else(|_| k.clone()),
+            );
+        }
+        None => {
+            cmd.env_remove("LIFEBOAT_KEY");
+        }
+    }
+    // SAFETY: setsid is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // Not waited for: this process exits at once and init reaps the child.
+    let child = cmd.spawn().context("starting `lifeboat wal-flush`")?;
+    drop(child);
+    Ok(())
+}
+
+/// The background flush's log: the state directory if the archiver's
+/// user may write there, else the spool (which it always may).
+fn open_flush_log(ctx: &Ctx, svc: &Service, spool_dir: &Path) -> Option<std::fs::File> {
+    let open = |p: PathBuf| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    };
+    let state = ctx.state_dir();
+    std::fs::create_dir_all(&state)
+        .ok()
+        .and_then(|_| open(state.join(format!("wal-flush-{}.log", svc.name))))
+        .or_else(|| open(spool_dir.join("flush.log")))
+}
+
+/// Packs what the spool holds into one WAL group. With `wait` it waits
+/// for a flush under way to finish first; without, it leaves the spool
+/// to that flush. Returns how many segments went.
+fn flush(ctx: &Ctx, svc: &Service, spool: &Spool, wait: bool) -> Result<usize> {
+    let lock = match wait {
+        true => Some(spool.flush_lock()?),
+        false => spool.try_flush_lock()?,
+    };
+    let Some(_lock) = lock else {
         return Ok(0);
     };
     let listed = spool.list()?;
+    pack(ctx, svc, spool, &listed)
+}
+
+fn pack(ctx: &Ctx, svc: &Service, spool: &Spool, listed: &[pitr::spool::Spooled]) -> Result<usize> {
     if listed.is_empty() {
         return Ok(0);
     }
@@ -121,20 +245,100 @@ fn flush(ctx: &Ctx, svc: &Service, spool: &Spool) -> Result<usize> {
     let mut opts = lifeboat::engine::BackupOptions::new(&pitr::wal_service(&svc.name), Vec::new());
     opts.host = svc.host.clone();
     opts.cache_dir = ctx.cache_dir();
-    let capture = Box::new(wal::GroupCapture::new(listed.clone()));
+    let capture = Box::new(wal::GroupCapture::new(listed.to_vec()));
     lifeboat::engine::backup_with(&repo, &opts, vec![capture], &Reporter::silent())
         .context("storing WAL segments in the repository")?;
-    spool.packed(&listed)?;
+    spool.packed(listed)?;
     Ok(listed.len())
 }
 
+/// The background flush: packs while packing is due, and while segments
+/// that are not due yet remain, waits until they are (holding no lock,
+/// so an explicit `wal-flush` is never held up), so the spool drains
+/// within GROUP_WAIT of the last push even when no more WAL comes.
+fn background(ctx: &Ctx, svc: &Service, spool: &Spool) -> Result<usize> {
+    let mut packed = 0;
+    loop {
+        let wait = {
+            let Some(_lock) = spool.try_flush_lock()? else {
+                // Another flush is at it, and it looks again when done.
+                return Ok(packed);
+            };
+            let listed = spool.list()?;
+            match due_in(&listed) {
+                None => return Ok(packed),
+                Some(d) if d.is_zero() => {
+                    packed += pack(ctx, svc, spool, &listed)?;
+                    continue;
+                }
+                Some(d) => d,
+            }
+        };
+        // Woken early to see whether a group's worth arrived meanwhile.
+        std::thread::sleep(wait.min(Duration::from_secs(1)));
+    }
+}
+
 pub fn flush_cmd(ctx: &Ctx, a: WalFlushArgs) -> Result<ExitCode> {
+    if a.all {
+        return flush_all(ctx);
+    }
     let (svc, _, c) = cluster(ctx, a.service.as_deref())?;
-    let n = flush(ctx, svc, &Spool::new(&c.spool))?;
+    let spool = Spool::new(&c.spool);
+    let n = match a.background {
+        true => background(ctx, svc, &spool),
+        false => flush(ctx, svc, &spool, true),
+    }
+    .inspect_err(|e| {
+        if a.background {
+            // The log has no other context: say when and what.
+            eprintln!(
+                "{} wal-flush of {}: {e:#}",
+                humantime::format_rfc3339_seconds(SystemTime::now()),
+                svc.name
+            );
+        }
+    })?;
     ctx.say(format!(
         "{} packed into the repository",
         lifeboat::util::plural(n as u64, "WAL file")
     ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wal-flush --all`: every cluster whose spool exists here. A spool
+/// being packed is skipped; one failing does not stop the others.
+fn flush_all(ctx: &Ctx) -> Result<ExitCode> {
+    let config = ctx
+        .config
+        .as_ref()
+        .ok_or_else(|| anyhow!(lifeboat::Error::NoConfig))?;
+    let mut failed = 0;
+    for svc in &config.services {
+        for src in &svc.sources {
+            let SourceKind::PostgresCluster(c) = &src.kind else {
+                continue;
+            };
+            // The spool lives on the database host; elsewhere there is none.
+            if !c.spool.is_dir() {
+                continue;
+            }
+            match flush(ctx, svc, &Spool::new(&c.spool), false) {
+                Ok(n) => ctx.say(format!(
+                    "{}: {} packed into the repository",
+                    svc.name,
+                    lifeboat::util::plural(n as u64, "WAL file")
+                )),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: wal-flush of {}: {e:#}", svc.name);
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} spool(s) could not be packed; the segments stay in the spool and the next flush tries again");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -150,89 +354,12 @@ pub fn fetch(ctx: &Ctx, a: WalFetchArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let repo = ctx.open(Some(svc.repository.as_str()))?;
-    if wal::fetch(&repo, &svc.name, &a.name, &a.dest)? {
+    let cache = ctx.cache_dir();
+    if wal::fetch(&repo, Some(&cache), &svc.name, &a.name, &a.dest)? {
         Ok(ExitCode::SUCCESS)
     } else {
         // Recovery asks for the file after the last one there is; saying
         // "no" quietly is how it learns the archive ends here.
         Ok(ExitCode::from(1))
     }
-}
-
-/// A word for a shell command line.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-/// `restore SERVICE --at MOMENT --target DIR`.
-pub fn restore_at(ctx: &Ctx, service: &str, at: &str, target: &Path) -> Result<ExitCode> {
-    let moment = window::Moment::parse(at)?;
-    let (svc, source, c) = cluster(ctx, Some(service))?;
-    let repo = ctx.open(Some(svc.repository.as_str()))?;
-    let (snaps, _) = repo.list_snapshots()?;
-    let spooled = Spool::new(&c.spool)
-        .list()
-        .ok()
-        .and_then(|l| l.iter().map(|s| s.pushed).max());
-    let w = window::window(&snaps, &svc.name, spooled);
-    let base = window::pick(&snaps, &svc.name, &moment, &w)?;
-    let exe = std::env::current_exe().context("finding the lifeboat binary for restore_command")?;
-    let mut cmd = sh_quote(&exe.display().to_string());
-    if let Some(cfg) = &ctx.config {
-        let p = std::path::absolute(&cfg.path).unwrap_or_else(|_| cfg.path.clone());
-        cmd.push_str(&format!(" --config {}", sh_quote(&p.display().to_string())));
-    }
-    if let Some(r) = &ctx.cli_repo {
-        let r = match super::looks_like_location(r) {
-            true => std::path::absolute(r)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| r.clone()),
-            false => r.clone(),
-        };
-        cmd.push_str(&format!(" --repo {}", sh_quote(&r)));
-    }
-    if let Some(k) = &ctx.cli_key {
-        let k = std::path::absolute(k).unwrap_or_else(|_| k.clone());
-        cmd.push_str(&format!(" --key {}", sh_quote(&k.display().to_string())));
-    }
-    cmd.push_str(&format!(
-        " wal-fetch --service {} %f %p",
-        sh_quote(&svc.name)
-    ));
-    recovery::write(
-        &repo,
-        &base.snap,
-        source,
-        target,
-        &moment,
-        &cmd,
-        &Reporter::silent(),
-    )?;
-    let when = match &moment {
-        window::Moment::Latest => "the end of the archived WAL".to_string(),
-        window::Moment::At(t) => format!("{} (UTC)", humantime::format_rfc3339_micros(*t)),
-    };
-    if ctx.json {
-        super::output::json(&serde_json::json!({
-            "service": svc.name,
-            "base_backup": base.snap.id,
-            "base_backup_end": humantime::format_rfc3339_micros(base.stop).to_string(),
-            "target": target,
-            "recovers_to": when,
-            "window": w,
-        }))?;
-    } else {
-        ctx.say(format!(
-            "restored base backup {} of {} (complete at {}) into {}",
-            base.snap.short_id(),
-            svc.name,
-            humantime::format_rfc3339_seconds(base.stop),
-            target.display()
-        ));
-        ctx.say(format!(
-            "`pg_ctl -D {} start` replays the archived WAL up to {when} and opens the database",
-            target.display()
-        ));
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -25,6 +25,10 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         include_str!("../../runbooks/monthly-drill.md"),
     ),
     (
+        "point-in-time.md",
+        include_str!("../../runbooks/point-in-time.md"),
+    ),
+    (
         "ransomware.md",
         include_str!("../../runbooks/ransomware.md"),
     ),

@@ -227,6 +227,62 @@ pub fn restore_service(
     Ok(out)
 }
 
+/// A live restore of a PostgreSQL cluster to the job's point (`latest`,
+/// `before:TIME`, or a base backup's id), as `restore SERVICE --at
+/// MOMENT --live` does it: planned, a new data directory written beside
+/// the live one, recovered and checked by a private server, swapped in,
+/// the old one kept for `lifeboat rollback ID`. `said` gets each line of
+/// the plan before anything is touched.
+#[allow(clippy::too_many_arguments)]
+pub fn restore_cluster_live(
+    (config, key): (&Config, Option<&Path>),
+    svc: &Service,
+    repo: &Repository,
+    base: &Snapshot,
+    point: &str,
+    (id, job): (&str, &str),
+    said: &dyn Fn(String),
+    reporter: &Reporter,
+) -> Result<Outcome> {
+    use crate::engine::restore::at;
+    use crate::source::pitr::restore_at as pitr_at;
+    let started = std::time::Instant::now();
+    let exe = std::env::current_exe().context("finding the lifeboat binary for restore_command")?;
+    let opts = at::LiveAtOptions {
+        service: svc.clone(),
+        config: config.path.clone(),
+        moment: pitr_at::moment_of(point, base, &svc.name)?,
+        restore_command: pitr_at::fetch_command(&exe, Some(&config.path), None, key, &svc.name),
+        spooled: pitr_at::cluster_of(svc).and_then(|(_, c)| pitr_at::spooled(c)),
+        id: id.to_string(),
+        timeout: std::time::Duration::from_secs(3600),
+    };
+    let plan = at::plan_at(repo, &opts)?;
+    for l in plan.lines() {
+        said(l);
+    }
+    let ledger = Ledger::new(
+        Some(&config.state_dir),
+        id,
+        &svc.name,
+        (&plan.base.id, &plan.base.time),
+    )?
+    .in_job(job);
+    let r = at::execute_at(repo, &plan, &ledger, reporter);
+    let problems = crate::source::cleanup::finish(&ledger);
+    let r = r?;
+    for p in problems.iter().chain(&r.problems) {
+        reporter.warn(p.clone());
+    }
+    Ok(Outcome {
+        id: id.to_string(),
+        restored: vec![r.data_dir.display().to_string()],
+        detail: r.lines().join("; "),
+        duration_ms: started.elapsed().as_millis() as u64,
+        ..Outcome::default()
+    })
+}
+
 /// The application-level check after a restore: every file of the scope,
 /// read back from `root` (`/` for live data) and hashed, matches the
 /// restore point; live databases and streams in scope match what the

@@ -18,8 +18,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Source kinds a runbook may name in `applies_to.kinds`.
-pub const KINDS: [&str; 8] = [
-    "files", "postgres", "mysql", "sqlite", "redis", "secrets", "command", "vm-image",
+pub const KINDS: [&str; 9] = [
+    "files",
+    "postgres",
+    "mysql",
+    "sqlite",
+    "redis",
+    "secrets",
+    "command",
+    "vm-image",
+    "postgres-cluster",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

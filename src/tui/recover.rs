@@ -16,6 +16,7 @@ use std::time::SystemTime;
 pub use super::action::RunbookInfo;
 
 mod inputs;
+pub mod moment;
 pub mod picker;
 mod run;
 
@@ -100,6 +101,9 @@ pub struct Wizard {
     pub preview_scroll: usize,
     /// A failed preflight is re-run once the configuration is read again.
     pub recheck: bool,
+    /// The restore-point step as a moment in time (a service with a
+    /// postgres-cluster source).
+    pub moment: Option<moment::MomentStep>,
 }
 
 /// What the inventory knows when `r` is pressed: which runbook fits, for
@@ -124,6 +128,7 @@ impl Wizard {
         match self.stage() {
             Stage::Pick => self.searching,
             Stage::Inputs | Stage::Confirm => true,
+            Stage::Point => self.moment.is_some(),
             _ => false,
         }
     }
@@ -134,6 +139,7 @@ impl Wizard {
             Stage::Pick if self.searching => Some(&mut self.query),
             Stage::Inputs if self.checking.is_none() => self.inputs.get_mut(self.input_at),
             Stage::Confirm => Some(&mut self.typed),
+            Stage::Point => self.moment.as_mut().map(|m| &mut m.field),
             _ => None,
         }
     }
@@ -248,6 +254,7 @@ impl Wizard {
             .collect();
         self.point = None;
         self.points.clear();
+        self.moment = None;
     }
 
     /// Commands to run when the screen opens.
@@ -349,7 +356,8 @@ impl Wizard {
         }
         let n = self.rows_len();
         // ↑↓ move between the fields of the details step.
-        let code = if self.stage() == Stage::Inputs {
+        let typing = self.stage() == Stage::Point && self.moment.is_some();
+        let code = if self.stage() == Stage::Inputs || typing {
             KeyCode::Null
         } else {
             key.code
@@ -377,6 +385,7 @@ impl Wizard {
             Stage::Pick => self.pick_key(key),
             Stage::Services => self.services_key(key, inv, now),
             Stage::Inputs => self.inputs_key(key, inv),
+            Stage::Point if self.moment.is_some() => self.moment_key(key),
             Stage::Point => self.point_key(key),
             Stage::Preflight => self.preflight_key(key),
             Stage::Confirm => self.confirm_key(key),
@@ -509,7 +518,7 @@ impl Wizard {
                     }
                 }
                 self.enter_point(inv, now);
-                if self.points.is_empty() {
+                if self.points.is_empty() && self.moment.is_none() {
                     return self.after_point();
                 }
             }
@@ -541,8 +550,13 @@ impl Wizard {
         self.points.clear();
         self.point = None;
         self.point_repo = None;
+        self.moment = None;
         if let ([one], Some(inv)) = (chosen.as_slice(), inv) {
             if let Some(s) = inv.services.iter().find(|s| &s.name == one) {
+                // A cluster archiving WAL goes back to a moment.
+                if self.enter_moment(s) {
+                    return;
+                }
                 self.point_repo = Some(s.repository.clone());
                 let verified_at = s.last_verify.as_ref().filter(|v| v.ok).map(|v| v.time);
                 self.points = s
@@ -619,7 +633,7 @@ impl Wizard {
                 if !self.inputs.is_empty() {
                     self.input_at = self.inputs.len() - 1;
                     return self.enter_inputs();
-                } else if self.points.is_empty() {
+                } else if self.points.is_empty() && self.moment.is_none() {
                     self.go(Stage::Services)
                 } else {
                     self.back_to_point()

@@ -75,6 +75,9 @@ pub fn hints(w: &Wizard) -> Vec<(&'static str, &'static str)> {
             v.extend([("^U", "clear"), ("Esc", "back")]);
             v
         }
+        Stage::Point if w.moment.is_some() => {
+            vec![("type", "a moment"), ("Enter", "check it"), ("Esc", "back")]
+        }
         Stage::Point => vec![("↑↓", "move"), ("Enter", "use this point"), ("Esc", "back")],
         Stage::Preflight => match w.preflight_ok() {
             Some(true) => vec![("Enter", "continue"), ("Esc", "back")],
@@ -152,6 +155,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             match s {
                 Stage::Services => "which services?",
                 Stage::Inputs => "details",
+                Stage::Point if w.moment.is_some() => "a moment in time",
                 Stage::Point => "restore point",
                 Stage::Preflight => "preflight",
                 _ => "confirm",
@@ -275,11 +279,8 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         }
         Stage::Inputs => {
             if let Some(r) = rb {
-                if let Some(p) = &w.point {
-                    lines.push(Line::styled(
-                        format!("from restore point {}", &p[..8.min(p.len())]),
-                        t.dim(),
-                    ));
+                if let Some(p) = w.point_text() {
+                    lines.push(Line::styled(format!("from {p}"), t.dim()));
                 }
                 let in_picker = w.shown_picker().is_some_and(|p| p.focused);
                 for (i, (inp, val)) in r.inputs.iter().zip(&w.inputs).enumerate() {
@@ -300,6 +301,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                 }
             }
         }
+        Stage::Point if w.moment.is_some() => moment_lines(w, width, app, &mut lines),
         Stage::Point => {
             lines.push(Line::styled(
                 format!(
@@ -339,8 +341,8 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         Stage::Preflight => {
             // What is being checked: what the earlier steps chose.
             let mut what = w.chosen().join(", ");
-            if let Some(p) = &w.point {
-                what.push_str(&format!(" · restore point {}", &p[..8.min(p.len())]));
+            if let Some(p) = w.point_text() {
+                what.push_str(&format!(" · {p}"));
             }
             if let Some(r) = rb {
                 for (i, v) in r.inputs.iter().zip(&w.inputs) {
@@ -353,6 +355,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         Stage::Confirm => {
             if let Some(r) = rb {
                 lines.push(Line::raw(format!("Runbook: {}", r.title)));
+                if let Some(p) = w.point_text().filter(|_| w.moment.is_some()) {
+                    lines.push(Line::raw(format!("Back to {p}")));
+                }
                 let steps: Vec<&str> = r.steps.iter().map(String::as_str).collect();
                 lines.push(Line::styled(
                     format!("Steps: {}", steps.join(" · ")),
@@ -414,6 +419,63 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             msg,
         );
     }
+}
+
+/// The moment step: the window, the field, and under it why the typed
+/// moment is refused.
+fn moment_lines(w: &Wizard, width: usize, app: &App, lines: &mut Vec<Line<'static>>) {
+    use super::recover::moment::show;
+    let t = &app.theme;
+    let Some(m) = &w.moment else {
+        return;
+    };
+    let service = w.chosen().first().cloned().unwrap_or_default();
+    lines.push(Line::styled(
+        format!("{service} archives its WAL: it can go back to any moment in"),
+        t.title(),
+    ));
+    let win = &m.window;
+    match (win.oldest, win.newest) {
+        (Some(o), Some(n)) => {
+            lines.push(Line::raw(format!(
+                "  from   {}  (oldest base backup's end)",
+                show(o)
+            )));
+            lines.push(Line::raw(format!(
+                "  to     {}  (newest archived WAL)",
+                show(n)
+            )));
+        }
+        _ => lines.push(Line::raw(
+            "  (nothing yet: no base backup in the repository)",
+        )),
+    }
+    lines.push(Line::styled(
+        format!(
+            "  {} · {}",
+            crate::util::plural(win.base_backups as u64, "base backup"),
+            crate::util::plural(win.wal_groups as u64, "WAL group")
+        ),
+        t.dim(),
+    ));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "▶ The moment (UTC): latest, 2026-12-01 14:03:00, or before:TIME",
+        t.title(),
+    ));
+    lines.push(m.field.line("  > ", width, true, t));
+    if let Some(e) = &m.error {
+        lines.push(Line::raw(format!("  ✗ {e}")));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        if m.into_dir {
+            "The restore writes a new data directory (asked next) that replays the WAL up to the moment; the live cluster is not touched."
+        } else {
+            "The restore writes a new data directory beside the live one, recovers and checks it on a private server, then swaps it in; the old one is kept for rollback."
+        },
+        t.dim(),
+    ));
 }
 
 fn preflight_lines(w: &Wizard, lines: &mut Vec<Line<'static>>) {

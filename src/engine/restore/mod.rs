@@ -10,6 +10,7 @@
 //! - [`plan::plan_service`] and [`live::execute`]: a service back where it
 //!   lives, sources owning what they restore.
 
+pub mod at;
 pub mod check;
 mod finish;
 pub mod live;

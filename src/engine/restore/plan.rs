@@ -522,7 +522,7 @@ fn plan_tree(
 /// Mount points of this machine (`/proc/self/mountinfo`): a rename cannot
 /// move one, so a restore must not try. Bind mounts share their device
 /// with what they are mounted on, so comparing devices is not enough.
-fn mount_points() -> std::collections::HashSet<PathBuf> {
+pub(super) fn mount_points() -> std::collections::HashSet<PathBuf> {
     let unescape = |s: &str| {
         let mut out = Vec::new();
         let b = s.as_bytes();

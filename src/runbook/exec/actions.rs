@@ -44,10 +44,40 @@ impl Run<'_> {
                         (r, s.clone())
                     }
                 };
+                // A PostgreSQL cluster goes back to a moment: into a new
+                // data directory (the engine path of `restore --at
+                // --target`), or live through `restore --at --live`'s
+                // plan and swap (below).
+                let cluster = crate::source::pitr::restore_at::cluster_of(cx.svc).is_some();
+                if cluster && target != Target::Live {
+                    let dir = match &target {
+                        Target::Dir(d) => Some(d.as_path()),
+                        _ => None,
+                    };
+                    let key = (self.config.path.as_path(), self.spec.key.as_deref());
+                    let at = self.with_reporter(|r| {
+                        crate::source::pitr::restore_at::for_job(
+                            repo,
+                            cx.svc,
+                            &snap,
+                            &self.spec.point,
+                            dir,
+                            key,
+                            r,
+                        )
+                    })?;
+                    if let Some(report) = at {
+                        let lines = report.lines();
+                        for l in &lines {
+                            self.journal.log(l.clone());
+                        }
+                        return Ok(lines.join("; "));
+                    }
+                }
                 let n = self.restores.get() + 1;
                 self.restores.set(n);
                 let id = format!("{}-{n}", self.spec.id);
-                if target == Target::Live {
+                if target == Target::Live && !cluster {
                     if let Ok(plan) = calls::plan(cx.svc, repo, &snap, &scope, &id) {
                         for l in plan.lines() {
                             self.journal.log(format!("  plan: {l}"));
@@ -55,6 +85,19 @@ impl Run<'_> {
                     }
                 }
                 let out = self.with_reporter(|r| {
+                    if cluster {
+                        let key = self.spec.key.as_deref();
+                        return calls::restore_cluster_live(
+                            (self.config, key),
+                            cx.svc,
+                            repo,
+                            &snap,
+                            &self.spec.point,
+                            (&id, &self.spec.id),
+                            &|l| self.journal.log(format!("  plan: {l}")),
+                            r,
+                        );
+                    }
                     calls::restore_service(
                         &repos,
                         cx.svc,

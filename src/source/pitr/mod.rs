@@ -6,7 +6,9 @@
 
 pub mod base;
 pub mod recovery;
+pub mod restore_at;
 pub mod spool;
+pub mod trial;
 pub mod verify;
 pub mod wal;
 pub mod window;

@@ -91,8 +91,16 @@ pub fn settings(target: &Path, moment: &Moment, restore_command: &str) -> Result
             target.display()
         )
     })?;
-    let mut conf = String::from(
-        "\n# Written by `lifeboat restore --at`: recover from the archive, then\n\
+    // A backup taken from a standby may carry standby.signal, which would
+    // keep the copy a standby forever instead of promoting it.
+    let standby = target.join("standby.signal");
+    if standby.exists() {
+        std::fs::remove_file(&standby)
+            .with_context(|| format!("removing {}", standby.display()))?;
+    }
+    let mut conf = String::from(MARK);
+    conf.push_str(
+        ": recover from the archive, then\n\
          # open for writes. Archiving is off so this copy never pushes its own\n\
          # WAL into the live cluster's archive; turn it back on if this copy\n\
          # becomes the live cluster.\n",
@@ -124,10 +132,111 @@ pub fn settings(target: &Path, moment: &Moment, restore_command: &str) -> Result
     for p in [&auto, &signal] {
         let _ = std::os::unix::fs::chown(p, Some(owner.uid()), Some(owner.gid()));
     }
+    // The tar has no entry for the directory itself: made by whoever runs
+    // the restore (root), it must become the cluster owner's, or the
+    // server cannot even enter it.
+    if std::fs::metadata(target)
+        .with_context(|| format!("looking at {}", target.display()))?
+        .uid()
+        != owner.uid()
+    {
+        std::os::unix::fs::chown(target, Some(owner.uid()), Some(owner.gid())).with_context(
+            || {
+                format!(
+                    "handing {} to the owner of the restored files (uid {})",
+                    target.display(),
+                    owner.uid()
+                )
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Where the recovery settings begin in postgresql.auto.conf.
+const MARK: &str = "\n# Written by `lifeboat restore --at`";
+
+/// A recovered and promoted copy is about to become the live cluster
+/// (`restore --at --live`): the recovery settings go from
+/// postgresql.auto.conf, so the cluster archives again with its own
+/// `archive_command`, and the timeline history files the promotion wrote
+/// (while archiving was off) are marked for the archiver, so a later
+/// restore can follow the new timeline. `note` is left in their place.
+pub fn settle_live(dir: &Path, note: &str) -> Result<()> {
+    let auto = dir.join("postgresql.auto.conf");
+    let text =
+        std::fs::read_to_string(&auto).with_context(|| format!("reading {}", auto.display()))?;
+    let Some(at) = text.rfind(MARK) else {
+        bail!(
+            "{} lacks the recovery settings `restore --at` wrote; not a directory this restore made",
+            auto.display()
+        );
+    };
+    let kept = format!("{}\n# {}\n", &text[..at], note.replace('\n', " "));
+    crate::source::ledger::write_atomic(&auto, kept.as_bytes())?;
+    let owner = std::fs::metadata(dir.join("PG_VERSION"))
+        .with_context(|| format!("looking at {}", dir.display()))?;
+    use std::os::unix::fs::MetadataExt;
+    let _ = std::os::unix::fs::chown(&auto, Some(owner.uid()), Some(owner.gid()));
+    let wal = dir.join("pg_wal");
+    let status = wal.join("archive_status");
+    for e in std::fs::read_dir(&wal)
+        .with_context(|| format!("reading {}", wal.display()))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".history") {
+            continue;
+        }
+        let done = status.join(format!("{name}.done"));
+        let ready = status.join(format!("{name}.ready"));
+        if !done.exists() && !ready.exists() {
+            std::fs::write(&ready, b"").with_context(|| format!("writing {}", ready.display()))?;
+            let _ = std::os::unix::fs::chown(&ready, Some(owner.uid()), Some(owner.gid()));
+        }
+    }
     Ok(())
 }
 
 /// A value inside single quotes in postgresql.conf.
 fn quote(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "''")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_copy_loses_the_recovery_settings_and_announces_its_timeline() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        std::fs::write(dir.join("PG_VERSION"), "15\n").unwrap();
+        std::fs::create_dir_all(dir.join("pg_wal/archive_status")).unwrap();
+        std::fs::write(dir.join("postgresql.auto.conf"), "work_mem = '8MB'\n").unwrap();
+        std::fs::write(dir.join("standby.signal"), "").unwrap();
+        settings(dir, &Moment::Latest, "lifeboat wal-fetch %f %p").unwrap();
+        assert!(!dir.join("standby.signal").exists());
+        assert!(dir.join("recovery.signal").exists());
+        let auto = std::fs::read_to_string(dir.join("postgresql.auto.conf")).unwrap();
+        assert!(auto.contains("archive_mode = 'off'"), "{auto}");
+        std::fs::write(
+            dir.join("pg_wal/00000002.history"),
+            "1\t0/3000000\tbefore\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("pg_wal/00000001.history"), "").unwrap();
+        std::fs::write(dir.join("pg_wal/archive_status/00000001.history.done"), "").unwrap();
+        settle_live(dir, "restored by a test").unwrap();
+        let auto = std::fs::read_to_string(dir.join("postgresql.auto.conf")).unwrap();
+        assert_eq!(auto, "work_mem = '8MB'\n\n# restored by a test\n");
+        assert!(dir
+            .join("pg_wal/archive_status/00000002.history.ready")
+            .exists());
+        assert!(!dir
+            .join("pg_wal/archive_status/00000001.history.ready")
+            .exists());
+        // Twice is refused: the settings are gone.
+        assert!(settle_live(dir, "again").is_err());
+    }
 }

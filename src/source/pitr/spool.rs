@@ -185,6 +185,21 @@ impl Spool {
     /// Takes the spool's flush lock without waiting: None when another
     /// flush holds it (that one packs what is here).
     pub fn try_flush_lock(&self) -> Result<Option<File>> {
+        self.lock(libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    /// Takes the spool's flush lock, waiting for a flush under way (an
+    /// explicit `wal-flush` must find the spool empty when it returns).
+    pub fn flush_lock(&self) -> Result<File> {
+        self.lock(libc::LOCK_EX)?.with_context(|| {
+            format!(
+                "locking {}: the lock was refused",
+                self.dir.join("flush.lock").display()
+            )
+        })
+    }
+
+    fn lock(&self, how: libc::c_int) -> Result<Option<File>> {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating the WAL spool {}", self.dir.display()))?;
         let path = self.dir.join("flush.lock");
@@ -195,10 +210,17 @@ impl Spool {
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: flock on a descriptor we own; released when it closes.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Ok(None);
+        loop {
+            if unsafe { libc::flock(f.as_raw_fd(), how) } == 0 {
+                return Ok(Some(f));
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EWOULDBLOCK) => return Ok(None),
+                _ => return Err(e).with_context(|| format!("locking {}", path.display())),
+            }
         }
-        Ok(Some(f))
     }
 }
 

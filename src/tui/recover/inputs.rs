@@ -164,7 +164,7 @@ impl Wizard {
                 return vec![];
             }
             KeyCode::Esc => {
-                if self.points.is_empty() {
+                if self.points.is_empty() && self.moment.is_none() {
                     self.go(Stage::Services)
                 } else {
                     self.back_to_point()
