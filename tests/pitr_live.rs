@@ -7,269 +7,43 @@
 
 mod common;
 
-use common::{free_port, install_executable, Env};
+use common::pg::PgCluster;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-const START_PG: &str = "the PITR tests need the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup): run scripts/test-deps.sh";
-
-/// Where initdb and friends live: the newest /usr/lib/postgresql/N/bin.
-fn pg_bin() -> PathBuf {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap_or_else(|e| panic!("/usr/lib/postgresql: {e}; {START_PG}"))
-        .flatten()
-        .filter_map(|e| {
-            let v: u32 = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").is_file().then_some((v, bin))
-        })
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .unwrap_or_else(|| panic!("no initdb found; {START_PG}"))
-        .1
-}
-
-/// PostgreSQL refuses to run as root, so a root test runs the cluster and
-/// every lifeboat command as `postgres`.
-fn run_as() -> Option<(u32, u32)> {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        return None;
-    }
-    let id = |flag: &str| -> u32 {
-        let out = Command::new("id")
-            .args([flag, "postgres"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "no `postgres` user; {START_PG}");
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    };
-    Some((id("-u"), id("-g")))
-}
-
-struct Cluster {
-    env: Env,
-    bin: PathBuf,
-    lifeboat: PathBuf,
-    data: PathBuf,
-    port: u16,
-    as_user: Option<(u32, u32)>,
-    servers: Vec<PathBuf>,
-}
-
-impl Cluster {
-    /// A repository, a config whose cluster source names its data
-    /// directory, and a running cluster archiving through `wal-push`.
-    fn start() -> Cluster {
-        let env = Env::new();
-        let lifeboat = env.path("lifeboat");
-        install_executable(&assert_cmd::cargo::cargo_bin("lifeboat"), &lifeboat);
-        let mut c = Cluster {
-            bin: pg_bin(),
-            lifeboat,
-            data: env.path("data"),
-            port: free_port(),
-            as_user: run_as(),
-            servers: Vec::new(),
-            env,
-        };
-        for d in ["home", "keys", "cache", "state", "sock"] {
-            std::fs::create_dir_all(c.env.path(d)).unwrap();
-        }
-        c.own(c.env.dir.path());
-        // What `rollback` runs around the swap.
+/// A cluster whose service has the stop and start commands `rollback`
+/// runs around the swap.
+fn start() -> PgCluster {
+    PgCluster::start_with(|data| {
         let stop = format!(
             "if pg_ctl -D '{d}' status >/dev/null; then pg_ctl -D '{d}' -m fast -w stop; fi",
-            d = c.data.display()
+            d = data.display()
         );
         let start = format!(
             "pg_ctl -D '{}' -l '{}' -w -t 30 start",
-            c.data.display(),
-            c.env.path("data.log").display()
+            data.display(),
+            data.with_extension("log").display()
         );
-        let cfg = format!(
-            "state_dir = \"{state}\"\ncache_dir = \"{cache}\"\n[repositories.local]\npath = \"{repo}\"\nkey_file = \"{key}\"\n\
-             [services.db]\ntier = \"critical\"\nrpo = \"5m\"\nrto = \"10m\"\nstop = '''{stop}'''\nstart = '''{start}'''\n[[services.db.sources]]\nkind = \"postgres-cluster\"\nname = \"cluster\"\n\
-             host = \"127.0.0.1\"\nport = {port}\nuser = \"postgres\"\npath = \"{data}\"\nspool = \"{spool}\"\n",
-            state = c.env.path("state").display(),
-            cache = c.env.path("cache").display(),
-            repo = c.env.path("repo").display(),
-            key = c.env.path("admin.key").display(),
-            port = c.port,
-            data = c.data.display(),
-            spool = c.env.path("spool").display(),
-            stop = stop,
-            start = start,
-        );
-        std::fs::write(c.env.path("lifeboat.toml"), cfg).unwrap();
-        c.own(&c.env.path("lifeboat.toml"));
-        c.ok(c
-            .lb()
-            .args(["init", "--repo"])
-            .arg(c.env.path("repo"))
-            .arg("--key-file")
-            .arg(c.env.path("admin.key")));
-        let mut initdb = c.tool("initdb");
-        initdb.args(["-D"]).arg(&c.data).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--wal-segsize=1",
-            "-N",
-        ]);
-        c.ok(&mut initdb);
-        let push = format!(
-            "{} --config {} wal-push",
-            c.lifeboat.display(),
-            c.env.path("lifeboat.toml").display()
-        );
-        let conf = format!(
-            "\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\n\
-             archive_mode = on\narchive_command = '{} %p'\narchive_timeout = 30s\nfsync = off\nmax_wal_senders = 4\n",
-            c.port,
-            c.env.path("sock").display(),
-            push.replace('\'', "''"),
-        );
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(c.data.join("postgresql.conf"))
-            .unwrap();
-        std::io::Write::write_all(&mut f, conf.as_bytes()).unwrap();
-        c.pg_start();
-        c
-    }
+        format!("rto = \"10m\"\nstop = '''{stop}'''\nstart = '''{start}'''")
+    })
+}
 
-    fn own(&self, p: &Path) {
-        if let Some((u, g)) = self.as_user {
-            let st = Command::new("chown")
-                .arg("-R")
-                .arg(format!("{u}:{g}"))
-                .arg(p)
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-    }
+/// What these tests ask of the cluster beyond the common ones.
+trait Live {
+    fn history(&mut self) -> String;
+    fn leftovers(&self) -> Vec<String>;
+    fn records(&self) -> Vec<String>;
+}
 
-    fn user(&self, cmd: &mut Command) {
-        if let Some((u, g)) = self.as_user {
-            cmd.uid(u).gid(g);
-        }
-        cmd.current_dir(self.env.dir.path())
-            .env("HOME", self.env.path("home"))
-            .env("LIFEBOAT_KEY_DIR", self.env.path("keys"))
-            .env("LIFEBOAT_CACHE_DIR", self.env.path("cache"))
-            .env(
-                "PATH",
-                format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap()),
-            )
-            .env_remove("LIFEBOAT_REPO")
-            .env_remove("LIFEBOAT_KEY")
-            .env_remove("LIFEBOAT_CONFIG")
-            .env_remove("LIFEBOAT_TEST_TRIAL_DAMAGE");
-    }
-
-    fn tool(&self, name: &str) -> Command {
-        let mut c = Command::new(self.bin.join(name));
-        self.user(&mut c);
-        c
-    }
-
-    fn lb(&self) -> Command {
-        let mut c = Command::new(&self.lifeboat);
-        self.user(&mut c);
-        c.arg("--config").arg(self.env.path("lifeboat.toml"));
-        c
-    }
-
-    fn ok(&self, cmd: &mut Command) -> String {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Starts the live cluster on its data directory.
-    fn pg_start(&mut self) {
-        let log = self.env.path("data.log");
-        let mut c = self.tool("pg_ctl");
-        c.arg("-D")
-            .arg(&self.data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-w", "-t", "30", "start"]);
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        self.servers.push(self.data.clone());
-    }
-
-    /// Stops it cleanly: a live restore refuses while it runs.
-    fn pg_stop(&mut self) {
-        self.ok(self
-            .tool("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "fast", "-w", "stop"]));
-        self.servers.retain(|d| d != &self.data);
-    }
-
-    fn sql(&self) -> postgres::Client {
-        postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect(postgres::NoTls)
-            .unwrap_or_else(|e| panic!("the private cluster on port {}: {e}", self.port))
-    }
-
-    /// Switches to a new segment and waits until the archiver pushed it.
-    fn archive_all(&self) {
-        let mut db = self.sql();
-        let seg: String = db
-            .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
-            .unwrap()
-            .get(0);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let last: String = db
-                .query_one(
-                    "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
-            if last.len() >= 24 && last[..24] >= *seg {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the archiver did not push {seg} within 30 s (last {last:?})"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
+impl Live for PgCluster {
     /// Base backup, then rows 1..=200 committed before the returned
     /// moment T, rows 201..=300 and a dropped table after it, archived.
     fn history(&mut self) -> String {
-        let mut db = self.sql();
+        let mut db = self.sql(self.port);
         db.batch_execute(
             "CREATE TABLE t (id int primary key, v text); CREATE TABLE doomed (id int);\
              INSERT INTO t SELECT g, 'before base' FROM generate_series(1, 100) g;\
@@ -318,19 +92,6 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for d in self.servers.iter().rev() {
-            let _ = self
-                .tool("pg_ctl")
-                .arg("-D")
-                .arg(d)
-                .args(["-m", "immediate", "-w", "stop"])
-                .output();
-        }
-    }
-}
-
 /// Every entry under `dir`: kind, mode, owner, size and a hash of the
 /// content, so two looks compare byte for byte.
 fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u64, u64)> {
@@ -365,7 +126,7 @@ fn json(out: &str) -> serde_json::Value {
 
 #[test]
 fn live_restore_to_a_moment_replaces_the_data_directory_and_rolls_back() {
-    let mut c = Cluster::start();
+    let mut c = start();
     let t = c.history();
 
     // Refused while the cluster runs, before anything is made.
@@ -380,7 +141,7 @@ fn live_restore_to_a_moment_replaces_the_data_directory_and_rolls_back() {
     assert!(said.contains("pg_ctl -D"), "{said}");
     assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
 
-    c.pg_stop();
+    c.pg_stop(&c.data.clone());
     let before = fingerprint(&c.data);
     let out = c.ok(c
         .lb()
@@ -407,8 +168,8 @@ fn live_restore_to_a_moment_replaces_the_data_directory_and_rolls_back() {
     );
     assert!(!c.data.join("recovery.signal").exists());
 
-    c.pg_start();
-    let mut db = c.sql();
+    c.pg_start(&c.data.clone());
+    let mut db = c.sql(c.port);
     let rows: Vec<(i32, String)> = db
         .query("SELECT id, v FROM t ORDER BY id", &[])
         .unwrap()
@@ -425,12 +186,12 @@ fn live_restore_to_a_moment_replaces_the_data_directory_and_rolls_back() {
         .get(0);
     assert_eq!(doomed, 2, "the table dropped after T is back");
     drop(db);
-    c.pg_stop();
+    c.pg_stop(&c.data.clone());
 
     // The service's stop and start commands run around the swap back.
     c.ok(c.lb().args(["rollback", &id, "--yes"]));
-    c.servers.push(c.data.clone());
-    let mut db = c.sql();
+    c.running(&c.data.clone());
+    let mut db = c.sql(c.port);
     let n: i64 = db
         .query_one("SELECT count(*) FROM t WHERE v = 'after T'", &[])
         .unwrap()
@@ -449,9 +210,9 @@ fn live_restore_to_a_moment_replaces_the_data_directory_and_rolls_back() {
 
 #[test]
 fn a_failed_check_leaves_the_live_directory_untouched() {
-    let mut c = Cluster::start();
+    let mut c = start();
     let t = c.history();
-    c.pg_stop();
+    c.pg_stop(&c.data.clone());
     let before = fingerprint(&c.data);
 
     // The restored copy is damaged: the private server cannot start.
@@ -522,7 +283,7 @@ fn a_failed_check_leaves_the_live_directory_untouched() {
 
 #[test]
 fn a_drill_of_a_cluster_recovers_it_on_a_private_server_and_reports_a_time() {
-    let mut c = Cluster::start();
+    let mut c = start();
     c.history();
     let out = c.ok(c.lb().args(["--json", "drill", "db"]));
     let v = json(&out);
@@ -570,7 +331,7 @@ fn a_drill_of_a_cluster_recovers_it_on_a_private_server_and_reports_a_time() {
     }
     // The live cluster kept running and was never touched.
     let n: i64 = c
-        .sql()
+        .sql(c.port)
         .query_one("SELECT count(*) FROM t", &[])
         .unwrap()
         .get(0);

@@ -10,282 +10,40 @@
 
 mod common;
 
-use common::{free_port, install_executable, Env};
+use common::free_port;
+use common::pg::{append, PgCluster};
 use lifeboat::tui::app::{App, Cmd, Msg, Screen};
 use lifeboat::tui::recover::Stage;
 use lifeboat::tui::theme::Theme;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-
-const NEEDS_PG: &str = "this test needs the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup): run scripts/test-deps.sh";
-
-/// The newest /usr/lib/postgresql/N/bin.
-fn pg_bin() -> PathBuf {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap_or_else(|e| panic!("/usr/lib/postgresql: {e}; {NEEDS_PG}"))
-        .flatten()
-        .filter_map(|e| {
-            let v: u32 = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").is_file().then_some((v, bin))
-        })
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .unwrap_or_else(|| panic!("no initdb found; {NEEDS_PG}"))
-        .1
-}
-
-/// PostgreSQL refuses to run as root: a root test runs the cluster and
-/// every lifeboat process as `postgres`.
-fn run_as() -> Option<(u32, u32)> {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        return None;
-    }
-    let id = |flag: &str| -> u32 {
-        let out = Command::new("id")
-            .args([flag, "postgres"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "no `postgres` user; {NEEDS_PG}");
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    };
-    Some((id("-u"), id("-g")))
-}
-
-struct Cluster {
-    env: Env,
-    bin: PathBuf,
-    lifeboat: PathBuf,
-    port: u16,
-    as_user: Option<(u32, u32)>,
-    servers: Vec<PathBuf>,
-}
-
-impl Cluster {
-    fn own(&self, p: &Path) {
-        if let Some((u, g)) = self.as_user {
-            let st = Command::new("chown")
-                .arg("-R")
-                .arg(format!("{u}:{g}"))
-                .arg(p)
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-    }
-
-    fn user(&self, cmd: &mut Command) {
-        if let Some((u, g)) = self.as_user {
-            cmd.uid(u).gid(g);
-        }
-        cmd.current_dir(self.env.dir.path())
-            .env("HOME", self.env.path("home"))
-            .env("LIFEBOAT_KEY_DIR", self.env.path("keys"))
-            .env("LIFEBOAT_CACHE_DIR", self.env.path("cache"))
-            .env(
-                "PATH",
-                format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap()),
-            )
-            .env_remove("LIFEBOAT_REPO")
-            .env_remove("LIFEBOAT_KEY")
-            .env_remove("LIFEBOAT_CONFIG");
-    }
-
-    fn tool(&self, name: &str) -> Command {
-        let mut c = Command::new(self.bin.join(name));
-        self.user(&mut c);
-        c
-    }
-
-    fn config(&self) -> PathBuf {
-        self.env.path("lifeboat.toml")
-    }
-
-    fn lb(&self) -> Command {
-        let mut c = Command::new(&self.lifeboat);
-        self.user(&mut c);
-        c.arg("--config").arg(self.config());
-        c
-    }
-
-    fn ok(&self, cmd: &mut Command) -> String {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn pg_start(&mut self, data: &Path) {
-        let log = data.with_extension("log");
-        let out = self
-            .tool("pg_ctl")
-            .arg("-D")
-            .arg(data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-w", "-t", "30", "start"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start {}: {}\n{}",
-            data.display(),
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        self.servers.push(data.to_path_buf());
-    }
-
-    fn sql(&self, port: u16) -> postgres::Client {
-        postgres::Config::new()
-            .host("127.0.0.1")
-            .port(port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect(postgres::NoTls)
-            .unwrap_or_else(|e| panic!("the private cluster on port {port}: {e}"))
-    }
-
-    /// A segment switch, awaited in pg_stat_archiver: all WAL so far is
-    /// archived.
-    fn archive_all(&self) {
-        let mut db = self.sql(self.port);
-        let seg: String = db
-            .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
-            .unwrap()
-            .get(0);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let last: String = db
-                .query_one(
-                    "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
-            if last.len() >= 24 && last[..24] >= *seg {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the archiver did not push {seg} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for d in self.servers.iter().rev() {
-            let _ = self
-                .tool("pg_ctl")
-                .arg("-D")
-                .arg(d)
-                .args(["-m", "immediate", "-w", "stop"])
-                .output();
-        }
-    }
-}
-
-fn append(p: &Path, text: &str) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
 
 /// A cluster archiving into a repository through the built binary, with
 /// a base backup, rows written before a moment T and after it, and all
 /// of it archived and packed. Returns the cluster, T (RFC 3339, UTC) and
 /// the row count at T.
-fn cluster_with_history() -> (Cluster, String, i64) {
+fn cluster_with_history() -> (PgCluster, String, i64) {
     cluster_with(false)
 }
 
 /// [`cluster_with_history`]; with `stop_start`, the service has stop and
 /// start commands (`pg_ctl` on the live data directory), which a live
 /// restore's runbook runs.
-fn cluster_with(stop_start: bool) -> (Cluster, String, i64) {
-    let env = Env::new();
-    let lifeboat = env.path("lifeboat");
-    install_executable(&assert_cmd::cargo::cargo_bin("lifeboat"), &lifeboat);
-    let mut c = Cluster {
-        bin: pg_bin(),
-        lifeboat,
-        port: free_port(),
-        as_user: run_as(),
-        servers: Vec::new(),
-        env,
-    };
-    for d in ["home", "keys", "cache", "state", "sock"] {
-        std::fs::create_dir_all(c.env.path(d)).unwrap();
-    }
-    let data = c.env.path("data");
-    let cfg = format!(
-        "state_dir = \"{state}\"\ncache_dir = \"{cache}\"\n[repositories.local]\npath = \"{repo}\"\nkey_file = \"{key}\"\n\
-         [services.db]\ntier = \"critical\"\nrpo = \"5m\"\n{commands}[[services.db.sources]]\nkind = \"postgres-cluster\"\nname = \"cluster\"\n\
-         host = \"127.0.0.1\"\nport = {port}\nuser = \"postgres\"\npath = \"{data}\"\nspool = \"{spool}\"\n",
-        state = c.env.path("state").display(),
-        cache = c.env.path("cache").display(),
-        repo = c.env.path("repo").display(),
-        key = c.env.path("admin.key").display(),
-        port = c.port,
-        data = data.display(),
-        spool = c.env.path("spool").display(),
-        commands = if stop_start {
-            format!(
-                "stop = \"pg_ctl -D {d} -m fast -w stop\"\nstart = \"pg_ctl -D {d} -l {d}.log -w start\"\n",
-                d = data.display()
-            )
-        } else {
-            String::new()
-        },
-    );
-    std::fs::write(c.config(), cfg).unwrap();
-    c.own(c.env.dir.path());
-    c.ok(c
-        .lb()
-        .args(["init", "--repo"])
-        .arg(c.env.path("repo"))
-        .arg("--key-file")
-        .arg(c.env.path("admin.key")));
-    c.ok(c.tool("initdb").arg("-D").arg(&data).args([
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "--wal-segsize=1",
-        "-N",
-    ]));
-    let push = format!(
-        "{} --config {} wal-push",
-        c.lifeboat.display(),
-        c.config().display()
-    );
-    append(
-        &data.join("postgresql.conf"),
-        &format!(
-            "\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\n\
-             archive_mode = on\narchive_command = '{} %p'\narchive_timeout = 30s\nfsync = off\nmax_wal_senders = 4\n",
-            c.port,
-            c.env.path("sock").display(),
-            push.replace('\'', "''"),
+fn cluster_with(stop_start: bool) -> (PgCluster, String, i64) {
+    let c = PgCluster::start_with(|data| {
+        match stop_start {
+        true => format!(
+            "stop = \"pg_ctl -D {d} -m fast -w stop\"\nstart = \"pg_ctl -D {d} -l {d}.log -w start\"",
+            d = data.display()
         ),
-    );
-    c.pg_start(&data);
+        false => String::new(),
+    }
+    });
     let mut db = c.sql(c.port);
     db.batch_execute("CREATE TABLE orders (id serial PRIMARY KEY, note text); INSERT INTO orders (note) SELECT 'before the base backup' FROM generate_series(1, 100)")
         .unwrap();
@@ -347,7 +105,7 @@ fn draw(app: &App) -> String {
 /// back; a started job is `lifeboat job-run ID` run as the cluster's user
 /// (as `jobs::launch` starts it, but with the built binary).
 struct Loader<'a> {
-    c: &'a Cluster,
+    c: &'a PgCluster,
     config: lifeboat::config::Config,
     cache: lifeboat::tui::cache::Cache,
     latest: AtomicU64,

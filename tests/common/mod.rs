@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod pg;
 pub mod tmux;
 
 use assert_cmd::Command;
