@@ -309,7 +309,8 @@ warm() { # read every file once so the timed step starts with a warm page cache
 timed() {
     local name=$1; shift
     local logf=$LOGS/$RUN_TAG-$name.log tf=$RUNDIR/time.out
-    sync
+    # Everything earlier on disk first, unless the step is itself a sync.
+    [[ ${NO_PRESYNC:-0} == 1 ]] || sync
     if ! /usr/bin/time -f '%e %M %P' -o "$tf" "$@" </dev/null >"$logf" 2>&1; then
         log "FAILED: $* (log: $logf)"
         tail -n 30 "$logf" >&2 || true
@@ -516,7 +517,7 @@ want rustic && versions+=("$("$RUSTIC" --version | head -n1)")
 want borg && versions+=("$("$BORG" --version) (pip, in $TOOLS_DIR/borg-venv)")
 want limit && versions+=("$(tar --version | head -n1), $(zstd --version)")
 
-printf 'dataset\trun\ttool\tdata_bytes\tdata2_bytes\tb1_s\tb1_rss_kib\tb1_cpu_pct\tb2_s\tb2_rss_kib\tb2_cpu_pct\trepo1_bytes\trepo2_bytes\tadded_bytes\tlifeboat_reported_added\tlifeboat_files_unchanged\trestore_s\trestore_rss_kib\trestore_cpu_pct\tverify\ts3_backup_s\ts3_backup_rss_kib\ts3_restore_s\ts3_restore_rss_kib\ts3_verify\n' >"$TSV"
+printf 'dataset\trun\ttool\tdata_bytes\tdata2_bytes\tb1_s\tb1_rss_kib\tb1_cpu_pct\tb2_s\tb2_rss_kib\tb2_cpu_pct\trepo1_bytes\trepo2_bytes\tadded_bytes\tlifeboat_reported_added\tlifeboat_files_unchanged\trestore_s\trestore_rss_kib\trestore_cpu_pct\tverify\ts3_backup_s\ts3_backup_rss_kib\ts3_restore_s\ts3_restore_rss_kib\ts3_verify\trestore_sync_s\n' >"$TSV"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 declare -A DS_DESC
 
@@ -582,6 +583,11 @@ for ds in "${DATASETS[@]}"; do
             log "$ds run $run/$RUNS $tool: full restore"
             do_restore "$tool" "$OUT"
             rs=("$T_SEC" "$T_RSS" "$T_CPU")
+            # What the restore left in the page cache reaches the disk:
+            # restic, rustic and borg return before it has, Lifeboat after
+            # (its syncfs), so "restore + sync" compares durable restores.
+            NO_PRESYNC=1 timed restore-sync sync -f "$OUT"
+            sync_s=$T_SEC
             log "$ds run $run/$RUNS $tool: restore ${rs[0]} s, ${rs[1]} KiB RSS; verifying"
             verify_restore "$tool" "$OUT"
             log "$ds run $run/$RUNS $tool: restore verified ($VERIFY)"
@@ -598,7 +604,7 @@ for ds in "${DATASETS[@]}"; do
 
             printf '%s\t' "$ds" "$run" "$tool" "$data_bytes" "$data2" "${b1[@]}" "${b2[@]}" \
                 "$repo1" "$repo2" "$added" "${reported[@]}" "${rs[@]}" "$local_verify" >>"$TSV"
-            (IFS=$'\t'; printf '%s\n' "${S3_RES[*]}") >>"$TSV"
+            (IFS=$'\t'; printf '%s\t%s\n' "${S3_RES[*]}" "$sync_s") >>"$TSV"
             if [[ $FRESH_FS != 0 ]]; then
                 umount "$FS" && rm -f "$WORK/fs.img"
             else
