@@ -125,6 +125,14 @@ pub fn families(inv: &Inventory, report: &Report) -> Vec<Family> {
         each(&|s| s.pitr.as_ref()?.window.oldest.map(secs)),
     );
     family(
+        "lifeboat_wal_missing_segments",
+        "PostgreSQL point-in-time recovery: WAL segments missing from the archive after the oldest base backup (a gap no restore gets past).",
+        each(&|s| {
+            let w = &s.pitr.as_ref()?.window;
+            Some(w.gaps.iter().map(|g| g.missing_count).sum::<u64>() as f64)
+        }),
+    );
+    family(
         "lifeboat_restore_points",
         "Restore points kept.",
         each(&|s| Some(s.restore_points.len() as f64)),

@@ -537,3 +537,257 @@ fn a_push_killed_mid_write_is_retried_and_nothing_is_lost() {
         .get(0);
     assert_eq!(n, 6000);
 }
+
+/// A WAL group as `snapshots --json` shows it.
+struct Group {
+    id: String,
+    segments: Vec<String>,
+}
+
+impl Cluster {
+    /// `health` exits non-zero when anything is not ok: its JSON is the answer.
+    fn health(&self) -> serde_json::Value {
+        let out = self.lb().args(["--json", "health"]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "health --json: {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(self.lb().arg("--json").args(args));
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} --json: {e}: {out}"))
+    }
+
+    /// The WAL groups in the repository, oldest segment first.
+    fn groups(&self) -> Vec<Group> {
+        let snaps = self.json(&["snapshots"]);
+        let mut v: Vec<Group> = snaps
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["service"] == "db+wal")
+            .map(|s| Group {
+                id: s["id"].as_str().unwrap().to_string(),
+                segments: s["sources"][0]["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| {
+                        f.as_str()
+                            .unwrap()
+                            .trim_start_matches(".lifeboat/wal/")
+                            .to_string()
+                    })
+                    .collect(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.segments.iter().min().cmp(&b.segments.iter().min()));
+        v
+    }
+
+    /// Base backups: (id, the segment its WAL starts in), oldest first.
+    fn bases(&self) -> Vec<(String, String)> {
+        let snaps = self.json(&["snapshots"]);
+        let mut v: Vec<(String, String)> = snaps
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["service"] == "db")
+            .map(|s| {
+                let seg = s["sources"][0]["facts"]["notes"]["start_segment"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("the base backup records where its WAL starts: {s}"));
+                (s["id"].as_str().unwrap().to_string(), seg.to_string())
+            })
+            .collect();
+        v.sort_by(|a, b| a.1.cmp(&b.1));
+        v
+    }
+
+    /// Writes some WAL, switches segments and packs what was archived.
+    fn wal_rounds(&self, db: &mut postgres::Client, rounds: usize) {
+        db.batch_execute("CREATE TABLE IF NOT EXISTS t (id serial primary key, v text)")
+            .unwrap();
+        for _ in 0..rounds {
+            db.batch_execute(
+                "INSERT INTO t (v) SELECT repeat('x', 200) FROM generate_series(1, 500)",
+            )
+            .unwrap();
+            self.archive_all();
+            self.ok(self.lb().args(["wal-flush"]));
+        }
+    }
+}
+
+/// 24-hex segment names and .partial files are placed by their name.
+fn is_segment(n: &str) -> bool {
+    n.len() == 24 || n.ends_with(".partial")
+}
+
+#[test]
+fn wal_groups_go_with_the_base_backups_that_no_longer_need_them() {
+    let mut c = Cluster::start(|c| c.push_command());
+    let mut db = c.sql(c.port);
+    c.ok(c.lb().args(["backup", "db"]));
+    c.wal_rounds(&mut db, 3);
+    c.ok(c.lb().args(["backup", "db"]));
+    c.wal_rounds(&mut db, 2);
+    let bases = c.bases();
+    assert_eq!(bases.len(), 2);
+    let (old_base, newer) = (&bases[0].0, &bases[1].1);
+    let groups = c.groups();
+    // Needed: a group with any segment at or after the start of the base
+    // backup that stays (or a timeline history).
+    let needed = |g: &Group| {
+        g.segments
+            .iter()
+            .any(|s| s.ends_with(".history") || (is_segment(s) && s[..24] >= **newer))
+    };
+    let expect_kept: Vec<&str> = groups
+        .iter()
+        .filter(|g| needed(g))
+        .map(|g| g.id.as_str())
+        .collect();
+    let expect_gone: Vec<&str> = groups
+        .iter()
+        .filter(|g| !needed(g))
+        .map(|g| g.id.as_str())
+        .collect();
+    assert!(
+        !expect_gone.is_empty() && expect_kept.len() >= 2,
+        "the first base backup's WAL is older than the second's: {expect_gone:?} / {expect_kept:?}"
+    );
+
+    // forget --dry-run says so and changes nothing.
+    let plan = c.json(&["forget", "db", "--keep-last", "1", "--dry-run"]);
+    let decided: Vec<(String, bool)> = plan["wal"]["wal_groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the forget plan shows the WAL groups: {plan}"))
+        .iter()
+        .map(|g| {
+            (
+                g["id"].as_str().unwrap().to_string(),
+                g["keep"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    for (id, keep) in &decided {
+        assert_eq!(*keep, expect_kept.contains(&id.as_str()), "{id}: {plan}");
+    }
+    assert_eq!(decided.len(), groups.len());
+    assert_eq!(c.groups().len(), groups.len(), "a dry run forgets nothing");
+
+    // The old base backup forgotten by hand: prune --dry-run shows its
+    // WAL going, prune forgets exactly that.
+    std::fs::remove_file(c.env.path("repo/snapshots").join(old_base)).unwrap();
+    let out = c.ok(c.lb().args(["prune", "--dry-run"]));
+    for id in &expect_gone {
+        assert!(
+            out.contains(&format!("would forget  {}", &id[..8])),
+            "{id}: {out}"
+        );
+    }
+    assert_eq!(c.groups().len(), groups.len(), "a dry run forgets nothing");
+    c.ok(c.lb().args(["prune"]));
+    let left: Vec<String> = c.groups().into_iter().map(|g| g.id).collect();
+    assert_eq!(left, expect_kept, "prune keeps exactly the needed groups");
+
+    // What is left still restores everything.
+    let rows: i64 = db.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
+    let port = c.restore_and_start("latest");
+    let n: i64 = c
+        .sql(port)
+        .query_one("SELECT count(*) FROM t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, rows);
+}
+
+#[test]
+fn a_deleted_wal_group_is_a_gap_that_health_names_and_restore_refuses_to_cross() {
+    let c = Cluster::start(|c| c.push_command());
+    let mut db = c.sql(c.port);
+    c.ok(c.lb().args(["backup", "db"]));
+    c.wal_rounds(&mut db, 4);
+    let start = c.bases()[0].1.clone();
+    let health = c.health();
+    assert!(
+        health["services"][0]["pitr"]["gaps"].is_null(),
+        "no gap before one is made: {health}"
+    );
+    // A group in the middle, wholly after the base backup's start, lost.
+    let groups = c.groups();
+    let after: Vec<&Group> = groups
+        .iter()
+        .filter(|g| {
+            g.segments
+                .iter()
+                .filter(|s| is_segment(s))
+                .all(|s| s[..24] > *start)
+        })
+        .collect();
+    assert!(after.len() >= 3, "rounds make groups: {}", after.len());
+    let lost = after[after.len() / 2];
+    let missing = lost
+        .segments
+        .iter()
+        .filter(|s| s.len() == 24)
+        .min()
+        .unwrap()
+        .clone();
+    std::fs::remove_file(c.env.path("repo/snapshots").join(&lost.id)).unwrap();
+
+    let health = c.health();
+    let pitr = &health["services"][0]["pitr"];
+    assert_eq!(pitr["gaps"][0]["missing"], missing.as_str(), "{health}");
+    let until = pitr["gaps"][0]["reachable_until"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the gap says how far a restore gets: {health}"))
+        .to_string();
+    let alert = health["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["message"].as_str().unwrap().contains(&missing))
+        .unwrap_or_else(|| panic!("an alert names the missing segment: {health}"));
+    assert_eq!(alert["service"], "db");
+    assert_eq!(
+        pitr["newest_restorable"].as_str().map(|s| &s[..19]),
+        Some(&until[..19]),
+        "{health}"
+    );
+
+    // A restore past the gap is refused, naming the segment and the last
+    // moment reachable; one before it is not.
+    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    let out = c
+        .lb()
+        .args(["restore", "db", "--at", &now, "--target"])
+        .arg(c.env.path("past-gap"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&missing) && said.contains("last moment that can be reached"),
+        "{said}"
+    );
+    assert!(!c.env.path("past-gap").exists());
+    c.ok(c
+        .lb()
+        .args(["restore", "db", "--at", &until, "--target"])
+        .arg(c.env.path("before-gap")));
+    assert!(c.env.path("before-gap").join("recovery.signal").is_file());
+    // `latest` is the furthest a restore gets, and says where it stops.
+    let out = c.ok(c
+        .lb()
+        .args(["restore", "db", "--at", "latest", "--target"])
+        .arg(c.env.path("latest")));
+    assert!(
+        out.contains(&format!("warning: WAL segment {missing} is missing")),
+        "{out}"
+    );
+}

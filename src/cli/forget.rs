@@ -5,6 +5,7 @@ use super::Ctx;
 use anyhow::{bail, Result};
 use clap::Args;
 use lifeboat::engine;
+use lifeboat::progress::Reporter;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -96,6 +97,9 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<ExitCode> {
                 bail!("name the services (as `lifeboat snapshots` shows them) to thin out");
             }
             for s in &a.services {
+                if let Some(owner) = s.strip_suffix("+wal") {
+                    bail!("{s} holds the WAL archive of {owner}; it is kept or forgotten with {owner}'s base backups: run `lifeboat forget {owner}`");
+                }
                 jobs.push((s.clone(), None, a.keep.policy()));
             }
         }
@@ -103,12 +107,21 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<ExitCode> {
     let mut repos_touched: Vec<Option<String>> = Vec::new();
     for (service, repo_name, policy) in jobs {
         let repo = ctx.open(repo_name.as_deref())?;
-        let plan = engine::plan_forget(&repo, &service, &policy)?;
+        let mut plan = engine::plan_forget(&repo, &service, &policy)?;
+        // A cluster's WAL groups go with the base backups that need them.
+        let wal = {
+            let (snaps, damaged) = repo.list_snapshots()?;
+            let snaps = wal_safe(snaps, &damaged);
+            let kept =
+                |s: &lifeboat::repo::Snapshot| plan.iter().any(|(p, d)| p.id == s.id && d.keep);
+            super::wal::wal_plan(&snaps, &service, &kept)
+        };
         let going = plan.iter().filter(|(_, d)| !d.keep).count();
         if ctx.json {
             output::json(&serde_json::json!({
                 "service": service, "policy": policy, "dry_run": a.dry_run,
                 "restore_points": plan.iter().map(|(s, d)| serde_json::json!({"id": s.id, "time": s.time, "keep": d.keep, "reasons": d.reasons})).collect::<Vec<_>>(),
+                "wal": wal.as_ref().map(|w| w.json()),
             }))?;
         } else {
             println!(
@@ -129,7 +142,12 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<ExitCode> {
                     println!("  forget  {}  {when}", s.short_id());
                 }
             }
+            for line in wal.iter().flat_map(|w| w.lines(a.dry_run)) {
+                println!("{line}");
+            }
         }
+        let going = going + wal.as_ref().map_or(0, |w| w.going());
+        plan.extend(wal.into_iter().flat_map(|w| w.plan));
         if !a.dry_run && going > 0 {
             let progress = Progress::start(ctx.quiet || ctx.json, "forget");
             let removed = engine::forget(&repo, &plan, &progress.reporter());
@@ -171,6 +189,26 @@ pub fn prune(ctx: &Ctx, a: &PruneArgs) -> Result<ExitCode> {
 
 pub fn prune_one(ctx: &Ctx, repo_name: Option<&str>, dry_run: bool) -> Result<()> {
     let repo = ctx.open(repo_name)?;
+    // WAL groups no base backup replays any more go first, so their
+    // space is reclaimed in the same run.
+    let (snaps, damaged) = repo.list_snapshots()?;
+    let wal = super::wal::wal_plans(&wal_safe(snaps, &damaged));
+    let wal_going: Vec<_> = wal
+        .iter()
+        .flat_map(|w| w.plan.iter().filter(|(_, d)| !d.keep).cloned())
+        .collect();
+    if !ctx.json {
+        for line in wal
+            .iter()
+            .filter(|w| w.going() > 0)
+            .flat_map(|w| w.lines(dry_run))
+        {
+            ctx.say(line);
+        }
+    }
+    if !dry_run && !wal_going.is_empty() {
+        engine::forget(&repo, &wal_going, &Reporter::silent())?;
+    }
     let progress = Progress::start(ctx.quiet || ctx.json, "prune");
     let r = engine::prune(
         &repo,
@@ -190,7 +228,9 @@ pub fn prune_one(ctx: &Ctx, repo_name: Option<&str>, dry_run: bool) -> Result<()
         tracing::info!(job = "prune", repository = %repo.config().id, reclaimed = r.reclaimed(), packs_deleted = r.packs_deleted, packs_repacked = r.packs_repacked, "prune finished");
     }
     if ctx.json {
-        output::json(&serde_json::json!({"report": r, "reclaimed": r.reclaimed()}))?;
+        output::json(
+            &serde_json::json!({"report": r, "reclaimed": r.reclaimed(), "wal": wal.iter().map(|w| w.json()).collect::<Vec<_>>()}),
+        )?;
     } else {
         let parts = [
             format!(
@@ -253,4 +293,21 @@ pub fn prune_one(ctx: &Ctx, repo_name: Option<&str>, dry_run: bool) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The restore points WAL retention may judge from: none while some
+/// summary cannot be read, since it may be the oldest base backup, and
+/// the WAL it needs would go.
+fn wal_safe(
+    snaps: Vec<lifeboat::repo::Snapshot>,
+    damaged: &lifeboat::repo::Damaged,
+) -> Vec<lifeboat::repo::Snapshot> {
+    if damaged.is_empty() {
+        return snaps;
+    }
+    eprintln!(
+        "warning: {} restore point summaries cannot be read; WAL groups are left alone until `lifeboat repair` or `lifeboat verify` has dealt with them",
+        damaged.len()
+    );
+    Vec::new()
 }

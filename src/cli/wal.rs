@@ -363,3 +363,95 @@ pub fn fetch(ctx: &Ctx, a: WalFetchArgs) -> Result<ExitCode> {
         Ok(ExitCode::from(1))
     }
 }
+
+/// What WAL retention decided for one service's groups.
+pub struct WalPlan {
+    pub service: String,
+    pub plan: Vec<(
+        lifeboat::repo::Snapshot,
+        lifeboat::engine::retention::Decision,
+    )>,
+}
+
+/// The WAL groups of `service` decided from the base backups `kept`
+/// says stay; None when the service has no WAL groups.
+pub fn wal_plan(
+    snaps: &[lifeboat::repo::Snapshot],
+    service: &str,
+    kept: &dyn Fn(&lifeboat::repo::Snapshot) -> bool,
+) -> Option<WalPlan> {
+    let plan = lifeboat::engine::wal_retention::plan(snaps, service, kept);
+    (!plan.is_empty()).then(|| WalPlan {
+        service: service.to_string(),
+        plan,
+    })
+}
+
+/// Every service with WAL groups in `snaps`, decided from the base
+/// backups there are: what `prune` forgets before it reclaims space
+/// (base backups forgotten by hand, or by an older lifeboat, leave
+/// their WAL behind otherwise).
+pub fn wal_plans(snaps: &[lifeboat::repo::Snapshot]) -> Vec<WalPlan> {
+    let mut services: Vec<&str> = snaps
+        .iter()
+        .filter(|s| s.sources.iter().any(|r| r.kind == pitr::WAL_KIND))
+        .filter_map(|s| s.service.strip_suffix("+wal"))
+        .collect();
+    services.sort();
+    services.dedup();
+    services
+        .into_iter()
+        .filter_map(|s| wal_plan(snaps, s, &|_| true))
+        .collect()
+}
+
+impl WalPlan {
+    pub fn going(&self) -> usize {
+        self.plan.iter().filter(|(_, d)| !d.keep).count()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "service": self.service,
+            "wal_groups": self.plan.iter().map(|(s, d)| serde_json::json!({
+                "id": s.id, "time": s.time, "wal": lifeboat::engine::wal_retention::span(s),
+                "keep": d.keep, "reasons": d.reasons,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// For a person: the groups that go one by one (the first 20), the
+    /// ones that stay in a line, and why the oldest of them stays.
+    pub fn lines(&self, dry_run: bool) -> Vec<String> {
+        let going: Vec<_> = self.plan.iter().filter(|(_, d)| !d.keep).collect();
+        let kept: Vec<_> = self.plan.iter().filter(|(_, d)| d.keep).collect();
+        let mut out = vec![format!(
+            "{}: keep {} of {} WAL groups (the WAL the kept base backups replay)",
+            self.service,
+            kept.len(),
+            self.plan.len()
+        )];
+        let verb = if dry_run { "would forget" } else { "forget" };
+        for (s, _) in going.iter().rev().take(20) {
+            let when = s.time.get(..19).unwrap_or(&s.time).replace('T', " ");
+            out.push(format!(
+                "  {verb}  {}  {when}  {}",
+                s.short_id(),
+                lifeboat::engine::wal_retention::span(s)
+            ));
+        }
+        if going.len() > 20 {
+            out.push(format!("  … and {} more", going.len() - 20));
+        }
+        if let Some((s, d)) = kept.last() {
+            out.push(format!(
+                "  keep    {} groups from {} {} on: {}",
+                kept.len(),
+                s.short_id(),
+                lifeboat::engine::wal_retention::span(s),
+                d.reasons.join(", ")
+            ));
+        }
+        out
+    }
+}

@@ -19,6 +19,7 @@ pub mod stats;
 pub mod tag;
 pub mod verify;
 mod verify_files;
+pub mod wal_retention;
 
 pub use backup::{backup, backup_with, BackupOptions};
 pub use copy::{copy, CopyOptions, CopyReport};

@@ -19,6 +19,8 @@ pub struct BaseCapture {
     name: String,
     cluster: Cluster,
     facts: Facts,
+    /// The backup_label, read from the head of the tar as it streams.
+    label: super::label::Found,
 }
 
 impl BaseCapture {
@@ -27,6 +29,7 @@ impl BaseCapture {
             name: name.to_string(),
             cluster: cluster.clone(),
             facts: Facts::default(),
+            label: Default::default(),
         }
     }
 }
@@ -57,12 +60,9 @@ impl Capture for BaseCapture {
             "start_time".into(),
             humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
         );
-        Ok(vec![process::produce(
-            "pg_basebackup",
-            cmd,
-            BASE_TAR,
-            Box::new(pass),
-        )?])
+        let mut tar = process::produce("pg_basebackup", cmd, BASE_TAR, Box::new(pass))?;
+        tar.reader = Box::new(super::label::Tap::new(tar.reader, self.label.clone()));
+        Ok(vec![tar])
     }
 
     fn facts(mut self: Box<Self>) -> Result<Facts> {
@@ -72,6 +72,14 @@ impl Capture for BaseCapture {
             STOP_NOTE.into(),
             humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
         );
+        // Where its WAL starts: what WAL retention keeps from, and where
+        // gap detection begins (see `archive`).
+        let label = self.label.lock().ok().and_then(|l| l.clone());
+        if let Some(seg) = label.as_deref().and_then(super::label::start_segment) {
+            self.facts
+                .notes
+                .insert(super::archive::START_SEGMENT_NOTE.into(), seg);
+        }
         Ok(std::mem::take(&mut self.facts))
     }
 }

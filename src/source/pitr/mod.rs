@@ -4,7 +4,10 @@
 //! (`spool`, `wal`), the window a restore can reach (`window`) and the
 //! data directory a restore writes (`recovery`).
 
+pub mod archive;
 pub mod base;
+pub mod fetch;
+pub mod label;
 pub mod recovery;
 pub mod restore_at;
 pub mod spool;

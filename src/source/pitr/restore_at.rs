@@ -53,7 +53,13 @@ fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error
 impl AtReport {
     /// Two lines for a person: what was written, and how it comes up.
     pub fn lines(&self) -> Vec<String> {
-        vec![
+        // A gap after this base backup's start: no later one bridges it.
+        let gap = self
+            .window
+            .gaps
+            .iter()
+            .find(|g| g.resumes.is_none_or(|r| r > self.base_backup_end));
+        let mut lines = vec![
             format!(
                 "restored base backup {} of {} (complete at {}) into {}",
                 self.base_backup.get(..8).unwrap_or(&self.base_backup),
@@ -66,7 +72,19 @@ impl AtReport {
                 self.target.display(),
                 self.recovers_to
             ),
-        ]
+        ];
+        // `latest` across a gap: replay stops before it, and the admin
+        // must hear where (a moment past it is refused in `pick`).
+        if let Some(g) = gap.filter(|_| self.recovers_to.starts_with("the end")) {
+            lines.push(format!(
+                "warning: WAL segment {} is missing from the archive: replay stops before it, at about {}",
+                g.missing,
+                g.reachable_until
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                    .unwrap_or_else(|| "the end of the base backup".into())
+            ));
+        }
+        lines
     }
 }
 

@@ -1,17 +1,13 @@
 //! WAL groups in the repository: one restore point of `SERVICE+wal` per
-//! flush, holding the spooled segments as `.lifeboat/wal/NAME`, and
-//! finding a segment again for `wal-fetch`.
+//! flush, holding the spooled segments as `.lifeboat/wal/NAME`
+//! (`wal-fetch` finds them again through `fetch`).
 
 use super::spool::Spooled;
 use super::{wal_service, WAL_KIND};
-use crate::progress::Reporter;
 use crate::repo::snapshot::Facts;
-use crate::repo::{Repository, Snapshot};
-use crate::source::capture::{artifact_path, Artifact, Capture};
-use crate::source::Streams;
+use crate::repo::Snapshot;
+use crate::source::capture::{Artifact, Capture};
 use anyhow::{Context, Result};
-use std::io::Write;
-use std::path::Path;
 use std::time::SystemTime;
 
 /// The source name of WAL groups; their files are `.lifeboat/wal/NAME`.
@@ -66,6 +62,18 @@ impl Capture for GroupCapture {
         if let Some(t) = times.min() {
             f.notes.insert(OLDEST_NOTE.into(), fmt(t));
         }
+        // Full segments all have the cluster's segment size: what maps
+        // names to numbers when looking for gaps (see `archive`).
+        let size = self
+            .segments
+            .iter()
+            .filter(|s| s.name.len() == 24)
+            .filter_map(|s| std::fs::metadata(&s.path).ok().map(|m| m.len()))
+            .max();
+        if let Some(size) = size.filter(|n| n.is_power_of_two()) {
+            f.notes
+                .insert(super::archive::SEGMENT_SIZE_NOTE.into(), size.to_string());
+        }
         if let (Some(a), Some(b)) = (self.segments.first(), self.segments.last()) {
             f.notes.insert("first".into(), a.name.clone());
             f.notes.insert("last".into(), b.name.clone());
@@ -85,32 +93,4 @@ pub fn groups<'a>(snaps: &'a [Snapshot], service: &str) -> Vec<&'a Snapshot> {
     v
 }
 
-/// Writes segment `name` of `service` from the repository to `to`
-/// (through a temporary file, renamed when complete). Ok(false) when the
-/// repository does not hold it: PostgreSQL asks for segments past the
-/// end of the archive, and that is how recovery learns where it ends.
-pub fn fetch(repo: &Repository, service: &str, name: &str, to: &Path) -> Result<bool> {
-    super::check_wal_name(name)?;
-    let (snaps, _) = repo.list_snapshots()?;
-    let path = artifact_path(SOURCE, name);
-    let Some(snap) = groups(&snaps, service)
-        .into_iter()
-        .find(|s| s.sources.iter().any(|r| r.files.iter().any(|f| f == &path)))
-    else {
-        return Ok(false);
-    };
-    let (index, _) = repo.load_index()?;
-    let tree = repo.read_tree(&index, snap)?;
-    let reporter = Reporter::silent();
-    let streams = Streams::new(repo, &index, &tree, &reporter);
-    let mut reader = streams.open(&path)?;
-    let dir = to.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    std::io::copy(&mut reader, &mut tmp)
-        .with_context(|| format!("reading {name} from restore point {}", snap.short_id()))?;
-    tmp.flush()?;
-    tmp.persist(to)
-        .with_context(|| format!("writing {}", to.display()))?;
-    Ok(true)
-}
+pub use super::fetch::fetch;
