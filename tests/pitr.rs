@@ -5,59 +5,26 @@
 
 mod common;
 
-use common::{free_port, install_executable, Env};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use common::free_port;
+use common::pg::{append, PgCluster};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-const START_PG: &str = "the PITR tests need the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, pgbench): run scripts/test-deps.sh";
+/// A private cluster (tests/common/pg.rs) whose database host archives
+/// with a write-only key.
+struct Cluster(PgCluster);
 
-/// Where initdb and friends live: the newest /usr/lib/postgresql/N/bin.
-fn pg_bin() -> PathBuf {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap_or_else(|e| panic!("/usr/lib/postgresql: {e}; {START_PG}"))
-        .flatten()
-        .filter_map(|e| {
-            let v: u32 = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").is_file().then_some((v, bin))
-        })
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .unwrap_or_else(|| panic!("no initdb found; {START_PG}"))
-        .1
-}
-
-/// The uid and gid the cluster runs as: PostgreSQL refuses to run as
-/// root, so a root test runs everything (the cluster, and every lifeboat
-/// command, so they share the files) as `postgres`.
-fn run_as() -> Option<(u32, u32)> {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        return None;
+impl std::ops::Deref for Cluster {
+    type Target = PgCluster;
+    fn deref(&self) -> &PgCluster {
+        &self.0
     }
-    let id = |flag: &str| -> u32 {
-        let out = Command::new("id")
-            .args([flag, "postgres"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "no `postgres` user; {START_PG}");
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    };
-    Some((id("-u"), id("-g")))
 }
 
-struct Cluster {
-    env: Env,
-    bin: PathBuf,
-    lifeboat: PathBuf,
-    data: PathBuf,
-    port: u16,
-    as_user: Option<(u32, u32)>,
-    servers: Vec<PathBuf>,
+impl std::ops::DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut PgCluster {
+        &mut self.0
+    }
 }
 
 impl Cluster {
@@ -65,43 +32,7 @@ impl Cluster {
     /// through `archive_command` (given the command line of `wal-push`
     /// without the `%p`).
     fn start(archive: impl Fn(&Cluster) -> String) -> Cluster {
-        let env = Env::new();
-        let as_user = run_as();
-        let lifeboat = env.path("lifeboat");
-        install_executable(&assert_cmd::cargo::cargo_bin("lifeboat"), &lifeboat);
-        let mut c = Cluster {
-            bin: pg_bin(),
-            lifeboat,
-            data: env.path("data"),
-            port: free_port(),
-            as_user,
-            servers: Vec::new(),
-            env,
-        };
-        for d in ["home", "keys", "cache", "state", "sock"] {
-            std::fs::create_dir_all(c.env.path(d)).unwrap();
-        }
-        c.own(c.env.dir.path());
-        let cfg = format!(
-            "state_dir = \"{state}\"\ncache_dir = \"{cache}\"\n[repositories.local]\npath = \"{repo}\"\nkey_file = \"{key}\"\n\
-             [services.db]\ntier = \"critical\"\nrpo = \"5m\"\n[[services.db.sources]]\nkind = \"postgres-cluster\"\nname = \"cluster\"\n\
-             host = \"127.0.0.1\"\nport = {port}\nuser = \"postgres\"\npath = \"{data}\"\nspool = \"{spool}\"\n",
-            state = c.env.path("state").display(),
-            cache = c.env.path("cache").display(),
-            repo = c.env.path("repo").display(),
-            key = c.env.path("admin.key").display(),
-            port = c.port,
-            data = c.data.display(),
-            spool = c.env.path("spool").display(),
-        );
-        std::fs::write(c.env.path("lifeboat.toml"), cfg).unwrap();
-        c.own(&c.env.path("lifeboat.toml"));
-        c.ok(c
-            .lb()
-            .args(["init", "--repo"])
-            .arg(c.env.path("repo"))
-            .arg("--key-file")
-            .arg(c.env.path("admin.key")));
+        let mut c = Cluster(PgCluster::prepare(|_| String::new()));
         // The database host holds a write-only key: enough to archive.
         c.ok(c
             .lb()
@@ -111,69 +42,8 @@ impl Cluster {
             .arg(c.env.path("admin.key"))
             .arg("--out")
             .arg(c.env.path("host.key")));
-        let mut initdb = c.tool("initdb");
-        initdb.args(["-D"]).arg(&c.data).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--wal-segsize=1",
-            "-N",
-        ]);
-        c.ok(&mut initdb);
         let archive_command = archive(&c);
-        let conf = format!(
-            "\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\n\
-             archive_mode = on\narchive_command = '{} %p'\narchive_timeout = 30s\nfsync = off\nmax_wal_senders = 4\n",
-            c.port,
-            c.env.path("sock").display(),
-            archive_command.replace('\'', "''"),
-        );
-        append(&c.data.join("postgresql.conf"), &conf);
-        c.pg_start(&c.data.clone());
-        c
-    }
-
-    /// Files made as root become the cluster user's.
-    fn own(&self, p: &Path) {
-        if let Some((u, g)) = self.as_user {
-            let st = Command::new("chown")
-                .arg("-R")
-                .arg(format!("{u}:{g}"))
-                .arg(p)
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-    }
-
-    fn user(&self, cmd: &mut Command) {
-        if let Some((u, g)) = self.as_user {
-            cmd.uid(u).gid(g);
-        }
-        cmd.current_dir(self.env.dir.path())
-            .env("HOME", self.env.path("home"))
-            .env("LIFEBOAT_KEY_DIR", self.env.path("keys"))
-            .env("LIFEBOAT_CACHE_DIR", self.env.path("cache"))
-            .env(
-                "PATH",
-                format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap()),
-            )
-            .env_remove("LIFEBOAT_REPO")
-            .env_remove("LIFEBOAT_KEY")
-            .env_remove("LIFEBOAT_CONFIG");
-    }
-
-    fn tool(&self, name: &str) -> Command {
-        let mut c = Command::new(self.bin.join(name));
-        self.user(&mut c);
-        c
-    }
-
-    /// The installed binary with this test's config and the admin key.
-    fn lb(&self) -> Command {
-        let mut c = Command::new(&self.lifeboat);
-        self.user(&mut c);
-        c.arg("--config").arg(self.env.path("lifeboat.toml"));
+        c.initdb_and_start(&archive_command);
         c
     }
 
@@ -182,84 +52,18 @@ impl Cluster {
         format!(
             "{} --config {} --key {} wal-push",
             self.lifeboat.display(),
-            self.env.path("lifeboat.toml").display(),
+            self.config().display(),
             self.env.path("host.key").display()
         )
-    }
-
-    fn ok(&self, cmd: &mut Command) -> String {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn pg_start(&mut self, data: &Path) {
-        let log = data.with_extension("log");
-        let mut c = self.tool("pg_ctl");
-        c.arg("-D")
-            .arg(data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-w", "-t", "30", "start"]);
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start {}: {}\n{}",
-            data.display(),
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        self.servers.push(data.to_path_buf());
-    }
-
-    fn sql(&self, port: u16) -> postgres::Client {
-        postgres::Config::new()
-            .host("127.0.0.1")
-            .port(port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect(postgres::NoTls)
-            .unwrap_or_else(|e| panic!("the private cluster on port {port}: {e}"))
-    }
-
-    /// Forces a segment switch and waits (polling pg_stat_archiver) until
-    /// the archiver has pushed it: everything written so far is archived.
-    fn archive_all(&self) {
-        let mut db = self.sql(self.port);
-        let seg: String = db
-            .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
-            .unwrap()
-            .get(0);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let row = db
-                .query_one(
-                    "SELECT coalesce(last_archived_wal, ''), failed_count FROM pg_stat_archiver",
-                    &[],
-                )
-                .unwrap();
-            let last: String = row.get(0);
-            if last.len() >= 24 && last[..24] >= *seg {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the archiver did not push {seg} within 30 s (last {last}); see {}",
-                self.data.with_extension("log").display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// Restores `at` into a new directory and starts it on a free port;
     /// returns the port once recovery is over.
     fn restore_and_start(&mut self, at: &str) -> u16 {
-        let target = self.env.path(&format!("restored-{}", self.servers.len()));
+        let target = (0..)
+            .map(|i| self.env.path(&format!("restored-{i}")))
+            .find(|p| !p.exists())
+            .unwrap();
         self.ok(self
             .lb()
             .args(["restore", "db", "--at", at, "--target"])
@@ -287,25 +91,6 @@ impl Cluster {
         }
         port
     }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for d in self.servers.iter().rev() {
-            let mut c = self.tool("pg_ctl");
-            let _ = c
-                .arg("-D")
-                .arg(d)
-                .args(["-m", "immediate", "-w", "stop"])
-                .output();
-        }
-    }
-}
-
-fn append(p: &Path, text: &str) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
-    f.write_all(text.as_bytes()).unwrap();
 }
 
 const TABLES: [&str; 4] = [
