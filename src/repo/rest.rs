@@ -173,30 +173,11 @@ impl Backend for RestBackend {
     }
 
     fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>> {
-        #[derive(serde::Deserialize)]
-        struct Item {
-            name: String,
-            size: u64,
-        }
-        let doing = format!("listing {}", kind.dir());
-        let resp = self.send(
-            self.client.get(format!("{}{}/", self.base, kind.dir())),
-            &doing,
-        )?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
-        }
-        let raw = read_bounded(resp, MAX_LISTING).with_context(|| doing.clone())?;
-        let items: Vec<Item> = serde_json::from_slice(&raw)
-            .with_context(|| format!("{doing} at {}: not a Lifeboat server's answer", self.base))?;
-        let mut out = Vec::with_capacity(items.len());
-        for i in items {
-            // A name the server invents is never used as a path here.
-            valid_name(&i.name)?;
-            out.push((i.name, i.size));
-        }
-        out.sort();
-        Ok(out)
+        Ok(self
+            .list_versions(kind)?
+            .into_iter()
+            .map(|l| (l.name, l.size))
+            .collect())
     }
 
     fn list_versions(&self, kind: Kind) -> Result<Vec<super::backend::Listed>> {
@@ -222,6 +203,7 @@ impl Backend for RestBackend {
             .with_context(|| format!("{doing} at {}: not a Lifeboat server's answer", self.base))?;
         let mut out = Vec::with_capacity(items.len());
         for i in items {
+            // A name the server invents is never used as a path here.
             valid_name(&i.name)?;
             out.push(super::backend::Listed {
                 name: i.name,
