@@ -245,3 +245,90 @@ fn a_cache_sealed_to_the_recipient_without_the_mac_key_is_refused() {
     assert_eq!(l.json(), want);
     assert_ne!(fs::read(&cache).unwrap(), forged, "the forgery is replaced");
 }
+
+#[test]
+fn the_console_reads_the_cache_the_cli_wrote() {
+    // The console's first frame comes from `Cmd::LoadInventory`. Run with a
+    // config whose `cache_dir` is not the environment's, the CLI and the
+    // console must still meet in the same cache: the config's.
+    let env = Env::new();
+    let repo = env.path("repo");
+    let key = env.init(&repo);
+    let data = env.path("data");
+    fs::create_dir_all(&data).unwrap();
+    let cache_dir = env.path("config-cache");
+    let config = env.path("lifeboat.toml");
+    fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\ncache_dir = {cache_dir:?}\n\
+             [repositories.r]\npath = {repo:?}\nkey_file = {key:?}\n\n\
+             [services.files]\ntier = \"important\"\nrepository = \"r\"\n\
+             sources = [{{ kind = \"files\", paths = [{data:?}] }}]\n",
+            state = env.path("state"),
+        ),
+    )
+    .unwrap();
+    let lb = || {
+        let mut c = env.lb();
+        c.arg("--config").arg(&config);
+        c
+    };
+    for i in 0..3 {
+        fs::write(data.join("f"), format!("version {i}")).unwrap();
+        lb().args(["backup", "files"]).assert().success();
+    }
+    let listed: Value =
+        serde_json::from_slice(&lb().args(["--json", "snapshots"]).output().unwrap().stdout)
+            .expect("JSON");
+    let want = ids(&listed);
+    assert_eq!(want.len(), 3);
+    let repo_id = {
+        let c: Value = serde_json::from_slice(&fs::read(repo.join("config")).unwrap()).unwrap();
+        c["id"].as_str().unwrap().to_string()
+    };
+    assert!(
+        cache_dir.join(&repo_id).join("snapshots.cache").is_file(),
+        "`snapshots` with a config writes the cache under the config's cache_dir"
+    );
+    assert!(
+        !env.path("cache").join(&repo_id).exists(),
+        "and not under LIFEBOAT_CACHE_DIR, which the config overrides"
+    );
+
+    let config = lifeboat::config::Config::load(&config).unwrap();
+    let load = || {
+        let before = lifeboat::repo::snapshot_cache::fetched();
+        let msg = lifeboat::tui::execute(
+            &config,
+            &lifeboat::tui::cache::Cache::default(),
+            &std::sync::atomic::AtomicU64::new(0),
+            lifeboat::tui::app::Cmd::LoadInventory,
+        );
+        let Some(lifeboat::tui::app::Msg::Inventory(inv)) = msg else {
+            panic!("not an inventory: {msg:?}")
+        };
+        let mut got: Vec<String> = inv.services[0]
+            .restore_points
+            .iter()
+            .map(|p| p.id.clone())
+            .collect();
+        got.sort();
+        (got, lifeboat::repo::snapshot_cache::fetched() - before)
+    };
+    let (got, fetched) = load();
+    assert_eq!(got, want, "the console lists what `snapshots` listed");
+    assert_eq!(fetched, 0, "every summary came from the CLI's cache");
+
+    // A new restore point: the console reads that one, and only that one.
+    fs::write(data.join("f"), "version 3").unwrap();
+    lb().args(["backup", "files"]).assert().success();
+    let (got, fetched) = load();
+    assert_eq!(got.len(), 4);
+    assert_eq!(fetched, 1, "only the new summary is read");
+    let (_, fetched) = load();
+    assert_eq!(
+        fetched, 0,
+        "and the console's own listing updated the cache"
+    );
+}

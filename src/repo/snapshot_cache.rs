@@ -160,10 +160,23 @@ fn save(repo: &Repository, path: &Path, entries: &[&Entry]) -> Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// Summaries [`fetch_all`] was asked for on this thread (see [`fetched`]).
+    static FETCHED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many restore point summaries listings on the calling thread have
+/// read from the repository instead of the cache: a hit costs none. Per
+/// thread, so a test (or a caller) sees only its own listings.
+pub fn fetched() -> u64 {
+    FETCHED.with(|f| f.get())
+}
+
 /// Reads the summaries named `names` from the repository, several at a
 /// time: a network store hides its latency behind requests in flight, and
 /// decryption uses every core. Results are in the order of `names`.
 pub fn fetch_all(repo: &Repository, names: &[String]) -> Vec<Result<Snapshot>> {
+    FETCHED.with(|f| f.set(f.get() + names.len() as u64));
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

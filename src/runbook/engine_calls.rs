@@ -71,7 +71,10 @@ impl Repos<'_> {
             .repositories
             .get(name)
             .ok_or_else(|| anyhow!("no repository named `{name}` in the config"))?;
-        r.open(self.key.as_deref())
+        // `latest` and id prefixes are found through the config's cache,
+        // the one the CLI and the console keep.
+        Ok(r.open(self.key.as_deref())?
+            .with_cache_dir(self.config.cache_dir.clone()))
     }
 }
 
@@ -84,7 +87,7 @@ impl Repos<'_> {
 pub fn resolve_point(repo: &Repository, service: &str, spec: &str) -> Result<Snapshot> {
     let Some(when) = spec.strip_prefix("before:") else {
         return repo.find_snapshot(spec, Some(service)).or_else(|e| {
-            let (snaps, _) = repo.list_snapshots()?;
+            let (snaps, _) = repo.list_snapshots_cached()?;
             let copies: Vec<Snapshot> = snaps
                 .into_iter()
                 .filter(|s| s.service == service)
@@ -102,7 +105,7 @@ pub fn resolve_point(repo: &Repository, service: &str, spec: &str) -> Result<Sna
     };
     let limit = humantime::parse_rfc3339_weak(when.trim())
         .with_context(|| format!("before:{when}: expected a time like 2026-11-20T14:00:00Z"))?;
-    let (snaps, _) = repo.list_snapshots()?;
+    let (snaps, _) = repo.list_snapshots_cached()?;
     snaps
         .into_iter()
         .filter(|s| s.service == service)
@@ -381,7 +384,7 @@ impl PointInfo {
         now: std::time::SystemTime,
     ) -> PointInfo {
         let newer = repo
-            .list_snapshots()
+            .list_snapshots_cached()
             .map(|(all, _)| {
                 all.iter()
                     .filter(|s| s.service == snap.service && s.time > snap.time)

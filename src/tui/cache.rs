@@ -63,7 +63,8 @@ impl Cache {
         let r = config.repositories.get(name).ok_or_else(|| {
             anyhow!("no repository named {name} in the config: press R after editing it")
         })?;
-        let repo = r.open(None)?;
+        // The config's cache, as the inventory and the CLI use it.
+        let repo = r.open(None)?.with_cache_dir(config.cache_dir.clone());
         let (index, _) = repo.load_index()?;
         self.opens.fetch_add(1, Ordering::Relaxed);
         let o = Arc::new(Opened { repo, index });
