@@ -18,7 +18,16 @@ fn main() -> ExitCode {
         Err(payload) if lifeboat_cli::pipe::is_closed_stdout(payload.as_ref()) => {
             ExitCode::from(lifeboat_cli::pipe::CLOSED_STATUS)
         }
-        Err(payload) => std::panic::resume_unwind(payload),
+        Err(payload) => {
+            match lifeboat_cli::pipe::stdout_failure(payload.as_ref()) {
+                Some(msg) => {
+                    eprintln!("error: {msg}");
+                    eprintln!("  hint: the output could not be written; check the disk or file it goes to");
+                    ExitCode::from(1)
+                }
+                None => std::panic::resume_unwind(payload),
+            }
+        }
     }
 }
 

@@ -727,6 +727,27 @@ fn a_closed_pipe_ends_dump_completions_and_man_quietly() {
     }
 }
 
+/// A stdout that fails (a full disk) is an error with a hint, not a
+/// panic with a backtrace.
+#[test]
+fn a_full_output_disk_is_an_error_not_a_panic() {
+    let f = Fixture::new();
+    f.backup(&["app"]);
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut c = f.env.lb_process();
+    c.arg("--config").arg(&f.config).arg("snapshots");
+    c.stdout(full).stderr(std::process::Stdio::piped());
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn quiet_init_still_says_where_the_admin_key_is() {
     let env = Env::new();

@@ -14,15 +14,26 @@ pub struct StdoutClosed;
 /// The exit status of a program stopped by a closed pipe (128 + SIGPIPE).
 pub const CLOSED_STATUS: u8 = 141;
 
-/// Keeps `println!`'s panic on a closed stdout from printing a message;
-/// every other panic is reported as before.
+/// Keeps `println!`'s panic on a failed stdout from printing a panic
+/// message (main reports it as an error, or stops quietly for a closed
+/// pipe); every other panic is reported as before.
 pub fn install_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !is_closed_stdout_message(payload_text(info.payload())) {
+        if !is_stdout_message(payload_text(info.payload())) {
             previous(info);
         }
     }));
+}
+
+fn is_stdout_message(msg: Option<&str>) -> bool {
+    msg.is_some_and(|m| m.starts_with("failed printing to stdout"))
+}
+
+/// `println!`'s panic on a stdout that is not closed but failed (a full
+/// disk, `> /dev/full`): its message, for an error line.
+pub fn stdout_failure(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload_text(payload).filter(|m| is_stdout_message(Some(m)))
 }
 
 fn is_closed_stdout_message(msg: Option<&str>) -> bool {
