@@ -89,12 +89,33 @@ pub trait Backend: Send + Sync {
         self.put(kind, name, &buf)
     }
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>>;
+    /// `get`, or None when there is no such object: one request on a
+    /// network store where `exists` and `get` would be two round trips.
+    fn get_if_exists(&self, kind: Kind, name: &str) -> Result<Option<Vec<u8>>> {
+        if !self.exists(kind, name)? {
+            return Ok(None);
+        }
+        self.get(kind, name).map(Some)
+    }
     /// Random access to an object (packs are read chunk by chunk).
     fn open(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>>;
     /// Like `open`, for a reader that will go through most of the object
     /// (restore, copy, read-data checks): a network store fetches it in one
     /// request rather than range by range.
     fn open_whole(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>> {
+        self.open(kind, name)
+    }
+    /// Like `open`, for a reader that will read the byte ranges `ahead`
+    /// first (a tree's chunks, with the header before them): a network
+    /// store fetches them at once, in parallel, instead of one round trip
+    /// after another. Reads elsewhere work as with `open`.
+    fn open_ahead(
+        &self,
+        kind: Kind,
+        name: &str,
+        ahead: &[std::ops::Range<u64>],
+    ) -> Result<Box<dyn ReadSeek>> {
+        let _ = ahead;
         self.open(kind, name)
     }
     /// Names and sizes of every object of a kind.

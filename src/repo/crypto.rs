@@ -66,6 +66,21 @@ pub fn chunk_id(key: &[u8; 32], data: &[u8]) -> super::ChunkId {
 /// The plaintext size of one age STREAM segment.
 const SEGMENT: u64 = 64 * 1024;
 
+/// A sealed object's header (with the payload's 16-byte nonce) is shorter
+/// than this: one recipient's stanza is a few hundred bytes.
+pub(crate) const HEADER_AHEAD: u64 = 64 * 1024;
+
+/// Where the plaintext bytes `plain` of a sealed object lie in it, for
+/// fetching them ahead: a range that holds them (and the segment after,
+/// which the reader may look at) whenever the header is shorter than
+/// [`HEADER_AHEAD`]. Only a hint: reads outside it still work.
+pub(crate) fn sealed_span(plain: &std::ops::Range<u64>) -> std::ops::Range<u64> {
+    let sealed = SEGMENT + 16;
+    let first = plain.start / SEGMENT;
+    let last = plain.end.saturating_sub(1) / SEGMENT;
+    first.saturating_mul(sealed)..HEADER_AHEAD.saturating_add((last + 2).saturating_mul(sealed))
+}
+
 /// A seekable plaintext view of a sealed object that reads every segment
 /// that authenticates, even when a later one does not.
 ///
@@ -354,6 +369,58 @@ mod tests {
             read_at(&mut r, 5 * SEGMENT, 3000).unwrap(),
             plain[5 * SEGMENT as usize..]
         );
+    }
+
+    /// A sealed object of which only `allowed` can be read.
+    struct Only {
+        ct: std::io::Cursor<Vec<u8>>,
+        allowed: Vec<std::ops::Range<u64>>,
+    }
+
+    impl Read for Only {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let at = self.ct.position();
+            let Some(r) = self.allowed.iter().find(|r| r.contains(&at)) else {
+                return Err(std::io::Error::other(format!(
+                    "read at {at}, not fetched ahead"
+                )));
+            };
+            let n = buf.len().min((r.end - at) as usize);
+            self.ct.read(&mut buf[..n])
+        }
+    }
+
+    impl Seek for Only {
+        fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+            self.ct.seek(to)
+        }
+    }
+
+    #[test]
+    fn what_sealed_span_names_is_all_a_read_of_those_bytes_needs() {
+        let (id, plain, ct) = sealed();
+        let len = plain.len() as u64;
+        for range in [
+            0..10,
+            5..SEGMENT,
+            SEGMENT..SEGMENT + 1,
+            SEGMENT - 3..3 * SEGMENT + 9,
+            2 * SEGMENT..4 * SEGMENT,
+            4 * SEGMENT + 100..len,
+            len - 1..len,
+        ] {
+            let raw = Only {
+                ct: std::io::Cursor::new(ct.clone()),
+                allowed: vec![0..HEADER_AHEAD, sealed_span(&range)],
+            };
+            let mut r = SealedReader::new(&[&id], Box::new(raw)).unwrap();
+            let got = read_at(&mut r, range.start, (range.end - range.start) as usize);
+            assert_eq!(
+                got.unwrap(),
+                plain[range.start as usize..range.end as usize],
+                "{range:?}"
+            );
+        }
     }
 
     #[test]

@@ -139,6 +139,78 @@ pub fn decode_index_file(b: &[u8]) -> Result<Vec<(super::PackId, Vec<PackEntry>)
     Ok(out)
 }
 
+/// How many reads of small objects (index files, a tree's packs) to keep
+/// in flight: the store's transfers, and at least one per core for the
+/// decryption that follows.
+pub fn readers(backend: &dyn super::Backend) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    backend.transfers().max(cores).min(32)
+}
+
+/// `f` of every item on up to `workers` threads; the results in the order
+/// of `items`, whatever order they finish in.
+pub fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let workers = workers.min(items.len());
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (done, results) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let done = done.clone();
+            let (next, f) = (&next, &f);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                if done.send((i, f(item))).is_err() {
+                    break;
+                }
+            });
+        }
+    });
+    drop(done);
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    for (i, r) in results {
+        out[i] = Some(r);
+    }
+    // Every item was done: a worker that panicked has re-raised it above.
+    out.into_iter().flatten().collect()
+}
+
+/// `ids` in consecutive runs whose chunks hold at most `max_bytes` of
+/// plaintext together (each run at least one chunk), by what the index
+/// says they hold; ids it does not know count for nothing.
+pub fn batches<'a>(
+    index: &'a Index,
+    ids: &'a [ChunkId],
+    max_bytes: u64,
+) -> impl Iterator<Item = &'a [ChunkId]> + 'a {
+    let mut rest = ids;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0u64;
+        let mut n = 0;
+        for id in rest {
+            let len = index.get(id).map_or(0, |l| l.raw_len as u64);
+            if n > 0 && bytes + len > max_bytes {
+                break;
+            }
+            bytes += len;
+            n += 1;
+        }
+        let (batch, after) = rest.split_at(n);
+        rest = after;
+        Some(batch)
+    })
+}
+
 /// The in-memory index: chunk id → location (layout in `table`).
 #[derive(Default)]
 pub struct Index {
@@ -214,6 +286,55 @@ mod tests {
             raw_len: 10,
             compressed: false,
         }
+    }
+
+    #[test]
+    fn parallel_reads_come_back_in_order_failures_and_all() {
+        let names: Vec<String> = (0..200).map(|i| format!("file-{i}")).collect();
+        let read = |name: &String| -> Result<String> {
+            match name.trim_start_matches("file-").parse::<u32>() {
+                Ok(n) if n % 7 == 3 => bail!("{name} is damaged"),
+                _ => Ok(name.to_uppercase()),
+            }
+        };
+        let shown = |r: Result<String>| match r {
+            Ok(v) => v,
+            Err(e) => format!("error: {e:#}"),
+        };
+        let serial: Vec<String> = names.iter().map(|n| shown(read(n))).collect();
+        for workers in [1, 2, 5, 64, 500] {
+            let parallel: Vec<String> = in_parallel(&names, workers, read)
+                .into_iter()
+                .map(shown)
+                .collect();
+            assert_eq!(parallel, serial, "{workers} workers");
+        }
+        assert!(in_parallel(&[] as &[u8], 4, |_| 1).is_empty());
+    }
+
+    #[test]
+    fn batches_hold_at_most_the_bytes_asked_and_every_id_once() {
+        let pack = PackId([1; 32]);
+        let entries: Vec<PackEntry> = (0..10u8)
+            .map(|i| PackEntry {
+                raw_len: 100 * (i as u32 + 1),
+                ..entry(i, 1000 * i as u32)
+            })
+            .collect();
+        let index = Index::build(vec![(pack, entries)]);
+        let mut ids: Vec<ChunkId> = (0..10u8).map(|i| ChunkId([i; 32])).collect();
+        ids.push(ChunkId([99; 32])); // not in the index
+        let got: Vec<&[ChunkId]> = batches(&index, &ids, 1000).collect();
+        assert_eq!(got.concat(), ids);
+        for b in &got {
+            let bytes: u64 = b
+                .iter()
+                .map(|id| index.get(id).map_or(0, |l| l.raw_len as u64))
+                .sum();
+            assert!(b.len() == 1 || bytes <= 1000, "{b:?}: {bytes} bytes");
+        }
+        // A chunk bigger than a batch is a batch of its own.
+        assert!(batches(&index, &ids, 10).all(|b| b.len() == 1));
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub mod snapshot;
 pub mod snapshot_cache;
 pub mod tree;
 
+mod ahead;
+
 pub use backend::{Backend, Kind, LocalBackend};
 pub use index::{Index, Location};
 pub use keys::Access;
@@ -214,15 +216,16 @@ impl Repository {
     }
 
     pub fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
-        // An unreachable store is not "not a repository": say which it is.
-        if !backend.exists(Kind::Config, "config")? {
-            return Err(crate::Error::NotARepository {
-                path: backend.location(),
+        // One request: a missing config is None, an unreachable store is
+        // not "not a repository" but an error that says which it is.
+        let raw = match backend.get_if_exists(Kind::Config, "config") {
+            Ok(Some(raw)) => raw,
+            Ok(None) => {
+                return Err(crate::Error::NotARepository {
+                    path: backend.location(),
+                }
+                .into())
             }
-            .into());
-        }
-        let raw = match backend.get(Kind::Config, "config") {
-            Ok(raw) => raw,
             // A store that fails the read is not "not a repository".
             Err(e) if backend::is_store_failure(&e) => return Err(e),
             Err(_) => {
@@ -266,7 +269,18 @@ impl Repository {
     }
 
     pub fn open(backend: Box<dyn Backend>, key: KeySource) -> Result<Repository> {
-        let config = Self::read_config(backend.as_ref())?;
+        // A key file's own key objects are fetched while the config is:
+        // on object storage that is one round trip where a listing of
+        // `keys/` and a read after the config's were three.
+        let (config, mut prefetched) = match &key {
+            KeySource::File(p) => std::thread::scope(|s| {
+                let own = s.spawn(|| ahead::own_key_objects(backend.as_ref(), p));
+                let config = Self::read_config(backend.as_ref());
+                (config, own.join().unwrap_or_default())
+            }),
+            KeySource::Default => (Self::read_config(backend.as_ref()), Vec::new()),
+        };
+        let config = config?;
         let key_path = match key {
             KeySource::File(p) => p,
             KeySource::Default => {
@@ -278,6 +292,7 @@ impl Repository {
                     }
                     .into());
                 }
+                prefetched = ahead::own_key_objects(backend.as_ref(), &p);
                 p
             }
         };
@@ -294,7 +309,13 @@ impl Repository {
         let meta_recipient = recipient("meta_recipient", &config.meta_recipient)?;
         // After the recipients: a key is matched against them, and a
         // damaged config must be named as the config, not as the key.
-        let access = keys::access_for(backend.as_ref(), &config, &key_path, &key_label)?;
+        let access = keys::access_for(
+            backend.as_ref(),
+            &config,
+            &key_path,
+            &key_label,
+            &prefetched,
+        )?;
         Ok(Repository {
             backend: backend.into(),
             locks: lock::LockOptions::default(),
@@ -399,8 +420,14 @@ impl Repository {
     /// verify did not find damaged is preferred. Writers use
     /// [`Repository::load_index_for_writing`].
     pub fn load_index(&self) -> Result<(Index, Damaged)> {
-        let (files, damaged) = self.load_index_files()?;
-        let health = self.copy_health()?;
+        // Two independent sets of listings and reads: side by side, the
+        // pack listing costs no round trips of its own.
+        let (files, health) = std::thread::scope(|s| {
+            let health = s.spawn(|| self.copy_health());
+            (self.load_index_files(), health.join())
+        });
+        let (files, damaged) = files?;
+        let health = health.map_err(|_| anyhow!("listing the packs failed unexpectedly"))??;
         Ok((
             Index::build_ranked(files.into_iter().flat_map(|(_, packs)| packs), |p, c| {
                 Some(health.rank(p, c))
@@ -409,16 +436,25 @@ impl Repository {
         ))
     }
 
-    /// Every index file as stored, by name.
+    /// Every index file as stored, by name, in listing order: read several
+    /// at a time (a network store hides its latency behind requests in
+    /// flight; decryption uses every core).
     pub fn load_index_files(&self) -> Result<(Vec<IndexFile>, Damaged)> {
+        let names: Vec<String> = self
+            .backend
+            .list(Kind::Index)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        let read = index::in_parallel(&names, index::readers(self.backend()), |name| {
+            self.backend
+                .get(Kind::Index, name)
+                .and_then(|raw| self.open_meta(&raw))
+                .and_then(|plain| index::decode_index_file(&plain))
+        });
         let mut files = Vec::new();
         let mut damaged = Vec::new();
-        for (name, _) in self.backend.list(Kind::Index)? {
-            let res = self
-                .backend
-                .get(Kind::Index, &name)
-                .and_then(|raw| self.open_meta(&raw))
-                .and_then(|plain| index::decode_index_file(&plain));
+        for (name, res) in names.into_iter().zip(read) {
             match res {
                 Ok(packs) => files.push((name, packs)),
                 Err(e) => damaged.push((name, format!("{e:#}"))),
@@ -584,15 +620,23 @@ impl Repository {
             )
         };
         let mut decoder = tree::Decoder::default();
-        for id in &snap.tree {
-            let chunk = self.read_chunk(index, id).with_context(|| {
+        // A batch at a time: fetched ahead and in parallel (one round trip
+        // per batch on object storage, not several per chunk), while the
+        // plaintext held at once stays bounded.
+        for batch in index::batches(index, &snap.tree, TREE_BATCH_BYTES) {
+            let chunks = self.read_chunks(index, batch).with_context(|| {
                 format!("reading the file list of restore point {}", snap.short_id())
             })?;
-            decoder.feed(&chunk).with_context(damaged)?;
+            for chunk in chunks {
+                decoder.feed(&chunk).with_context(damaged)?;
+            }
         }
         decoder.finish().with_context(damaged)
     }
 }
+
+/// At most this much tree plaintext is fetched and held at once.
+const TREE_BATCH_BYTES: u64 = 64 << 20;
 
 /// Counts what passes through, for the size of a sealed object.
 struct Counted<'a> {

@@ -17,7 +17,11 @@
 
 mod errors;
 mod lock;
+mod pace;
 mod ranged;
+
+pub use pace::parse_rate;
+use pace::Pacer;
 
 use super::backend::{valid_name, Backend, Kind, Listed, ReadSeek};
 use anyhow::{anyhow, bail, Result};
@@ -110,76 +114,6 @@ pub fn parse_url(url: &str) -> Result<(String, String)> {
     Ok((bucket.to_string(), prefix.to_string()))
 }
 
-/// "8MiB/s", "500 KB/s", "1048576": bytes per second.
-pub fn parse_rate(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix("/s").unwrap_or(t).trim();
-    let digits = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a rate (e.g. \"8MiB/s\" or \"500KB/s\")"))?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "K" | "KB" => 1e3,
-        "KiB" => 1024.0,
-        "M" | "MB" => 1e6,
-        "MiB" => 1024.0 * 1024.0,
-        "G" | "GB" => 1e9,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit (use B, KB, KiB, MB, MiB, GB or GiB per second)"
-            ))
-        }
-    };
-    let v = n * mult;
-    // Also catches NaN and infinity from odd input.
-    if !v.is_finite() || v < 1024.0 {
-        return Err(format!(
-            "{s:?}: a bandwidth limit below 1 KiB/s would never finish"
-        ));
-    }
-    Ok(v as u64)
-}
-
-/// Spaces transfers so their average rate stays under the limit. Coarse
-/// (whole objects), which is what a limit on a shared uplink needs.
-struct Pacer {
-    bytes_per_sec: u64,
-    next: Mutex<Instant>,
-}
-
-impl Pacer {
-    /// Counts a small object against the limit without queueing it: an
-    /// index file must not wait behind packs already scheduled, or an
-    /// interrupted copy would lose what those index files record.
-    fn charge(&self, bytes: usize) {
-        if let Ok(mut next) = self.next.lock() {
-            let now = Instant::now();
-            *next = (*next).max(now)
-                + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
-        }
-    }
-
-    fn wait(&self, bytes: usize) {
-        let now = Instant::now();
-        let start = {
-            let Ok(mut next) = self.next.lock() else {
-                return;
-            };
-            let start = (*next).max(now);
-            *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
-            start
-        };
-        if start > now {
-            std::thread::sleep(start - now);
-        }
-    }
-}
-
 struct Inner {
     store: Box<dyn ObjectStore>,
     url: String,
@@ -240,16 +174,16 @@ impl Inner {
 
     /// A GET, body and all, cut off when no bytes arrive for the progress
     /// timeout (a stalled response is retried, not waited out); returns the
-    /// body and the object's ETag.
+    /// body and the object's metadata (ETag, whole size).
     async fn fetch(
         &self,
         key: &ObjPath,
         opts: GetOptions,
-    ) -> ObjResult<(bytes::Bytes, Option<String>)> {
+    ) -> ObjResult<(bytes::Bytes, object_store::ObjectMeta)> {
         let r = self
             .timed("waiting for a response", self.store.get_opts(key, opts))
             .await?;
-        let etag = r.meta.e_tag.clone();
+        let meta = r.meta.clone();
         // A hint only: the body may be longer or shorter than announced.
         let expected = (r.range.end - r.range.start).min(64 << 20) as usize;
         let mut body = bytes::BytesMut::with_capacity(expected);
@@ -260,7 +194,7 @@ impl Inner {
         {
             body.extend_from_slice(&part);
         }
-        Ok((body.freeze(), etag))
+        Ok((body.freeze(), meta))
     }
 
     /// Is a whole object's body what the store holds? `seen` carries the
@@ -326,7 +260,18 @@ impl Inner {
         let mut attempt = 1;
         let mut damaged_in_transit = false;
         loop {
-            let e = match op() {
+            let sent = Instant::now();
+            let r = op();
+            // One line per request (`LIFEBOAT_LOG=lifeboat::repo::s3=debug`):
+            // how many round trips a job makes, and which wait on which.
+            tracing::debug!(
+                what,
+                attempt,
+                ms = sent.elapsed().as_millis() as u64,
+                ok = r.is_ok(),
+                "storage request"
+            );
+            let e = match r {
                 Ok(v) => {
                     if damaged_in_transit {
                         tracing::warn!(
@@ -569,12 +514,41 @@ impl S3Backend {
         let inner = &self.inner;
         let mut seen = None;
         let data = inner.retry(&format!("reading {key}"), || {
-            let (data, etag) = inner.block_on(inner.fetch(&key, GetOptions::default()))?;
-            inner.check_whole(&key, etag.as_deref(), &data, &mut seen)?;
+            let (data, meta) = inner.block_on(inner.fetch(&key, GetOptions::default()))?;
+            inner.check_whole(&key, meta.e_tag.as_deref(), &data, &mut seen)?;
             Ok(data)
         })?;
         if let Some(p) = &inner.pacer {
             p.wait(data.len());
+        }
+        Ok(data)
+    }
+
+    /// `get_bytes`, or None for a missing object, in one request.
+    fn get_bytes_if_exists(&self, kind: Kind, name: &str) -> Result<Option<bytes::Bytes>> {
+        valid_name(name)?;
+        let key = self.key(kind, name);
+        let inner = &self.inner;
+        let mut seen = None;
+        let data = inner.retry(&format!("reading {key}"), || {
+            match inner.block_on(inner.fetch(&key, GetOptions::default())) {
+                Ok((data, meta)) => {
+                    inner.check_whole(&key, meta.e_tag.as_deref(), &data, &mut seen)?;
+                    Ok(Some(data))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
+        match &data {
+            Some(d) => {
+                if let Some(p) = &inner.pacer {
+                    p.wait(d.len());
+                }
+            }
+            // As `exists` does: a missing bucket is not a missing config.
+            None if kind == Kind::Config => self.bucket_must_exist()?,
+            None => {}
         }
         Ok(data)
     }
@@ -667,6 +641,24 @@ impl Backend for S3Backend {
             key,
             size,
         )))
+    }
+
+    fn get_if_exists(&self, kind: Kind, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_bytes_if_exists(kind, name)?.map(|b| b.to_vec()))
+    }
+
+    fn open_ahead(
+        &self,
+        kind: Kind,
+        name: &str,
+        ahead: &[std::ops::Range<u64>],
+    ) -> Result<Box<dyn ReadSeek>> {
+        valid_name(name)?;
+        let key = self.key(kind, name);
+        match ranged::open_ahead(&self.inner, &key, ahead)? {
+            Some(r) => Ok(Box::new(r)),
+            None => self.open(kind, name),
+        }
     }
 
     fn open_whole(&self, kind: Kind, name: &str) -> Result<Box<dyn ReadSeek>> {
@@ -777,15 +769,6 @@ mod tests {
         assert!(parse_url("s3:///x").is_err());
         assert!(parse_url("http://b/x").is_err());
         assert!(parse_url("s3://b/../x").is_err());
-    }
-
-    #[test]
-    fn rates_parse_with_units() {
-        assert_eq!(parse_rate("8MiB/s").unwrap(), 8 * 1024 * 1024);
-        assert_eq!(parse_rate("500 KB/s").unwrap(), 500_000);
-        assert_eq!(parse_rate("2048").unwrap(), 2048);
-        assert!(parse_rate("fast").is_err());
-        assert!(parse_rate("10").is_err());
     }
 
     #[test]

@@ -256,45 +256,64 @@ pub fn restore_tree_with(
         bytes_total,
         ..Progress::default()
     };
-    for (i, (n, rel)) in nodes.iter().zip(&rels).enumerate() {
-        let p = path_of(rel);
-        let parent_listed = rel
-            .iter()
-            .rposition(|b| *b == b'/')
-            .is_none_or(|i| dirs.contains(&rel[..i]));
-        if !parent_listed {
-            if let Some(parent) = p.parent() {
-                fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))?;
+    // Made while the workers fetch their first packs (on object storage
+    // that hides thousands of mkdirs behind the first round trips); they
+    // write nothing before the gate opens.
+    let make_dirs = || -> Result<()> {
+        for (i, (n, rel)) in nodes.iter().zip(&rels).enumerate() {
+            let p = path_of(rel);
+            let parent_listed = rel
+                .iter()
+                .rposition(|b| *b == b'/')
+                .is_none_or(|i| dirs.contains(&rel[..i]));
+            if !parent_listed {
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+            }
+            match n.kind {
+                NodeKind::Dir => fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&p)
+                    .with_context(|| format!("creating {}", p.display()))?,
+                NodeKind::File if n.chunks.is_empty() && !lost.contains(&i) => {
+                    let f = create_file(&p)?;
+                    let state = finish_written(&f, &p, n, blake3::hash(b""), sel.owners)?;
+                    checked[i].store(state, Ordering::Relaxed);
+                    counters.files_done.fetch_add(1, Ordering::Relaxed);
+                }
+                NodeKind::File | NodeKind::Symlink => {}
             }
         }
-        match n.kind {
-            NodeKind::Dir => fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&p)
-                .with_context(|| format!("creating {}", p.display()))?,
-            NodeKind::File if n.chunks.is_empty() && !lost.contains(&i) => {
-                let f = create_file(&p)?;
-                let state = finish_written(&f, &p, n, blake3::hash(b""), sel.owners)?;
-                checked[i].store(state, Ordering::Relaxed);
-                counters.files_done.fetch_add(1, Ordering::Relaxed);
-            }
-            NodeKind::File | NodeKind::Symlink => {}
-        }
-    }
 
+        Ok(())
+    };
+    let dirs_made = Gate::default();
     let unreadable: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
-    write_contents(
-        repo,
-        index,
-        (&nodes, &rels, &files),
-        plan,
-        staging,
-        (&checked, sel.owners),
-        &counters,
-        reporter,
-        skip_damaged.then_some(&unreadable),
-    )?;
+    std::thread::scope(|s| {
+        let dirs = s.spawn(|| {
+            let made = make_dirs();
+            dirs_made.open(made.is_ok());
+            made
+        });
+        let written = write_contents(
+            repo,
+            index,
+            (&nodes, &rels, &files),
+            plan,
+            staging,
+            (&checked, sel.owners),
+            &counters,
+            reporter,
+            skip_damaged.then_some(&unreadable),
+            &dirs_made,
+        );
+        // The directories' error first: the workers' is only its echo.
+        dirs.join()
+            .map_err(|_| anyhow!("creating the directories failed unexpectedly"))??;
+        written
+    })?;
     let unreadable = unreadable
         .into_inner()
         .map_err(|_| anyhow!("restore state poisoned"))?;
@@ -387,6 +406,38 @@ pub fn restore_tree_with(
     Ok(report)
 }
 
+/// Opens once, for good or not: threads wait at it for another's work.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<Option<bool>>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    fn open(&self, ok: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = Some(ok);
+        }
+        self.opened.notify_all();
+    }
+
+    /// Whether the work succeeded, once it is done.
+    fn wait(&self) -> bool {
+        let Ok(mut s) = self.state.lock() else {
+            return false;
+        };
+        loop {
+            if let Some(ok) = *s {
+                return ok;
+            }
+            s = match self.opened.wait(s) {
+                Ok(s) => s,
+                Err(_) => return false,
+            };
+        }
+    }
+}
+
 /// Removes a file a rescue restore could not complete: what is not whole
 /// is not left behind, not even in staging.
 fn remove_partial(p: &Path) -> Result<()> {
@@ -433,6 +484,7 @@ fn write_contents(
     progress: &Progress,
     reporter: &Reporter,
     unreadable: Option<&Mutex<Vec<(usize, String)>>>,
+    dirs_made: &Gate,
 ) -> Result<()> {
     let path_of = |rel: &[u8]| staging.join(OsStr::from_bytes(rel));
     // With a rescue restore, data that cannot be read marks the files that
@@ -508,6 +560,9 @@ fn write_contents(
                                 )));
                             }
                         };
+                        if !dirs_made.wait() {
+                            bail!("the directories to restore into could not be made");
+                        }
                         for (k, (id, loc, dests)) in chunks.iter().enumerate() {
                             let read =
                                 pack::read_chunk(&mut r, repo.chunk_key(), id, loc, &mut scratch)

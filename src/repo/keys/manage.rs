@@ -39,11 +39,16 @@ fn admin_error(key_label: &str, location: String) -> anyhow::Error {
 
 /// The access the key file at `key_path` grants to the repository in
 /// `backend` whose config is `config`.
+///
+/// `prefetched`: key objects already read (by name) that this key file
+/// may open; when one does and holds the config's keys, `keys/` is not
+/// listed. Anything else goes the usual way, which names what is wrong.
 pub(in crate::repo) fn access_for(
     backend: &dyn Backend,
     config: &RepoConfig,
     key_path: &Path,
     key_label: &str,
+    prefetched: &[(String, Vec<u8>)],
 ) -> Result<Access> {
     let stale = |what: &str| {
         anyhow::anyhow!(
@@ -97,6 +102,13 @@ pub(in crate::repo) fn access_for(
             Ok(Access::WriteOnly(w))
         }
         KeyFile::Identity(ids) => {
+            for (_, raw) in prefetched {
+                if let Ok(mut m) = try_open(raw, &ids) {
+                    if m.select(&config.data_recipient, &config.meta_recipient) {
+                        return Ok(Access::Full(m));
+                    }
+                }
+            }
             let mut found = None;
             // (name, why, sealed to this key), this key's own first.
             let mut damaged: Vec<(String, String, bool)> = Vec::new();
