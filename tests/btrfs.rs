@@ -6,6 +6,7 @@ mod common;
 
 use common::Env;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,17 +98,26 @@ snapshot = "btrfs"
     path
 }
 
-/// Replaced whole (written beside, renamed over), so each file is always
-/// one complete value.
+/// Replaced whole (written beside, synced, renamed over), so each file is
+/// always one complete value, as a crash-safe application writes it. A
+/// snapshot is only crash-consistent: without the sync, Btrfs can take it
+/// after the rename but before the new data is on disk, and the snapshot
+/// then holds the file empty, exactly as a power cut would have left it.
 fn put(dir: &Path, name: &str, n: u64) {
     let tmp = dir.join(format!("{name}.tmp"));
-    fs::write(&tmp, format!("{n}\n").repeat(2048)).unwrap();
+    let mut f = fs::File::create(&tmp).unwrap();
+    f.write_all(format!("{n}\n").repeat(2048).as_bytes())
+        .unwrap();
+    f.sync_data().unwrap();
     fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
 fn value(p: &Path) -> u64 {
     let text = fs::read_to_string(p).unwrap();
-    let first = text.lines().next().unwrap();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("{} is empty", p.display()));
     assert!(text.lines().all(|l| l == first), "{} is torn", p.display());
     first.parse().unwrap()
 }
