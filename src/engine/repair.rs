@@ -85,7 +85,7 @@ pub fn repair_index(
         }
     }
     let mut packs = Vec::new();
-    for (name, _) in repo.backend().list(Kind::Data)? {
+    for name in repo.backend().list_names(Kind::Data)? {
         match PackId::parse(&name) {
             Ok(p) => packs.push(p),
             Err(_) => report
@@ -485,7 +485,7 @@ fn refuse_damaged_index(repo: &Repository, damaged: &crate::repo::Damaged) -> an
 fn count_unindexed_packs(repo: &Repository, index: &crate::repo::Index) -> Result<usize> {
     let indexed: HashSet<&PackId> = index.packs().iter().collect();
     let mut n = 0;
-    for (name, _) in repo.backend().list(Kind::Data)? {
+    for name in repo.backend().list_names(Kind::Data)? {
         match PackId::parse(&name) {
             Ok(p) if !indexed.contains(&p) => n += 1,
             // Indexed, or not a pack at all (repair index leaves those).

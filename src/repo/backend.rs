@@ -120,6 +120,10 @@ pub trait Backend: Send + Sync {
     }
     /// Names and sizes of every object of a kind.
     fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>>;
+    /// The names alone (a disk need not look at each object for them).
+    fn list_names(&self, kind: Kind) -> Result<Vec<String>> {
+        Ok(self.list(kind)?.into_iter().map(|(name, _)| name).collect())
+    }
     /// The same listing with each object's version, sorted by name, for
     /// caches of what objects hold. A store that cannot tell versions
     /// apart says `None` for each, and caches are then bypassed.
@@ -197,6 +201,49 @@ impl LocalBackend {
         })();
         let _ = fs::remove_file(&tmp);
         result
+    }
+
+    /// Calls `f` with every object of a kind (name and directory entry),
+    /// in directory order. Only the directory is read: an entry's
+    /// metadata is fetched when `f` asks for it.
+    fn walk(
+        &self,
+        kind: Kind,
+        mut f: impl FnMut(String, &fs::DirEntry) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let dir = self.root.join(kind.dir());
+        let mut visit = |d: &Path| -> Result<()> {
+            let rd = match fs::read_dir(d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e).with_context(|| format!("listing {}", d.display())),
+            };
+            for entry in rd {
+                let entry = entry.with_context(|| format!("listing {}", d.display()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let ft = entry.file_type()?;
+                if ft.is_file() && !name.starts_with('.') {
+                    f(name, &entry).with_context(|| format!("listing {}", d.display()))?;
+                }
+            }
+            Ok(())
+        };
+        if kind == Kind::Data {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+            };
+            for sub in rd {
+                let sub = sub?;
+                if sub.file_type()?.is_dir() {
+                    visit(&sub.path())?;
+                }
+            }
+        } else {
+            visit(&dir)?;
+        }
+        Ok(())
     }
 
     fn path(&self, kind: Kind, name: &str) -> PathBuf {
@@ -286,62 +333,46 @@ impl Backend for LocalBackend {
     }
 
     fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>> {
-        Ok(self
-            .list_versions(kind)?
-            .into_iter()
-            .map(|l| (l.name, l.size))
-            .collect())
+        let mut out = Vec::new();
+        self.walk(kind, |name, entry| {
+            out.push((name, entry.metadata()?.len()));
+            Ok(())
+        })?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn list_names(&self, kind: Kind) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.walk(kind, |name, _| {
+            out.push(name);
+            Ok(())
+        })?;
+        out.sort();
+        Ok(out)
     }
 
     fn list_versions(&self, kind: Kind) -> Result<Vec<Listed>> {
         use std::os::unix::fs::MetadataExt;
-        let dir = self.root.join(kind.dir());
         let mut out = Vec::new();
-        let mut visit = |d: &Path| -> Result<()> {
-            let rd = match fs::read_dir(d) {
-                Ok(rd) => rd,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(e).with_context(|| format!("listing {}", d.display())),
-            };
-            for entry in rd {
-                let entry = entry.with_context(|| format!("listing {}", d.display()))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let ft = entry.file_type()?;
-                if ft.is_file() && !name.starts_with('.') {
-                    let m = entry.metadata()?;
-                    // Every write is a new file renamed into place: a new
-                    // inode and a new change time, whatever the size.
-                    let version = format!(
-                        "{}.{}.{}.{}",
-                        m.ino(),
-                        m.ctime(),
-                        m.ctime_nsec(),
-                        m.mtime_nsec()
-                    );
-                    out.push(Listed {
-                        name,
-                        size: m.len(),
-                        version: Some(version),
-                    });
-                }
-            }
+        self.walk(kind, |name, entry| {
+            let m = entry.metadata()?;
+            // Every write is a new file renamed into place: a new inode
+            // and a new change time, whatever the size.
+            let version = format!(
+                "{}.{}.{}.{}",
+                m.ino(),
+                m.ctime(),
+                m.ctime_nsec(),
+                m.mtime_nsec()
+            );
+            out.push(Listed {
+                name,
+                size: m.len(),
+                version: Some(version),
+            });
             Ok(())
-        };
-        if kind == Kind::Data {
-            let rd = match fs::read_dir(&dir) {
-                Ok(rd) => rd,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-                Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-            };
-            for sub in rd {
-                let sub = sub?;
-                if sub.file_type()?.is_dir() {
-                    visit(&sub.path())?;
-                }
-            }
-        } else {
-            visit(&dir)?;
-        }
+        })?;
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.size.cmp(&b.size)));
         Ok(out)
     }
@@ -435,4 +466,41 @@ pub fn is_store_failure(err: &anyhow::Error) -> bool {
                 .and_then(|io| io.get_ref())
                 .is_some_and(|inner| storage(inner))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_local_listings_name_the_same_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        b.create().unwrap();
+        let packs = ["ff".repeat(32), "00".repeat(32), "ab".repeat(32)];
+        for (k, name) in packs.iter().enumerate() {
+            b.put(Kind::Data, name, &vec![7; k + 1]).unwrap();
+        }
+        // Interrupted writes and what is not a file are not objects.
+        let sub = dir.path().join("data").join("ab");
+        fs::write(sub.join(".tmp-x-1"), b"partial").unwrap();
+        fs::create_dir(sub.join("not-a-pack")).unwrap();
+
+        let mut want = packs.to_vec();
+        want.sort();
+        assert_eq!(b.list_names(Kind::Data).unwrap(), want);
+        let listed = b.list(Kind::Data).unwrap();
+        assert_eq!(
+            listed.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            want.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(listed[0], ("00".repeat(32), 2));
+        let versions = b.list_versions(Kind::Data).unwrap();
+        assert_eq!(
+            versions.iter().map(|l| &l.name).collect::<Vec<_>>(),
+            want.iter().collect::<Vec<_>>()
+        );
+        assert!(versions.iter().all(|l| l.version.is_some()));
+        assert!(b.list_names(Kind::Index).unwrap().is_empty());
+    }
 }

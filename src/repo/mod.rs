@@ -428,9 +428,10 @@ impl Repository {
         });
         let (files, damaged) = files?;
         let health = health.map_err(|_| anyhow!("listing the packs failed unexpectedly"))??;
+        let rank = health.ranker();
         Ok((
             Index::build_ranked(files.into_iter().flat_map(|(_, packs)| packs), |p, c| {
-                Some(health.rank(p, c))
+                Some(rank(p, c))
             }),
             damaged,
         ))
