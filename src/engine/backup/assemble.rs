@@ -39,11 +39,13 @@ pub(super) struct Assembler<'a> {
 impl Assembler<'_> {
     pub(super) fn handle(&mut self, msg: Msg) -> Result<()> {
         match msg {
-            Msg::Node(seq, node, cached) => {
-                if node.kind == NodeKind::File && cached.is_some() {
-                    self.stats.files_unchanged += 1;
+            Msg::Nodes(nodes) => {
+                for (seq, node, cached) in nodes {
+                    if node.kind == NodeKind::File && cached.is_some() {
+                        self.stats.files_unchanged += 1;
+                    }
+                    self.done.insert(seq, Some((node, cached)));
                 }
-                self.done.insert(seq, Some((node, cached)));
             }
             Msg::Skip(seq, unreadable) => {
                 self.pending.remove(&seq);

@@ -147,8 +147,10 @@ struct Work {
 }
 
 enum Msg {
-    /// A finished node (directory, symlink, unchanged or empty file).
-    Node(u64, Node, Option<CachedFile>),
+    /// Finished nodes (directories, symlinks, unchanged files), in walk
+    /// order: sent in batches, since an unchanged tree is little else and
+    /// one message a node costs more in hand-offs than the node itself.
+    Nodes(Vec<(u64, Node, Option<CachedFile>)>),
     /// The reader has sent every chunk of this file.
     FileEnd {
         seq: u64,

@@ -9,7 +9,7 @@ use crate::repo::tree::{encode_os, Node, NodeKind};
 use crate::repo::{chunker, Index};
 use crate::source::capture::{self, Capture};
 use crate::source::files::{self, Excludes};
-use crate::source::files_cache::{self, FilesCache, Stamp};
+use crate::source::files_cache::{self, CachedFile, FilesCache, Stamp};
 use crate::source::fs_snapshot;
 use anyhow::{Context, Result};
 use crossbeam_channel::Sender;
@@ -151,22 +151,22 @@ pub(super) fn read_captures(
         *seq - 1
     };
     msg_tx
-        .send(Msg::Node(
+        .send(Msg::Nodes(vec![(
             next(),
             owned(capture::DIR.into(), NodeKind::Dir),
             None,
-        ))
+        )]))
         .map_err(|_| stopped())?;
     for mut cap in captures.drain(..) {
         let name = cap.name().to_string();
         let kind = cap.kind();
         let what = || format!("source `{name}` ({kind})");
         msg_tx
-            .send(Msg::Node(
+            .send(Msg::Nodes(vec![(
                 next(),
                 owned(format!("{}/{name}", capture::DIR), NodeKind::Dir),
                 None,
-            ))
+            )]))
             .map_err(|_| stopped())?;
         let artifacts = cap.start().with_context(what)?;
         let mut files = Vec::new();
@@ -259,14 +259,13 @@ pub(super) fn read_all(
             .send(Msg::Skip(this, Some(what)))
             .map_err(|_| stopped())
     };
+    let mut nodes = NodeBatch::new(msg_tx);
     let mut visit = |e: files::Entry<'_>| -> Result<()> {
         let this = seq;
         seq += 1;
         let ft = e.meta.file_type();
         if ft.is_dir() {
-            return msg_tx
-                .send(Msg::Node(this, node_for(&e, NodeKind::Dir), None))
-                .map_err(|_| stopped());
+            return nodes.push(this, node_for(&e, NodeKind::Dir), None);
         }
         if ft.is_symlink() {
             let mut node = node_for(&e, NodeKind::Symlink);
@@ -275,11 +274,12 @@ pub(super) fn read_all(
                     let (t, raw) = encode_os(t.as_os_str());
                     node.target = Some(t);
                     node.raw_target = raw;
-                    return msg_tx
-                        .send(Msg::Node(this, node, None))
-                        .map_err(|_| stopped());
+                    return nodes.push(this, node, None);
                 }
-                Err(err) => return unreadable(this, format!("{}: {err}", e.abs.display())),
+                Err(err) => {
+                    nodes.flush()?;
+                    return unreadable(this, format!("{}: {err}", e.abs.display()));
+                }
             }
         }
         if !ft.is_file() {
@@ -287,6 +287,7 @@ pub(super) fn read_all(
                 "skipped {}: not a regular file, directory or symlink",
                 e.abs.display()
             ));
+            nodes.flush()?;
             return msg_tx.send(Msg::Skip(this, None)).map_err(|_| stopped());
         }
         warn_if_live_sqlite(e.abs, reporter);
@@ -301,11 +302,12 @@ pub(super) fn read_all(
                 node.hash = Some(hit.hash.clone());
                 bytes_done.fetch_add(stamp.size, Ordering::Relaxed);
                 files_done.fetch_add(1, Ordering::Relaxed);
-                return msg_tx
-                    .send(Msg::Node(this, node, Some(hit.clone())))
-                    .map_err(|_| stopped());
+                return nodes.push(this, node, Some(hit.clone()));
             }
         }
+        // A file to read: what the reader holds goes first, so the tree
+        // keeps streaming while the file is chunked.
+        nodes.flush()?;
         let file = match open_source(e.read) {
             Ok(f) => f,
             Err(err) => return unreadable(this, format!("{}: {err}", e.abs.display())),
@@ -355,8 +357,46 @@ pub(super) fn read_all(
         let _ = msg_tx.send(Msg::Unreadable(w));
     };
     files::walk_from(roots, views, excludes, &mut visit, &mut walk_warning)?;
+    nodes.flush()?;
     fs_snapshots.finish(&mut |w| reporter.warn(w));
     Ok(records)
+}
+
+/// Finished nodes on their way to the assembler, a batch at a time.
+struct NodeBatch<'a> {
+    nodes: Vec<(u64, Node, Option<CachedFile>)>,
+    tx: &'a Sender<Msg>,
+}
+
+impl<'a> NodeBatch<'a> {
+    /// Enough to make the hand-off rare, few enough to keep the tree
+    /// streaming and memory flat.
+    const SIZE: usize = 256;
+
+    fn new(tx: &'a Sender<Msg>) -> Self {
+        NodeBatch {
+            nodes: Vec::with_capacity(Self::SIZE),
+            tx,
+        }
+    }
+
+    fn push(&mut self, seq: u64, node: Node, cached: Option<CachedFile>) -> Result<()> {
+        self.nodes.push((seq, node, cached));
+        if self.nodes.len() >= Self::SIZE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.nodes.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.nodes, Vec::with_capacity(Self::SIZE));
+        self.tx
+            .send(Msg::Nodes(batch))
+            .map_err(|_| anyhow::Error::new(Stopped))
+    }
 }
 
 /// Opens a file to back up, never through a symlink, and without
