@@ -51,7 +51,7 @@ pub fn key(abs: &[u8]) -> String {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Deserialize)]
 pub struct FilesCache {
     files: HashMap<String, CachedFile>,
 }
@@ -65,12 +65,17 @@ impl FilesCache {
     }
 
     /// A missing, unreadable or damaged cache is an empty one: the next
-    /// backup just reads everything.
+    /// backup just reads everything. Where only the JSON cache of earlier
+    /// versions is there, it is read instead, so an upgrade does not read
+    /// every file of a big tree again.
     pub fn load(path: &Path) -> FilesCache {
-        std::fs::read(path)
-            .ok()
-            .and_then(|b| decode(&b))
-            .unwrap_or_default()
+        match std::fs::read(path) {
+            Ok(b) => decode(&b),
+            Err(_) => std::fs::read(path.with_extension("json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok()),
+        }
+        .unwrap_or_default()
     }
 
     pub fn lookup(&self, path: &str, stamp: &Stamp) -> Option<&CachedFile> {
@@ -277,16 +282,39 @@ mod tests {
         let sum = blake3::hash(&body);
         body.extend_from_slice(sum.as_bytes());
         assert!(decode(&body).is_none());
-        // The JSON of earlier versions reads as empty, and is removed by
-        // the next save.
+        // JSON where the binary cache belongs is damage like any other.
         let dir = tempfile::tempdir().unwrap();
         let path = FilesCache::file_for(dir.path(), "repo", "app");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"{\"files\":{}}").unwrap();
         assert!(FilesCache::load(&path).is_empty());
+    }
+
+    #[test]
+    fn the_json_cache_of_earlier_versions_is_read_once_then_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = FilesCache::file_for(dir.path(), "repo", "app");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let old = path.with_extension("json");
-        std::fs::write(&old, b"{\"files\":{}}").unwrap();
-        cache().save(&path).unwrap();
-        assert!(!old.exists());
+        let json = r#"{"files":{"/srv/a":{"stamp":{"size":3,"mtime_ns":1,"ctime_ns":2,"ino":7},"hash":"abc","chunks":[]}}}"#;
+        std::fs::write(&old, json).unwrap();
+        let stamp = Stamp {
+            size: 3,
+            mtime_ns: 1,
+            ctime_ns: 2,
+            ino: 7,
+        };
+        let c = FilesCache::load(&path);
+        assert_eq!(
+            c.lookup("/srv/a", &stamp).map(|h| h.hash.as_str()),
+            Some("abc")
+        );
+        c.save(&path).unwrap();
+        assert!(!old.exists(), "the JSON cache is replaced");
+        assert!(FilesCache::load(&path).lookup("/srv/a", &stamp).is_some());
+        // A damaged JSON cache is an empty one, as it always was.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&old, "{\"files\": {").unwrap();
+        assert!(FilesCache::load(&path).is_empty());
     }
 }
