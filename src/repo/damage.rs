@@ -47,7 +47,11 @@ impl CopyHealth {
     /// 0 for a copy believed good, 1 for one verify found damaged, 2 for
     /// one whose pack is gone.
     pub fn rank(&self, pack: &PackId, chunk: &ChunkId) -> u8 {
-        if !self.present.contains(pack) {
+        self.rank_in(self.present.contains(pack), pack, chunk)
+    }
+
+    fn rank_in(&self, present: bool, pack: &PackId, chunk: &ChunkId) -> u8 {
+        if !present {
             2
         } else if self.damaged.contains(&DamagedCopy {
             pack: *pack,
@@ -74,18 +78,7 @@ impl CopyHealth {
                     present
                 }
             };
-            if !present {
-                2
-            } else if !self.damaged.is_empty()
-                && self.damaged.contains(&DamagedCopy {
-                    pack: *pack,
-                    chunk: *chunk,
-                })
-            {
-                1
-            } else {
-                0
-            }
+            self.rank_in(present, pack, chunk)
         }
     }
 }
