@@ -114,7 +114,7 @@ impl FilesCache {
         let per_file: usize = self
             .files
             .iter()
-            .map(|(p, c)| p.len() + c.hash.len() + 32 * c.chunks.len() + 48)
+            .map(|(p, c)| ENTRY_MIN + p.len() + c.hash.len() + 32 * c.chunks.len())
             .sum();
         let mut out = Vec::with_capacity(MAGIC.len() + 8 + per_file + 32);
         out.extend_from_slice(MAGIC);
@@ -141,6 +141,9 @@ impl FilesCache {
 
 const MAGIC: &[u8; 8] = b"LBFILES1";
 
+/// An entry's fixed part: three lengths (4 bytes each) and the stamp (32).
+const ENTRY_MIN: usize = 44;
+
 /// Reads what [`FilesCache::encode`] wrote; `None` for anything else (a
 /// torn write, a damaged disk, another version), every length checked
 /// against what is left.
@@ -151,30 +154,25 @@ fn decode(b: &[u8]) -> Option<FilesCache> {
         return None;
     }
     let mut r = body.strip_prefix(MAGIC.as_slice())?;
-    let count = u64::from_le_bytes(take(&mut r, 8)?.try_into().ok()?);
-    // The smallest entry is 48 bytes: never reserve beyond what is there.
-    let mut files = HashMap::with_capacity((count as usize).min(r.len() / 48));
+    let count = u64_le(&mut r)?;
+    // Never reserve beyond what the bytes left could hold.
+    let mut files = HashMap::with_capacity((count as usize).min(r.len() / ENTRY_MIN));
     for _ in 0..count {
-        let path_len = u32::from_le_bytes(take(&mut r, 4)?.try_into().ok()?) as usize;
+        let path_len = u32_le(&mut r)? as usize;
         let path = std::str::from_utf8(take(&mut r, path_len)?)
             .ok()?
             .to_string();
-        let mut num = || {
-            take(&mut r, 8)
-                .and_then(|x| x.try_into().ok())
-                .map(u64::from_le_bytes)
-        };
         let stamp = Stamp {
-            size: num()?,
-            mtime_ns: num()? as i64,
-            ctime_ns: num()? as i64,
-            ino: num()?,
+            size: u64_le(&mut r)?,
+            mtime_ns: u64_le(&mut r)? as i64,
+            ctime_ns: u64_le(&mut r)? as i64,
+            ino: u64_le(&mut r)?,
         };
-        let hash_len = u32::from_le_bytes(take(&mut r, 4)?.try_into().ok()?) as usize;
+        let hash_len = u32_le(&mut r)? as usize;
         let hash = std::str::from_utf8(take(&mut r, hash_len)?)
             .ok()?
             .to_string();
-        let n = u32::from_le_bytes(take(&mut r, 4)?.try_into().ok()?) as usize;
+        let n = u32_le(&mut r)? as usize;
         let ids = take(&mut r, n.checked_mul(32)?)?;
         let chunks = ids
             .chunks_exact(32)
@@ -191,6 +189,14 @@ fn decode(b: &[u8]) -> Option<FilesCache> {
         );
     }
     r.is_empty().then_some(FilesCache { files })
+}
+
+fn u32_le(r: &mut &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(take(r, 4)?.try_into().ok()?))
+}
+
+fn u64_le(r: &mut &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(take(r, 8)?.try_into().ok()?))
 }
 
 /// The next `n` bytes of `r`, if there are that many.
